@@ -1,0 +1,193 @@
+//! `nixflash boards`: the board list, as a table or JSON, and one board in detail.
+
+use anyhow::Result;
+use clap::Subcommand;
+use nixflash::board::{Board, Entry, Source};
+use serde::Serialize;
+
+/// List the supported boards, or show one
+#[derive(clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  nixflash boards\n  nixflash boards --json\n  nixflash boards show uno\n\n\
+        Add or override boards with TOML files in $XDG_CONFIG_HOME/nixflash/boards/ or in a \
+        project's boards/ folder (format: `nixflash boards show uno --toml`)."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    show: Option<Show>,
+    /// Print JSON for tools instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Show {
+    /// Everything nixflash knows about one board
+    Show {
+        /// Board id or alias (see `nixflash boards`)
+        board: String,
+        /// Print JSON for tools
+        #[arg(long, conflicts_with = "toml")]
+        json: bool,
+        /// Print the board file itself (a starting point for your own boards)
+        #[arg(long)]
+        toml: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    #[serde(flatten)]
+    board: &'a Board,
+    source: &'a Source,
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let db = super::database()?;
+    match args.show {
+        None if args.json => {
+            let list: Vec<JsonEntry> = db
+                .entries()
+                .map(|e| JsonEntry {
+                    board: &e.board,
+                    source: &e.source,
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        None => print!("{}", table(db.entries())),
+        Some(Show::Show { board, json, toml }) => {
+            let b = db.get(&board)?;
+            let source = db.source_of(&b.id).cloned().unwrap_or(Source::Builtin);
+            if json {
+                let e = JsonEntry {
+                    board: b,
+                    source: &source,
+                };
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else if toml {
+                match &source {
+                    Source::Builtin => {
+                        print!(
+                            "{}",
+                            nixflash::board::builtin_source(&b.id).unwrap_or_default()
+                        )
+                    }
+                    Source::User(p) | Source::Project(p) => {
+                        print!("{}", std::fs::read_to_string(p)?)
+                    }
+                }
+            } else {
+                print!("{}", details(b, &source));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// The board list as an aligned table.
+pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
+    let mut rows = vec![[
+        "BOARD".to_string(),
+        "NAME".to_string(),
+        "CHIP".to_string(),
+        "FAMILY".to_string(),
+        "FLASHER".to_string(),
+        "ALIASES".to_string(),
+    ]];
+    let mut custom = Vec::new();
+    for e in entries {
+        let b = &e.board;
+        let mut id = b.id.clone();
+        if e.source != Source::Builtin {
+            id.push('*');
+            custom.push(format!("{} ({})", b.id, e.source));
+        }
+        rows.push([
+            id,
+            b.name.clone(),
+            b.chip.clone(),
+            b.family.to_string(),
+            b.flash.tool.as_str().to_string(),
+            b.aliases.join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for c in custom {
+        out.push_str(&format!("* from {c}\n"));
+    }
+    out.push_str("\nStart a project: nixflash new <folder> --board <BOARD>; details: nixflash boards show <BOARD>\n");
+    out
+}
+
+fn details(b: &Board, source: &Source) -> String {
+    let usb: Vec<String> = b.usb.ids.iter().map(|u| u.to_string()).collect();
+    let mut s = format!(
+        "{name} ({id})\n\
+         \x20 aliases       {aliases}\n\
+         \x20 chip          {chip} ({family})\n\
+         \x20 rust target   {target}{cpu}\n\
+         \x20 toolchain     {toolchain}{std}\n\
+         \x20 HAL           {hal} (feature `{feature}`), LED on {led}\n\
+         \x20 memory        {flash} B flash, {ram} B RAM\n\
+         \x20 flasher       {tool} ({target_name}), {fbaud} baud\n\
+         \x20 monitor       {mbaud} baud\n\
+         \x20 USB ids       {usb}\n\
+         \x20 docs          {docs}\n\
+         \x20 defined       {source}\n",
+        name = b.name,
+        id = b.id,
+        aliases = if b.aliases.is_empty() {
+            "-".to_string()
+        } else {
+            b.aliases.join(", ")
+        },
+        chip = b.chip,
+        family = b.family,
+        target = b.rust.target,
+        cpu = b
+            .rust
+            .target_cpu
+            .as_deref()
+            .map(|c| format!(", target-cpu {c}"))
+            .unwrap_or_default(),
+        toolchain = b.rust.toolchain,
+        std = if b.rust.build_std {
+            ", core built from source (-Z build-std)"
+        } else {
+            ""
+        },
+        hal = b.hal.krate,
+        feature = b.hal.feature,
+        led = b.hal.led,
+        flash = b.memory.flash,
+        ram = b.memory.ram,
+        tool = b.flash.tool.as_str(),
+        target_name = b.flasher_target(),
+        fbaud = b.flash.baud,
+        mbaud = b.monitor.baud,
+        usb = usb.join(" "),
+        docs = b.docs,
+    );
+    if let Some(n) = &b.notes {
+        s.push_str(&format!("\n{}\n", n.trim()));
+    }
+    s.push_str(&format!(
+        "\nStart a project: nixflash new <folder> --board {}\n",
+        b.id
+    ));
+    s
+}

@@ -1,0 +1,8 @@
+//! nixflash: from an empty folder to embedded Rust firmware on a board, built reproducibly by Nix.
+//!
+//! One module per stage of the pipeline; `main.rs` is only the command line.
+
+pub mod board;
+pub mod interrupt;
+pub mod project;
+pub mod render;

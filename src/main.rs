@@ -1,0 +1,62 @@
+//! The `nixflash` command line: argument parsing and printing only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "nixflash",
+    version,
+    about = "From an empty folder to embedded Rust firmware on a board, built reproducibly by Nix",
+    long_about = "From an empty folder to embedded Rust firmware on a board, built reproducibly by Nix.\n\n\
+        nixflash writes a complete Cargo project for your board (toolchain pin, HAL, linker settings, \
+        a flake.nix with crane and rust-overlay), builds it with Nix and flashes it.",
+    after_help = "Start here:\n  nixflash boards                     which boards are supported\n  \
+        nixflash new blinky --board uno     a blinky for the Arduino Uno, in ./blinky\n  \
+        cd blinky && nixflash build         build it with Nix and show its size"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    New(cmd::new::Args),
+    Init(cmd::new::InitArgs),
+    Boards(cmd::boards::Args),
+}
+
+fn main() -> ExitCode {
+    nixflash::interrupt::install();
+    let cli = Cli::parse();
+    let result: Result<u8> = match cli.command {
+        Command::New(a) => cmd::new::run_new(a),
+        Command::Init(a) => cmd::new::run_init(a),
+        Command::Boards(a) => cmd::boards::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            cmd::print_error(&e);
+            ExitCode::from(if nixflash::interrupt::interrupted() {
+                130
+            } else {
+                1
+            })
+        }
+    }
+}
+
+/// The project root for board lookups: the nearest folder above the current one with a Cargo.toml.
+pub(crate) fn project_root() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())
+        .map(|d| d.to_path_buf())
+}
