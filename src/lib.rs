@@ -4,5 +4,6 @@
 
 pub mod board;
 pub mod interrupt;
+pub mod manifest;
 pub mod project;
 pub mod render;

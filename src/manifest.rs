@@ -1,0 +1,213 @@
+//! Reading a nixflash project: its root, package name, binaries and board.
+//!
+//! This must work on a machine with Nix and no Rust toolchain, and must never make rustup download
+//! the nightly that rust-toolchain.toml pins (a plain `cargo metadata` does, and also fetches git
+//! dependencies). So: `cargo metadata --no-deps --offline` when a cargo is on PATH and answers
+//! (with rustup's toolchain file overridden and auto-install off), otherwise Cargo.toml read
+//! directly (a package name cannot be inherited from a workspace, so the package's own file is
+//! enough).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// How the project was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBy {
+    CargoMetadata,
+    Toml,
+}
+
+/// The parts of a project nixflash needs.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The folder holding the package's Cargo.toml.
+    pub root: PathBuf,
+    /// The package name.
+    pub name: String,
+    /// The names of the package's binaries (the firmware is `<bin>.elf`).
+    pub bins: Vec<String>,
+    /// `[package.metadata.nixflash] board`, if set.
+    pub board: Option<String>,
+    pub read_by: ReadBy,
+}
+
+impl Manifest {
+    /// The binary the firmware is built from: the one named like the package, else the first.
+    pub fn firmware_bin(&self) -> &str {
+        self.bins
+            .iter()
+            .find(|b| **b == self.name)
+            .or(self.bins.first())
+            .map(String::as_str)
+            .unwrap_or(&self.name)
+    }
+
+    /// The board id, or an error that says how to set it.
+    pub fn board_id(&self) -> Result<&str> {
+        self.board.as_deref().with_context(|| {
+            format!(
+                "{} does not say which board it is for\nhint: add\n\n    \
+                 [package.metadata.nixflash]\n    board = \"uno\"\n\nhint: to it (ids: \
+                 `nixflash boards`), or run `nixflash init --board <id>`",
+                self.root.join("Cargo.toml").display()
+            )
+        })
+    }
+}
+
+/// Finds the project around `dir` (the nearest Cargo.toml with a [package] above it) and reads it.
+pub fn discover(dir: &Path) -> Result<Manifest> {
+    let root = find_root(dir)?;
+    read(&root)
+}
+
+/// The nearest folder at or above `dir` whose Cargo.toml has a `[package]`.
+pub fn find_root(dir: &Path) -> Result<PathBuf> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    for d in dir.ancestors() {
+        let m = d.join("Cargo.toml");
+        if m.is_file() {
+            let text = std::fs::read_to_string(&m)
+                .with_context(|| format!("cannot read {}", m.display()))?;
+            if text
+                .parse::<toml::Table>()
+                .ok()
+                .is_some_and(|t| t.contains_key("package"))
+            {
+                return Ok(d.to_path_buf());
+            }
+        }
+    }
+    bail!(
+        "no Cargo project here ({} and the folders above it have no Cargo.toml with a [package])\n\
+         hint: run this inside a project made by `nixflash new`, or create one: \
+         nixflash new blinky --board uno",
+        dir.display()
+    )
+}
+
+/// Reads the package at `root`: through cargo when it can answer offline, else from the TOML.
+pub fn read(root: &Path) -> Result<Manifest> {
+    if let Some(m) = read_with_cargo(root) {
+        return Ok(m);
+    }
+    read_toml(root)
+}
+
+/// `cargo metadata --no-deps --offline`, if a cargo is on PATH and answers without downloading.
+pub fn read_with_cargo(root: &Path) -> Option<Manifest> {
+    let cargo = which::which("cargo").ok()?;
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.cargo_path(cargo)
+        .manifest_path(root.join("Cargo.toml"))
+        .no_deps()
+        .other_options(vec!["--offline".to_string()]);
+    // Keep rustup from installing the toolchain rust-toolchain.toml pins: any installed one can
+    // read a manifest, and a missing one makes this fail (then the TOML is read instead). An
+    // explicit RUSTUP_TOOLCHAIN of the user's is kept.
+    let mut command = cmd.cargo_command();
+    if std::env::var_os("RUSTUP_TOOLCHAIN").is_none() {
+        command.env("RUSTUP_TOOLCHAIN", "stable");
+    }
+    command.env("RUSTUP_AUTO_INSTALL", "0");
+    command.stdin(Stdio::null()).stderr(Stdio::null());
+    let out = command.output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = std::str::from_utf8(&out.stdout).ok()?;
+    let line = text.lines().find(|l| l.starts_with('{'))?;
+    let meta = cargo_metadata::MetadataCommand::parse(line).ok()?;
+    let manifest_path = root.join("Cargo.toml").canonicalize().ok()?;
+    let pkg = meta
+        .packages
+        .iter()
+        .find(|p| p.manifest_path.as_std_path() == manifest_path)?;
+    let bins = pkg
+        .targets
+        .iter()
+        .filter(|t| t.is_bin())
+        .map(|t| t.name.clone())
+        .collect();
+    let board = pkg
+        .metadata
+        .get("nixflash")
+        .and_then(|n| n.get("board"))
+        .and_then(|b| b.as_str())
+        .map(str::to_string);
+    Some(Manifest {
+        root: root.to_path_buf(),
+        name: pkg.name.to_string(),
+        bins,
+        board,
+        read_by: ReadBy::CargoMetadata,
+    })
+}
+
+/// Reads Cargo.toml directly, without cargo.
+pub fn read_toml(root: &Path) -> Result<Manifest> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid TOML: {}", path.display(), e.message()))?;
+    let package = doc
+        .get("package")
+        .and_then(|p| p.as_table())
+        .with_context(|| format!("{} has no [package]", path.display()))?;
+    let name = package
+        .get("name")
+        .and_then(|n| n.as_str())
+        .with_context(|| format!("{} has no package name", path.display()))?
+        .to_string();
+    let mut bins: Vec<String> = doc
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let autobins = package.get("autobins").and_then(|v| v.as_bool()) != Some(false);
+    if autobins {
+        if root.join("src/main.rs").is_file() && !bins.contains(&name) {
+            bins.insert(0, name.clone());
+        }
+        if let Ok(dir) = std::fs::read_dir(root.join("src/bin")) {
+            let mut more: Vec<String> = dir
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "rs") {
+                        p.file_stem().and_then(|s| s.to_str()).map(str::to_string)
+                    } else if p.join("main.rs").is_file() {
+                        p.file_name().and_then(|s| s.to_str()).map(str::to_string)
+                    } else {
+                        None
+                    }
+                })
+                .filter(|n| !bins.contains(n))
+                .collect();
+            more.sort();
+            bins.extend(more);
+        }
+    }
+    let board = package
+        .get("metadata")
+        .and_then(|m| m.get("nixflash"))
+        .and_then(|n| n.get("board"))
+        .and_then(|b| b.as_str())
+        .map(str::to_string);
+    Ok(Manifest {
+        root: root.to_path_buf(),
+        name,
+        bins,
+        board,
+        read_by: ReadBy::Toml,
+    })
+}
