@@ -89,9 +89,17 @@ pub struct FlashSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct MonitorSpec {
     pub baud: u32,
+    /// Whether the firmware's console reaches the computer over the board's USB port (false for
+    /// boards whose USB is the chip itself, like the Leonardo, without a USB console).
+    #[serde(default = "yes")]
+    pub usb_console: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A USB vendor and product id, written `"2341:0043"` in board files.
@@ -291,7 +299,7 @@ impl Board {
     /// Does this board answer to `name` (its id or an alias, any case)?
     pub fn answers_to(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
-        self.id == name || self.aliases.iter().any(|a| *a == name)
+        self.id == name || self.aliases.contains(&name)
     }
 
     /// The flasher's own name for the board (ravedude board name or espflash chip).
@@ -511,6 +519,53 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn every_builtin_board_parses_validates_and_is_named_by_its_file() {
+        let db = Database::builtin().unwrap();
+        let ids: Vec<&str> = db.boards().map(|b| b.id.as_str()).collect();
+        for want in [
+            "uno",
+            "nano",
+            "nano-new",
+            "mega2560",
+            "leonardo",
+            "esp32c3-devkitm-1",
+            "esp32c6-devkitc-1",
+        ] {
+            assert!(ids.contains(&want), "{want} missing from {ids:?}");
+        }
+        for f in BUILTIN_BOARDS.files() {
+            if f.path().extension().is_some_and(|e| e == "toml") {
+                let b = Board::parse(f.contents_utf8().unwrap(), "t").unwrap();
+                assert_eq!(f.path().file_stem().unwrap().to_str().unwrap(), b.id);
+            }
+        }
+        assert_eq!(db.get("esp32c3").unwrap().id, "esp32c3-devkitm-1");
+        assert_eq!(db.get("UNO").unwrap().id, "uno");
+    }
+
+    #[test]
+    fn a_malformed_board_names_line_and_column() {
+        let text = "id = \"x\"\nname = 5\n";
+        let e = Board::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(e.starts_with("my.toml:2:8: invalid board file"), "{e}");
+        let e = Board::parse("id = \"x\"\nbogus = 1\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("my.toml:"), "{e}");
+    }
+
+    #[test]
+    fn inconsistent_boards_are_rejected() {
+        let uno = builtin_source("uno").unwrap();
+        let bad = uno.replace("build-std = true", "build-std = false");
+        let e = format!("{:#}", Board::parse(&bad, "b.toml").unwrap_err());
+        assert!(e.contains("build-std"), "{e}");
+        let bad = uno.replace("\"2341:0043\"", "\"2341:43\"");
+        let e = format!("{:#}", Board::parse(&bad, "b.toml").unwrap_err());
+        assert!(e.contains("not a USB id"), "{e}");
     }
 
     #[test]

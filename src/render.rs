@@ -203,6 +203,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_board_renders_and_every_toml_parses() {
+        let db = crate::board::Database::builtin().unwrap();
+        for b in db.boards() {
+            let files = render(b, &Project::new("my-fw")).unwrap();
+            let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+            for want in [
+                "Cargo.toml",
+                "Cargo.lock",
+                "src/main.rs",
+                "rust-toolchain.toml",
+                ".cargo/config.toml",
+                "flake.nix",
+                ".envrc",
+                ".gitignore",
+                "README.md",
+            ] {
+                assert!(names.iter().any(|n| n == want), "{}: no {want}", b.id);
+            }
+            for f in &files {
+                let name = f.path.display().to_string();
+                if name.ends_with(".toml") || name.ends_with(".lock") {
+                    let t: toml::Table = toml::from_str(&f.contents)
+                        .unwrap_or_else(|e| panic!("{}: {name}: {e}", b.id));
+                    if name == "Cargo.toml" {
+                        assert_eq!(
+                            t["package"]["metadata"]["nixflash"]["board"].as_str(),
+                            Some(b.id.as_str())
+                        );
+                        assert_eq!(t["package"]["name"].as_str(), Some("my-fw"));
+                    }
+                    if name == "Cargo.lock" {
+                        let pkgs = t["package"].as_array().unwrap();
+                        assert!(pkgs.iter().any(|p| p["name"].as_str() == Some("my-fw")));
+                        assert!(!f.contents.contains("@root"));
+                    }
+                }
+                assert!(
+                    !f.contents.contains("{{") && !f.contents.contains("{%"),
+                    "{}: {name}",
+                    b.id
+                );
+            }
+        }
+    }
+
+    #[test]
     fn lock_gets_the_root_package_in_order() {
         let deps = "version = 4\n\n[[package]]\nname = \"@root\"\ndependencies = [\n \"b\",\n]\n\n\
                     [[package]]\nname = \"b\"\nversion = \"1.0.0\"\n\n\
