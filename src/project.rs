@@ -122,16 +122,13 @@ fn is_empty_dir(p: &Path) -> Result<bool> {
         .is_none())
 }
 
-/// The git work tree `dir` lies in, if any.
+/// The git work tree `dir` lies in, if any: the nearest folder above with a `.git` (a folder, or
+/// a file for worktrees and submodules). Found without running git, which keeps `new` fast.
 fn enclosing_work_tree(dir: &Path) -> Option<PathBuf> {
-    let out = Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    let dir = dir.canonicalize().ok()?;
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {

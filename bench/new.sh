@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Wall time of `nixflash new` (render, write, git init, git add, rename), target: under 20 ms.
+#   bench/new.sh            # needs hyperfine (apt-get install hyperfine)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=$PWD/target/release/nixflash
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export XDG_CONFIG_HOME=$work/cfg
+for board in uno esp32c3; do
+  hyperfine -N --warmup 5 --runs 50 \
+    --prepare "rm -rf $work/blinky" \
+    "$bin new $work/blinky --board $board" \
+    "$bin new $work/blinky --board $board --no-git"
+done
