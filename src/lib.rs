@@ -7,3 +7,4 @@ pub mod interrupt;
 pub mod manifest;
 pub mod project;
 pub mod render;
+pub mod serial;

@@ -30,6 +30,8 @@ enum Command {
     New(cmd::new::Args),
     Init(cmd::new::InitArgs),
     Boards(cmd::boards::Args),
+    Monitor(cmd::monitor::Args),
+    Ports(cmd::ports::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
         Command::New(a) => cmd::new::run_new(a),
         Command::Init(a) => cmd::new::run_init(a),
         Command::Boards(a) => cmd::boards::run(a),
+        Command::Monitor(a) => cmd::monitor::run(a),
+        Command::Ports(a) => cmd::ports::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

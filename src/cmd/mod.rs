@@ -1,7 +1,9 @@
 //! One module per command: argument structs (clap) and what the command prints.
 
 pub mod boards;
+pub mod monitor;
 pub mod new;
+pub mod ports;
 
 /// Prints an error chain with its hints last, the way every command reports failure.
 pub fn print_error(e: &anyhow::Error) {
