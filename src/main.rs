@@ -30,6 +30,7 @@ enum Command {
     New(cmd::new::Args),
     Init(cmd::new::InitArgs),
     Boards(cmd::boards::Args),
+    Flash(cmd::flash::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::New(a) => cmd::new::run_new(a),
         Command::Init(a) => cmd::new::run_init(a),
         Command::Boards(a) => cmd::boards::run(a),
+        Command::Flash(a) => cmd::flash::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
