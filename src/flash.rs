@@ -413,19 +413,22 @@ pub fn check_port(port: &str) -> Result<()> {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::PermissionDenied {
                 let gid = std::fs::metadata(path).map(|m| m.gid()).ok();
-                let group = gid.and_then(group_name);
-                let owner = match (&group, gid) {
-                    (Some(g), _) => format!(" (it belongs to the group `{g}`)"),
-                    (None, Some(gid)) => format!(" (it belongs to group id {gid})"),
-                    _ => String::new(),
-                };
-                let group = group.unwrap_or_else(|| "dialout".to_string());
-                bail!(
-                    "permission denied opening the serial port {port}{owner}\n\
-                     hint: add yourself to the group that may use serial ports: \
-                     `sudo usermod -aG {group} $USER` (`dialout` on Debian, Ubuntu and Fedora, \
-                     `uucp` on Arch), then log out and in again"
-                );
+                // A port owned by root's group is no group to join: then name the usual ones.
+                match gid.filter(|g| *g != 0).and_then(group_name) {
+                    Some(group) => bail!(
+                        "permission denied opening the serial port {port} (it belongs to the \
+                         group `{group}`)\n\
+                         hint: add yourself to that group: `sudo usermod -aG {group} $USER` \
+                         (serial ports belong to `dialout` on Debian, Ubuntu and Fedora, `uucp` \
+                         on Arch), then log out and in again"
+                    ),
+                    None => bail!(
+                        "permission denied opening the serial port {port}\n\
+                         hint: add yourself to the group that may use serial ports: \
+                         `sudo usermod -aG dialout $USER` (`uucp` on Arch), then log out and in \
+                         again"
+                    ),
+                }
             }
             return Err(err).with_context(|| format!("cannot open the serial port {port}"));
         }
@@ -458,8 +461,8 @@ pub struct Outcome {
 /// Flashes `elf` to `board` through `port` with the board's flasher, printing which flasher and
 /// command are used, the flasher's output live. `project_root` holds Ravedude.toml and flake.nix.
 pub fn flash(board: &Board, project_root: &Path, elf: &Path, port: &str) -> Result<Outcome> {
-    check_elf(board, elf)?;
     check_port(port)?;
+    check_elf(board, elf)?;
     let flasher = find(board, project_root)?;
     eprintln!("Flasher: {flasher}");
     let config_dir = match flasher.tool {
