@@ -779,7 +779,7 @@ fn espflash_makes_an_image_of_the_rendered_esp32c3_project() {
             "ld.lld or ../shared/tools/firmware-env.sh is missing (install-firmware-tools.sh)",
         );
     }
-    let elf = c3_firmware(&env_script);
+    let (project, elf) = c3_firmware(&env_script);
     let image = tmp().join("c3.bin");
     let _ = std::fs::remove_file(&image);
     let o = run_bounded(
@@ -797,10 +797,94 @@ fn espflash_makes_an_image_of_the_rendered_esp32c3_project() {
     let size = std::fs::metadata(&image).unwrap().len();
     assert!(size > 1024, "the image is only {size} bytes");
     eprintln!("espflash save-image --chip esp32c3: a {size}-byte image");
+
+    // `nixflash flash` runs espflash with the board's chip and flash baud, the ELF last, and
+    // exits with espflash's code. A pty is no ESP32: espflash refuses it, and says so.
+    let pty = Pty::open();
+    let espflash = which::which("espflash").unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--elf"])
+            .arg(&elf)
+            .args(["--port", &pty.name])
+            .current_dir(&project),
+        Duration::from_secs(120),
+    );
+    let (stdout, stderr) = text(&o);
+    let line = format!(
+        "Running: {} flash --chip esp32c3 --port {} --baud 921600 {}",
+        espflash.display(),
+        pty.name,
+        elf.display()
+    );
+    assert!(stderr.contains(&line), "no `{line}` in:\n{stderr}");
+    assert!(
+        stderr.contains("Flasher: espflash ") && stderr.contains("from PATH)"),
+        "{stderr}"
+    );
+    let direct = run_bounded(
+        Command::new(&espflash)
+            .args([
+                "flash", "--chip", "esp32c3", "--port", &pty.name, "--baud", "921600",
+            ])
+            .arg(&elf),
+        Duration::from_secs(120),
+    );
+    let (_, direct_err) = text(&direct);
+    assert_eq!(
+        o.status.code(),
+        direct.status.code(),
+        "nixflash's exit code is not espflash's\nnixflash:\n{stdout}{stderr}\nespflash:\n{direct_err}"
+    );
+    assert!(
+        !o.status.success() && stderr.contains(&pty.name),
+        "espflash did not refuse the pty:\n{stdout}{stderr}"
+    );
+    eprintln!("espflash command: {}", line.trim_start_matches("Running: "));
 }
 
-/// The rendered ESP32-C3 project compiled by cargo with Debian's rustc and ld.lld.
-fn c3_firmware(env_script: &Path) -> PathBuf {
+/// A pseudo-terminal: a serial port with nothing on the other end.
+struct Pty {
+    name: String,
+    fds: [libc::c_int; 2],
+}
+
+impl Pty {
+    fn open() -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: openpty writes two fds and a NUL-terminated name of at most 128 bytes here.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                name.as_mut_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: `name` is NUL-terminated by openpty.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+        Pty {
+            name: name.to_string_lossy().into_owned(),
+            fds: [master, slave],
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        for fd in self.fds {
+            // SAFETY: the fds were opened by openpty and are closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The rendered ESP32-C3 project compiled by cargo with Debian's rustc and ld.lld: its folder and
+/// its ELF.
+fn c3_firmware(env_script: &Path) -> (PathBuf, PathBuf) {
     let work = tmp().join("c3-fixture");
     let _ = std::fs::remove_dir_all(work.join("c3"));
     std::fs::create_dir_all(&work).unwrap();
@@ -828,7 +912,10 @@ fn c3_firmware(env_script: &Path) -> PathBuf {
         "compiling the rendered ESP32-C3 project failed: {:?}",
         text(&o)
     );
-    work.join("target/riscv32imc-unknown-none-elf/release/c3")
+    (
+        work.join("c3"),
+        work.join("target/riscv32imc-unknown-none-elf/release/c3"),
+    )
 }
 
 /// One simulation at a time: each runs in real time and uses a core.

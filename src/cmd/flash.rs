@@ -89,10 +89,12 @@ pub fn run(a: Args) -> Result<u8> {
     };
 
     let outcome = nixflash::flash::flash(board, &project.root, &elf, port)?;
+    // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
+    nixflash::interrupt::check()?;
     if outcome.code != 0 {
         super::print_error(&anyhow::anyhow!(
             "{} failed (exit code {}) flashing {} to the {} on {port}\n\
-             hint: its messages above say why; check that the board on {port} is a {} ({})",
+             hint: its messages above say why; check that the board on {port} is the {} ({})",
             outcome.flasher.tool.as_str(),
             outcome.code,
             elf.display(),
