@@ -3,6 +3,7 @@
 //! One module per stage of the pipeline; `main.rs` is only the command line.
 
 pub mod board;
+pub mod flash;
 pub mod interrupt;
 pub mod manifest;
 pub mod project;

@@ -30,6 +30,7 @@ enum Command {
     New(cmd::new::Args),
     Init(cmd::new::InitArgs),
     Boards(cmd::boards::Args),
+    Flash(cmd::flash::Args),
     Monitor(cmd::monitor::Args),
     Ports(cmd::ports::Args),
 }
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::New(a) => cmd::new::run_new(a),
         Command::Init(a) => cmd::new::run_init(a),
         Command::Boards(a) => cmd::boards::run(a),
+        Command::Flash(a) => cmd::flash::run(a),
         Command::Monitor(a) => cmd::monitor::run(a),
         Command::Ports(a) => cmd::ports::run(a),
     };

@@ -1,0 +1,109 @@
+//! `nixflash flash`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use nixflash::manifest;
+
+/// Build the firmware and flash it to the board
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  nixflash flash --port /dev/ttyACM0\n  \
+    nixflash flash --no-build --port /dev/ttyACM0\n  \
+    nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n\n\
+    The flasher is ravedude (AVR boards) or espflash (ESP32 boards): the one on PATH if it is \
+    new enough, otherwise the one the project's flake.nix pins (built with Nix).")]
+pub struct Args {
+    /// The board's serial port, e.g. /dev/ttyACM0
+    #[arg(long, short)]
+    pub port: Option<String>,
+    /// Open nixflash's serial monitor after flashing
+    #[arg(long, short)]
+    pub monitor: bool,
+    /// Baud rate of the serial monitor (default: the board's)
+    #[arg(long, short, requires = "monitor")]
+    pub baud: Option<u32>,
+    /// Do not build: flash the firmware of the last `nixflash build` (result/bin/<name>.elf)
+    #[arg(long)]
+    pub no_build: bool,
+    /// Flash this ELF file instead of building (implies --no-build)
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<u8> {
+    let cwd = std::env::current_dir()?;
+    let project = manifest::discover(&cwd)?;
+    let db = super::database()?;
+    let board = db.get(project.board_id()?)?;
+
+    // INTEGRATION POINT (monitor): open `nixflash::serial::monitor` after a successful flash, at
+    // `a.baud` or the board's monitor baud. Refused up front until the serial module is merged,
+    // so that nothing is flashed for a request that cannot be completed.
+    if a.monitor {
+        let _ = a.baud;
+        bail!(
+            "--monitor needs nixflash's serial monitor, which this build does not have yet\n\
+             hint: flash without --monitor, then watch the port with another program"
+        );
+    }
+
+    let elf = match (&a.elf, a.no_build) {
+        (Some(elf), _) => {
+            if !elf.is_file() {
+                bail!(
+                    "the firmware {} does not exist\nhint: pass the path of an ELF file to --elf",
+                    elf.display()
+                );
+            }
+            elf.clone()
+        }
+        (None, true) => {
+            let bin = project.firmware_bin();
+            let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
+            if !elf.is_file() {
+                bail!(
+                    "there is no firmware to flash: {} does not exist\n\
+                     hint: run `nixflash build` first (it makes ./result), or drop --no-build\n\
+                     hint: to flash another ELF, pass --elf <path>",
+                    elf.display()
+                );
+            }
+            elf
+        }
+        // INTEGRATION POINT (build): build with the build command's code path (src/nix.rs) and
+        // flash the ELF it returns. Until that lands, building is refused rather than faked.
+        (None, false) => bail!(
+            "`nixflash flash` builds the firmware first, but this build of nixflash cannot build \
+             yet\nhint: pass --no-build to flash the last build (result/bin/{}.elf), or --elf <path>",
+            project.firmware_bin()
+        ),
+    };
+
+    // INTEGRATION POINT (port): `nixflash::serial::choose_port` finds the board's port.
+    let Some(port) = a.port.as_deref() else {
+        bail!(
+            "no serial port given: finding the board's port by itself needs nixflash's serial \
+             module, which this build does not have yet\n\
+             hint: pass the board's port: --port /dev/ttyACM0 (or /dev/ttyUSB0, ...)"
+        );
+    };
+
+    let outcome = nixflash::flash::flash(board, &project.root, &elf, port)?;
+    // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
+    nixflash::interrupt::check()?;
+    if outcome.code != 0 {
+        super::print_error(&anyhow::anyhow!(
+            "{} failed (exit code {}) flashing {} to the {} on {port}\n\
+             hint: its messages above say why; check that the board on {port} is the {} ({})",
+            outcome.flasher.tool.as_str(),
+            outcome.code,
+            elf.display(),
+            board.name,
+            board.name,
+            board.id
+        ));
+        return Ok(u8::try_from(outcome.code).unwrap_or(1));
+    }
+    eprintln!("Flashed {} to the {} on {port}.", elf.display(), board.name);
+    Ok(0)
+}

@@ -1,0 +1,922 @@
+//! `nixflash flash` with real flashers and no boards: a simulated Arduino Uno (tests/sim/sim-uno.c,
+//! simavr running Arduino's bootloader, its UART on a pty) receives uploads from the real ravedude
+//! and avrdude, then runs the firmware, whose LED period and greeting are checked.
+//!
+//! Needs: cc, libsimavr-dev (with libelf-dev), avr-gcc, avrdude, Arduino's bootloaders
+//! (arduino-core-avr), ravedude (`cargo install ravedude --locked`); Nix for the flake test;
+//! espflash, ld.lld and ../shared/tools/firmware-env.sh for the ESP32-C3 test. Tests whose tools
+//! are missing say SKIPPED and why on stderr.
+//!
+//! NIXFLASH_TEST_AVR_HAL_GIT: a git mirror of avr-hal. When set, the uploaded firmware is the
+//! rendered Uno project compiled with cargo (arduino-hal); otherwise it is tests/fixtures/firmware.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const BOOTLOADER: &str =
+    "/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/ATmegaBOOT_168_atmega328.hex";
+const F_CPU: f64 = 16e6;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tmp() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED: {test}: {why}");
+}
+
+fn on_path(tool: &str) -> bool {
+    which::which(tool).is_ok()
+}
+
+/// Runs a command to completion within `limit`, killing it (and failing) if it takes longer.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let so = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+            let se = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
+            panic!("{shown} took longer than {limit:?}; killed\nstdout:\n{so}\nstderr:\n{se}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn nixflash() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nixflash"))
+}
+
+/// `nixflash new <name> --board <board> --no-git` in a fresh temporary folder (outside this
+/// repository, so that Nix sees a plain folder and not a git checkout).
+fn new_project(name: &str, board: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("nixflash-flash-test-")
+        .tempdir()
+        .unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["new", name, "--board", board, "--no-git"])
+            .current_dir(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
+    let root = dir.path().join(name);
+    (dir, root)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated Uno.
+
+/// Why the simulated Uno cannot run here, if it cannot.
+fn sim_missing() -> Option<String> {
+    for tool in ["cc", "avr-gcc"] {
+        if !on_path(tool) {
+            return Some(format!("{tool} is not on PATH"));
+        }
+    }
+    if !Path::new("/usr/include/simavr/sim_avr.h").exists() {
+        return Some("libsimavr-dev is not installed (/usr/include/simavr)".into());
+    }
+    if !Path::new(BOOTLOADER).exists() {
+        return Some(format!(
+            "{BOOTLOADER} is missing (Debian's arduino-core-avr)"
+        ));
+    }
+    None
+}
+
+/// Why ravedude cannot flash here, if it cannot.
+fn ravedude_missing() -> Option<String> {
+    for tool in ["ravedude", "avrdude"] {
+        if !on_path(tool) {
+            return Some(format!(
+                "{tool} is not on PATH (cargo install ravedude --locked; apt install avrdude)"
+            ));
+        }
+    }
+    None
+}
+
+/// Compiles tests/sim/sim-uno.c once per test run.
+fn sim_binary() -> &'static Path {
+    static SIM: OnceLock<PathBuf> = OnceLock::new();
+    SIM.get_or_init(|| {
+        let out = tmp().join("sim-uno");
+        let o = run_bounded(
+            Command::new("cc")
+                .args(["-O2", "-Wall", "-o"])
+                .arg(&out)
+                .arg(repo().join("tests/sim/sim-uno.c"))
+                .args(["-lsimavr", "-lelf"]),
+            Duration::from_secs(120),
+        );
+        assert!(
+            o.status.success(),
+            "compiling sim-uno failed: {:?}",
+            text(&o)
+        );
+        out
+    })
+}
+
+/// A running simulated Uno; killed when dropped.
+struct SimUno {
+    child: Child,
+    /// sim-uno's lines, each with the time it was read.
+    lines: Receiver<(Instant, String)>,
+    pty: String,
+    /// Every `pb5` report so far: (simulated seconds, level, when it was received).
+    pb5: Vec<(f64, u8, Instant)>,
+}
+
+impl SimUno {
+    fn start() -> SimUno {
+        let mut child = Command::new(sim_binary())
+            .args(["--bootloader", BOOTLOADER, "--max-wall-ms", "180000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start sim-uno");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sim = SimUno {
+            child,
+            lines,
+            pty: String::new(),
+            pb5: Vec::new(),
+        };
+        let (_, first) = sim
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sim-uno printed no pty");
+        sim.pty = first
+            .strip_prefix("pty ")
+            .unwrap_or_else(|| panic!("sim-uno's first line is not `pty ...`: {first}"))
+            .to_string();
+        sim
+    }
+
+    /// Reads reports until `until` says stop or `limit` passes; false on timeout.
+    fn watch(&mut self, limit: Duration, until: impl Fn(&[(f64, u8, Instant)]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if until(&self.pb5) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((when, line)) => {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    match f.as_slice() {
+                        ["pb5", cycle, _, level] => {
+                            let t = cycle.parse::<f64>().unwrap() / F_CPU;
+                            self.pb5.push((t, level.parse().unwrap(), when));
+                        }
+                        ["exit", ..] => panic!("the simulated Uno stopped: {line}"),
+                        _ => panic!("unexpected line from sim-uno: {line}"),
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return false,
+                Err(RecvTimeoutError::Disconnected) => panic!("sim-uno died"),
+            }
+        }
+    }
+
+    /// Reads from the serial port until `want` arrives, within `limit`.
+    fn read_serial_until(&self, want: &str, limit: Duration) -> String {
+        let mut port = std::fs::File::open(&self.pty).expect("cannot open the pty");
+        let (tx, rx) = mpsc::channel();
+        // The read blocks until bytes come; the thread ends when the simulation does.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = port.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains(want) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => got.extend(bytes),
+                Err(_) => panic!(
+                    "no {want:?} on the serial port within {limit:?}; got {:?}",
+                    String::from_utf8_lossy(&got)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+}
+
+impl Drop for SimUno {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The firmware.
+
+/// A firmware ELF for the Uno and what it does.
+struct Firmware {
+    elf: PathBuf,
+    /// Time between two PB5 changes, in seconds.
+    half_period: f64,
+    greeting: String,
+    what: String,
+}
+
+/// The rendered Uno project compiled with cargo when NIXFLASH_TEST_AVR_HAL_GIT names an avr-hal
+/// mirror, else tests/fixtures/firmware/blink.c compiled with avr-gcc. Built once per test run.
+fn firmware() -> &'static Firmware {
+    static FW: OnceLock<Firmware> = OnceLock::new();
+    FW.get_or_init(|| match std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") {
+        Some(mirror) => rust_firmware(Path::new(&mirror)),
+        None => {
+            eprintln!(
+                "note: NIXFLASH_TEST_AVR_HAL_GIT is unset: uploading the avr-gcc fixture \
+                 tests/fixtures/firmware/blink.c, not the rendered arduino-hal project"
+            );
+            c_firmware()
+        }
+    })
+}
+
+fn c_firmware() -> Firmware {
+    let elf = tmp().join("blink.elf");
+    let o = run_bounded(
+        Command::new("avr-gcc")
+            .args([
+                "-mmcu=atmega328p",
+                "-DF_CPU=16000000UL",
+                "-DBLINK_HALF_PERIOD_MS=250",
+                "-Os",
+                "-Wall",
+                "-o",
+            ])
+            .arg(&elf)
+            .arg(repo().join("tests/fixtures/firmware/blink.c")),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "avr-gcc failed: {:?}", text(&o));
+    Firmware {
+        elf,
+        half_period: 0.250,
+        greeting: "Hello from the nixflash test firmware!".into(),
+        what: "the avr-gcc fixture blink.c".into(),
+    }
+}
+
+/// The project `nixflash new fw --board uno` renders, compiled by cargo with Debian's rustc
+/// (../shared/tools/firmware-env.sh) and arduino-hal fetched from the mirror.
+fn rust_firmware(mirror: &Path) -> Firmware {
+    let env_script = repo().join("../shared/tools/firmware-env.sh");
+    assert!(
+        env_script.exists(),
+        "NIXFLASH_TEST_AVR_HAL_GIT is set, but {} is missing",
+        env_script.display()
+    );
+    let work = tmp().join("uno-rust-fixture");
+    let _ = std::fs::remove_dir_all(work.join("fw"));
+    std::fs::create_dir_all(&work).unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["new", "fw", "--board", "uno", "--no-git"])
+            .current_dir(&work),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
+    // A private HOME whose git config sends avr-hal's URL to the mirror; rustup and cargo keep
+    // their own homes.
+    let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME is unset"));
+    let home = work.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        format!(
+            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or(real_home.join(".rustup"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or(real_home.join(".cargo"));
+    let o = run_bounded(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                ". '{}' && cargo build --release",
+                env_script.display()
+            ))
+            .current_dir(work.join("fw"))
+            .env("HOME", &home)
+            .env("RUSTUP_HOME", rustup_home)
+            .env("CARGO_HOME", cargo_home)
+            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
+            .env("CARGO_TARGET_DIR", work.join("target")),
+        Duration::from_secs(900),
+    );
+    assert!(
+        o.status.success(),
+        "compiling the rendered Uno project failed: {:?}",
+        text(&o)
+    );
+    Firmware {
+        elf: work.join("target/avr-none/release/fw.elf"),
+        half_period: 0.500,
+        greeting: "Hello from fw on the Arduino Uno!".into(),
+        what: "the rendered Uno project (arduino-hal)".into(),
+    }
+}
+
+/// After a flash that finished at `done`: waits for 7 PB5 changes reported after it and returns
+/// the time between changes, checking that the firmware keeps a steady rhythm.
+fn measured_half_period(sim: &mut SimUno, done: Instant, fw: &Firmware) -> f64 {
+    let after = |r: &[(f64, u8, Instant)]| r.iter().filter(|e| e.2 >= done).count();
+    let limit = Duration::from_secs_f64(10.0 + 10.0 * fw.half_period);
+    assert!(
+        sim.watch(limit, |r| after(r) >= 7),
+        "PB5 changed only {} times within {limit:?} of the flash: {:?}",
+        after(&sim.pb5),
+        sim.pb5
+    );
+    let app: Vec<f64> = sim
+        .pb5
+        .iter()
+        .filter(|e| e.2 >= done)
+        .map(|e| e.0)
+        .collect();
+    let gaps: Vec<f64> = app.windows(2).map(|w| w[1] - w[0]).collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    for g in &gaps {
+        assert!(
+            (g - mean).abs() < 0.001 * mean,
+            "PB5 does not toggle steadily: gaps {gaps:?} s"
+        );
+    }
+    eprintln!(
+        "measured: {} toggles PB5 every {:.4} ms (period {:.4} ms) in the simulated Uno",
+        fw.what,
+        mean * 1e3,
+        2.0 * mean * 1e3
+    );
+    mean
+}
+
+/// Flashes `fw` with `nixflash flash --no-build --elf ... --port <pty>` run in `project` with
+/// `path` as PATH, then checks the LED period and the greeting. Returns nixflash's stderr.
+fn flash_and_check(project: &Path, path: &std::ffi::OsStr, limit: Duration) -> String {
+    let fw = firmware();
+    let mut sim = SimUno::start();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", &sim.pty])
+            .current_dir(project)
+            .env("PATH", path),
+        limit,
+    );
+    let done = Instant::now();
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "nixflash flash failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("bytes of flash verified"),
+        "avrdude did not verify the upload:\n{all}"
+    );
+    assert!(
+        !all.contains("Console"),
+        "ravedude opened its console:\n{all}"
+    );
+    let want = format!("-P {} {}", sim.pty, fw.elf.display());
+    assert!(
+        stderr.contains("Running: CARGO_MANIFEST_DIR=") && stderr.contains(&want),
+        "the ravedude command line is not shown:\n{stderr}"
+    );
+    let half = measured_half_period(&mut sim, done, fw);
+    assert!(
+        (half - fw.half_period).abs() < 0.005 * fw.half_period,
+        "PB5 toggles every {half} s, but {} toggles it every {} s",
+        fw.what,
+        fw.half_period
+    );
+    let serial = sim.read_serial_until(&fw.greeting, Duration::from_secs(10));
+    assert!(serial.contains(&fw.greeting));
+    stderr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn ravedude_from_path_uploads_to_a_simulated_uno() {
+    let name = "ravedude_from_path_uploads_to_a_simulated_uno";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(name, &why);
+    }
+    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, project) = new_project("fw", "uno");
+    let path = std::env::var_os("PATH").unwrap();
+    let stderr = flash_and_check(&project, &path, Duration::from_secs(180));
+    let ravedude = which::which("ravedude").unwrap();
+    let flasher = stderr
+        .lines()
+        .find(|l| l.starts_with("Flasher: "))
+        .unwrap_or_default();
+    assert!(
+        flasher.starts_with("Flasher: ravedude ")
+            && flasher.ends_with(&format!("({}, from PATH)", ravedude.display())),
+        "nixflash does not say which ravedude it uses:\n{stderr}"
+    );
+    eprintln!(
+        "ravedude command: {}",
+        stderr
+            .lines()
+            .find(|l| l.starts_with("Running: "))
+            .unwrap_or("")
+    );
+}
+
+/// With no ravedude on PATH, the flake's `packages.<system>.flasher` is realised with Nix and used.
+/// The project's flake is replaced by one whose flasher needs nothing from nixpkgs (unreachable
+/// here): it copies the real ravedude (put in the flake's folder, as Nix's builders may not read
+/// the user's home) into the store and links the real avrdude and avr-gcc.
+#[test]
+fn flake_flasher_is_used_when_path_has_no_ravedude() {
+    let name = "flake_flasher_is_used_when_path_has_no_ravedude";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(name, &why);
+    }
+    if !on_path("nix") {
+        return skip(name, "nix is not on PATH (../shared/tools/install-nix.sh)");
+    }
+    let ravedude = which::which("ravedude").unwrap();
+    let avrdude = which::which("avrdude").unwrap();
+    let avr_gcc = which::which("avr-gcc").unwrap();
+    let nix = which::which("nix").unwrap();
+    // PATH without ravedude: nix, avrdude and avr-gcc stay reachable.
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for p in [&nix, &avrdude, &avr_gcc] {
+        let d = p.parent().unwrap().to_path_buf();
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs.push("/bin".into());
+    let path = std::env::join_paths(&dirs).unwrap();
+    if which::which_in("ravedude", Some(&path), "/").is_ok() {
+        return skip(
+            name,
+            "ravedude is installed next to nix/avrdude, so PATH cannot leave it out",
+        );
+    }
+    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, project) = new_project("fw", "uno");
+    let system = format!("{}-linux", std::env::consts::ARCH);
+    std::fs::copy(&ravedude, project.join("ravedude-for-test")).unwrap();
+    std::fs::write(
+        project.join("flake.nix"),
+        format!(
+            r#"{{
+  outputs = {{ self }}: {{
+    packages.{system}.flasher = derivation {{
+      name = "nixflash-test-flasher";
+      system = "{system}";
+      builder = "/bin/sh";
+      args = [ "-c" "PATH=/usr/bin:/bin; mkdir -p $out/bin && cp ${{./ravedude-for-test}} $out/bin/ravedude && ln -s {avrdude} $out/bin/avrdude && ln -s {avr_gcc} $out/bin/avr-gcc" ];
+    }};
+  }};
+}}
+"#,
+            avrdude = avrdude.display(),
+            avr_gcc = avr_gcc.display(),
+        ),
+    )
+    .unwrap();
+    let stderr = flash_and_check(&project, &path, Duration::from_secs(300));
+    assert!(
+        stderr.contains("ravedude on PATH cannot be used (ravedude is not on PATH)"),
+        "{stderr}"
+    );
+    let flasher = stderr
+        .lines()
+        .find(|l| l.starts_with("Flasher: "))
+        .unwrap_or_default();
+    assert!(
+        flasher.starts_with("Flasher: ravedude ")
+            && flasher.contains("/nix/store/")
+            && flasher.contains("-nixflash-test-flasher/bin/ravedude")
+            && flasher.ends_with("pinned by the project's flake.nix)"),
+        "{stderr}"
+    );
+    eprintln!("{flasher}");
+}
+
+#[test]
+fn no_flasher_anywhere_names_both_ways_to_get_one() {
+    let name = "no_flasher_anywhere_names_both_ways_to_get_one";
+    if !on_path("avr-gcc") {
+        return skip(
+            name,
+            "avr-gcc is not on PATH (it builds the firmware fixture)",
+        );
+    }
+    let fw = firmware();
+    let (dir, project) = new_project("fw", "uno");
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            // The flasher is looked for before anything is opened: any existing file will do.
+            .args(["--port", "/dev/null"])
+            .current_dir(&project)
+            .env("PATH", &empty),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: no usable ravedude: ravedude is not on PATH, and Nix is not installed"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: install it with `cargo install ravedude --locked`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: or install Nix (https://nixos.org/download)"),
+        "{stderr}"
+    );
+}
+
+/// As an unprivileged user, flashing through a port it may not open says which group to join.
+#[test]
+fn permission_denied_on_the_port_says_which_group_to_join() {
+    let name = "permission_denied_on_the_port_says_which_group_to_join";
+    if let Some(why) = sim_missing() {
+        return skip(name, &why);
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" || !on_path("setpriv") {
+        return skip(
+            name,
+            "it needs root and setpriv to run nixflash as `nobody` (as root every port opens)",
+        );
+    }
+    let fw = firmware();
+    let (dir, project) = new_project("fw", "uno");
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let sim = SimUno::start();
+    // Like a USB serial port on Debian (root:dialout, 0660), when this machine has the group.
+    let dialout = std::fs::read_to_string("/etc/group")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("dialout:"));
+    if dialout {
+        for (tool, arg) in [("chgrp", "dialout"), ("chmod", "0660")] {
+            let s = Command::new(tool).arg(arg).arg(&sim.pty).status().unwrap();
+            assert!(s.success(), "{tool} {arg} {} failed", sim.pty);
+        }
+    }
+    let o = run_bounded(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_nixflash"))
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", &sim.pty])
+            .current_dir(&project)
+            .env("HOME", "/nonexistent"),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: permission denied opening the serial port {}",
+            sim.pty
+        )),
+        "{stderr}"
+    );
+    for want in [
+        "sudo usermod -aG dialout $USER",
+        "`uucp`",
+        "log out and in again",
+    ] {
+        assert!(stderr.contains(want), "no {want:?} in:\n{stderr}");
+    }
+    if dialout {
+        assert!(
+            stderr.contains("(it belongs to the group `dialout`)"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn flash_without_a_build_or_port_says_what_to_pass() {
+    let (_dir, project) = new_project("fw", "uno");
+    let run = |args: &[&str]| {
+        let o = run_bounded(
+            nixflash().arg("flash").args(args).current_dir(&project),
+            Duration::from_secs(60),
+        );
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+        text(&o).1
+    };
+    let e = run(&["--port", "/dev/null"]);
+    assert!(
+        e.contains("builds the firmware first") && e.contains("hint: pass --no-build"),
+        "{e}"
+    );
+    let e = run(&["--no-build", "--port", "/dev/null"]);
+    assert!(
+        e.contains("there is no firmware to flash: ")
+            && e.contains("fw/result/bin/fw.elf does not exist")
+            && e.contains("hint: run `nixflash build` first")
+            && e.contains("hint: to flash another ELF, pass --elf <path>"),
+        "{e}"
+    );
+    let e = run(&["--elf", "missing.elf", "--port", "/dev/null"]);
+    assert!(e.contains("the firmware missing.elf does not exist"), "{e}");
+    let e = run(&["--elf", "Cargo.toml", "--port", "/dev/null"]);
+    assert!(e.contains("Cargo.toml is not an ELF file"), "{e}");
+    let e = run(&["--elf", "Cargo.toml"]);
+    assert!(
+        e.contains("no serial port given") && e.contains("hint: pass the board's port"),
+        "{e}"
+    );
+    let e = run(&[
+        "--elf",
+        "Cargo.toml",
+        "--port",
+        "/dev/nixflash-no-such-port",
+    ]);
+    assert!(
+        e.contains("the serial port /dev/nixflash-no-such-port does not exist"),
+        "{e}"
+    );
+    let e = run(&["--monitor", "--no-build", "--port", "/dev/null"]);
+    assert!(
+        e.contains("--monitor needs nixflash's serial monitor"),
+        "{e}"
+    );
+}
+
+#[test]
+fn avr_firmware_is_refused_for_an_esp32_board() {
+    let name = "avr_firmware_is_refused_for_an_esp32_board";
+    if !on_path("avr-gcc") {
+        return skip(
+            name,
+            "avr-gcc is not on PATH (it builds the firmware fixture)",
+        );
+    }
+    let fw = firmware();
+    let (_dir, project) = new_project("c3", "esp32c3");
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", "/dev/null"])
+            .current_dir(&project),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not RISC-V firmware (ELF machine 83), but the ESP32-C3-DevKitM-1 needs RISC-V firmware"),
+        "{stderr}"
+    );
+}
+
+/// The rendered ESP32-C3 project, compiled with cargo, is an image espflash accepts.
+#[test]
+fn espflash_makes_an_image_of_the_rendered_esp32c3_project() {
+    let name = "espflash_makes_an_image_of_the_rendered_esp32c3_project";
+    let env_script = repo().join("../shared/tools/firmware-env.sh");
+    if !on_path("espflash") {
+        return skip(
+            name,
+            "espflash is not on PATH (cargo install espflash --locked)",
+        );
+    }
+    if !on_path("ld.lld") || !env_script.exists() {
+        return skip(
+            name,
+            "ld.lld or ../shared/tools/firmware-env.sh is missing (install-firmware-tools.sh)",
+        );
+    }
+    let (project, elf) = c3_firmware(&env_script);
+    let image = tmp().join("c3.bin");
+    let _ = std::fs::remove_file(&image);
+    let o = run_bounded(
+        Command::new("espflash")
+            .args(["save-image", "--chip", "esp32c3"])
+            .arg(&elf)
+            .arg(&image),
+        Duration::from_secs(120),
+    );
+    assert!(
+        o.status.success(),
+        "espflash save-image failed: {:?}",
+        text(&o)
+    );
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(size > 1024, "the image is only {size} bytes");
+    eprintln!("espflash save-image --chip esp32c3: a {size}-byte image");
+
+    // `nixflash flash` runs espflash with the board's chip and flash baud, the ELF last, and
+    // exits with espflash's code. A pty is no ESP32: espflash refuses it, and says so.
+    let pty = Pty::open();
+    let espflash = which::which("espflash").unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--elf"])
+            .arg(&elf)
+            .args(["--port", &pty.name])
+            .current_dir(&project),
+        Duration::from_secs(120),
+    );
+    let (stdout, stderr) = text(&o);
+    let line = format!(
+        "Running: {} flash --chip esp32c3 --port {} --baud 921600 {}",
+        espflash.display(),
+        pty.name,
+        elf.display()
+    );
+    assert!(stderr.contains(&line), "no `{line}` in:\n{stderr}");
+    assert!(
+        stderr.contains("Flasher: espflash ") && stderr.contains("from PATH)"),
+        "{stderr}"
+    );
+    let direct = run_bounded(
+        Command::new(&espflash)
+            .args([
+                "flash", "--chip", "esp32c3", "--port", &pty.name, "--baud", "921600",
+            ])
+            .arg(&elf),
+        Duration::from_secs(120),
+    );
+    let (_, direct_err) = text(&direct);
+    assert_eq!(
+        o.status.code(),
+        direct.status.code(),
+        "nixflash's exit code is not espflash's\nnixflash:\n{stdout}{stderr}\nespflash:\n{direct_err}"
+    );
+    assert!(
+        !o.status.success() && stderr.contains(&pty.name),
+        "espflash did not refuse the pty:\n{stdout}{stderr}"
+    );
+    eprintln!("espflash command: {}", line.trim_start_matches("Running: "));
+}
+
+/// A pseudo-terminal: a serial port with nothing on the other end.
+struct Pty {
+    name: String,
+    fds: [libc::c_int; 2],
+}
+
+impl Pty {
+    fn open() -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: openpty writes two fds and a NUL-terminated name of at most 128 bytes here.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                name.as_mut_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: `name` is NUL-terminated by openpty.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+        Pty {
+            name: name.to_string_lossy().into_owned(),
+            fds: [master, slave],
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        for fd in self.fds {
+            // SAFETY: the fds were opened by openpty and are closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The rendered ESP32-C3 project compiled by cargo with Debian's rustc and ld.lld: its folder and
+/// its ELF.
+fn c3_firmware(env_script: &Path) -> (PathBuf, PathBuf) {
+    let work = tmp().join("c3-fixture");
+    let _ = std::fs::remove_dir_all(work.join("c3"));
+    std::fs::create_dir_all(&work).unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["new", "c3", "--board", "esp32c3", "--no-git"])
+            .current_dir(&work),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
+    let o = run_bounded(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                ". '{}' && cargo build --release -Z build-std=core,alloc \
+                 --config 'target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"'",
+                env_script.display()
+            ))
+            .current_dir(work.join("c3"))
+            .env("CARGO_TARGET_DIR", work.join("target")),
+        Duration::from_secs(900),
+    );
+    assert!(
+        o.status.success(),
+        "compiling the rendered ESP32-C3 project failed: {:?}",
+        text(&o)
+    );
+    (
+        work.join("c3"),
+        work.join("target/riscv32imc-unknown-none-elf/release/c3"),
+    )
+}
+
+/// One simulation at a time: each runs in real time and uses a core.
+static SIM_LOCK: Mutex<()> = Mutex::new(());
