@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use nixflash::manifest;
+use nixflash::serial::{self, MonitorOptions, Reset};
 
 /// Build the firmware and flash it to the board
 #[derive(clap::Args)]
@@ -35,17 +38,6 @@ pub fn run(a: Args) -> Result<u8> {
     let project = manifest::discover(&cwd)?;
     let db = super::database()?;
     let board = db.get(project.board_id()?)?;
-
-    // INTEGRATION POINT (monitor): open `nixflash::serial::monitor` after a successful flash, at
-    // `a.baud` or the board's monitor baud. Refused up front until the serial module is merged,
-    // so that nothing is flashed for a request that cannot be completed.
-    if a.monitor {
-        let _ = a.baud;
-        bail!(
-            "--monitor needs nixflash's serial monitor, which this build does not have yet\n\
-             hint: flash without --monitor, then watch the port with another program"
-        );
-    }
 
     let elf = match (&a.elf, a.no_build) {
         (Some(elf), _) => {
@@ -79,14 +71,8 @@ pub fn run(a: Args) -> Result<u8> {
         ),
     };
 
-    // INTEGRATION POINT (port): `nixflash::serial::choose_port` finds the board's port.
-    let Some(port) = a.port.as_deref() else {
-        bail!(
-            "no serial port given: finding the board's port by itself needs nixflash's serial \
-             module, which this build does not have yet\n\
-             hint: pass the board's port: --port /dev/ttyACM0 (or /dev/ttyUSB0, ...)"
-        );
-    };
+    let port = serial::pick_port(a.port.as_deref(), board)?;
+    let port = port.as_str();
 
     let outcome = nixflash::flash::flash(board, &project.root, &elf, port)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
@@ -105,5 +91,14 @@ pub fn run(a: Args) -> Result<u8> {
         return Ok(u8::try_from(outcome.code).unwrap_or(1));
     }
     eprintln!("Flashed {} to the {} on {port}.", elf.display(), board.name);
+    if a.monitor {
+        let baud = a.baud.unwrap_or(board.monitor.baud);
+        serial::monitor(&MonitorOptions {
+            reset: Reset::for_board(board),
+            // Boards with their own USB port vanish while they restart after flashing.
+            wait: Duration::from_secs(5),
+            ..MonitorOptions::new(port, baud)
+        })?;
+    }
     Ok(0)
 }
