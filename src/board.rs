@@ -291,7 +291,7 @@ impl Board {
     /// Does this board answer to `name` (its id or an alias, any case)?
     pub fn answers_to(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
-        self.id == name || self.aliases.iter().any(|a| *a == name)
+        self.id == name || self.aliases.contains(&name)
     }
 
     /// The flasher's own name for the board (ravedude board name or espflash chip).

@@ -30,6 +30,9 @@ enum Command {
     New(cmd::new::Args),
     Init(cmd::new::InitArgs),
     Boards(cmd::boards::Args),
+    Build(cmd::build::Args),
+    Update(cmd::build::UpdateArgs),
+    Doctor(cmd::build::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,9 @@ fn main() -> ExitCode {
         Command::New(a) => cmd::new::run_new(a),
         Command::Init(a) => cmd::new::run_init(a),
         Command::Boards(a) => cmd::boards::run(a),
+        Command::Build(a) => cmd::build::run(a),
+        Command::Update(a) => cmd::build::run_update(a),
+        Command::Doctor(a) => cmd::build::run_doctor(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

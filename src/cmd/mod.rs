@@ -1,6 +1,7 @@
 //! One module per command: argument structs (clap) and what the command prints.
 
 pub mod boards;
+pub mod build;
 pub mod new;
 
 /// Prints an error chain with its hints last, the way every command reports failure.
