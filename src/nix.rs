@@ -550,20 +550,22 @@ pub fn channel(flake_dir: &Path) -> Option<String> {
 /// `nix build .#<attr> --json --no-link`, quietly; its out path.
 fn realise(nix: &Nix, flake_dir: &Path, attr: &str) -> Result<PathBuf> {
     let installable = format!(".#{attr}");
-    let out = nix
-        .command(flake_dir, &["build", &installable, "--json", "--no-link"])
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", nix.path.display()))?;
-    let log = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        interrupt::check()?;
+    let run = run_nix(
+        nix.command(flake_dir, &["build", &installable, "--json", "--no-link"]),
+        false,
+    )?;
+    interrupt::check()?;
+    if !run.status.success() {
         bail!(
             "`nix build {installable}` failed:\n{}",
-            relevant_lines(&log, 20).join("\n")
+            relevant_lines(&run.log, 20)
+                .iter()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
-    out_path(&String::from_utf8_lossy(&out.stdout))
+    out_path(&run.stdout)
 }
 
 /// The `out` path in `nix build --json` output.
@@ -593,7 +595,12 @@ struct Run {
 }
 
 /// Runs `cmd` with its stderr passed through line by line and kept, and Ctrl-C forwarded.
-fn run_live(mut cmd: Command) -> Result<Run> {
+fn run_live(cmd: Command) -> Result<Run> {
+    run_nix(cmd, true)
+}
+
+/// Runs `cmd`, keeping its stderr (and passing it through when `live`), with Ctrl-C forwarded.
+fn run_nix(mut cmd: Command, live: bool) -> Result<Run> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -613,7 +620,9 @@ fn run_live(mut cmd: Command) -> Result<Run> {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let _ = err.write_all(&line);
+            if live {
+                let _ = err.write_all(&line);
+            }
             let text = String::from_utf8_lossy(&line).trim_end().to_string();
             if head.len() < LOG_HEAD {
                 head.push(text);

@@ -778,3 +778,39 @@ fn avr_sizes_agree_with_avr_size() {
     // The fixture's C source: 23 bytes of .data (24 with avr-gcc's padding), 100 of .bss.
     assert!(s[".data"] >= 23 && s[".bss"] == 100);
 }
+
+#[test]
+fn a_workspace_member_takes_the_board_from_the_workspace_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"fw\"]\nresolver = \"2\"\n\n[workspace.package]\nversion = \"0.2.0\"\n\n\
+         [workspace.metadata.nixflash]\nboard = \"nano\"\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("fw/src/bin")).unwrap();
+    fs::write(
+        root.join("fw/Cargo.toml"),
+        "[package]\nname = \"fw\"\nversion.workspace = true\nedition = \"2021\"\n\n\
+         [[bin]]\nname = \"blink\"\npath = \"src/main.rs\"\n",
+    )
+    .unwrap();
+    fs::write(root.join("fw/src/main.rs"), "fn main() {}\n").unwrap();
+    fs::write(root.join("fw/src/bin/probe.rs"), "fn main() {}\n").unwrap();
+
+    let by_toml = manifest::read_toml(&root.join("fw")).unwrap();
+    assert_eq!(by_toml.name, "fw");
+    assert_eq!(by_toml.bins, vec!["blink".to_string(), "probe".to_string()]);
+    assert_eq!(by_toml.board.as_deref(), Some("nano"));
+    assert_eq!(by_toml.firmware_bin(), "blink");
+    if !have("cargo") {
+        eprintln!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
+        return;
+    }
+    let by_cargo = manifest::read_with_cargo(&root.join("fw")).expect("cargo answers");
+    let mut cargo_bins = by_cargo.bins.clone();
+    cargo_bins.sort();
+    assert_eq!(cargo_bins, by_toml.bins);
+    assert_eq!(by_cargo.board, by_toml.board);
+}
