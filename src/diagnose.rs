@@ -51,6 +51,8 @@ pub struct Diagnosis {
     pub fix: Vec<String>,
     /// The log line that matched.
     pub line: String,
+    /// Placeholders that had no value (shown as `<name>`).
+    pub missing: Vec<String>,
 }
 
 /// Parses and compiles a table.
@@ -116,11 +118,21 @@ pub fn diagnose_with(table: &[Entry], log: &str, vars: &[(&str, &str)]) -> Vec<D
                 add_captures(&mut values, d, &c);
             }
         }
+        let mut missing = Vec::new();
+        let problem = fill(&entry.problem, &values, &mut missing);
+        let fix = entry
+            .fix
+            .iter()
+            .map(|f| fill(f, &values, &mut missing))
+            .collect();
+        missing.sort();
+        missing.dedup();
         found.push(Diagnosis {
             id: entry.id.clone(),
-            problem: fill(&entry.problem, &values),
-            fix: entry.fix.iter().map(|f| fill(f, &values)).collect(),
+            problem,
+            fix,
             line: line.trim().to_string(),
+            missing,
         });
     }
     found
@@ -135,14 +147,17 @@ fn add_captures(values: &mut BTreeMap<String, String>, re: &Regex, caps: &regex_
 }
 
 /// Replaces `{name}` with its value; an unknown name is left as `<name>`.
-fn fill(template: &str, values: &BTreeMap<String, String>) -> String {
+fn fill(template: &str, values: &BTreeMap<String, String>, missing: &mut Vec<String>) -> String {
     static PLACEHOLDER: OnceLock<Regex> = OnceLock::new();
     let re = PLACEHOLDER.get_or_init(|| Regex::new(r"\{([a-z_]+)\}").expect("valid"));
     re.replace_all(template, |c: &regex_lite::Captures| {
-        values
-            .get(&c[1])
-            .cloned()
-            .unwrap_or_else(|| format!("<{}>", &c[1]))
+        match values.get(&c[1]) {
+            Some(v) => v.clone(),
+            None => {
+                missing.push(c[1].to_string());
+                format!("<{}>", &c[1])
+            }
+        }
     })
     .into_owned()
 }
@@ -175,6 +190,7 @@ mod tests {
         // Without the var, the placeholder says what belongs there.
         let d = diagnose(log, &[]);
         assert!(d[0].fix[0].starts_with("git -C <git_root> add"));
+        assert_eq!(d[0].missing, vec!["git_root".to_string()]);
     }
 
     #[test]
@@ -185,6 +201,11 @@ mod tests {
     #[test]
     fn braces_that_are_not_placeholders_stay() {
         let values = BTreeMap::new();
-        assert_eq!(fill("a = { x = 1; }", &values), "a = { x = 1; }");
+        let mut missing = Vec::new();
+        assert_eq!(
+            fill("a = { x = 1; }", &values, &mut missing),
+            "a = { x = 1; }"
+        );
+        assert!(missing.is_empty());
     }
 }

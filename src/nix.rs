@@ -466,6 +466,7 @@ pub fn sync_std_lock(
     nix: &Nix,
     flake_dir: &Path,
     git: &Git,
+    board: &Board,
     opts: &BuildOptions,
 ) -> Result<StdLock> {
     let lock_path = flake_dir.join(STD_LOCK);
@@ -479,13 +480,21 @@ pub fn sync_std_lock(
         }
     }
 
-    let rust_src = realise(nix, flake_dir, "rust-src").map_err(|e| {
-        e.context(
-            "cannot get the pinned toolchain's rust-src, which nix/std-Cargo.lock is copied from\n\
-             hint: the flake must expose `packages.<system>.rust-src` (nixflash's template does: \
-             `rust-src = toolchain.passthru.availableComponents.rust-src;`)",
-        )
-    })?;
+    let rust_src = match realise(nix, flake_dir, "rust-src")? {
+        Ok(path) => path,
+        Err(run) => {
+            let vars = diagnosis_vars(flake_dir, git, board);
+            return Err(anyhow::Error::new(BuildFailed::new(
+                "nix build .#rust-src",
+                run,
+                false,
+                &vars,
+            ))
+            .context(
+                "cannot get the pinned toolchain's rust-src, which nix/std-Cargo.lock is copied from",
+            ));
+        }
+    };
     let src_lock = rust_src.join(RUST_SRC_LOCK);
     let fresh = std::fs::read(&src_lock).with_context(|| {
         format!(
@@ -547,8 +556,8 @@ pub fn channel(flake_dir: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `nix build .#<attr> --json --no-link`, quietly; its out path.
-fn realise(nix: &Nix, flake_dir: &Path, attr: &str) -> Result<PathBuf> {
+/// `nix build .#<attr> --json --no-link`, quietly: its out path, or the failed run.
+fn realise(nix: &Nix, flake_dir: &Path, attr: &str) -> Result<std::result::Result<PathBuf, Run>> {
     let installable = format!(".#{attr}");
     let run = run_nix(
         nix.command(flake_dir, &["build", &installable, "--json", "--no-link"]),
@@ -556,16 +565,9 @@ fn realise(nix: &Nix, flake_dir: &Path, attr: &str) -> Result<PathBuf> {
     )?;
     interrupt::check()?;
     if !run.status.success() {
-        bail!(
-            "`nix build {installable}` failed:\n{}",
-            relevant_lines(&run.log, 20)
-                .iter()
-                .map(|l| format!("  | {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        return Ok(Err(run));
     }
-    out_path(&run.stdout)
+    out_path(&run.stdout).map(Ok)
 }
 
 /// The `out` path in `nix build --json` output.
@@ -795,16 +797,45 @@ pub struct Built {
 /// (relevant log lines, diagnoses, `hint:` lines).
 #[derive(Debug)]
 pub struct BuildFailed {
+    /// What was run, e.g. `nix build .#default`.
+    pub command: String,
     pub code: Option<i32>,
     pub log: String,
+    /// Whether the log was shown as it came.
+    pub shown: bool,
     pub diagnoses: Vec<Diagnosis>,
+}
+
+impl BuildFailed {
+    fn new(command: &str, run: Run, shown: bool, vars: &[(&str, String)]) -> BuildFailed {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        BuildFailed {
+            command: command.to_string(),
+            code: run.status.code(),
+            diagnoses: diagnose::diagnose(&run.log, &vars),
+            log: run.log,
+            shown,
+        }
+    }
+}
+
+/// The values diagnoses may use besides what they capture from the log.
+fn diagnosis_vars(flake_dir: &Path, git: &Git, board: &Board) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("flake_dir", flake_dir.display().to_string()),
+        ("board", board.id.clone()),
+    ];
+    if let Some(root) = git.root() {
+        vars.push(("git_root", root.display().to_string()));
+    }
+    vars
 }
 
 impl std::fmt::Display for BuildFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.code {
-            Some(c) => write!(f, "nix build failed (exit code {c})")?,
-            None => write!(f, "nix build was stopped by a signal")?,
+            Some(c) => write!(f, "`{}` failed (exit code {c})", self.command)?,
+            None => write!(f, "`{}` was stopped by a signal", self.command)?,
         }
         let lines = relevant_lines(&self.log, 25);
         if !lines.is_empty() {
@@ -821,11 +852,17 @@ impl std::fmt::Display for BuildFailed {
                 write!(f, "\nhint: {fix}")?;
             }
         }
-        if self.diagnoses.is_empty() {
+        if self.diagnoses.is_empty() && self.shown {
             write!(
                 f,
                 "\nhint: the full log is above; `nix log` on the failed derivation shows a \
                  builder's log again"
+            )?;
+        } else if self.diagnoses.is_empty() {
+            write!(
+                f,
+                "\nhint: run `{}` in the project to see the whole log",
+                self.command
             )?;
         }
         Ok(())
@@ -846,7 +883,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     interrupt::check()?;
 
     let std_lock = if board.rust.build_std {
-        sync_std_lock(&nix, &flake_dir, &git, opts)?
+        sync_std_lock(&nix, &flake_dir, &git, board, opts)?
     } else {
         StdLock::NotNeeded
     };
@@ -865,21 +902,8 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     let run = run_live(nix.command(&flake_dir, &args))?;
     interrupt::check()?;
     if !run.status.success() {
-        let mut vars: Vec<(&str, String)> = vec![
-            ("flake_dir", flake_dir.display().to_string()),
-            ("board", board.id.clone()),
-        ];
-        if let Some(root) = git.root() {
-            vars.push(("git_root", root.display().to_string()));
-        }
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let diagnoses = diagnose::diagnose(&run.log, &vars);
-        return Err(BuildFailed {
-            code: run.status.code(),
-            log: run.log,
-            diagnoses,
-        }
-        .into());
+        let vars = diagnosis_vars(&flake_dir, &git, board);
+        return Err(BuildFailed::new("nix build .#default", run, true, &vars).into());
     }
 
     let out = out_path(&run.stdout)?;

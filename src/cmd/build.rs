@@ -162,7 +162,7 @@ pub fn run_update(a: UpdateArgs) -> Result<u8> {
         link: false,
         force_std_lock: true,
     };
-    match nix::sync_std_lock(&nix, &flake_dir, &git, &opts)? {
+    match nix::sync_std_lock(&nix, &flake_dir, &git, &board, &opts)? {
         StdLock::Checked { rust_src } => nix::status(
             "Checked",
             &format!("{} already equals {}'s", nix::STD_LOCK, rust_src.display()),
