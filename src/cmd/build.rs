@@ -65,8 +65,8 @@ pub struct UpdateArgs {
 )]
 pub struct DoctorArgs {}
 
-/// The project around the current folder, and its board.
-fn project(verbose: bool) -> Result<(Manifest, Board)> {
+/// The project around the current folder, and its board (for every command that builds).
+pub fn project(verbose: bool) -> Result<(Manifest, Board)> {
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let manifest = manifest::discover(&cwd)?;
     if verbose {
