@@ -3,9 +3,12 @@
 //! One module per stage of the pipeline; `main.rs` is only the command line.
 
 pub mod board;
+pub mod diagnose;
 pub mod flash;
 pub mod interrupt;
 pub mod manifest;
+pub mod nix;
 pub mod project;
 pub mod render;
 pub mod serial;
+pub mod size;

@@ -4,8 +4,9 @@
 //! the nightly that rust-toolchain.toml pins (a plain `cargo metadata` does, and also fetches git
 //! dependencies). So: `cargo metadata --no-deps --offline` when a cargo is on PATH and answers
 //! (with rustup's toolchain file overridden and auto-install off), otherwise Cargo.toml read
-//! directly (a package name cannot be inherited from a workspace, so the package's own file is
-//! enough).
+//! directly. A package name cannot be inherited from a workspace, so the package's own file is
+//! enough for it; the board may also be set for a whole workspace, in its root's
+//! `[workspace.metadata.nixflash]`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -133,12 +134,13 @@ pub fn read_with_cargo(root: &Path) -> Option<Manifest> {
         .filter(|t| t.is_bin())
         .map(|t| t.name.clone())
         .collect();
-    let board = pkg
-        .metadata
-        .get("nixflash")
-        .and_then(|n| n.get("board"))
-        .and_then(|b| b.as_str())
-        .map(str::to_string);
+    let board_in = |m: &serde_json::Value| {
+        m.get("nixflash")
+            .and_then(|n| n.get("board"))
+            .and_then(|b| b.as_str())
+            .map(str::to_string)
+    };
+    let board = board_in(&pkg.metadata).or_else(|| board_in(&meta.workspace_metadata));
     Some(Manifest {
         root: root.to_path_buf(),
         name: pkg.name.to_string(),
@@ -164,18 +166,24 @@ pub fn read_toml(root: &Path) -> Result<Manifest> {
         .and_then(|n| n.as_str())
         .with_context(|| format!("{} has no package name", path.display()))?
         .to_string();
-    let mut bins: Vec<String> = doc
+    let explicit: &[toml::Value] = doc
         .get("bin")
         .and_then(|b| b.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_string))
-                .collect()
-        })
+        .map(Vec::as_slice)
         .unwrap_or_default();
+    let mut bins: Vec<String> = explicit
+        .iter()
+        .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        .collect();
+    // A [[bin]] whose path is src/main.rs replaces the binary cargo would infer from it.
+    let main_taken = explicit.iter().any(|b| {
+        b.get("path")
+            .and_then(|p| p.as_str())
+            .is_some_and(|p| Path::new(p) == Path::new("src/main.rs"))
+    });
     let autobins = package.get("autobins").and_then(|v| v.as_bool()) != Some(false);
     if autobins {
-        if root.join("src/main.rs").is_file() && !bins.contains(&name) {
+        if root.join("src/main.rs").is_file() && !main_taken && !bins.contains(&name) {
             bins.insert(0, name.clone());
         }
         if let Ok(dir) = std::fs::read_dir(root.join("src/bin")) {
@@ -197,17 +205,37 @@ pub fn read_toml(root: &Path) -> Result<Manifest> {
             bins.extend(more);
         }
     }
-    let board = package
-        .get("metadata")
-        .and_then(|m| m.get("nixflash"))
-        .and_then(|n| n.get("board"))
-        .and_then(|b| b.as_str())
-        .map(str::to_string);
+    let board_in = |metadata: Option<&toml::Value>| {
+        metadata
+            .and_then(|m| m.get("nixflash"))
+            .and_then(|n| n.get("board"))
+            .and_then(|b| b.as_str())
+            .map(str::to_string)
+    };
+    let board = board_in(package.get("metadata")).or_else(|| {
+        let ws = workspace_root(root, package)?;
+        let text = std::fs::read_to_string(ws.join("Cargo.toml")).ok()?;
+        let doc: toml::Table = toml::from_str(&text).ok()?;
+        board_in(doc.get("workspace")?.get("metadata"))
+    });
     Ok(Manifest {
         root: root.to_path_buf(),
         name,
         bins,
         board,
         read_by: ReadBy::Toml,
+    })
+}
+
+/// The workspace the package at `root` belongs to, if any: `package.workspace` when set, else
+/// the nearest folder above with a `[workspace]` in its Cargo.toml (the package's own included).
+pub fn workspace_root(root: &Path, package: &toml::Table) -> Option<PathBuf> {
+    if let Some(p) = package.get("workspace").and_then(|w| w.as_str()) {
+        return Some(root.join(p));
+    }
+    root.ancestors().find_map(|d| {
+        let text = std::fs::read_to_string(d.join("Cargo.toml")).ok()?;
+        let doc: toml::Table = toml::from_str(&text).ok()?;
+        doc.contains_key("workspace").then(|| d.to_path_buf())
     })
 }

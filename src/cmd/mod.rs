@@ -1,6 +1,7 @@
 //! One module per command: argument structs (clap) and what the command prints.
 
 pub mod boards;
+pub mod build;
 pub mod flash;
 pub mod monitor;
 pub mod new;
