@@ -31,6 +31,12 @@ pub struct Args {
     /// Flash this ELF file instead of building (implies --no-build)
     #[arg(long, value_name = "PATH")]
     pub elf: Option<PathBuf>,
+    /// When building: do not `git add --intent-to-add` untracked files the flake needs
+    #[arg(long)]
+    pub no_git_add: bool,
+    /// When building: show each nix command nixflash runs
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 pub fn run(a: Args) -> Result<u8> {
@@ -38,6 +44,10 @@ pub fn run(a: Args) -> Result<u8> {
     let project = manifest::discover(&cwd)?;
     let db = super::database()?;
     let board = db.get(project.board_id()?)?;
+
+    // The port first: no board attached is found out before a long build.
+    let port = serial::pick_port(a.port.as_deref(), board)?;
+    let port = port.as_str();
 
     let elf = match (&a.elf, a.no_build) {
         (Some(elf), _) => {
@@ -62,17 +72,15 @@ pub fn run(a: Args) -> Result<u8> {
             }
             elf
         }
-        // INTEGRATION POINT (build): build with the build command's code path (src/nix.rs) and
-        // flash the ELF it returns. Until that lands, building is refused rather than faked.
-        (None, false) => bail!(
-            "`nixflash flash` builds the firmware first, but this build of nixflash cannot build \
-             yet\nhint: pass --no-build to flash the last build (result/bin/{}.elf), or --elf <path>",
-            project.firmware_bin()
-        ),
+        (None, false) => {
+            let opts = nixflash::nix::BuildOptions {
+                git_add: !a.no_git_add,
+                verbose: a.verbose,
+                ..Default::default()
+            };
+            nixflash::nix::build(&project, board, &opts)?.elf
+        }
     };
-
-    let port = serial::pick_port(a.port.as_deref(), board)?;
-    let port = port.as_str();
 
     let outcome = nixflash::flash::flash(board, &project.root, &elf, port)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
