@@ -6,8 +6,10 @@
   #   nix flake check      build it, run its offline tests, clippy and rustfmt
   #   nix develop          a shell with cargo, clippy, rustfmt and rust-analyzer
   #
-  # flake.lock pins nixpkgs to the NixOS/nixpkgs commit that crane's own test flake was locked to
-  # (so the crane pinned here is tested against it) and crane to a commit of ipetkov/crane.
+  # flake.lock pins crane to ipetkov/crane 2c71e19 (2026-08-03) and nixpkgs to NixOS/nixpkgs
+  # 104240a (nixpkgs-unstable, 2026-08-03), the commit that crane's own test/flake.lock at that
+  # crane commit is locked to. It was written offline: crane's narHash is that of the commit's
+  # tree; nixpkgs' rev and narHash are copied from crane's lock. `nix flake update` refreshes both.
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
     crane.url = "github:ipetkov/crane";

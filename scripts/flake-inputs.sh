@@ -21,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^set -euo pipefail/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
   exit 2
 }
 [[ $# -eq 4 ]] || usage
