@@ -106,8 +106,7 @@
           # NIXFLASH_TEST_FLAKE_INPUTS real flake evaluations) and every other test that runs
           # nix, avrdude, ravedude, simavr or compiles firmware. Doc tests are not run either.
           offlineTests = builtins.filter (name: builtins.pathExists (./tests + "/${name}.rs")) [
-            "render"
-            "snapshots"
+            "new"
           ];
         in
         {
