@@ -3,7 +3,8 @@
 //! and avrdude, then runs the firmware, whose LED period and greeting are checked.
 //!
 //! Needs: cc, libsimavr-dev (with libelf-dev), avr-gcc, avrdude, Arduino's bootloaders
-//! (arduino-core-avr), ravedude (`cargo install ravedude --locked`); Nix for the flake test;
+//! (arduino-core-avr), ravedude (`cargo install ravedude --locked`); Nix and git for the tests
+//! that build with the flake (tests/fixtures/project, as tests/build.rs uses it) or take its flasher;
 //! espflash, ld.lld and ../shared/tools/firmware-env.sh for the ESP32-C3 test. Tests whose tools
 //! are missing say SKIPPED and why on stderr.
 //!
@@ -14,7 +15,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const BOOTLOADER: &str =
@@ -37,45 +39,135 @@ fn on_path(tool: &str) -> bool {
     which::which(tool).is_ok()
 }
 
-/// Runs a command to completion within `limit`, killing it (and failing) if it takes longer.
+/// A child process in a process group of its own, so that a test can end it with everything it
+/// started (nix and its builders, ravedude and avrdude). Dropped before it was waited for (a
+/// timeout, a failed assertion), the whole group is killed. It also dies with the test thread
+/// that started it (PR_SET_PDEATHSIG), since it does not get the terminal's Ctrl-C.
+struct Spawned {
+    child: Child,
+    shown: String,
+    reaped: bool,
+}
+
+impl Spawned {
+    fn new(cmd: &mut Command) -> Spawned {
+        use std::os::unix::process::CommandExt;
+        let shown = format!("{cmd:?}");
+        cmd.process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        Spawned {
+            child,
+            shown,
+            reaped: false,
+        }
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// Sends `sig` to the process alone (as `kill -INT <pid>` does), not to its group.
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child, which has not been reaped.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let s = self.child.try_wait().unwrap();
+        self.reaped |= s.is_some();
+        s
+    }
+
+    /// Waits up to `limit` for the process to end.
+    fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process group and reaps the process.
+    fn kill_group(&mut self) {
+        if self.reaped {
+            return;
+        }
+        // SAFETY: the group's leader is our unreaped child, so the group id is still ours.
+        unsafe {
+            libc::kill(-self.pid(), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        self.reaped = true;
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+/// Reads `r` to its end on a thread; what was read so far is in the buffer.
+fn collect(mut r: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let t = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => b.lock().unwrap().extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (buf, t)
+}
+
+fn lossy(buf: &Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// Runs a command to completion within `limit`, killing it with everything it started (and
+/// failing) if it takes longer.
 fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let so = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-            let se = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
-            panic!("{shown} took longer than {limit:?}; killed\nstdout:\n{so}\nstderr:\n{se}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut p = Spawned::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (out, t_out) = collect(p.child.stdout.take().unwrap());
+    let (err, t_err) = collect(p.child.stderr.take().unwrap());
+    let Some(status) = p.wait_for(limit) else {
+        p.kill_group();
+        // The readers are not waited for: a process outside the group may hold the pipes.
+        panic!(
+            "{} took longer than {limit:?}; killed\nstdout:\n{}\nstderr:\n{}",
+            p.shown,
+            lossy(&out),
+            lossy(&err)
+        );
     };
+    let (_, _) = (t_out.join(), t_err.join());
+    let take = |b: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
     Output {
         status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
+        stdout: take(out),
+        stderr: take(err),
     }
 }
 
@@ -259,16 +351,22 @@ struct Firmware {
 /// mirror, else tests/fixtures/firmware/blink.c compiled with avr-gcc. Built once per test run.
 fn firmware() -> &'static Firmware {
     static FW: OnceLock<Firmware> = OnceLock::new();
-    FW.get_or_init(|| match std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") {
-        Some(mirror) => rust_firmware(Path::new(&mirror)),
+    match std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") {
+        Some(mirror) => FW.get_or_init(|| rust_firmware(Path::new(&mirror))),
         None => {
             eprintln!(
                 "note: NIXFLASH_TEST_AVR_HAL_GIT is unset: uploading the avr-gcc fixture \
                  tests/fixtures/firmware/blink.c, not the rendered arduino-hal project"
             );
-            c_firmware()
+            blink_firmware()
         }
-    })
+    }
+}
+
+/// tests/fixtures/firmware/blink.c compiled with avr-gcc, once per test run.
+fn blink_firmware() -> &'static Firmware {
+    static FW: OnceLock<Firmware> = OnceLock::new();
+    FW.get_or_init(c_firmware)
 }
 
 fn c_firmware() -> Firmware {
@@ -897,3 +995,280 @@ fn c3_firmware(env_script: &Path) -> (PathBuf, PathBuf) {
 
 /// One simulation at a time: each runs in real time and uses a core.
 static SIM_LOCK: Mutex<()> = Mutex::new(());
+
+// ---------------------------------------------------------------------------------------------
+// `nixflash flash` building with Nix, and `--monitor`.
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = run_bounded(
+        Command::new("git")
+            .args([
+                "-c",
+                "user.name=nixflash tests",
+                "-c",
+                "user.email=tests@nixflash.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(dir),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "git {args:?} failed: {:?}", text(&o));
+}
+
+/// The fixture flake of tests/build.rs (tests/fixtures/project: package `fixture`, board "uno",
+/// derivations that run /bin/sh and need no nixpkgs) in a temporary folder, set up as
+/// tests/build.rs does (its stand-in rust-overlay next to it, a nonce so that Nix really builds,
+/// a git repository with everything committed), with `elf` as the firmware.elf its flake installs
+/// as bin/fixture.elf.
+fn nix_fixture_project(elf: &Path) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new()
+        .prefix("nixflash-flash-nix-test-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().join("project");
+    let overlay = tmp.path().join("overlay");
+    copy_dir(&repo().join("tests/fixtures/project"), &dir);
+    copy_dir(&repo().join("tests/fixtures/overlay"), &overlay);
+    let flake = std::fs::read_to_string(dir.join("flake.nix"))
+        .unwrap()
+        .replace("@OVERLAY@", overlay.to_str().unwrap());
+    std::fs::write(dir.join("flake.nix"), flake).unwrap();
+    std::fs::write(dir.join("nonce"), tmp.path().to_str().unwrap()).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("name = \"fixture\"") && manifest.contains("board = \"uno\""),
+        "the fixture is no longer the Uno package `fixture`:\n{manifest}"
+    );
+    std::fs::copy(elf, dir.join("firmware.elf")).unwrap();
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "fixture"]);
+    (tmp, dir)
+}
+
+/// `.text + .data` of `elf` by `avr-size -A`: the flash the size report must show.
+fn avr_size_flash(elf: &Path) -> u64 {
+    let o = run_bounded(
+        Command::new("avr-size").arg("-A").arg(elf),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "avr-size failed: {:?}", text(&o));
+    text(&o)
+        .0
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?;
+            let size: u64 = f.next()?.parse().ok()?;
+            [".text", ".data"].contains(&name).then_some(size)
+        })
+        .sum()
+}
+
+/// `nixflash flash --port <pty>` with neither --no-build nor --elf: the firmware is built by real
+/// Nix from the fixture flake (its ELF is blink.c's), then uploaded by the real ravedude to the
+/// simulated Uno, where it blinks.
+#[test]
+fn flash_builds_with_nix_then_uploads_to_a_simulated_uno() {
+    let name = "flash_builds_with_nix_then_uploads_to_a_simulated_uno";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(name, &why);
+    }
+    for (tool, install) in [
+        ("nix", "../shared/tools/install-nix.sh"),
+        ("git", "apt install git"),
+    ] {
+        if !on_path(tool) {
+            return skip(name, &format!("{tool} is not on PATH ({install})"));
+        }
+    }
+    let fw = blink_firmware();
+    let (_tmp, project) = nix_fixture_project(&fw.elf);
+    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sim = SimUno::start();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--port", &sim.pty])
+            .current_dir(&project),
+        Duration::from_secs(170),
+    );
+    let done = Instant::now();
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "nixflash flash failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+
+    // Nix built it: the build's own line, the builder's output, the size report.
+    assert!(
+        stderr.contains("Building fixture for the Arduino Uno with nix…")
+            && stderr.contains("fixture> installing the firmware"),
+        "nix did not build the firmware:\n{stderr}"
+    );
+    let size = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("Size flash ") && l.contains(" B / 32256 B ("))
+        .unwrap_or_else(|| panic!("no `Size flash … B / 32256 B` line:\n{stderr}"));
+    if on_path("avr-size") {
+        let want = format!("Size flash {} B / 32256 B (", avr_size_flash(&fw.elf));
+        assert!(size.contains(&want), "`{size}` is not `{want}…`");
+    }
+
+    // The `result` link points at what was built, which is the fixture's ELF, and that is what
+    // ravedude got.
+    let out = std::fs::read_link(project.join("result"))
+        .unwrap_or_else(|e| panic!("no result link in {}: {e}\n{stderr}", project.display()));
+    assert!(out.starts_with("/nix/store/"), "{}", out.display());
+    let built = out.join("bin/fixture.elf");
+    assert_eq!(
+        std::fs::read(&built).unwrap(),
+        std::fs::read(&fw.elf).unwrap(),
+        "the built ELF is not the fixture's"
+    );
+    let want = format!("-P {} {}", sim.pty, built.display());
+    assert!(
+        stderr.contains("Running: CARGO_MANIFEST_DIR=") && stderr.contains(&want),
+        "ravedude was not run on the built ELF (`{want}`):\n{stderr}"
+    );
+
+    // avrdude verified the upload, and the board runs the firmware.
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("bytes of flash verified"),
+        "avrdude did not verify the upload:\n{all}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Flashed {} to the Arduino Uno on {}.",
+            built.display(),
+            sim.pty
+        )),
+        "{stderr}"
+    );
+    let half = measured_half_period(&mut sim, done, fw);
+    assert!(
+        (half - fw.half_period).abs() < 0.005 * fw.half_period,
+        "PB5 toggles every {half} s, but {} toggles it every {} s",
+        fw.what,
+        fw.half_period
+    );
+}
+
+/// `nixflash flash --monitor` opens nixflash's own monitor on the port it flashed through: the
+/// greeting the new firmware prints shows on stdout, and SIGINT ends the session with exit code 0.
+#[test]
+fn flash_monitor_shows_the_greeting_after_flashing() {
+    let name = "flash_monitor_shows_the_greeting_after_flashing";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(name, &why);
+    }
+    let fw = firmware();
+    let (_dir, project) = new_project("fw", "uno");
+    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = SimUno::start();
+    let started = Instant::now();
+    let mut p = Spawned::new(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", &sim.pty, "--monitor"])
+            .current_dir(&project)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (out, t_out) = collect(p.child.stdout.take().unwrap());
+    let (err, t_err) = collect(p.child.stderr.take().unwrap());
+
+    // Flashing takes ~10 s at the simulated Uno's real-time pace; the greeting follows at once.
+    let limit = Duration::from_secs(150);
+    loop {
+        if lossy(&out).contains(&fw.greeting) {
+            break;
+        }
+        if let Some(status) = p.try_wait() {
+            panic!(
+                "nixflash ended ({status}) before the greeting showed\nstdout:\n{}\nstderr:\n{}",
+                lossy(&out),
+                lossy(&err)
+            );
+        }
+        if started.elapsed() > limit {
+            p.kill_group();
+            panic!(
+                "no greeting {:?} on nixflash's stdout within {limit:?}; killed\nstdout:\n{}\n\
+                 stderr:\n{}",
+                fw.greeting,
+                lossy(&out),
+                lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Ctrl-C, as `kill -INT` sends it: the monitor ends cleanly.
+    p.signal(libc::SIGINT);
+    let Some(status) = p.wait_for(Duration::from_secs(20)) else {
+        p.kill_group();
+        panic!(
+            "nixflash did not end within 20 s of SIGINT; killed\nstdout:\n{}\nstderr:\n{}",
+            lossy(&out),
+            lossy(&err)
+        );
+    };
+    let (_, _) = (t_out.join(), t_err.join());
+    let (stdout, stderr) = (lossy(&out), lossy(&err));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit code after SIGINT in the monitor\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&fw.greeting),
+        "the greeting {:?} is not on stdout: {stdout:?}",
+        fw.greeting
+    );
+    // Flashed (and verified) first, then the monitor on the same port, closed by the signal.
+    let flashed = stderr
+        .find(&format!(
+            "Flashed {} to the Arduino Uno on {}.",
+            fw.elf.display(),
+            sim.pty
+        ))
+        .unwrap_or_else(|| panic!("no `Flashed …` line:\n{stderr}"));
+    let connected = stderr
+        .find(&format!("--- Connected to {} at 57600 baud", sim.pty))
+        .unwrap_or_else(|| panic!("the monitor did not connect to {}:\n{stderr}", sim.pty));
+    assert!(
+        flashed < connected,
+        "the monitor opened before flashing:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("bytes of flash verified"),
+        "avrdude did not verify the upload:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("--- Monitor closed (interrupted)"),
+        "the monitor did not say it was interrupted:\n{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("error: ")),
+        "nixflash reported an error:\n{stderr}"
+    );
+}
