@@ -5,6 +5,7 @@
 pub mod board;
 pub mod diagnose;
 pub mod flash;
+pub mod git;
 pub mod interrupt;
 pub mod manifest;
 pub mod nix;

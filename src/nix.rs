@@ -164,24 +164,6 @@ impl Git {
     }
 }
 
-fn git_output(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run git")?;
-    if !out.status.success() {
-        bail!(
-            "`git {}` failed in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
 fn nul_paths(bytes: &[u8]) -> Vec<PathBuf> {
     bytes
         .split(|b| *b == 0)
@@ -254,7 +236,7 @@ pub fn untracked(flake_dir: &Path) -> Result<Untracked> {
     let refs = std::fs::read_to_string(flake_dir.join("flake.nix"))
         .map(|t| flake_refs(&t))
         .unwrap_or_default();
-    let others = git_output(
+    let others = crate::git::run(
         flake_dir,
         &[
             "ls-files",
@@ -281,26 +263,14 @@ pub fn untracked(flake_dir: &Path) -> Result<Untracked> {
         "--",
     ];
     args.extend(wanted.iter().map(String::as_str));
-    let ignored = nul_paths(&git_output(flake_dir, &args)?);
+    let ignored = nul_paths(&crate::git::run(flake_dir, &args)?);
     Ok(Untracked { files, ignored })
 }
 
 /// `git add --intent-to-add` these files (relative to `dir`): the flake sees them, and the next
 /// commit is left to the user.
 pub fn intent_to_add(dir: &Path, files: &[PathBuf]) -> Result<()> {
-    git_add(dir, &["--intent-to-add"], files)
-}
-
-fn git_add(dir: &Path, flags: &[&str], files: &[PathBuf]) -> Result<()> {
-    if files.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut args = vec!["add"];
-    args.extend_from_slice(flags);
-    args.push("--");
-    args.extend(names.iter().map(String::as_str));
-    git_output(dir, &args).map(|_| ())
+    crate::git::add(dir, &["--intent-to-add"], files)
 }
 
 fn shell_list(files: &[PathBuf]) -> String {
@@ -524,7 +494,7 @@ pub fn sync_std_lock(
     let files = [PathBuf::from(STD_LOCK), PathBuf::from(STD_LOCK_SOURCE)];
     let added = match git {
         Git::Repo { .. } if opts.git_add => {
-            git_add(flake_dir, &[], &files)?;
+            crate::git::add(flake_dir, &[], &files)?;
             ", and git-added it"
         }
         Git::Repo { .. } => {

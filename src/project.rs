@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::board::Board;
+use crate::git;
 use crate::interrupt;
 use crate::render::{self, File, Project};
 
@@ -131,23 +132,6 @@ fn enclosing_work_tree(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(git_spawn_error)?;
-    if !out.status.success() {
-        bail!(
-            "`git {}` failed in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 /// Starts `git init -q` in `dir`. Without a template folder of the user's (init.templateDir or
 /// GIT_TEMPLATE_DIR), git's default one only holds inactive sample hooks: skipping it halves the
 /// time `git init` takes.
@@ -161,7 +145,7 @@ fn spawn_git_init(dir: &Path) -> Result<std::process::Child> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    cmd.spawn().map_err(git_spawn_error)
+    cmd.spawn().map_err(git::spawn_error)
 }
 
 fn finish_git(what: &str, dir: &Path, child: std::process::Child) -> Result<()> {
@@ -197,25 +181,6 @@ fn user_has_git_templates() -> bool {
             t.contains("templatedir") || t.contains("[include") || t.contains("[includeif")
         })
     })
-}
-
-fn git_spawn_error(e: std::io::Error) -> anyhow::Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        anyhow::anyhow!(
-            "git is not installed\nhint: install git (a flake only sees files git tracks), or \
-             pass --no-git"
-        )
-    } else {
-        anyhow::Error::new(e).context("cannot run git")
-    }
-}
-
-/// `git add` these files (paths relative to `dir`).
-pub fn git_add(dir: &Path, files: &[PathBuf]) -> Result<()> {
-    let mut args: Vec<&str> = vec!["add", "--"];
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    args.extend(names.iter().map(String::as_str));
-    git(dir, &args)
 }
 
 fn write_files(root: &Path, files: &[File]) -> Result<()> {
@@ -320,7 +285,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
             finish_git("git init", &staging, child)?;
             written?;
             interrupt::check()?;
-            git_add(&staging, &paths)?;
+            git::add(&staging, &[], &paths)?;
             Some(true)
         }
         None => {
@@ -356,7 +321,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     drop(tmp);
 
     if git_state == Some(false) || (git_state == Some(true) && exists) {
-        git_add(target, &paths)?;
+        git::add(target, &[], &paths)?;
     }
     Ok(Created {
         root: target.to_path_buf(),
@@ -502,7 +467,7 @@ pub fn init(root: &Path, board: &Board, force: bool, git: bool) -> Result<Initia
         if metadata_changed {
             add.push(PathBuf::from("Cargo.toml"));
         }
-        git_add(root, &add)?;
+        git::add(root, &[], &add)?;
         git_added = true;
     }
     Ok(Initialized {

@@ -113,19 +113,7 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
             b.aliases.join(", "),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = super::columns(&rows);
     for c in custom {
         out.push_str(&format!("* from {c}\n"));
     }

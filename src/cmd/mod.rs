@@ -7,6 +7,24 @@ pub mod monitor;
 pub mod new;
 pub mod ports;
 
+/// Rows of cells as left-aligned columns two spaces apart, one line each.
+pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Prints an error chain with its hints last, the way every command reports failure.
 pub fn print_error(e: &anyhow::Error) {
     let mut hints = Vec::new();

@@ -90,19 +90,7 @@ fn table(ports: &[PortInfo], db: &Database) -> String {
         }
         rows.push([p.name.clone(), id, manufacturer, product, boards]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = super::columns(&rows);
     out.push_str("\nWatch one: nixflash monitor --port <PORT> (in a project, the board's port is found by itself)\n");
     out
 }
