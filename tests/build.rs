@@ -4,6 +4,15 @@
 //!
 //! Tests that need `nix` (or avr-size, cargo) print `SKIPPED: ...` when it is missing.
 
+/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
+/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
+macro_rules! skip_note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,7 +34,7 @@ fn have(tool: &str) -> bool {
 macro_rules! require {
     ($tool:expr, $test:expr) => {
         if !have($tool) {
-            eprintln!("SKIPPED: {} because `{}` is not on PATH", $test, $tool);
+            skip_note!("SKIPPED: {} because `{}` is not on PATH", $test, $tool);
             return;
         }
     };
@@ -200,7 +209,7 @@ fn builds_from_a_subfolder_and_reports_sizes() {
     assert_eq!(j["size"]["flash"]["total"], 32256);
     assert_eq!(j["size"]["ram"]["total"], 2048);
     if !have("avr-size") {
-        eprintln!("SKIPPED: the size numbers check because `avr-size` is not on PATH");
+        skip_note!("SKIPPED: the size numbers check because `avr-size` is not on PATH");
         return;
     }
     let s = avr_size(&elf);
@@ -632,7 +641,7 @@ fn the_project_is_read_by_cargo_metadata_or_from_cargo_toml_alike() {
     let found = manifest::discover(&f.dir.join("src")).unwrap();
     assert_eq!(found.root, f.dir.canonicalize().unwrap());
     if !have("cargo") {
-        eprintln!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
+        skip_note!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
         return;
     }
     // rust-toolchain.toml pins a nightly that is not installed; cargo must answer anyway, and
@@ -788,7 +797,7 @@ fn esp32c3_sizes_count_only_loaded_sections() {
 #[test]
 fn avr_sizes_agree_with_avr_size() {
     if !have("avr-size") {
-        eprintln!("SKIPPED: avr_sizes_agree_with_avr_size because `avr-size` is not on PATH");
+        skip_note!("SKIPPED: avr_sizes_agree_with_avr_size because `avr-size` is not on PATH");
         return;
     }
     let elf = fixtures().join("project/firmware.elf");
@@ -827,7 +836,7 @@ fn a_workspace_member_takes_the_board_from_the_workspace_root() {
     assert_eq!(by_toml.board.as_deref(), Some("nano"));
     assert_eq!(by_toml.firmware_bin(), "blink");
     if !have("cargo") {
-        eprintln!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
+        skip_note!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
         return;
     }
     let by_cargo = manifest::read_with_cargo(&root.join("fw")).expect("cargo answers");

@@ -8,6 +8,15 @@
 //! The Uno project depends on arduino-hal from GitHub; without internet it compiles only when
 //! `NIXFLASH_TEST_AVR_HAL_GIT` names a git mirror of https://github.com/rahix/avr-hal.
 
+/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
+/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
+macro_rules! skip_note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -104,7 +113,7 @@ fn esp32c3_project_compiles_to_a_riscv_elf() {
 #[test]
 fn uno_project_compiles_to_an_avr_elf() {
     let Some(mirror) = std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") else {
-        eprintln!(
+        skip_note!(
             "SKIPPED uno_project_compiles_to_an_avr_elf: NIXFLASH_TEST_AVR_HAL_GIT is unset, and \
              arduino-hal can only come from GitHub; set it to a git mirror of rahix/avr-hal"
         );

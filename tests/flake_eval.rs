@@ -12,6 +12,15 @@
 //!
 //! Nothing can be built here (no binary cache, no network): these tests evaluate and dry-run only.
 
+/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
+/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
+macro_rules! skip_note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,7 +75,7 @@ fn nix_system() -> String {
 #[test]
 fn own_and_generated_flakes_parse() {
     if !installed("nix-instantiate") {
-        eprintln!("SKIPPED: nix-instantiate is not installed (../shared/tools/install-nix.sh installs Nix)");
+        skip_note!("SKIPPED: nix-instantiate is not installed (../shared/tools/install-nix.sh installs Nix)");
         return;
     }
     let parse = |file: &Path, what: &str| {
@@ -107,7 +116,7 @@ fn own_and_generated_flakes_parse() {
 #[test]
 fn generated_sources_pass_the_flake_fmt_check() {
     if !installed("rustfmt") {
-        eprintln!("SKIPPED: rustfmt is not installed (rustup component add rustfmt)");
+        skip_note!("SKIPPED: rustfmt is not installed (rustup component add rustfmt)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -241,7 +250,7 @@ fn flake_inputs(test: &str) -> Option<&'static Inputs> {
         })
     });
     if inputs.is_none() {
-        eprintln!(
+        skip_note!(
             "SKIPPED: {test}: NIXFLASH_TEST_FLAKE_INPUTS is unset (a folder with nixpkgs/, crane/ and \
              rust-overlay/ trees; scripts/flake-inputs.sh makes one)"
         );
@@ -298,7 +307,7 @@ fn own_flake_evaluates_without_ifd() {
                 "flake.lock's narHash for crane is not that of crane's tree at the locked commit"
             );
         }
-        _ => eprintln!(
+        _ => skip_note!(
             "SKIPPED: flake.lock's crane narHash: {} does not name the locked commit {}",
             rev_file.display(),
             locked["rev"]
@@ -453,7 +462,7 @@ fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
                 &format!("nix flake check --no-build of {name}"),
             );
         }
-        Some(why) => eprintln!(
+        Some(why) => skip_note!(
             "SKIPPED: nix flake check --no-build of {name} (flash script, flasher, dev shell): \
              the given nixpkgs cannot evaluate them because {why}; evaluated the firmware, \
              rust-src and the fmt check only"
@@ -529,14 +538,14 @@ fn generated_flakes_evaluate_without_ifd() {
     check_project(&env, &c3, "c3", inputs);
 
     let Some(mirror) = std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT").map(PathBuf::from) else {
-        eprintln!(
+        skip_note!(
             "SKIPPED: the Arduino Uno flake: NIXFLASH_TEST_AVR_HAL_GIT is unset (a git mirror of \
              github.com/rahix/avr-hal, which crane fetches at evaluation time)"
         );
         return;
     };
     let Some(lock) = std_lock() else {
-        eprintln!(
+        skip_note!(
             "SKIPPED: the Arduino Uno flake: no standard library Cargo.lock found (Debian's \
              rust-web-src in /usr/src/rustc-*/library, or rustup component add rust-src)"
         );

@@ -11,6 +11,15 @@
 //! NIXFLASH_TEST_AVR_HAL_GIT: a git mirror of avr-hal. When set, the uploaded firmware is the
 //! rendered Uno project compiled with cargo (arduino-hal); otherwise it is tests/fixtures/firmware.
 
+/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
+/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
+macro_rules! skip_note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -32,7 +41,7 @@ fn tmp() -> &'static Path {
 }
 
 fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED: {test}: {why}");
+    skip_note!("SKIPPED: {test}: {why}");
 }
 
 fn on_path(tool: &str) -> bool {
