@@ -23,9 +23,8 @@ use assert_cmd::Command;
 use nixflash::board::Database;
 use nixflash::manifest::{self, ReadBy};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+mod common;
+use common::{fixtures, git};
 
 fn have(tool: &str) -> bool {
     which::which(tool).is_ok()
@@ -40,41 +39,6 @@ macro_rules! require {
     };
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("git")
-        .args([
-            "-c",
-            "user.name=nixflash tests",
-            "-c",
-            "user.email=tests@nixflash.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A copy of the fixture project (and its stand-in rust-overlay) in a temporary folder.
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -83,27 +47,16 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// `git`: make it a repository with everything committed.
+    /// `git_init`: make it a repository with everything committed.
     fn new(git_init: bool) -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("project");
-        let overlay = tmp.path().join("overlay");
-        copy_dir(&fixtures().join("project"), &dir);
-        copy_dir(&fixtures().join("overlay"), &overlay);
-        let flake = fs::read_to_string(dir.join("flake.nix"))
-            .unwrap()
-            .replace("@OVERLAY@", overlay.to_str().unwrap());
-        fs::write(dir.join("flake.nix"), flake).unwrap();
-        fs::write(dir.join("nonce"), tmp.path().to_str().unwrap()).unwrap();
+        let f = common::NixFixture::new(".tmp");
         if git_init {
-            git(&dir, &["init", "-q"]);
-            git(&dir, &["add", "-A"]);
-            git(&dir, &["commit", "-q", "-m", "fixture"]);
+            f.commit_all();
         }
         Fixture {
-            _tmp: tmp,
-            dir,
-            overlay,
+            _tmp: f.tmp,
+            dir: f.dir,
+            overlay: f.overlay,
         }
     }
 

@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
 const BOOTLOADER: &str =
     "/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/ATmegaBOOT_168_atmega328.hex";
 const F_CPU: f64 = 16e6;
@@ -1008,66 +1010,21 @@ static SIM_LOCK: Mutex<()> = Mutex::new(());
 // ---------------------------------------------------------------------------------------------
 // `nixflash flash` building with Nix, and `--monitor`.
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let o = run_bounded(
-        Command::new("git")
-            .args([
-                "-c",
-                "user.name=nixflash tests",
-                "-c",
-                "user.email=tests@nixflash.invalid",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args)
-            .current_dir(dir),
-        Duration::from_secs(60),
-    );
-    assert!(o.status.success(), "git {args:?} failed: {:?}", text(&o));
-}
-
 /// The fixture flake of tests/build.rs (tests/fixtures/project: package `fixture`, board "uno",
 /// derivations that run /bin/sh and need no nixpkgs) in a temporary folder, set up as
 /// tests/build.rs does (its stand-in rust-overlay next to it, a nonce so that Nix really builds,
 /// a git repository with everything committed), with `elf` as the firmware.elf its flake installs
 /// as bin/fixture.elf.
 fn nix_fixture_project(elf: &Path) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::Builder::new()
-        .prefix("nixflash-flash-nix-test-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().join("project");
-    let overlay = tmp.path().join("overlay");
-    copy_dir(&repo().join("tests/fixtures/project"), &dir);
-    copy_dir(&repo().join("tests/fixtures/overlay"), &overlay);
-    let flake = std::fs::read_to_string(dir.join("flake.nix"))
-        .unwrap()
-        .replace("@OVERLAY@", overlay.to_str().unwrap());
-    std::fs::write(dir.join("flake.nix"), flake).unwrap();
-    std::fs::write(dir.join("nonce"), tmp.path().to_str().unwrap()).unwrap();
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let f = common::NixFixture::new("nixflash-flash-nix-test-");
+    let manifest = std::fs::read_to_string(f.dir.join("Cargo.toml")).unwrap();
     assert!(
         manifest.contains("name = \"fixture\"") && manifest.contains("board = \"uno\""),
         "the fixture is no longer the Uno package `fixture`:\n{manifest}"
     );
-    std::fs::copy(elf, dir.join("firmware.elf")).unwrap();
-    git(&dir, &["init", "-q"]);
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-q", "-m", "fixture"]);
-    (tmp, dir)
+    std::fs::copy(elf, f.dir.join("firmware.elf")).unwrap();
+    f.commit_all();
+    (f.tmp, f.dir)
 }
 
 /// `.text + .data` of `elf` by `avr-size -A`: the flash the size report must show.
