@@ -422,20 +422,33 @@ fn device_group(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let gid = std::fs::metadata(path).ok()?.gid();
-        let groups = std::fs::read_to_string("/etc/group").ok()?;
-        groups.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let _ = f.next();
-            (f.next()?.parse::<u32>().ok()? == gid).then(|| name.to_string())
-        })
+        group_name(std::fs::metadata(path).ok()?.gid())
     }
     #[cfg(not(unix))]
     {
         let _ = path;
         None
     }
+}
+
+/// The system's groups, name and id, from /etc/group (empty where there is none).
+pub fn system_groups() -> Vec<(String, u32)> {
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let _ = f.next();
+            Some((name.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The name of group `gid`.
+pub fn group_name(gid: u32) -> Option<String> {
+    system_groups()
+        .into_iter()
+        .find_map(|(name, id)| (id == gid).then_some(name))
 }
 
 /// A process that has a file open.

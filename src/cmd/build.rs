@@ -395,16 +395,11 @@ fn check_serial(r: &mut Report) {
     }
     let mut gids = field("Groups:");
     gids.extend(field("Gid:").get(1));
-    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let groups = nixflash::serial::system_groups();
     let group_name = |gid: u32| -> String {
         groups
-            .lines()
-            .find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let _ = f.next();
-                (f.next()?.parse::<u32>().ok()? == gid).then(|| name.to_string())
-            })
+            .iter()
+            .find_map(|(name, id)| (*id == gid).then(|| name.clone()))
             .unwrap_or_else(|| gid.to_string())
     };
     let ports = serial_ports();
@@ -432,14 +427,7 @@ fn check_serial(r: &mut Report) {
     }
     let known: Vec<(String, u32)> = ["dialout", "uucp"]
         .iter()
-        .filter_map(|name| {
-            groups.lines().find_map(|l| {
-                let mut f = l.split(':');
-                (f.next()? == *name).then_some(())?;
-                let _ = f.next();
-                Some((name.to_string(), f.next()?.parse().ok()?))
-            })
-        })
+        .filter_map(|name| groups.iter().find(|(n, _)| n == name).cloned())
         .collect();
     if known.is_empty() {
         r.ok("serial ports: no dialout/uucp group here (udev rules decide; none is plugged in)");
