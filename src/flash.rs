@@ -235,20 +235,16 @@ pub fn find(board: &Board, project_root: &Path) -> Result<Flasher> {
 
 /// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
 pub fn realise_flake_flasher(nix: &Path, project_root: &Path) -> Result<PathBuf> {
-    let output = Command::new(nix)
-        .args([
-            "--extra-experimental-features",
-            "nix-command flakes",
-            "build",
-            ".#flasher",
-            "--no-link",
-            "--json",
-        ])
-        .current_dir(project_root)
+    let nix = crate::nix::Nix {
+        path: nix.to_path_buf(),
+        verbose: false,
+    };
+    let output = nix
+        .command(project_root, &["build", ".#flasher", "--no-link", "--json"])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("cannot run {}", nix.display()))?;
+        .with_context(|| format!("cannot run {}", nix.path.display()))?;
     if !output.status.success() {
         bail!(
             "`nix build .#flasher` failed in {} ({})\nhint: Nix's messages above say why",
@@ -256,15 +252,7 @@ pub fn realise_flake_flasher(nix: &Path, project_root: &Path) -> Result<PathBuf>
             output.status
         );
     }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .context("`nix build --json` printed something that is not JSON")?;
-    let out = json
-        .get(0)
-        .and_then(|d| d.get("outputs"))
-        .and_then(|o| o.get("out"))
-        .and_then(|o| o.as_str())
-        .context("`nix build --json` printed no out path for .#flasher")?;
-    Ok(PathBuf::from(out))
+    crate::nix::out_path(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// The command that flashes `elf` through `port`. For ravedude, `ravedude_dir` is the folder whose
@@ -414,7 +402,7 @@ pub fn check_port(port: &str) -> Result<()> {
             if err.kind() == std::io::ErrorKind::PermissionDenied {
                 let gid = std::fs::metadata(path).map(|m| m.gid()).ok();
                 // A port owned by root's group is no group to join: then name the usual ones.
-                match gid.filter(|g| *g != 0).and_then(group_name) {
+                match gid.filter(|g| *g != 0).and_then(crate::serial::group_name) {
                     Some(group) => bail!(
                         "permission denied opening the serial port {port} (it belongs to the \
                          group `{group}`)\n\
@@ -434,18 +422,6 @@ pub fn check_port(port: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The name of group `gid`, from /etc/group.
-#[cfg(unix)]
-fn group_name(gid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let _ = f.next()?;
-        (f.next()?.parse::<u32>().ok()? == gid).then(|| name.to_string())
-    })
 }
 
 /// What [`flash`] did.

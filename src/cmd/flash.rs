@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use nixflash::manifest;
 use nixflash::serial::{self, MonitorOptions, Reset};
 
 /// Build the firmware and flash it to the board
@@ -40,10 +39,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<u8> {
-    let cwd = std::env::current_dir()?;
-    let project = manifest::discover(&cwd)?;
-    let db = super::database()?;
-    let board = db.get(project.board_id()?)?;
+    let (project, board) = super::build::project(a.verbose)?;
+    let board = &board;
 
     // The port first: no board attached is found out before a long build.
     let port = serial::pick_port(a.port.as_deref(), board)?;
