@@ -188,8 +188,9 @@ pub fn check(tool: FlashTool, path: &OsString, source: Source) -> Result<Flasher
     })
 }
 
-/// The flasher for `board`: the one on PATH if it is new enough, else the flake's.
-pub fn find(board: &Board, project_root: &Path) -> Result<Flasher> {
+/// The flasher for `board`: the one on PATH if it is new enough, else the flake's, built with
+/// `nix_args` added to the nix command.
+pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<Flasher> {
     let tool = board.flash.tool;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let on_path = match check(tool, &path, Source::Path) {
@@ -218,7 +219,12 @@ pub fn find(board: &Board, project_root: &Path) -> Result<Flasher> {
         tool.as_str(),
         flake.display()
     );
-    let out = realise_flake_flasher(nix, project_root)?;
+    let nix = crate::nix::Nix {
+        path: nix.clone(),
+        verbose: false,
+        extra_args: nix_args.to_vec(),
+    };
+    let out = realise_flake_flasher(&nix, project_root)?;
     let mut flake_path = OsString::from(out.join("bin"));
     if !path.is_empty() {
         flake_path.push(":");
@@ -234,11 +240,7 @@ pub fn find(board: &Board, project_root: &Path) -> Result<Flasher> {
 }
 
 /// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
-pub fn realise_flake_flasher(nix: &Path, project_root: &Path) -> Result<PathBuf> {
-    let nix = crate::nix::Nix {
-        path: nix.to_path_buf(),
-        verbose: false,
-    };
+pub fn realise_flake_flasher(nix: &crate::nix::Nix, project_root: &Path) -> Result<PathBuf> {
     let output = nix
         .command(project_root, &["build", ".#flasher", "--no-link", "--json"])
         .stdin(Stdio::null())
@@ -435,11 +437,18 @@ pub struct Outcome {
 }
 
 /// Flashes `elf` to `board` through `port` with the board's flasher, printing which flasher and
-/// command are used, the flasher's output live. `project_root` holds Ravedude.toml and flake.nix.
-pub fn flash(board: &Board, project_root: &Path, elf: &Path, port: &str) -> Result<Outcome> {
+/// command are used, the flasher's output live. `project_root` holds Ravedude.toml and flake.nix;
+/// `nix_args` go to the nix command that builds the flake's flasher, if that is needed.
+pub fn flash(
+    board: &Board,
+    project_root: &Path,
+    elf: &Path,
+    port: &str,
+    nix_args: &[String],
+) -> Result<Outcome> {
     check_port(port)?;
     check_elf(board, elf)?;
-    let flasher = find(board, project_root)?;
+    let flasher = find(board, project_root, nix_args)?;
     eprintln!("Flasher: {flasher}");
     let config_dir = match flasher.tool {
         FlashTool::Ravedude => {

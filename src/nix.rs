@@ -44,13 +44,20 @@ pub struct Nix {
     pub path: PathBuf,
     /// Print each nix command before running it.
     pub verbose: bool,
+    /// The user's own arguments (what follows `--` on nixflash's command line), appended to every
+    /// nix command: `--override-input`, `--builders`, `--option substituters ...`, `--offline`.
+    pub extra_args: Vec<String>,
 }
 
 impl Nix {
     /// Finds `nix` on PATH, or says how to install it.
     pub fn find(verbose: bool) -> Result<Nix> {
         match which::which("nix") {
-            Ok(path) => Ok(Nix { path, verbose }),
+            Ok(path) => Ok(Nix {
+                path,
+                verbose,
+                extra_args: Vec::new(),
+            }),
             Err(_) => bail!(
                 "nix is not installed (no `nix` on PATH)\n\
                  hint: nixflash builds firmware with Nix, which brings the Rust toolchain; install \
@@ -61,17 +68,28 @@ impl Nix {
         }
     }
 
-    /// A `nix` command with flakes enabled, run in `dir`.
+    /// The same nix, with the user's own arguments for every command it runs.
+    pub fn with_args(mut self, extra_args: &[String]) -> Nix {
+        self.extra_args = extra_args.to_vec();
+        self
+    }
+
+    /// A `nix` command with flakes enabled, run in `dir`: `args`, then the user's own arguments.
     pub fn command<S: AsRef<OsStr>>(&self, dir: &Path, args: &[S]) -> Command {
         if self.verbose {
             let shown: Vec<String> = args
                 .iter()
-                .map(|a| shell_word(&a.as_ref().to_string_lossy()))
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .chain(self.extra_args.iter().cloned())
+                .map(|a| shell_word(&a))
                 .collect();
             status("Running", &format!("`nix {}`", shown.join(" ")));
         }
         let mut c = Command::new(&self.path);
-        c.args(FEATURES).args(args).current_dir(dir);
+        c.args(FEATURES)
+            .args(args)
+            .args(&self.extra_args)
+            .current_dir(dir);
         c
     }
 
@@ -526,6 +544,35 @@ pub fn channel(flake_dir: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The Nix system name of this machine (`x86_64-linux`, `aarch64-darwin`), as flake outputs are
+/// keyed.
+pub fn system() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    format!("{}-{os}", std::env::consts::ARCH)
+}
+
+/// Evaluates the flake's firmware derivation (`packages.<system>.default.drvPath`) without
+/// building anything: its path, or nix's error (the `error:` lines of its log).
+pub fn evaluate_firmware(nix: &Nix, flake_dir: &Path) -> Result<String> {
+    let attr = format!(".#packages.{}.default.drvPath", system());
+    let run = run_nix(nix.command(flake_dir, &["eval", "--raw", &attr]), false)?;
+    interrupt::check()?;
+    if !run.status.success() {
+        let lines = relevant_lines(&run.log, 10);
+        let errors: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("error:").map(str::trim).unwrap_or(l))
+            .collect();
+        bail!("{}", errors.join(" "));
+    }
+    Ok(run.stdout.trim().to_string())
+}
+
 /// `nix build .#<attr> --json --no-link`, quietly: its out path, or the failed run.
 fn realise(nix: &Nix, flake_dir: &Path, attr: &str) -> Result<std::result::Result<PathBuf, Run>> {
     let installable = format!(".#{attr}");
@@ -736,6 +783,8 @@ pub struct BuildOptions {
     pub link: bool,
     /// Realise rust-src and compare the std lock even if the pin looks unchanged.
     pub force_std_lock: bool,
+    /// The user's own arguments for every nix command (see [`Nix::extra_args`]).
+    pub nix_args: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -745,6 +794,7 @@ impl Default for BuildOptions {
             verbose: false,
             link: true,
             force_std_lock: false,
+            nix_args: Vec::new(),
         }
     }
 }
@@ -846,7 +896,7 @@ impl std::error::Error for BuildFailed {}
 /// Progress goes to stderr, one line per step, with nix's own output live in between; the size
 /// line is printed too.
 pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<Built> {
-    let nix = Nix::find(opts.verbose)?;
+    let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
     let flake_dir = flake_dir(manifest)?;
     let git = Git::of(&flake_dir);
     check_git(&flake_dir, &git, opts.git_add)?;

@@ -11,14 +11,16 @@ use serde::Serialize;
 
 /// Build the firmware with Nix and show its size
 #[derive(clap::Args)]
-#[command(
-    after_help = "Run it anywhere inside a project made by `nixflash new` (like cargo). \
+#[command(after_help = concat!(
+    "Run it anywhere inside a project made by `nixflash new` (like cargo). \
     It needs Nix, not Rust: the flake brings the toolchain. It git-adds (intent-to-add) the files \
     the flake needs that git does not track yet, keeps nix/std-Cargo.lock equal to the pinned \
     toolchain's for boards that build std (AVR), runs `nix build .#default`, keeps a ./result link \
     and prints how much flash and RAM the firmware uses.\n\nExamples:\n  nixflash build\n  \
-    nixflash build --json | jq .size"
-)]
+    nixflash build --json | jq .size\n  \
+    nixflash build -- --builders 'ssh://big-box x86_64-linux'\n\n",
+    super::nix_args_help!()
+))]
 pub struct Args {
     /// Do not `git add --intent-to-add` untracked files the flake needs: print the command instead
     #[arg(long)]
@@ -32,15 +34,18 @@ pub struct Args {
     /// Show each nix command nixflash runs, and how the project was read
     #[arg(long, short)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub nix: super::NixArgs,
 }
 
 /// Update the flake's inputs (`nix flake update`), then nix/std-Cargo.lock
 #[derive(clap::Args)]
-#[command(
-    after_help = "Examples:\n  nixflash update                 every input\n  \
+#[command(after_help = concat!(
+    "Examples:\n  nixflash update                 every input\n  \
     nixflash update rust-overlay    a newer toolchain manifest only\n  \
-    nixflash update --std-lock      only copy the pinned toolchain's std lock again"
-)]
+    nixflash update --std-lock      only copy the pinned toolchain's std lock again\n\n",
+    super::nix_args_help!()
+))]
 pub struct UpdateArgs {
     /// Inputs to update (default: all of them)
     #[arg(conflicts_with = "std_lock")]
@@ -54,16 +59,24 @@ pub struct UpdateArgs {
     /// Show each nix command nixflash runs
     #[arg(long, short)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub nix: super::NixArgs,
 }
 
 /// Check that this machine and project can build and flash
 #[derive(clap::Args)]
-#[command(
-    after_help = "Checks Nix and its version, whether flakes are enabled, git tracking \
-    of the flake's files, the board, the flasher and serial-port permissions. One line each, \
-    ✓ or ✗ with the fix; the exit code is 1 when something is missing."
-)]
-pub struct DoctorArgs {}
+#[command(after_help = concat!(
+    "Checks Nix and its version, whether flakes are enabled, git tracking \
+    of the flake's files, the board, that the flake evaluates (with the arguments after `--`), \
+    the flasher and serial-port permissions. One line each, ✓ or ✗ with the fix; the exit code \
+    is 1 when something is missing.\n\nExamples:\n  nixflash doctor\n  \
+    nixflash doctor -- --offline\n\n",
+    super::nix_args_help!()
+))]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub nix: super::NixArgs,
+}
 
 /// The project around the current folder, and its board (for every command that builds).
 pub fn project(verbose: bool) -> Result<(Manifest, Board)> {
@@ -107,6 +120,7 @@ pub fn run(a: Args) -> Result<u8> {
             verbose: a.verbose,
             link: !a.no_link,
             force_std_lock: false,
+            nix_args: a.nix.nix_args.clone(),
         },
     )?;
     if a.json {
@@ -123,7 +137,7 @@ pub fn run(a: Args) -> Result<u8> {
 
 pub fn run_update(a: UpdateArgs) -> Result<u8> {
     let (manifest, board) = project(a.verbose)?;
-    let nix = Nix::find(a.verbose)?;
+    let nix = Nix::find(a.verbose)?.with_args(&a.nix.nix_args);
     let flake_dir = nix::flake_dir(&manifest)?;
     let git = Git::of(&flake_dir);
     if !a.std_lock {
@@ -161,6 +175,7 @@ pub fn run_update(a: UpdateArgs) -> Result<u8> {
         verbose: a.verbose,
         link: false,
         force_std_lock: true,
+        nix_args: a.nix.nix_args.clone(),
     };
     match nix::sync_std_lock(&nix, &flake_dir, &git, &board, &opts)? {
         StdLock::Checked { rust_src } => nix::status(
@@ -189,11 +204,12 @@ impl Report {
     }
 }
 
-pub fn run_doctor(_a: DoctorArgs) -> Result<u8> {
+pub fn run_doctor(a: DoctorArgs) -> Result<u8> {
     let mut r = Report { failed: 0 };
 
     // Nix and flakes.
-    match Nix::find(false) {
+    let found = Nix::find(false).map(|n| n.with_args(&a.nix.nix_args));
+    match &found {
         Err(_) => r.bad(
             "nix is not installed (no `nix` on PATH)",
             "install Nix: sh <(curl -L https://nixos.org/nix/install) --daemon (https://nixos.org/download)",
@@ -210,7 +226,7 @@ pub fn run_doctor(_a: DoctorArgs) -> Result<u8> {
                     "reinstall Nix (https://nixos.org/download)",
                 ),
             }
-            match flakes_enabled(&nix) {
+            match flakes_enabled(nix) {
                 Some(true) => r.ok("flakes are enabled"),
                 Some(false) => r.bad(
                     "flakes are not enabled (nixflash enables them for its own calls, but `nix build`, `nix develop` and direnv need them)",
@@ -238,6 +254,7 @@ pub fn run_doctor(_a: DoctorArgs) -> Result<u8> {
         Ok(m) => Some(m),
     };
     let mut board: Option<Board> = None;
+    let mut flake_dir = None;
     if let Some(m) = &manifest {
         match nix::flake_dir(m) {
             Err(_) => r.bad(
@@ -247,7 +264,10 @@ pub fn run_doctor(_a: DoctorArgs) -> Result<u8> {
                     m.board.as_deref().unwrap_or("<id>")
                 ),
             ),
-            Ok(dir) => check_git(&mut r, &dir)?,
+            Ok(dir) => {
+                check_git(&mut r, &dir)?;
+                flake_dir = Some(dir);
+            }
         }
         match m.board_id() {
             Err(_) => r.bad(
@@ -264,6 +284,21 @@ pub fn run_doctor(_a: DoctorArgs) -> Result<u8> {
                     "choose an id from `nixflash boards` for [package.metadata.nixflash] board in Cargo.toml",
                 ),
             },
+        }
+    }
+
+    // The flake, evaluated as a build would evaluate it.
+    if let (Ok(nix), Some(dir)) = (&found, &flake_dir) {
+        nix::status(
+            "Evaluating",
+            "the flake's firmware derivation (the first time, nix downloads the pinned inputs)…",
+        );
+        match nix::evaluate_firmware(nix, dir) {
+            Ok(drv) => r.ok(&format!("the flake evaluates: the firmware is {drv}")),
+            Err(e) => r.bad(
+                &format!("the flake does not evaluate: {}", first_line(&e)),
+                "run `nixflash build` to see nix's whole message",
+            ),
         }
     }
 

@@ -9,11 +9,15 @@ use nixflash::serial::{self, MonitorOptions, Reset};
 
 /// Build the firmware and flash it to the board
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  nixflash flash --port /dev/ttyACM0\n  \
+#[command(after_help = concat!(
+    "Examples:\n  nixflash flash --port /dev/ttyACM0\n  \
     nixflash flash --no-build --port /dev/ttyACM0\n  \
-    nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n\n\
+    nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n  \
+    nixflash flash --monitor -- --offline\n\n\
     The flasher is ravedude (AVR boards) or espflash (ESP32 boards): the one on PATH if it is \
-    new enough, otherwise the one the project's flake.nix pins (built with Nix).")]
+    new enough, otherwise the one the project's flake.nix pins (built with Nix).\n\n",
+    super::nix_args_help!()
+))]
 pub struct Args {
     /// The board's serial port, e.g. /dev/ttyACM0
     #[arg(long, short)]
@@ -36,6 +40,8 @@ pub struct Args {
     /// When building: show each nix command nixflash runs
     #[arg(long, short)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub nix: super::NixArgs,
 }
 
 pub fn run(a: Args) -> Result<u8> {
@@ -73,13 +79,14 @@ pub fn run(a: Args) -> Result<u8> {
             let opts = nixflash::nix::BuildOptions {
                 git_add: !a.no_git_add,
                 verbose: a.verbose,
+                nix_args: a.nix.nix_args.clone(),
                 ..Default::default()
             };
             nixflash::nix::build(&project, board, &opts)?.elf
         }
     };
 
-    let outcome = nixflash::flash::flash(board, &project.root, &elf, port)?;
+    let outcome = nixflash::flash::flash(board, &project.root, &elf, port, &a.nix.nix_args)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {

@@ -7,6 +7,29 @@ pub mod monitor;
 pub mod new;
 pub mod ports;
 
+/// What follows `--` on the command line of the commands that run nix.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NixArgs {
+    /// Arguments for every nix command nixflash runs, after `--` (see below)
+    #[arg(last = true, value_name = "NIX_ARGS", allow_hyphen_values = true)]
+    pub nix_args: Vec<String>,
+}
+
+/// The help text about [`NixArgs`], a literal for `concat!` in `after_help`.
+macro_rules! nix_args_help {
+    () => {
+        "Arguments after `--` go to every nix command nixflash runs (the firmware build, the \
+         rust-src realisation behind nix/std-Cargo.lock, the flasher build, `nix flake update`). \
+         Remote builders and binary caches are how a team outgrows one machine:\n  \
+         -- --builders 'ssh://big-box x86_64-linux'      build on another machine\n  \
+         -- --option extra-substituters https://cache.example.org\n     \
+            --option extra-trusted-public-keys 'cache.example.org-1:...'   a team's binary cache\n  \
+         -- --offline                                    use only what the Nix store has\n  \
+         -- --override-input nixpkgs path:/src/nixpkgs   a local nixpkgs instead of the pinned one"
+    };
+}
+pub(crate) use nix_args_help;
+
 /// Rows of cells as left-aligned columns two spaces apart, one line each.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
