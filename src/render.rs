@@ -5,13 +5,16 @@
 //! `templates/locks/<hal feature>.lock` holds the dependency part of the lock file cargo resolved
 //! for that template (`scripts/update-locks.sh` makes them); the package's own entry is inserted
 //! in cargo's order, so a new project's Cargo.lock is exactly what cargo would write.
+//! `templates/pins.toml` holds the flake inputs' pins: flake.nix names the inputs and the
+//! flake.lock written beside it locks them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use include_dir::{include_dir, Dir, DirEntry};
 use minijinja::{Environment, UndefinedBehavior};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::board::Board;
 
@@ -21,6 +24,7 @@ static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 /// the package's sources, manifest or lock.
 pub const INIT_FILES: &[&str] = &[
     "flake.nix",
+    "flake.lock",
     ".envrc",
     "rust-toolchain.toml",
     ".cargo/config.toml",
@@ -57,7 +61,88 @@ impl Project {
 struct TemplateContext<'a> {
     project: &'a Project,
     board: &'a Board,
+    pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
+}
+
+/// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Pin {
+    pub owner: String,
+    pub repo: String,
+    /// The branch flake.nix follows (`nixflash update` moves the pin along it).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub rev: String,
+    pub nar_hash: String,
+    pub last_modified: u64,
+    /// Where the pin came from.
+    pub from: String,
+    /// Inputs of this input that follow the project's own (`nixpkgs = "nixpkgs"`).
+    #[serde(default)]
+    pub follows: BTreeMap<String, String>,
+    /// The flake reference flake.nix names, `github:<owner>/<repo>[/<ref>]`.
+    #[serde(skip_deserializing)]
+    pub url: String,
+}
+
+/// The pins of the flake inputs, by input name.
+pub fn pins() -> Result<BTreeMap<String, Pin>> {
+    let text = TEMPLATES
+        .get_file("pins.toml")
+        .and_then(|f| f.contents_utf8())
+        .context("nixflash was built without templates/pins.toml")?;
+    let mut pins: BTreeMap<String, Pin> =
+        toml::from_str(text).context("templates/pins.toml is invalid")?;
+    for pin in pins.values_mut() {
+        pin.url = format!("github:{}/{}", pin.owner, pin.repo);
+        if let Some(r) = &pin.git_ref {
+            pin.url.push('/');
+            pin.url.push_str(r);
+        }
+    }
+    Ok(pins)
+}
+
+/// The flake.lock that locks every input to its pin, as Nix writes it (keys sorted, two-space
+/// indent), so that Nix neither rewrites it nor downloads anything to check it.
+pub fn flake_lock(pins: &BTreeMap<String, Pin>) -> String {
+    use serde_json::{json, Map, Value};
+    let mut nodes = Map::new();
+    let mut root_inputs = Map::new();
+    for (name, pin) in pins {
+        let mut original = json!({ "owner": pin.owner, "repo": pin.repo, "type": "github" });
+        if let Some(r) = &pin.git_ref {
+            original["ref"] = json!(r);
+        }
+        let mut node = json!({
+            "locked": {
+                "lastModified": pin.last_modified,
+                "narHash": pin.nar_hash,
+                "owner": pin.owner,
+                "repo": pin.repo,
+                "rev": pin.rev,
+                "type": "github",
+            },
+            "original": original,
+        });
+        if !pin.follows.is_empty() {
+            let inputs: Map<String, Value> = pin
+                .follows
+                .iter()
+                .map(|(input, target)| (input.clone(), json!([target])))
+                .collect();
+            node["inputs"] = Value::Object(inputs);
+        }
+        nodes.insert(name.clone(), node);
+        root_inputs.insert(name.clone(), json!(name));
+    }
+    nodes.insert("root".into(), json!({ "inputs": root_inputs }));
+    let lock = json!({ "nodes": nodes, "root": "root", "version": 7 });
+    let mut text = serde_json::to_string_pretty(&lock).expect("JSON values serialize");
+    text.push('\n');
+    text
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
@@ -102,6 +187,10 @@ pub fn render(board: &Board, project: &Project) -> Result<Vec<File>> {
         path: PathBuf::from("Cargo.lock"),
         contents: complete_lock(lock_template(board)?, project),
     });
+    out.push(File {
+        path: PathBuf::from("flake.lock"),
+        contents: flake_lock(&pins()?),
+    });
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -128,9 +217,11 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
     env.set_keep_trailing_newline(true);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
+    let pins = pins()?;
     let ctx = TemplateContext {
         project,
         board,
+        pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
     };
     let mut out = Vec::new();
@@ -201,9 +292,11 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn every_board_renders_and_every_toml_parses() {
+        let pins = pins().unwrap();
         let db = crate::board::Database::builtin().unwrap();
         for b in db.boards() {
             let files = render(b, &Project::new("my-fw")).unwrap();
@@ -215,6 +308,7 @@ mod tests {
                 "rust-toolchain.toml",
                 ".cargo/config.toml",
                 "flake.nix",
+                "flake.lock",
                 ".envrc",
                 ".gitignore",
                 "README.md",
@@ -223,7 +317,24 @@ mod tests {
             }
             for f in &files {
                 let name = f.path.display().to_string();
-                if name.ends_with(".toml") || name.ends_with(".lock") {
+                if name == "flake.lock" {
+                    let lock: serde_json::Value = serde_json::from_str(&f.contents).unwrap();
+                    let flake = &files
+                        .iter()
+                        .find(|f| f.path == Path::new("flake.nix"))
+                        .unwrap()
+                        .contents;
+                    for (input, pin) in &pins {
+                        assert_eq!(lock["nodes"]["root"]["inputs"][input], input.as_str());
+                        assert_eq!(lock["nodes"][input]["locked"]["rev"], pin.rev.as_str());
+                        assert!(
+                            flake.contains(&format!("url = \"{}\";", pin.url)),
+                            "{}: flake.nix does not name {input} as {}",
+                            b.id,
+                            pin.url
+                        );
+                    }
+                } else if name.ends_with(".toml") || name.ends_with(".lock") {
                     let t: toml::Table = toml::from_str(&f.contents)
                         .unwrap_or_else(|e| panic!("{}: {name}: {e}", b.id));
                     if name == "Cargo.toml" {

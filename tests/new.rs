@@ -407,6 +407,7 @@ fn init_adds_nix_and_board_files_and_leaves_the_rest() {
             ".envrc",
             "Cargo.toml",
             "Ravedude.toml",
+            "flake.lock",
             "flake.nix",
             "rust-toolchain.toml",
             "src/main.rs"
