@@ -237,6 +237,14 @@ impl Board {
         if self.flash.baud == 0 || self.monitor.baud == 0 {
             bail!("`flash.baud` and `monitor.baud` must be above zero");
         }
+        if !exact_channel(&self.rust.toolchain) {
+            bail!(
+                "`rust.toolchain = \"{}\"` is not an exact toolchain: pin a version (\"1.96.0\") \
+                 or a dated nightly (\"nightly-2025-04-27\"), since `stable` or `nightly` alone \
+                 would build with whatever is newest the day rust-overlay is updated",
+                self.rust.toolchain
+            );
+        }
         if self.usb.ids.is_empty() {
             bail!("`usb.ids` is empty: list the board's USB ids so its port can be found");
         }
@@ -308,6 +316,21 @@ impl Board {
             FlashTool::Ravedude => self.flash.board.as_deref().unwrap_or(&self.id),
             FlashTool::Espflash => self.flash.chip.as_deref().unwrap_or(&self.chip),
         }
+    }
+}
+
+/// Whether `channel` names one toolchain for good: `1.96.0`, or `nightly-2025-04-27`.
+pub fn exact_channel(channel: &str) -> bool {
+    let numbers = |s: &str, n: usize, sep: char| {
+        let parts: Vec<&str> = s.split(sep).collect();
+        parts.len() == n
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match channel.strip_prefix("nightly-") {
+        Some(date) => date.len() == 10 && numbers(date, 3, '-'),
+        None => numbers(channel, 3, '.'),
     }
 }
 
@@ -513,6 +536,28 @@ mod tests {
         assert!("2341-0043".parse::<UsbId>().is_err());
         assert!("23410:043".parse::<UsbId>().is_err());
         assert!("zz41:0043".parse::<UsbId>().is_err());
+    }
+
+    #[test]
+    fn only_exact_toolchains_are_pins() {
+        for yes in ["1.96.0", "1.100.12", "nightly-2025-04-27"] {
+            assert!(exact_channel(yes), "{yes}");
+        }
+        for no in [
+            "stable",
+            "nightly",
+            "1.96",
+            "beta",
+            "nightly-2025-04",
+            "1.96.0-x",
+            "",
+        ] {
+            assert!(!exact_channel(no), "{no}");
+        }
+        let c3 = builtin_source("esp32c3-devkitm-1").unwrap();
+        let bad = c3.replace("toolchain = \"1.96.0\"", "toolchain = \"stable\"");
+        let e = format!("{:#}", Board::parse(&bad, "b.toml").unwrap_err());
+        assert!(e.contains("is not an exact toolchain"), "{e}");
     }
 
     #[test]

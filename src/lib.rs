@@ -4,6 +4,7 @@
 
 pub mod board;
 pub mod diagnose;
+pub mod flake_lock;
 pub mod flash;
 pub mod git;
 pub mod interrupt;

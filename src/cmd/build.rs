@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 use nixflash::board::{Board, Database, FlashTool};
+use nixflash::flake_lock::{self, Change};
 use nixflash::manifest::{self, Manifest, ReadBy};
 use nixflash::nix::{self, BuildOptions, Git, Nix, StdLock};
 use serde::Serialize;
@@ -150,7 +151,9 @@ pub fn run_update(a: UpdateArgs) -> Result<u8> {
             "Updating",
             &format!("the flake's inputs ({what}) in flake.lock"),
         );
+        let before = flake_lock::read(&flake_dir)?;
         nix::flake_update(&nix, &flake_dir, &a.inputs)?;
+        report_moves(&before, &flake_lock::read(&flake_dir)?);
         if let (Git::Repo { .. }, true) = (&git, !a.no_git_add) {
             let u = nix::untracked(&flake_dir)?;
             let lock = PathBuf::from("flake.lock");
@@ -185,6 +188,21 @@ pub fn run_update(a: UpdateArgs) -> Result<u8> {
         StdLock::Updated { .. } | StdLock::Unchanged | StdLock::NotNeeded => {}
     }
     Ok(0)
+}
+
+/// One line per input of flake.lock: what `nix flake update` moved, old → new.
+fn report_moves(
+    before: &std::collections::BTreeMap<String, flake_lock::Locked>,
+    after: &std::collections::BTreeMap<String, flake_lock::Locked>,
+) {
+    for change in flake_lock::changes(before, after) {
+        match change {
+            Change::Moved(name, old, new) => nix::status("Moved", &format!("{name} {old} → {new}")),
+            Change::Unchanged(name, at) => nix::status("Unchanged", &format!("{name} {at}")),
+            Change::Added(name, at) => nix::status("Locked", &format!("{name} {at} (new)")),
+            Change::Removed(name, at) => nix::status("Removed", &format!("{name} (was {at})")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
