@@ -2,16 +2,8 @@
 //! tests/fixtures/project (derivations that run /bin/sh; no nixpkgs needed), plus the known-failure
 //! table against captured logs and the size report against real ELFs.
 //!
-//! Tests that need `nix` (or avr-size, cargo) print `SKIPPED: ...` when it is missing.
-
-/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
-/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
-macro_rules! skip_note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+//! Tests that need `nix` (or avr-size, cargo) print `SKIPPED: ...` when it is missing, and fail
+//! in CI.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -33,7 +25,7 @@ fn have(tool: &str) -> bool {
 macro_rules! require {
     ($tool:expr, $test:expr) => {
         if !have($tool) {
-            skip_note!("SKIPPED: {} because `{}` is not on PATH", $test, $tool);
+            common::skip($test, &format!("`{}` is not on PATH", $tool));
             return;
         }
     };
@@ -162,7 +154,7 @@ fn builds_from_a_subfolder_and_reports_sizes() {
     assert_eq!(j["size"]["flash"]["total"], 32256);
     assert_eq!(j["size"]["ram"]["total"], 2048);
     if !have("avr-size") {
-        skip_note!("SKIPPED: the size numbers check because `avr-size` is not on PATH");
+        common::skip("the size numbers check", "`avr-size` is not on PATH");
         return;
     }
     let s = avr_size(&elf);
@@ -567,6 +559,75 @@ fn doctor_checks_each_thing_on_one_line() {
     ));
 }
 
+/// What follows `--` goes to every nix command: the rust-src realisation and the build, the flake
+/// update, and the evaluation doctor runs.
+#[test]
+fn arguments_after_dashdash_reach_every_nix_command() {
+    require!("nix", "arguments_after_dashdash_reach_every_nix_command");
+    let f = Fixture::new(true);
+    let mut c = f.nixflash("");
+    c.args(["build", "--verbose", "--", "--option", "max-jobs", "1"]);
+    let o = run(c);
+    assert_eq!(o.code, 0);
+    let calls = nix_calls(&o.stderr);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[0].contains(".#rust-src") && calls[1].contains(".#default"));
+    for call in &calls {
+        assert!(call.ends_with(" --option max-jobs 1`"), "{call}");
+    }
+
+    let mut c = f.nixflash("");
+    c.args([
+        "update",
+        "rust-overlay",
+        "--verbose",
+        "--",
+        "--option",
+        "max-jobs",
+        "1",
+    ]);
+    let o = run(c);
+    assert_eq!(o.code, 0);
+    let calls = nix_calls(&o.stderr);
+    assert!(
+        calls[0].contains("nix flake update rust-overlay")
+            && calls[0].ends_with(" --option max-jobs 1`"),
+        "{calls:?}"
+    );
+
+    // doctor evaluates the firmware derivation with them: fine as it is, not with a missing
+    // rust-overlay.
+    let mut c = f.nixflash("");
+    c.arg("doctor");
+    let o = run(c);
+    assert!(
+        o.stdout
+            .contains("✓ the flake evaluates: the firmware is /nix/store/"),
+        "{}",
+        o.stdout
+    );
+    let mut c = f.nixflash("");
+    c.args([
+        "doctor",
+        "--",
+        "--override-input",
+        "rust-overlay",
+        "path:/nixflash-no-such-folder",
+    ]);
+    let o = run(c);
+    assert_eq!(o.code, 1);
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("✗ the flake does not evaluate: "))
+        .unwrap_or_else(|| panic!("{}", o.stdout));
+    assert!(line.contains("/nixflash-no-such-folder"), "{line}");
+    assert!(
+        line.ends_with("— fix: run `nixflash build` to see nix's whole message"),
+        "{line}"
+    );
+}
+
 #[test]
 fn doctor_without_nix_fails() {
     let f = Fixture::new(false);
@@ -594,7 +655,7 @@ fn the_project_is_read_by_cargo_metadata_or_from_cargo_toml_alike() {
     let found = manifest::discover(&f.dir.join("src")).unwrap();
     assert_eq!(found.root, f.dir.canonicalize().unwrap());
     if !have("cargo") {
-        skip_note!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
+        common::skip("the cargo metadata half", "`cargo` is not on PATH");
         return;
     }
     // rust-toolchain.toml pins a nightly that is not installed; cargo must answer anyway, and
@@ -750,7 +811,7 @@ fn esp32c3_sizes_count_only_loaded_sections() {
 #[test]
 fn avr_sizes_agree_with_avr_size() {
     if !have("avr-size") {
-        skip_note!("SKIPPED: avr_sizes_agree_with_avr_size because `avr-size` is not on PATH");
+        common::skip("avr_sizes_agree_with_avr_size", "`avr-size` is not on PATH");
         return;
     }
     let elf = fixtures().join("project/firmware.elf");
@@ -789,7 +850,7 @@ fn a_workspace_member_takes_the_board_from_the_workspace_root() {
     assert_eq!(by_toml.board.as_deref(), Some("nano"));
     assert_eq!(by_toml.firmware_bin(), "blink");
     if !have("cargo") {
-        skip_note!("SKIPPED: the cargo metadata half because `cargo` is not on PATH");
+        common::skip("the cargo metadata half", "`cargo` is not on PATH");
         return;
     }
     let by_cargo = manifest::read_with_cargo(&root.join("fw")).expect("cargo answers");

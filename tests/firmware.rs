@@ -5,17 +5,10 @@
 //! to the cargo command here. The `-Z build-std` and linker overrides are given on the command
 //! line, not written into the templates: the templates are right for rustup and Nix users.
 //!
-//! The Uno project depends on arduino-hal from GitHub; without internet it compiles only when
-//! `NIXFLASH_TEST_AVR_HAL_GIT` names a git mirror of https://github.com/rahix/avr-hal.
+//! The Uno project depends on arduino-hal from GitHub: git takes it from the avr-hal bundle in
+//! ../shared/fixtures instead.
 
-/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
-/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
-macro_rules! skip_note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,12 +105,9 @@ fn esp32c3_project_compiles_to_a_riscv_elf() {
 
 #[test]
 fn uno_project_compiles_to_an_avr_elf() {
-    let Some(mirror) = std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") else {
-        skip_note!(
-            "SKIPPED uno_project_compiles_to_an_avr_elf: NIXFLASH_TEST_AVR_HAL_GIT is unset, and \
-             arduino-hal can only come from GitHub; set it to a git mirror of rahix/avr-hal"
-        );
-        return;
+    let mirror = match common::offline::avr_hal_git() {
+        Ok(m) => m,
+        Err(why) => return common::skip("uno_project_compiles_to_an_avr_elf", &why),
     };
     let tmp = tempfile::tempdir().unwrap();
     let git_config = tmp.path().join("gitconfig");
@@ -125,7 +115,7 @@ fn uno_project_compiles_to_an_avr_elf() {
         &git_config,
         format!(
             "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            Path::new(&mirror).display()
+            mirror.display()
         ),
     )
     .unwrap();

@@ -1,25 +1,19 @@
 //! Real Nix on real flakes: nixflash's own flake.nix and the flake.nix that `nixflash new` writes.
 //!
-//! Always (when `nix-instantiate` / `rustfmt` are installed): every flake parses, and the Rust
-//! sources of a new project are rustfmt-clean (the generated flake's `checks.fmt`).
+//! Every flake parses, and the Rust sources of a new project are rustfmt-clean (the generated
+//! flake's `checks.fmt`). The pins in templates/pins.toml are the trees in ../shared/fixtures
+//! (their narHash), and the pinned rust-overlay has every toolchain the board database names.
 //!
-//! With `NIXFLASH_TEST_FLAKE_INPUTS` naming a folder that holds `nixpkgs/`, `crane/` and
-//! `rust-overlay/` source trees (scripts/flake-inputs.sh makes one from git mirrors), the flakes
-//! are evaluated offline against them with import-from-derivation disabled, and crane's split of
-//! dependencies and firmware into two derivations is checked. The Arduino Uno project depends on
-//! arduino-hal from GitHub: it also needs `NIXFLASH_TEST_AVR_HAL_GIT`, a git mirror of
-//! github.com/rahix/avr-hal. What cannot run says SKIPPED on stderr, with the reason.
+//! The flakes are then evaluated offline with import-from-derivation disabled: crane and
+//! rust-overlay come from flake.lock's own pins, which Nix finds in the store by their narHash
+//! once the fixture trees are added (nothing is downloaded), and nixpkgs is the slimmed fixture
+//! tree. The Arduino Uno project's arduino-hal comes from the avr-hal bundle in
+//! ../shared/fixtures, through nix-offline's HOME. crane's split of dependencies and firmware
+//! into two derivations is checked with dry runs, and `nix flake check --no-build` evaluates
+//! every output (with the test overlay of tests/fixtures/nix-offline). Real builds are in
+//! tests/nix_build.rs.
 //!
-//! Nothing can be built here (no binary cache, no network): these tests evaluate and dry-run only.
-
-/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
-/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
-macro_rules! skip_note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+//! What cannot run here says SKIPPED on stderr, with the reason; in CI it fails.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -27,11 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use assert_cmd::cargo::CommandCargoExt;
 use nixflash::board::Database;
 use nixflash::render::{self, Project};
 
-const NIX_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+mod common;
+
+use common::offline::{fixture_tree, nix_offline, NixOffline, NIX_FEATURES};
+use common::skip;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -75,8 +71,10 @@ fn nix_system() -> String {
 #[test]
 fn own_and_generated_flakes_parse() {
     if !installed("nix-instantiate") {
-        skip_note!("SKIPPED: nix-instantiate is not installed (../shared/tools/install-nix.sh installs Nix)");
-        return;
+        return skip(
+            "own_and_generated_flakes_parse",
+            "nix-instantiate is not installed (../shared/tools/install-nix.sh installs Nix)",
+        );
     }
     let parse = |file: &Path, what: &str| {
         run(
@@ -116,8 +114,10 @@ fn own_and_generated_flakes_parse() {
 #[test]
 fn generated_sources_pass_the_flake_fmt_check() {
     if !installed("rustfmt") {
-        skip_note!("SKIPPED: rustfmt is not installed (rustup component add rustfmt)");
-        return;
+        return skip(
+            "generated_sources_pass_the_flake_fmt_check",
+            "rustfmt is not installed (rustup component add rustfmt)",
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::builtin().unwrap();
@@ -165,33 +165,34 @@ fn generated_sources_pass_the_flake_fmt_check() {
     );
 }
 
-/// The flake inputs, added to the Nix store once per test run.
+/// The fixture trees of ../shared/fixtures in the Nix store, once per test binary: crane and
+/// rust-overlay where Nix looks for the pins of flake.lock, nixpkgs (slimmed, not byte-identical
+/// to any real revision) as a store path to override the nixpkgs pin with.
 struct Inputs {
-    dir: PathBuf,
     nixpkgs: String,
-    crane: String,
-    rust_overlay: String,
-    /// Why `nix flake check` cannot evaluate every output with this nixpkgs, if it cannot.
-    nixpkgs_incomplete: Option<String>,
+    /// nix-offline's environment (its HOME sends avr-hal's URL to the bundle) and its nixpkgs
+    /// with the test overlay, for `nix flake check`.
+    offline: &'static NixOffline,
 }
 
 impl Inputs {
-    /// `--override-input` for each input, and no import-from-derivation.
-    fn eval_flags(&self, with_rust_overlay: bool) -> Vec<String> {
+    /// No import-from-derivation, and the fixture nixpkgs for the pinned one.
+    fn eval_flags(&self) -> Vec<String> {
         let mut v: Vec<String> = NIX_FEATURES.iter().map(|s| s.to_string()).collect();
         v.extend(["--option", "allow-import-from-derivation", "false"].map(String::from));
-        let mut inputs = vec![("nixpkgs", &self.nixpkgs), ("crane", &self.crane)];
-        if with_rust_overlay {
-            inputs.push(("rust-overlay", &self.rust_overlay));
-        }
-        for (name, path) in inputs {
-            v.extend([
-                "--override-input".to_string(),
-                name.to_string(),
-                path.clone(),
-            ]);
-        }
+        v.extend([
+            "--override-input".into(),
+            "nixpkgs".into(),
+            self.nixpkgs.clone(),
+        ]);
         v
+    }
+
+    fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(dir);
+        self.offline.env(&mut c);
+        c
     }
 }
 
@@ -208,54 +209,123 @@ fn add_to_store(dir: &Path) -> String {
     text(&out.stdout).trim().to_string()
 }
 
-/// The inputs named by NIXFLASH_TEST_FLAKE_INPUTS, or None (after saying SKIPPED) when unset.
+/// The inputs, or None (after [`skip`]) when this machine cannot have them.
 fn flake_inputs(test: &str) -> Option<&'static Inputs> {
-    static INPUTS: OnceLock<Option<Inputs>> = OnceLock::new();
+    static INPUTS: OnceLock<Result<Inputs, String>> = OnceLock::new();
     let inputs = INPUTS.get_or_init(|| {
-        let dir = PathBuf::from(std::env::var_os("NIXFLASH_TEST_FLAKE_INPUTS")?);
-        for name in ["nixpkgs", "crane", "rust-overlay"] {
-            assert!(
-                dir.join(name).join("flake.nix").is_file(),
-                "NIXFLASH_TEST_FLAKE_INPUTS={} has no {name}/flake.nix: it must hold nixpkgs/, \
-                 crane/ and rust-overlay/ source trees (scripts/flake-inputs.sh makes them)",
-                dir.display()
-            );
+        let offline = nix_offline()?;
+        let nixpkgs = fixture_tree("nixpkgs")?;
+        for tree in ["crane", "rust-overlay"] {
+            add_to_store(&fixture_tree(tree)?);
         }
-        assert!(
-            installed("nix"),
-            "NIXFLASH_TEST_FLAKE_INPUTS is set but nix is not installed"
-        );
-        // neg-serg/nixpkgs-slim (the nixpkgs that can be had offline here) lacks
-        // hackage-packages.nix, which the shellcheck run of writeShellApplication needs, and
-        // leaves most pkgs/by-name packages (ravedude, espflash) out through a whitelist.
-        let np = dir.join("nixpkgs");
-        let by_name =
-            fs::read_to_string(np.join("pkgs/top-level/by-name-overlay.nix")).unwrap_or_default();
-        let nixpkgs_incomplete = if !np
-            .join("pkgs/development/haskell-modules/hackage-packages.nix")
-            .is_file()
-        {
-            Some("it has no pkgs/development/haskell-modules/hackage-packages.nix (nixpkgs-slim)")
-        } else if by_name.contains("whitelist") {
-            Some("its pkgs/by-name overlay has a whitelist (nixpkgs-slim)")
-        } else {
-            None
-        };
-        Some(Inputs {
-            nixpkgs: add_to_store(&np),
-            crane: add_to_store(&dir.join("crane")),
-            rust_overlay: add_to_store(&dir.join("rust-overlay")),
-            nixpkgs_incomplete: nixpkgs_incomplete.map(String::from),
-            dir,
+        Ok(Inputs {
+            nixpkgs: format!("path:{}", add_to_store(&nixpkgs)),
+            offline,
         })
     });
-    if inputs.is_none() {
-        skip_note!(
-            "SKIPPED: {test}: NIXFLASH_TEST_FLAKE_INPUTS is unset (a folder with nixpkgs/, crane/ and \
-             rust-overlay/ trees; scripts/flake-inputs.sh makes one)"
+    match inputs {
+        Ok(i) => Some(i),
+        Err(why) => {
+            skip(test, why);
+            None
+        }
+    }
+}
+
+/// `nix hash path` of a tree.
+fn nar_hash(dir: &Path) -> String {
+    let out = run(
+        Command::new("nix")
+            .args(NIX_FEATURES)
+            .args(["hash", "path"])
+            .arg(dir),
+        &format!("nix hash path {}", dir.display()),
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+/// The pins new projects get are the trees the tests use, nixflash's own flake.lock agrees with
+/// them, and the pinned rust-overlay knows every toolchain (with the components the templates
+/// ask for) that the board database pins.
+#[test]
+fn pins_are_the_fixture_trees_and_know_every_pinned_toolchain() {
+    let test = "pins_are_the_fixture_trees_and_know_every_pinned_toolchain";
+    if !installed("nix") {
+        return skip(
+            test,
+            "nix is not installed (../shared/tools/install-nix.sh)",
         );
     }
-    inputs.as_ref()
+    let pins = render::pins().unwrap();
+    let mut trees = std::collections::BTreeMap::new();
+    for name in ["crane", "rust-overlay"] {
+        let tree = match fixture_tree(name) {
+            Ok(t) => t,
+            Err(why) => return skip(test, &why),
+        };
+        assert_eq!(
+            nar_hash(&tree),
+            pins[name].nar_hash,
+            "templates/pins.toml's nar-hash for {name} is not that of ../shared/fixtures/{name}"
+        );
+        trees.insert(name, tree);
+    }
+
+    // Every toolchain of the board database has a manifest in the pinned rust-overlay, with the
+    // components rust-toolchain.toml asks for.
+    let overlay = &trees["rust-overlay"];
+    let db = Database::builtin().unwrap();
+    let mut checked = BTreeSet::new();
+    for board in db.boards() {
+        let channel = &board.rust.toolchain;
+        let manifest = match channel.strip_prefix("nightly-") {
+            Some(date) => overlay.join(format!("manifests/nightly/{}/{date}.nix", &date[..4])),
+            None => overlay.join(format!("manifests/stable/{channel}.nix")),
+        };
+        let text = fs::read_to_string(&manifest).unwrap_or_else(|_| {
+            panic!(
+                "the pinned rust-overlay ({}) has no manifest for {channel} (board {}): {} is \
+                 missing",
+                pins["rust-overlay"].rev,
+                board.id,
+                manifest.display()
+            )
+        });
+        let files = render::render_sources(board, &Project::new("p")).unwrap();
+        let toolchain_file = files
+            .iter()
+            .find(|f| f.path == Path::new("rust-toolchain.toml"))
+            .unwrap();
+        let t: toml::Table = toml::from_str(&toolchain_file.contents).unwrap();
+        for c in t["toolchain"]["components"].as_array().unwrap() {
+            let c = c.as_str().unwrap();
+            assert!(
+                text.contains(&format!("{c}=")) || text.contains(&format!("{c}-preview=")),
+                "{channel} in the pinned rust-overlay has no component {c} (board {})",
+                board.id
+            );
+        }
+        checked.insert(channel.clone());
+    }
+    eprintln!("measured: the pinned rust-overlay has manifests for {checked:?}");
+
+    // nixflash's own flake.lock pins the same crane and nixpkgs.
+    let own: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(manifest_dir().join("flake.lock")).unwrap())
+            .unwrap();
+    for name in ["crane", "nixpkgs"] {
+        let locked = &own["nodes"][name]["locked"];
+        assert_eq!(
+            locked["rev"],
+            pins[name].rev.as_str(),
+            "flake.lock's {name}"
+        );
+        assert_eq!(
+            locked["narHash"],
+            pins[name].nar_hash.as_str(),
+            "flake.lock's {name}"
+        );
+    }
 }
 
 #[test]
@@ -264,11 +334,12 @@ fn own_flake_evaluates_without_ifd() {
         return;
     };
     // Every output of every system: the package, its checks (tests, clippy, fmt), the dev shell.
+    // crane comes from flake.lock's pin, found in the store by its narHash.
     let out = run(
         Command::new("nix")
             .current_dir(manifest_dir())
             .args(["flake", "check", "--no-build", "--all-systems"])
-            .args(inputs.eval_flags(false)),
+            .args(inputs.eval_flags()),
         "nix flake check --no-build of nixflash's own flake",
     );
     let log = text(&out.stderr);
@@ -284,95 +355,10 @@ fn own_flake_evaluates_without_ifd() {
             nix_system()
         );
     }
-
-    // The lock's crane is the tree the test was given, if it is the same commit: Nix then finds
-    // it in the store by its narHash (added above), the way it would check a download.
-    let lock: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(manifest_dir().join("flake.lock")).unwrap())
-            .unwrap();
-    let locked = &lock["nodes"]["crane"]["locked"];
-    let rev_file = inputs.dir.join("crane.rev");
-    match fs::read_to_string(&rev_file) {
-        Ok(rev) if rev.trim() == locked["rev"].as_str().unwrap() => {
-            let out = run(
-                Command::new("nix")
-                    .args(NIX_FEATURES)
-                    .args(["hash", "path"])
-                    .arg(inputs.dir.join("crane")),
-                "nix hash path of crane",
-            );
-            assert_eq!(
-                text(&out.stdout).trim(),
-                locked["narHash"].as_str().unwrap(),
-                "flake.lock's narHash for crane is not that of crane's tree at the locked commit"
-            );
-        }
-        _ => skip_note!(
-            "SKIPPED: flake.lock's crane narHash: {} does not name the locked commit {}",
-            rev_file.display(),
-            locked["rev"]
-        ),
-    }
 }
 
-/// Environment for commands run on a generated project: a private HOME (its .gitconfig maps
-/// GitHub URLs to local mirrors for builtins.fetchGit), the caller's rustup, cargo and caches.
-struct ProjectEnv {
-    home: PathBuf,
-    vars: Vec<(String, PathBuf)>,
-}
-
-impl ProjectEnv {
-    fn new(root: &Path) -> ProjectEnv {
-        let home = root.join("home");
-        fs::create_dir_all(&home).unwrap();
-        let mut vars = Vec::new();
-        let real_home = std::env::var_os("HOME").map(PathBuf::from);
-        // rustup and cargo find their homes under HOME unless told: tell them before HOME moves.
-        for (var, sub) in [
-            ("RUSTUP_HOME", ".rustup"),
-            ("CARGO_HOME", ".cargo"),
-            ("XDG_CACHE_HOME", ".cache"),
-        ] {
-            let value = std::env::var_os(var)
-                .map(PathBuf::from)
-                .or_else(|| real_home.as_ref().map(|h| h.join(sub)));
-            if let Some(v) = value {
-                vars.push((var.to_string(), v));
-            }
-        }
-        vars.push(("HOME".to_string(), home.clone()));
-        ProjectEnv { home, vars }
-    }
-
-    fn command(&self, program: &str, dir: &Path) -> Command {
-        let mut c = Command::new(program);
-        c.current_dir(dir)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("GIT_CONFIG_GLOBAL");
-        for (k, v) in &self.vars {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn git_insteadof(&self, mirror: &Path, url: &str) {
-        run(
-            self.command("git", &self.home)
-                .args(["config", "--global"])
-                .arg(format!("url.{}.insteadOf", mirror.display()))
-                .arg(url),
-            "git config insteadOf",
-        );
-    }
-}
-
-fn nixflash_new(env: &ProjectEnv, root: &Path, name: &str, board: &str) -> PathBuf {
-    let mut cmd = Command::cargo_bin("nixflash").unwrap();
-    cmd.current_dir(root).env("HOME", &env.home);
-    for (k, v) in &env.vars {
-        cmd.env(k, v);
-    }
+fn nixflash_new(inputs: &Inputs, root: &Path, name: &str, board: &str) -> PathBuf {
+    let mut cmd = inputs.offline.nixflash(root);
     run(
         cmd.args(["new", name, "--board", board]),
         &format!("nixflash new {name} --board {board}"),
@@ -381,11 +367,12 @@ fn nixflash_new(env: &ProjectEnv, root: &Path, name: &str, board: &str) -> PathB
 }
 
 /// Derivations that `nix build --dry-run` says it would build.
-fn dry_run(env: &ProjectEnv, dir: &Path, inputs: &Inputs) -> BTreeSet<String> {
+fn dry_run(dir: &Path, inputs: &Inputs) -> BTreeSet<String> {
     let out = run(
-        env.command("nix", dir)
+        inputs
+            .command("nix", dir)
             .args(["build", "--dry-run", ".#default"])
-            .args(inputs.eval_flags(true)),
+            .args(inputs.eval_flags()),
         "nix build --dry-run .#default",
     );
     text(&out.stderr)
@@ -397,32 +384,32 @@ fn dry_run(env: &ProjectEnv, dir: &Path, inputs: &Inputs) -> BTreeSet<String> {
 }
 
 /// The derivations of the firmware, of its dependencies and of the toolchain's rust-src.
-fn package_drvs(env: &ProjectEnv, dir: &Path, inputs: &Inputs) -> [String; 3] {
+fn package_drvs(dir: &Path, inputs: &Inputs) -> [String; 3] {
     let out = run(
-        env.command("nix", dir)
+        inputs
+            .command("nix", dir)
             .args(["eval", "--json", ".#packages", "--apply"])
             .arg(format!(
                 "ps: let p = ps.{}; in [ p.default.drvPath p.default.cargoArtifacts.drvPath \
                  p.rust-src.drvPath ]",
                 nix_system()
             ))
-            .args(inputs.eval_flags(true)),
+            .args(inputs.eval_flags()),
         "nix eval of the packages' derivations",
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Evaluates a generated project's flake and checks crane's dependencies/firmware split.
-fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
+fn check_project(dir: &Path, name: &str, inputs: &Inputs) {
     let sys = nix_system();
-    // The outputs that evaluate with any nixpkgs: the firmware, the toolchain's rust-src and the
-    // formatting check (the firmware check is the firmware itself).
     // `nix eval .#packages.<system>.default.drvPath`, to the letter:
     let out = run(
-        env.command("nix", dir)
+        inputs
+            .command("nix", dir)
             .args(["eval", "--json"])
             .arg(format!(".#packages.{sys}.default.drvPath"))
-            .args(inputs.eval_flags(true)),
+            .args(inputs.eval_flags()),
         &format!("nix eval .#packages.{sys}.default.drvPath for {name}"),
     );
     let firmware: String = serde_json::from_slice(&out.stdout).unwrap();
@@ -431,44 +418,54 @@ fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
         "unexpected firmware derivation {firmware}"
     );
     let out = run(
-        env.command("nix", dir)
+        inputs
+            .command("nix", dir)
             .args(["eval", "--json", ".#checks"])
             .arg("--apply")
             .arg(format!(
-                "c: {{ firmware = c.{sys}.firmware.drvPath; fmt = c.{sys}.fmt.drvPath; }}"
+                "c: {{ firmware = c.{sys}.firmware.drvPath; fmt = c.{sys}.fmt.drvPath; \
+                 clippy = c.{sys}.clippy.drvPath; }}"
             ))
-            .args(inputs.eval_flags(true)),
+            .args(inputs.eval_flags()),
         &format!("nix eval of {name}'s checks"),
     );
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(checks["firmware"], firmware.as_str());
-    assert!(checks["fmt"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("-{name}-fmt-0.1.0.drv")));
-    let [firmware_before, deps_before, rust_src] = package_drvs(env, dir, inputs);
+    for (check, suffix) in [("fmt", "fmt"), ("clippy", "clippy")] {
+        assert!(
+            checks[check]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{name}-{suffix}-0.1.0.drv")),
+            "{checks}"
+        );
+    }
+    let [firmware_before, deps_before, rust_src] = package_drvs(dir, inputs);
     assert_eq!(firmware_before, firmware);
     assert!(
         rust_src.contains("-rust-src-"),
         "unexpected rust-src derivation {rust_src}"
     );
 
-    match &inputs.nixpkgs_incomplete {
-        None => {
-            run(
-                env.command("nix", dir)
-                    .args(["flake", "check", "--no-build"])
-                    .args(inputs.eval_flags(true)),
-                &format!("nix flake check --no-build of {name}"),
-            );
-        }
-        Some(why) => skip_note!(
-            "SKIPPED: nix flake check --no-build of {name} (flash script, flasher, dev shell): \
-             the given nixpkgs cannot evaluate them because {why}; evaluated the firmware, \
-             rust-src and the fmt check only"
-        ),
+    // Every output, the flash app and the dev shell included, with nix-offline's inputs and the
+    // packages the slimmed nixpkgs cannot evaluate stood in by the test overlay
+    // (tests/fixtures/nix-offline). The real pins were evaluated above.
+    let out = run(
+        inputs
+            .command("nix", dir)
+            .args(["flake", "check", "--no-build"])
+            .args(NIX_FEATURES)
+            .args(["--option", "allow-import-from-derivation", "false"])
+            .args(&inputs.offline.override_args),
+        &format!("nix flake check --no-build of {name}"),
+    );
+    let log = text(&out.stderr);
+    for output in ["apps.", "devShells.", "formatter.", "packages.", "checks."] {
+        assert!(
+            log.contains(&format!("{output}{sys}")),
+            "{output}{sys} not checked:\n{log}"
+        );
     }
-
     // crane's split: the dependencies build in a derivation of their own (buildDepsOnly, named
     // <name>-deps), which an edit of src/main.rs must leave alone. Nothing can be built here,
     // so the dry run lists every derivation; what matters is what changes after the edit.
@@ -476,7 +473,7 @@ fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
         deps_before.ends_with(&format!("-{name}-deps-0.1.0.drv")),
         "unexpected dependencies derivation {deps_before}"
     );
-    let before = dry_run(env, dir, inputs);
+    let before = dry_run(dir, inputs);
     assert!(
         before.contains(&firmware),
         "the dry run does not list {firmware}"
@@ -486,11 +483,11 @@ fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
     source.push_str("\n// Edited by tests/flake_eval.rs: only the firmware may need a rebuild.\n");
     fs::write(&main, source).unwrap();
     run(
-        env.command("git", dir).args(["add", "src/main.rs"]),
+        inputs.command("git", dir).args(["add", "src/main.rs"]),
         "git add",
     );
-    let after = dry_run(env, dir, inputs);
-    let [firmware_after, deps_after, _] = package_drvs(env, dir, inputs);
+    let after = dry_run(dir, inputs);
+    let [firmware_after, deps_after, _] = package_drvs(dir, inputs);
     assert_ne!(
         firmware_after, firmware_before,
         "editing src/main.rs left the firmware unchanged"
@@ -507,70 +504,32 @@ fn check_project(env: &ProjectEnv, dir: &Path, name: &str, inputs: &Inputs) {
     );
 }
 
-/// A standard library Cargo.lock, for the Uno project's nix/std-Cargo.lock.
-fn std_lock() -> Option<PathBuf> {
-    // Debian's rust-web-src (/usr/src/rustc-<version>/library/Cargo.lock), else the rust-src
-    // component of the default toolchain.
-    let mut candidates: Vec<PathBuf> = fs::read_dir("/usr/src")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rustc-"))
-        .map(|e| e.path().join("library/Cargo.lock"))
-        .collect();
-    candidates.sort();
-    if let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() {
-        let sysroot = text(&out.stdout).trim().to_string();
-        candidates.push(Path::new(&sysroot).join("lib/rustlib/src/rust/library/Cargo.lock"));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 #[test]
 fn generated_flakes_evaluate_without_ifd() {
     let Some(inputs) = flake_inputs("generated_flakes_evaluate_without_ifd") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let env = ProjectEnv::new(tmp.path());
 
-    let c3 = nixflash_new(&env, tmp.path(), "c3", "esp32c3");
-    check_project(&env, &c3, "c3", inputs);
+    let c3 = nixflash_new(inputs, tmp.path(), "c3", "esp32c3");
+    check_project(&c3, "c3", inputs);
 
-    let Some(mirror) = std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT").map(PathBuf::from) else {
-        skip_note!(
-            "SKIPPED: the Arduino Uno flake: NIXFLASH_TEST_AVR_HAL_GIT is unset (a git mirror of \
-             github.com/rahix/avr-hal, which crane fetches at evaluation time)"
-        );
-        return;
-    };
-    let Some(lock) = std_lock() else {
-        skip_note!(
-            "SKIPPED: the Arduino Uno flake: no standard library Cargo.lock found (Debian's \
-             rust-web-src in /usr/src/rustc-*/library, or rustup component add rust-src)"
-        );
-        return;
-    };
-    let uno = nixflash_new(&env, tmp.path(), "uno", "uno");
+    let uno = nixflash_new(inputs, tmp.path(), "uno", "uno");
     // The flake reads nix/std-Cargo.lock, the pinned toolchain's standard library lock, for
-    // -Z build-std. `nixflash build` writes it from packages.rust-src, which cannot be built
-    // here; evaluation only needs a valid standard library lock (its crates become fetch
-    // derivations), so another toolchain's will do. A build needs the pinned toolchain's.
+    // -Z build-std. `nixflash build` writes it from packages.rust-src, which cannot be
+    // downloaded here; evaluation only needs a valid standard library lock (its crates become
+    // fetch derivations), so Debian's toolchain's will do (tests/nix_build.rs builds with it).
     fs::create_dir_all(uno.join("nix")).unwrap();
-    fs::copy(&lock, uno.join("nix/std-Cargo.lock")).unwrap();
+    fs::copy(
+        "/usr/lib/rustlib/src/rust/library/Cargo.lock",
+        uno.join("nix/std-Cargo.lock"),
+    )
+    .unwrap();
     run(
-        env.command("git", &uno).args(["add", "nix/std-Cargo.lock"]),
+        inputs
+            .command("git", &uno)
+            .args(["add", "nix/std-Cargo.lock"]),
         "git add",
     );
-    // crane fetches git dependencies at evaluation time with builtins.fetchGit, which runs git:
-    // point the URL in Cargo.lock at the mirror.
-    let cargo_lock = fs::read_to_string(uno.join("Cargo.lock")).unwrap();
-    let url = cargo_lock
-        .lines()
-        .filter_map(|l| l.strip_prefix("source = \"git+"))
-        .map(|s| s.split(['?', '#', '"']).next().unwrap().to_string())
-        .find(|u| u.contains("avr-hal"))
-        .expect("the Uno project's Cargo.lock has avr-hal as a git source");
-    env.git_insteadof(&mirror, &url);
-    check_project(&env, &uno, "uno", inputs);
+    check_project(&uno, "uno", inputs);
 }

@@ -8,190 +8,19 @@
 //! espflash, ld.lld and ../shared/tools/firmware-env.sh for the ESP32-C3 test. Tests whose tools
 //! are missing say SKIPPED and why on stderr.
 //!
-//! NIXFLASH_TEST_AVR_HAL_GIT: a git mirror of avr-hal. When set, the uploaded firmware is the
-//! rendered Uno project compiled with cargo (arduino-hal); otherwise it is tests/fixtures/firmware.
+//! The uploaded firmware is the rendered Uno project compiled with cargo (arduino-hal from the
+//! avr-hal bundle in ../shared/fixtures); without ../shared it is tests/fixtures/firmware.
 
-/// Says that a test, or a part of one, was skipped and why. It writes to the process's stderr
-/// itself: libtest captures `eprintln!` of passing tests, which would hide the note.
-macro_rules! skip_note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
 
-const BOOTLOADER: &str =
-    "/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/ATmegaBOOT_168_atmega328.hex";
-const F_CPU: f64 = 16e6;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tmp() -> &'static Path {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn skip(test: &str, why: &str) {
-    skip_note!("SKIPPED: {test}: {why}");
-}
-
-fn on_path(tool: &str) -> bool {
-    which::which(tool).is_ok()
-}
-
-/// A child process in a process group of its own, so that a test can end it with everything it
-/// started (nix and its builders, ravedude and avrdude). Dropped before it was waited for (a
-/// timeout, a failed assertion), the whole group is killed. It also dies with the test thread
-/// that started it (PR_SET_PDEATHSIG), since it does not get the terminal's Ctrl-C.
-struct Spawned {
-    child: Child,
-    shown: String,
-    reaped: bool,
-}
-
-impl Spawned {
-    fn new(cmd: &mut Command) -> Spawned {
-        use std::os::unix::process::CommandExt;
-        let shown = format!("{cmd:?}");
-        cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-        Spawned {
-            child,
-            shown,
-            reaped: false,
-        }
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        self.child.id() as libc::pid_t
-    }
-
-    /// Sends `sig` to the process alone (as `kill -INT <pid>` does), not to its group.
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own child, which has not been reaped.
-        let r = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
-    }
-
-    fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
-        let s = self.child.try_wait().unwrap();
-        self.reaped |= s.is_some();
-        s
-    }
-
-    /// Waits up to `limit` for the process to end.
-    fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills the process group and reaps the process.
-    fn kill_group(&mut self) {
-        if self.reaped {
-            return;
-        }
-        // SAFETY: the group's leader is our unreaped child, so the group id is still ours.
-        unsafe {
-            libc::kill(-self.pid(), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-        self.reaped = true;
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.kill_group();
-    }
-}
-
-/// Reads `r` to its end on a thread; what was read so far is in the buffer.
-fn collect(mut r: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = buf.clone();
-    let t = std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => b.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buf, t)
-}
-
-fn lossy(buf: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
-}
-
-/// Runs a command to completion within `limit`, killing it with everything it started (and
-/// failing) if it takes longer.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let mut p = Spawned::new(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let (out, t_out) = collect(p.child.stdout.take().unwrap());
-    let (err, t_err) = collect(p.child.stderr.take().unwrap());
-    let Some(status) = p.wait_for(limit) else {
-        p.kill_group();
-        // The readers are not waited for: a process outside the group may hold the pipes.
-        panic!(
-            "{} took longer than {limit:?}; killed\nstdout:\n{}\nstderr:\n{}",
-            p.shown,
-            lossy(&out),
-            lossy(&err)
-        );
-    };
-    let (_, _) = (t_out.join(), t_err.join());
-    let take = |b: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
-    Output {
-        status,
-        stdout: take(out),
-        stderr: take(err),
-    }
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn nixflash() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nixflash"))
-}
+use common::process::{collect, lossy, run_bounded, text, Spawned};
+use common::sim::{measured_half_period, ravedude_missing, sim_missing, SimUno, SIM_LOCK};
+use common::{nixflash, on_path, repo, skip, tmp};
 
 /// `nixflash new <name> --board <board> --no-git` in a fresh temporary folder (outside this
 /// repository, so that Nix sees a plain folder and not a git checkout).
@@ -212,141 +41,6 @@ fn new_project(name: &str, board: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The simulated Uno.
-
-/// Why the simulated Uno cannot run here, if it cannot.
-fn sim_missing() -> Option<String> {
-    for tool in ["cc", "avr-gcc"] {
-        if !on_path(tool) {
-            return Some(format!("{tool} is not on PATH"));
-        }
-    }
-    if !Path::new("/usr/include/simavr/sim_avr.h").exists() {
-        return Some("libsimavr-dev is not installed (/usr/include/simavr)".into());
-    }
-    if !Path::new(BOOTLOADER).exists() {
-        return Some(format!(
-            "{BOOTLOADER} is missing (Debian's arduino-core-avr)"
-        ));
-    }
-    None
-}
-
-/// Why ravedude cannot flash here, if it cannot.
-fn ravedude_missing() -> Option<String> {
-    for tool in ["ravedude", "avrdude"] {
-        if !on_path(tool) {
-            return Some(format!(
-                "{tool} is not on PATH (cargo install ravedude --locked; apt install avrdude)"
-            ));
-        }
-    }
-    None
-}
-
-/// Compiles tests/sim/sim-uno.c once per test run.
-fn sim_binary() -> &'static Path {
-    static SIM: OnceLock<PathBuf> = OnceLock::new();
-    SIM.get_or_init(|| {
-        let out = tmp().join("sim-uno");
-        let o = run_bounded(
-            Command::new("cc")
-                .args(["-O2", "-Wall", "-o"])
-                .arg(&out)
-                .arg(repo().join("tests/sim/sim-uno.c"))
-                .args(["-lsimavr", "-lelf"]),
-            Duration::from_secs(120),
-        );
-        assert!(
-            o.status.success(),
-            "compiling sim-uno failed: {:?}",
-            text(&o)
-        );
-        out
-    })
-}
-
-/// A running simulated Uno; killed when dropped.
-struct SimUno {
-    child: Child,
-    /// sim-uno's lines, each with the time it was read.
-    lines: Receiver<(Instant, String)>,
-    pty: String,
-    /// Every `pb5` report so far: (simulated seconds, level, when it was received).
-    pb5: Vec<(f64, u8, Instant)>,
-}
-
-impl SimUno {
-    fn start() -> SimUno {
-        let mut child = Command::new(sim_binary())
-            .args(["--bootloader", BOOTLOADER, "--max-wall-ms", "180000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start sim-uno");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut sim = SimUno {
-            child,
-            lines,
-            pty: String::new(),
-            pb5: Vec::new(),
-        };
-        let (_, first) = sim
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("sim-uno printed no pty");
-        sim.pty = first
-            .strip_prefix("pty ")
-            .unwrap_or_else(|| panic!("sim-uno's first line is not `pty ...`: {first}"))
-            .to_string();
-        sim
-    }
-
-    /// Reads reports until `until` says stop or `limit` passes; false on timeout.
-    fn watch(&mut self, limit: Duration, until: impl Fn(&[(f64, u8, Instant)]) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if until(&self.pb5) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((when, line)) => {
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    match f.as_slice() {
-                        ["pb5", cycle, _, level] => {
-                            let t = cycle.parse::<f64>().unwrap() / F_CPU;
-                            self.pb5.push((t, level.parse().unwrap(), when));
-                        }
-                        ["exit", ..] => panic!("the simulated Uno stopped: {line}"),
-                        _ => panic!("unexpected line from sim-uno: {line}"),
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return false,
-                Err(RecvTimeoutError::Disconnected) => panic!("sim-uno died"),
-            }
-        }
-    }
-}
-
-impl Drop for SimUno {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The firmware.
 
 /// A firmware ELF for the Uno and what it does.
@@ -358,16 +52,20 @@ struct Firmware {
     what: String,
 }
 
-/// The rendered Uno project compiled with cargo when NIXFLASH_TEST_AVR_HAL_GIT names an avr-hal
-/// mirror, else tests/fixtures/firmware/blink.c compiled with avr-gcc. Built once per test run.
+/// The rendered Uno project compiled with cargo (arduino-hal from the avr-hal bundle in
+/// ../shared/fixtures); without ../shared, tests/fixtures/firmware/blink.c compiled with avr-gcc.
+/// Built once per test run.
 fn firmware() -> &'static Firmware {
     static FW: OnceLock<Firmware> = OnceLock::new();
-    match std::env::var_os("NIXFLASH_TEST_AVR_HAL_GIT") {
-        Some(mirror) => FW.get_or_init(|| rust_firmware(Path::new(&mirror))),
-        None => {
-            eprintln!(
-                "note: NIXFLASH_TEST_AVR_HAL_GIT is unset: uploading the avr-gcc fixture \
-                 tests/fixtures/firmware/blink.c, not the rendered arduino-hal project"
+    match common::offline::avr_hal_git().and_then(|git| {
+        let env = common::offline::firmware_env()?;
+        Ok((git, env))
+    }) {
+        Ok((git, env)) => FW.get_or_init(|| rust_firmware(git, &env)),
+        Err(why) => {
+            skip(
+                "uploading the rendered arduino-hal project",
+                &format!("{why}; uploading the avr-gcc fixture tests/fixtures/firmware/blink.c"),
             );
             blink_firmware()
         }
@@ -406,14 +104,8 @@ fn c_firmware() -> Firmware {
 }
 
 /// The project `nixflash new fw --board uno` renders, compiled by cargo with Debian's rustc
-/// (../shared/tools/firmware-env.sh) and arduino-hal fetched from the mirror.
-fn rust_firmware(mirror: &Path) -> Firmware {
-    let env_script = repo().join("../shared/tools/firmware-env.sh");
-    assert!(
-        env_script.exists(),
-        "NIXFLASH_TEST_AVR_HAL_GIT is set, but {} is missing",
-        env_script.display()
-    );
+/// (`env_script`, ../shared/tools/firmware-env.sh) and arduino-hal fetched from `mirror`.
+fn rust_firmware(mirror: &Path, env_script: &Path) -> Firmware {
     let work = tmp().join("uno-rust-fixture");
     let _ = std::fs::remove_dir_all(work.join("fw"));
     std::fs::create_dir_all(&work).unwrap();
@@ -471,40 +163,6 @@ fn rust_firmware(mirror: &Path) -> Firmware {
     }
 }
 
-/// After a flash that finished at `done`: waits for 7 PB5 changes reported after it and returns
-/// the time between changes, checking that the firmware keeps a steady rhythm.
-fn measured_half_period(sim: &mut SimUno, done: Instant, fw: &Firmware) -> f64 {
-    let after = |r: &[(f64, u8, Instant)]| r.iter().filter(|e| e.2 >= done).count();
-    let limit = Duration::from_secs_f64(10.0 + 10.0 * fw.half_period);
-    assert!(
-        sim.watch(limit, |r| after(r) >= 7),
-        "PB5 changed only {} times within {limit:?} of the flash: {:?}",
-        after(&sim.pb5),
-        sim.pb5
-    );
-    let app: Vec<f64> = sim
-        .pb5
-        .iter()
-        .filter(|e| e.2 >= done)
-        .map(|e| e.0)
-        .collect();
-    let gaps: Vec<f64> = app.windows(2).map(|w| w[1] - w[0]).collect();
-    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    for g in &gaps {
-        assert!(
-            (g - mean).abs() < 0.001 * mean,
-            "PB5 does not toggle steadily: gaps {gaps:?} s"
-        );
-    }
-    eprintln!(
-        "measured: {} toggles PB5 every {:.4} ms (period {:.4} ms) in the simulated Uno",
-        fw.what,
-        mean * 1e3,
-        2.0 * mean * 1e3
-    );
-    mean
-}
-
 /// Flashes `fw` with `nixflash flash --no-build --elf ... --port <pty>` run in `project` with
 /// `path` as PATH, then checks the LED period and the greeting. Returns nixflash's stderr.
 fn flash_and_check(project: &Path, path: &std::ffi::OsStr, limit: Duration) -> String {
@@ -540,7 +198,7 @@ fn flash_and_check(project: &Path, path: &std::ffi::OsStr, limit: Duration) -> S
         stderr.contains("Running: CARGO_MANIFEST_DIR=") && stderr.contains(&want),
         "the ravedude command line is not shown:\n{stderr}"
     );
-    let half = measured_half_period(&mut sim, done, fw);
+    let half = measured_half_period(&mut sim, done, &fw.what, fw.half_period);
     assert!(
         (half - fw.half_period).abs() < 0.005 * fw.half_period,
         "PB5 toggles every {half} s, but {} toggles it every {} s",
@@ -670,6 +328,43 @@ fn flake_flasher_is_used_when_path_has_no_ravedude() {
         "{stderr}"
     );
     eprintln!("{flasher}");
+}
+
+/// The nix command that builds the flake's flasher gets what follows `--`: a flag Nix does not
+/// know makes it fail, and the failure says so.
+#[test]
+fn the_flasher_build_gets_the_arguments_after_dashdash() {
+    let name = "the_flasher_build_gets_the_arguments_after_dashdash";
+    for tool in ["nix", "avr-gcc"] {
+        if !on_path(tool) {
+            return skip(name, &format!("{tool} is not on PATH"));
+        }
+    }
+    let fw = blink_firmware();
+    let (dir, project) = new_project("fw", "uno");
+    // No ravedude on PATH: only nix.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(which::which("nix").unwrap(), bin.join("nix")).unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", "/dev/null", "--", "--nixflash-test-no-such-flag"])
+            .current_dir(&project)
+            .env("PATH", &bin),
+        Duration::from_secs(120),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("building the one") && stderr.contains("(nix build .#flasher)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unrecognised flag '--nixflash-test-no-such-flag'"),
+        "nix did not get the argument:\n{stderr}"
+    );
 }
 
 #[test]
@@ -1004,9 +699,6 @@ fn c3_firmware(env_script: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// One simulation at a time: each runs in real time and uses a core.
-static SIM_LOCK: Mutex<()> = Mutex::new(());
-
 // ---------------------------------------------------------------------------------------------
 // `nixflash flash` building with Nix, and `--monitor`.
 
@@ -1127,7 +819,7 @@ fn flash_builds_with_nix_then_uploads_to_a_simulated_uno() {
         )),
         "{stderr}"
     );
-    let half = measured_half_period(&mut sim, done, fw);
+    let half = measured_half_period(&mut sim, done, &fw.what, fw.half_period);
     assert!(
         (half - fw.half_period).abs() < 0.005 * fw.half_period,
         "PB5 toggles every {half} s, but {} toggles it every {} s",

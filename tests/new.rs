@@ -153,6 +153,63 @@ fn snapshot_esp_riscv_esp32c3() {
     snapshot_board("esp32c3-devkitm-1");
 }
 
+/// The CI workflow of a new project is YAML that GitHub Actions can run: it installs Nix, builds,
+/// runs `nix flake check`, keeps the ELF, and uses a binary cache only when its secret is set.
+#[test]
+fn the_generated_ci_workflow_builds_checks_and_keeps_the_elf() {
+    let tmp = tempfile::tempdir().unwrap();
+    nixflash(tmp.path())
+        .args(["new", "lamp", "--board", "esp32c3", "--no-git"])
+        .assert()
+        .success();
+    let path = tmp.path().join("lamp/.github/workflows/firmware.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}\n{text}", path.display()));
+    let w = &docs[0];
+    assert_eq!(w["name"].as_str(), Some("firmware"));
+    for event in ["push", "pull_request"] {
+        assert!(!w["on"][event].is_badvalue(), "not run on {event}");
+    }
+    let job = &w["jobs"]["build"];
+    assert_eq!(job["runs-on"].as_str(), Some("ubuntu-latest"));
+    let steps = job["steps"].as_vec().unwrap();
+    let uses = |action: &str| {
+        steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+            .unwrap_or_else(|| panic!("no step uses {action}"))
+    };
+    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    let position = |prefix: &str| {
+        runs.iter()
+            .position(|r| r.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no step runs {prefix}: {runs:?}"))
+    };
+    assert!(position("nix build") < position("nix flake check"));
+    uses("actions/checkout");
+    uses("cachix/install-nix-action");
+    let cache = uses("cachix/cachix-action");
+    let condition = cache["if"].as_str().unwrap();
+    assert!(
+        condition.contains("env.CACHIX_AUTH_TOKEN != ''"),
+        "the cache step is not skipped without its secret: {condition}"
+    );
+    assert_eq!(
+        job["env"]["CACHIX_AUTH_TOKEN"].as_str(),
+        Some("${{ secrets.CACHIX_AUTH_TOKEN }}")
+    );
+    let artifact = uses("actions/upload-artifact");
+    assert_eq!(
+        artifact["with"]["path"].as_str(),
+        Some("result/bin/lamp.elf")
+    );
+    assert_eq!(
+        artifact["with"]["if-no-files-found"].as_str(),
+        Some("error")
+    );
+}
+
 #[test]
 fn unknown_board_suggests_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,13 +1,53 @@
 //! Helpers shared by the integration tests (each test file that needs them says `mod common;`).
 #![allow(dead_code)]
 
+pub mod offline;
+pub mod process;
+pub mod sim;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The repository.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// This test binary's own scratch folder (`target/tmp`).
+pub fn tmp() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
 /// The repository's tests/fixtures folder.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    repo().join("tests/fixtures")
+}
+
+/// Whether the tests run in CI (`CI=true`), where every test must run.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A test, or a part of one, that cannot run on this machine: in CI it fails, naming what is
+/// missing; elsewhere it says `SKIPPED` and why. The note is written to the process's stderr
+/// itself: libtest captures `eprintln!` of passing tests, which would hide it.
+pub fn skip(test: &str, why: &str) {
+    if ci() {
+        panic!("{test} cannot run, and in CI every test must: {why}");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// Whether `tool` is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    which::which(tool).is_ok()
+}
+
+/// The nixflash binary under test.
+pub fn nixflash() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nixflash"))
 }
 
 /// Copies a folder tree.
