@@ -196,9 +196,9 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();
     std::fs::write(
         tests.join("default.nix"),
-        "# nix-offline's stand-in nixpkgs (stand-in.nix), with nixflash's test overlay on top.\n\
-         args@{ overlays ? [ ], ... }:\n\
-         import ./stand-in.nix (args // { overlays = overlays ++ [ (import ./tests-overlay.nix) ]; })\n",
+        "# nix-offline's stand-in nixpkgs (stand-in.nix), with nixflash's test overlay on top:\n\
+         # after nix-offline's own overlay, which stand-in.nix puts after the ones it is given.\n\
+         args: (import ./stand-in.nix args).appendOverlays [ (import ./tests-overlay.nix) ]\n",
     )
     .unwrap();
     let o = run_bounded(
