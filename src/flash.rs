@@ -1,5 +1,7 @@
-//! Flashing: finding the flasher (ravedude for AVR, espflash for ESP32) and running it on a
-//! firmware ELF, its output live and its exit code returned.
+//! Flashing: finding the board family's flasher (ravedude for AVR, espflash for ESP32) and running
+//! it on a firmware ELF, its output live and its exit code returned. What the flasher is, how new
+//! it must be, what it needs beside it and its command line are the family's data
+//! ([`crate::board::family::Flasher`]).
 //!
 //! The flasher is the one on PATH when it is new enough, otherwise the one the project's flake pins
 //! (`packages.<system>.flasher`), realised with `nix build .#flasher`, so that a machine with only
@@ -8,51 +10,15 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use crate::board::family::Need;
 use crate::board::{Board, FlashTool};
-
-/// A version number: major, minor, patch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl Version {
-    /// The first `X.Y[.Z]` in `text` (a leading `v` allowed), e.g. in `ravedude v0.2.2 (no git)`.
-    pub fn find_in(text: &str) -> Option<Version> {
-        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.')) {
-            let w = word.strip_prefix('v').unwrap_or(word);
-            let mut parts = w.split('.');
-            let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let num = |s: &str| -> Option<u32> {
-                let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-                digits.parse().ok()
-            };
-            let (Some(major), Some(minor)) = (a.parse().ok(), num(b)) else {
-                continue;
-            };
-            let patch = parts.next().and_then(num).unwrap_or(0);
-            return Some(Version(major, minor, patch));
-        }
-        None
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
-
-/// ravedude 0.2 reads Ravedude.toml (0.1 took the board on the command line).
-pub const MIN_RAVEDUDE: Version = Version(0, 2, 0);
-/// ravedude refuses older avrdudes.
-pub const MIN_AVRDUDE: Version = Version(6, 3, 0);
-/// esp-hal 1.x images carry an ESP-IDF app descriptor and need espflash 4's bootloader handling.
-pub const MIN_ESPFLASH: Version = Version(4, 0, 0);
+use crate::error::Failure;
+use crate::nix::Nix;
+use crate::process::{Cmd, Show};
+use crate::version::Version;
 
 /// Where the flasher comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,48 +57,70 @@ impl fmt::Display for Flasher {
     }
 }
 
-/// How to get the flasher without Nix, for error messages.
-fn install_hint(tool: FlashTool) -> &'static str {
-    match tool {
-        FlashTool::Ravedude => {
-            "hint: install it with `cargo install ravedude --locked` (it also needs avrdude >= 6.3 \
-             and avr-gcc on PATH: `sudo apt install avrdude gcc-avr` on Debian and Ubuntu)"
-        }
-        FlashTool::Espflash => "hint: install it with `cargo install espflash --locked`",
-    }
-}
-
-const NIX_HINT: &str = "hint: or install Nix (https://nixos.org/download): nixflash then uses the \
+const NIX_HINT: &str = "or install Nix (https://nixos.org/download): nixflash then uses the \
                         flasher pinned by the project's flake.nix";
 
 /// Runs `program args` with `path` as PATH and returns its stdout and stderr together.
-fn output_of(program: &Path, args: &[&str], path: &OsString) -> Option<String> {
-    let out = Command::new(program)
+fn output_of(program: &Path, args: &[String], path: &OsString) -> Option<String> {
+    let out = Cmd::new(program)
         .args(args)
         .env("PATH", path)
-        .stdin(Stdio::null())
         .output()
         .ok()?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push('\n');
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Some(text)
+    Some(format!("{}\n{}", out.stdout_text(), out.stderr))
 }
 
-/// The avrdude version as ravedude reads it: from `avrdude -?`, after the word "version".
-fn avrdude_version(avrdude: &Path, path: &OsString) -> Option<Version> {
-    let text = output_of(avrdude, &["-?"], path)?;
-    Version::find_in(text.rsplit("version").next()?)
+/// Checks a program the flasher needs: there, and new enough.
+fn check_need(
+    need: &Need,
+    tool: &str,
+    find: &dyn Fn(&str) -> Option<PathBuf>,
+    path: &OsString,
+) -> Result<()> {
+    let why = need
+        .why
+        .as_deref()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    let program = find(&need.program)
+        .with_context(|| format!("{} is not on PATH, and {tool} needs it{why}", need.program))?;
+    let Some(min) = need.min_version else {
+        return Ok(());
+    };
+    let text = output_of(&program, &need.version_args, path)
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    let after = match &need.version_after {
+        Some(word) => text.rsplit(word.as_str()).next().unwrap_or(&text),
+        None => &text,
+    };
+    let version = Version::find_in(after).with_context(|| {
+        format!(
+            "cannot read the version of {} from `{} {}`",
+            program.display(),
+            need.program,
+            need.version_args.join(" ")
+        )
+    })?;
+    if version < min {
+        anyhow::bail!(
+            "{} is {} {version}; {tool} needs {} >= {min}",
+            program.display(),
+            need.program,
+            need.program
+        );
+    }
+    Ok(())
 }
 
-/// Checks the flasher found in `path`: its version and what it needs next to it.
+/// Checks the board's flasher found in `path`: its version and what it needs next to it.
 /// The error says why it cannot be used.
-pub fn check(tool: FlashTool, path: &OsString, source: Source) -> Result<Flasher> {
+pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> {
+    let spec = &board.family().flasher;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let find = |name: &str| which::which_in(name, Some(path), &cwd).ok();
-    let name = tool.as_str();
+    let name = spec.tool.as_str();
     let program = find(name).with_context(|| format!("{name} is not on PATH"))?;
-    let text = output_of(&program, &["--version"], path)
+    let text = output_of(&program, &["--version".to_string()], path)
         .with_context(|| format!("cannot run {}", program.display()))?;
     let version = Version::find_in(&text).with_context(|| {
         format!(
@@ -141,46 +129,18 @@ pub fn check(tool: FlashTool, path: &OsString, source: Source) -> Result<Flasher
             text.trim()
         )
     })?;
-    let min = match tool {
-        FlashTool::Ravedude => MIN_RAVEDUDE,
-        FlashTool::Espflash => MIN_ESPFLASH,
-    };
-    if version < min {
-        bail!(
-            "{} is {name} {version}; nixflash needs {name} >= {min}",
-            program.display()
+    if version < spec.min_version {
+        anyhow::bail!(
+            "{} is {name} {version}; nixflash needs {name} >= {}",
+            program.display(),
+            spec.min_version
         );
     }
-    if tool == FlashTool::Ravedude {
-        let avrdude = find("avrdude").with_context(|| {
-            format!(
-                "{name} {version} is at {}, but avrdude, which it runs, is not on PATH",
-                program.display()
-            )
-        })?;
-        let av = avrdude_version(&avrdude, path).with_context(|| {
-            format!(
-                "cannot read the version of {} from `avrdude -?`",
-                avrdude.display()
-            )
-        })?;
-        if av < MIN_AVRDUDE {
-            bail!(
-                "{} is avrdude {av}; ravedude needs avrdude >= {MIN_AVRDUDE}",
-                avrdude.display()
-            );
-        }
-        // ravedude 0.2 refuses to flash unless `avr-gcc -v` runs.
-        if find("avr-gcc").is_none() {
-            bail!(
-                "{name} {version} is at {}, but avr-gcc is not on PATH (ravedude >= 0.2 checks \
-                 for it before flashing)",
-                program.display()
-            );
-        }
+    for need in &spec.needs {
+        check_need(need, &format!("{name} {version}"), &find, path)?;
     }
     Ok(Flasher {
-        tool,
+        tool: spec.tool,
         program,
         version,
         source,
@@ -191,36 +151,38 @@ pub fn check(tool: FlashTool, path: &OsString, source: Source) -> Result<Flasher
 /// The flasher for `board`: the one on PATH if it is new enough, else the flake's, built with
 /// `nix_args` added to the nix command.
 pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<Flasher> {
-    let tool = board.flash.tool;
+    let spec = &board.family().flasher;
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = match check(tool, &path, Source::Path) {
+    let on_path = match check(board, &path, Source::Path) {
         Ok(f) => return Ok(f),
         Err(e) => e,
     };
     let flake = project_root.join("flake.nix");
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let nix = which::which_in("nix", Some(&path), cwd).ok();
-    let (Some(nix), true) = (nix.as_ref(), flake.is_file()) else {
+    let (Some(nix), true) = (nix.clone(), flake.is_file()) else {
         let why_not_nix = if nix.is_none() {
             "Nix is not installed".to_string()
         } else {
             format!("{} does not exist", flake.display())
         };
-        bail!(
-            "no usable {name}: {on_path:#}, and {why_not_nix}, so the flasher the project's \
-             flake pins cannot be used either\n{}\n{NIX_HINT}",
-            install_hint(tool),
-            name = tool.as_str(),
-        );
+        return Err(Failure::new(format!(
+            "no usable {name}: {on_path:#}, and {why_not_nix}, so the flasher the project's flake \
+             pins cannot be used either",
+            name = spec.tool.as_str(),
+        ))
+        .hint(format!("install it with {}", spec.how_to_install()))
+        .hint(NIX_HINT)
+        .into());
     };
     eprintln!(
         "{} on PATH cannot be used ({on_path:#}): building the one {} pins \
          (nix build .#flasher) ...",
-        tool.as_str(),
+        spec.tool.as_str(),
         flake.display()
     );
-    let nix = crate::nix::Nix {
-        path: nix.clone(),
+    let nix = Nix {
+        path: nix,
         verbose: false,
         extra_args: nix_args.to_vec(),
     };
@@ -230,87 +192,59 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
         flake_path.push(":");
         flake_path.push(&path);
     }
-    check(tool, &flake_path, Source::Flake(out.clone())).with_context(|| {
-        format!(
-            "the flasher the project's flake pins ({}) cannot be used\n{}",
-            out.display(),
-            install_hint(tool)
-        )
+    check(board, &flake_path, Source::Flake(out.clone())).map_err(|e| {
+        Failure::new(format!(
+            "the flasher the project's flake pins ({}) cannot be used",
+            out.display()
+        ))
+        .hint(format!("install one with {}", spec.how_to_install()))
+        .because(e)
+        .into()
     })
 }
 
 /// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
-pub fn realise_flake_flasher(nix: &crate::nix::Nix, project_root: &Path) -> Result<PathBuf> {
-    let output = nix
+pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> {
+    let run = nix
         .command(project_root, &["build", ".#flasher", "--no-link", "--json"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
+        .run(Show::Stderr)
         .with_context(|| format!("cannot run {}", nix.path.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`nix build .#flasher` failed in {} ({})\nhint: Nix's messages above say why",
+    if !run.success() {
+        return Err(Failure::new(format!(
+            "`nix build .#flasher` failed in {} ({})",
             project_root.display(),
-            output.status
-        );
+            run.status
+        ))
+        .hint("Nix's messages above say why")
+        .into());
     }
-    crate::nix::out_path(&String::from_utf8_lossy(&output.stdout))
+    crate::nix::out_path(&run.stdout_text())
 }
 
-/// The command that flashes `elf` through `port`. For ravedude, `ravedude_dir` is the folder whose
-/// Ravedude.toml it reads (see [`ravedude_config`]).
+/// The command that flashes `elf` through `port`: the family's flasher arguments filled in. For
+/// ravedude, `ravedude_dir` is the folder whose Ravedude.toml it reads (see [`ravedude_config`]).
 pub fn command(
     flasher: &Flasher,
     board: &Board,
     elf: &Path,
     port: &str,
     ravedude_dir: Option<&Path>,
-) -> Command {
-    let mut cmd = Command::new(&flasher.program);
-    cmd.env("PATH", &flasher.path);
-    match flasher.tool {
-        FlashTool::Ravedude => {
-            // ravedude reads Ravedude.toml from CARGO_MANIFEST_DIR before the working directory.
-            if let Some(dir) = ravedude_dir {
-                cmd.env("CARGO_MANIFEST_DIR", dir);
-            }
-            cmd.arg("-P").arg(port).arg(elf);
-        }
-        FlashTool::Espflash => {
-            cmd.args(["flash", "--chip", board.flasher_target(), "--port", port])
-                .arg("--baud")
-                .arg(board.flash.baud.to_string())
-                .arg(elf);
-        }
+) -> Result<Cmd> {
+    let elf = elf.display().to_string();
+    let fill = [("port", port), ("elf", elf.as_str())];
+    let args = board
+        .family()
+        .flasher
+        .args
+        .iter()
+        .map(|a| board.fill(a, &fill))
+        .collect::<Result<Vec<String>>>()?;
+    let mut cmd = Cmd::new(&flasher.program);
+    // ravedude reads Ravedude.toml from CARGO_MANIFEST_DIR before the working directory.
+    if let (FlashTool::Ravedude, Some(dir)) = (flasher.tool, ravedude_dir) {
+        cmd = cmd.env("CARGO_MANIFEST_DIR", dir);
     }
-    cmd
-}
-
-/// The command as a shell would show it (environment first).
-pub fn display_command(cmd: &Command) -> String {
-    let quote = |s: &std::ffi::OsStr| {
-        let s = s.to_string_lossy();
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/._-:=+,@".contains(c))
-        {
-            s.into_owned()
-        } else {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        }
-    };
-    let mut parts = Vec::new();
-    for (k, v) in cmd.get_envs() {
-        if k == "PATH" {
-            continue;
-        }
-        if let Some(v) = v {
-            parts.push(format!("{}={}", k.to_string_lossy(), quote(v)));
-        }
-    }
-    parts.push(quote(cmd.get_program()));
-    parts.extend(cmd.get_args().map(quote));
-    parts.join(" ")
+    Ok(cmd.env("PATH", &flasher.path).args(args))
 }
 
 /// The Ravedude.toml ravedude gets: the project's own, or one made from the board, always with
@@ -319,12 +253,18 @@ pub fn display_command(cmd: &Command) -> String {
 pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
     let path = project_root.join("Ravedude.toml");
     let mut doc = match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .parse::<toml_edit::DocumentMut>()
-            .map_err(|e| anyhow::anyhow!("{}: invalid TOML: {}", path.display(), e.message()))?,
+        Ok(text) => text.parse::<toml_edit::DocumentMut>().map_err(|e| {
+            Failure::new(format!("{}: invalid TOML: {}", path.display(), e.message())).hint(
+                format!(
+                    "fix it, or delete it: nixflash makes one from the board (`nixflash init \
+                     --board {} --force` writes it again)",
+                    board.id
+                ),
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut general = toml_edit::Table::new();
-            general["board"] = toml_edit::value(board.flasher_target());
+            general["board"] = toml_edit::value(board.flash.board.as_deref().unwrap_or(&board.id));
             general["serial-baudrate"] = toml_edit::value(i64::from(board.monitor.baud));
             let mut doc = toml_edit::DocumentMut::new();
             doc["general"] = toml_edit::Item::Table(general);
@@ -341,89 +281,47 @@ pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
     Ok(doc.to_string())
 }
 
-/// ELF machine numbers nixflash flashes.
-const EM_AVR: u16 = 83;
-const EM_RISCV: u16 = 243;
-
-/// Checks that `elf` is an ELF for the board's processor.
+/// Checks that `elf` is an ELF for the board's processor (the family's ELF machine).
 pub fn check_elf(board: &Board, elf: &Path) -> Result<()> {
-    let mut head = [0u8; 20];
-    let mut file = std::fs::File::open(elf)
-        .with_context(|| format!("cannot open the firmware {}", elf.display()))?;
-    let n = std::io::Read::read(&mut file, &mut head)
+    let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    if n < head.len() || &head[..4] != b"\x7fELF" {
-        bail!(
-            "{} is not an ELF file\nhint: flash the .elf the build makes (result/bin/<name>.elf, \
-             or target/<target>/release/<name> with cargo)",
-            elf.display()
-        );
-    }
-    let machine = if head[5] == 2 {
-        u16::from_be_bytes([head[18], head[19]])
-    } else {
-        u16::from_le_bytes([head[18], head[19]])
-    };
-    let (want, what) = match board.family {
-        crate::board::Family::Avr => (EM_AVR, "AVR"),
-        crate::board::Family::EspRiscv => (EM_RISCV, "RISC-V"),
-    };
-    if machine != want {
-        bail!(
-            "{} is not {what} firmware (ELF machine {machine}), but the {} needs {what} firmware\n\
-             hint: is it built for the right board? This project is for `{}`",
+    let machine = elf_machine(&data).ok_or_else(|| {
+        Failure::new(format!("{} is not an ELF file", elf.display())).hint(
+            "flash the .elf the build makes (result/bin/<name>.elf, or \
+             target/<target>/release/<name> with cargo)",
+        )
+    })?;
+    let family = board.family();
+    if machine != family.elf_machine {
+        let what = family.machine_name();
+        return Err(Failure::new(format!(
+            "{} is not {what} firmware (ELF machine {machine}), but the {} needs {what} firmware",
             elf.display(),
-            board.name,
+            board.name
+        ))
+        .hint(format!(
+            "is it built for the right board? This project is for `{}`",
             board.id
-        );
+        ))
+        .into());
     }
     Ok(())
 }
 
-/// Checks that `port` exists and that this user may open it.
-pub fn check_port(port: &str) -> Result<()> {
-    let path = Path::new(port);
-    match std::fs::metadata(path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "the serial port {port} does not exist\nhint: is the board plugged in? Its port is \
-             usually /dev/ttyACM0 or /dev/ttyUSB0 on Linux, /dev/cu.usbmodem* on macOS"
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot read the serial port {port}")),
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        use std::os::unix::fs::MetadataExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .with_context(|| format!("invalid port name {port}"))?;
-        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-        let r = unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) };
-        if r != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::PermissionDenied {
-                let gid = std::fs::metadata(path).map(|m| m.gid()).ok();
-                // A port owned by root's group is no group to join: then name the usual ones.
-                match gid.filter(|g| *g != 0).and_then(crate::serial::group_name) {
-                    Some(group) => bail!(
-                        "permission denied opening the serial port {port} (it belongs to the \
-                         group `{group}`)\n\
-                         hint: add yourself to that group: `sudo usermod -aG {group} $USER` \
-                         (serial ports belong to `dialout` on Debian, Ubuntu and Fedora, `uucp` \
-                         on Arch), then log out and in again"
-                    ),
-                    None => bail!(
-                        "permission denied opening the serial port {port}\n\
-                         hint: add yourself to the group that may use serial ports: \
-                         `sudo usermod -aG dialout $USER` (`uucp` on Arch), then log out and in \
-                         again"
-                    ),
-                }
-            }
-            return Err(err).with_context(|| format!("cannot open the serial port {port}"));
+/// The `e_machine` of an ELF file's header, read with `object`.
+pub fn elf_machine(data: &[u8]) -> Option<u16> {
+    use object::read::elf::FileHeader;
+    match object::FileKind::parse(data).ok()? {
+        object::FileKind::Elf32 => {
+            let h = object::elf::FileHeader32::<object::Endianness>::parse(data).ok()?;
+            Some(h.e_machine(h.endian().ok()?))
         }
+        object::FileKind::Elf64 => {
+            let h = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+            Some(h.e_machine(h.endian().ok()?))
+        }
+        _ => None,
     }
-    Ok(())
 }
 
 /// What [`flash`] did.
@@ -446,7 +344,7 @@ pub fn flash(
     port: &str,
     nix_args: &[String],
 ) -> Result<Outcome> {
-    check_port(port)?;
+    crate::serial::access::check(port)?;
     check_elf(board, elf)?;
     let flasher = find(board, project_root, nix_args)?;
     eprintln!("Flasher: {flasher}");
@@ -463,28 +361,19 @@ pub fn flash(
         }
         FlashTool::Espflash => None,
     };
-    let mut cmd = command(
+    let cmd = command(
         &flasher,
         board,
         elf,
         port,
         config_dir.as_ref().map(|d| d.path()),
-    );
-    let shown = display_command(&cmd);
+    )?
+    .dir(project_root);
+    let shown = cmd.display();
     eprintln!("Running: {shown}");
-    let status = cmd
-        .current_dir(project_root)
-        .status()
+    let code = cmd
+        .attached()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;
-    let code = status.code().unwrap_or_else(|| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::ExitStatusExt;
-            128 + status.signal().unwrap_or(0)
-        }
-        #[cfg(not(unix))]
-        1
-    });
     Ok(Outcome {
         flasher,
         command: shown,
@@ -507,30 +396,14 @@ mod tests {
         }
     }
 
-    fn args(cmd: &Command) -> Vec<String> {
+    fn args(cmd: &Cmd) -> Vec<String> {
         cmd.get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
     }
 
     #[test]
-    fn versions_are_found_in_tool_output() {
-        assert_eq!(
-            Version::find_in("ravedude v0.2.2 (no git)"),
-            Some(Version(0, 2, 2))
-        );
-        assert_eq!(Version::find_in("espflash 4.0.1"), Some(Version(4, 0, 1)));
-        assert_eq!(
-            Version::find_in("avrdude version 7.1, URL: <https://github.com/avrdudes/avrdude>"),
-            Some(Version(7, 1, 0))
-        );
-        assert_eq!(Version::find_in(" 6.3-20171130"), Some(Version(6, 3, 0)));
-        assert_eq!(Version::find_in("no digits here"), None);
-        assert!(Version(0, 1, 8) < MIN_RAVEDUDE && Version(0, 2, 0) >= MIN_RAVEDUDE);
-    }
-
-    #[test]
-    fn espflash_command_line_for_the_esp32c3() {
+    fn espflash_command_lines_for_the_esp32c3_and_c6() {
         let db = Database::builtin().unwrap();
         let board = db.get("esp32c3").unwrap();
         let f = flasher(FlashTool::Espflash, "/opt/bin/espflash");
@@ -540,8 +413,9 @@ mod tests {
             Path::new("/p/result/bin/c3.elf"),
             "/dev/ttyUSB0",
             None,
-        );
-        assert_eq!(cmd.get_program(), "/opt/bin/espflash");
+        )
+        .unwrap();
+        assert_eq!(cmd.program(), "/opt/bin/espflash");
         assert_eq!(
             args(&cmd),
             [
@@ -556,18 +430,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            display_command(&cmd),
+            cmd.display(),
             "/opt/bin/espflash flash --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 \
              /p/result/bin/c3.elf"
         );
-    }
-
-    #[test]
-    fn espflash_command_line_for_the_esp32c6() {
-        let db = Database::builtin().unwrap();
-        let board = db.get("esp32c6").unwrap();
-        let f = flasher(FlashTool::Espflash, "espflash");
-        let cmd = command(&f, board, Path::new("fw.elf"), "/dev/ttyACM1", None);
+        let c6 = db.get("esp32c6").unwrap();
+        let cmd = command(&f, c6, Path::new("fw.elf"), "/dev/ttyACM1", None).unwrap();
         assert_eq!(
             args(&cmd),
             [
@@ -594,10 +462,11 @@ mod tests {
             Path::new("/p/fw.elf"),
             "/dev/ttyACM0",
             Some(Path::new("/tmp/cfg")),
-        );
+        )
+        .unwrap();
         assert_eq!(args(&cmd), ["-P", "/dev/ttyACM0", "/p/fw.elf"]);
         assert_eq!(
-            display_command(&cmd),
+            cmd.display(),
             "CARGO_MANIFEST_DIR=/tmp/cfg /usr/bin/ravedude -P /dev/ttyACM0 /p/fw.elf"
         );
     }
@@ -625,13 +494,14 @@ mod tests {
         assert_eq!(t["general"]["board"].as_str(), Some("nano"));
         assert_eq!(t["general"]["reset-delay"].as_integer(), Some(10));
         assert_eq!(t["general"]["open-console"].as_bool(), Some(false));
-    }
-
-    #[test]
-    fn shell_display_quotes_what_needs_it() {
-        let mut cmd = Command::new("espflash");
-        cmd.arg("a b").arg("it's");
-        assert_eq!(display_command(&cmd), r"espflash 'a b' 'it'\''s'");
+        // A malformed one says what to do.
+        std::fs::write(dir.path().join("Ravedude.toml"), "[general\nboard = 1\n").unwrap();
+        let e = crate::error::Report::of(&ravedude_config(board, dir.path()).unwrap_err());
+        assert!(e.error.contains("Ravedude.toml: invalid TOML"), "{e:?}");
+        assert!(
+            e.hints[0].contains("nixflash init --board uno --force"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -640,28 +510,20 @@ mod tests {
         let uno = db.get("uno").unwrap();
         let c3 = db.get("esp32c3").unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // A minimal ELF32 header for AVR (e_machine 83).
         let mut avr = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0];
         avr.extend([0; 8]);
-        avr.extend([2, 0, 83, 0]);
+        avr.extend([2, 0, 83, 0, 1, 0, 0, 0]);
+        avr.extend([0; 12]); // entry, program and section header offsets
+        avr.extend([0, 0, 0, 0, 52, 0, 32, 0, 0, 0, 40, 0, 0, 0, 0, 0]);
         let p = dir.path().join("fw.elf");
         std::fs::write(&p, &avr).unwrap();
+        assert_eq!(elf_machine(&avr), Some(83));
         check_elf(uno, &p).unwrap();
         let e = format!("{:#}", check_elf(c3, &p).unwrap_err());
         assert!(e.contains("not RISC-V firmware (ELF machine 83)"), "{e}");
         std::fs::write(&p, b"#!/bin/sh\necho not an elf\n").unwrap();
         let e = format!("{:#}", check_elf(uno, &p).unwrap_err());
         assert!(e.contains("is not an ELF file"), "{e}");
-    }
-
-    #[test]
-    fn a_missing_port_is_named() {
-        let e = format!(
-            "{:#}",
-            check_port("/dev/nixflash-no-such-port").unwrap_err()
-        );
-        assert!(
-            e.contains("the serial port /dev/nixflash-no-such-port does not exist"),
-            "{e}"
-        );
     }
 }

@@ -1,16 +1,29 @@
 //! nixflash: from an empty folder to embedded Rust firmware on a board, built reproducibly by Nix.
 //!
-//! One module per stage of the pipeline; `main.rs` is only the command line.
+//! One module per stage of the pipeline: the board database ([`board`]), rendering a project
+//! ([`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
+//! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
+//! ([`flash`]), serial ports ([`serial`]) and the monitor ([`monitor`]), and [`doctor`]. Every
+//! other program is started through [`process`]; errors say what to do through [`error`].
+//! `main.rs` is only the command line.
 
 pub mod board;
+pub mod context;
 pub mod diagnose;
+pub mod doctor;
+pub mod error;
 pub mod flake_lock;
 pub mod flash;
 pub mod git;
 pub mod interrupt;
 pub mod manifest;
+pub mod monitor;
 pub mod nix;
+pub mod process;
+pub mod progress;
 pub mod project;
 pub mod render;
 pub mod serial;
 pub mod size;
+pub mod std_lock;
+pub mod version;

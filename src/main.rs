@@ -1,6 +1,5 @@
 //! The `nixflash` command line: argument parsing and printing only; the work is in the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -31,8 +30,8 @@ enum Command {
     Init(cmd::new::InitArgs),
     Boards(cmd::boards::Args),
     Build(cmd::build::Args),
-    Update(cmd::build::UpdateArgs),
-    Doctor(cmd::build::DoctorArgs),
+    Update(cmd::update::UpdateArgs),
+    Doctor(cmd::doctor::DoctorArgs),
     Flash(cmd::flash::Args),
     Monitor(cmd::monitor::Args),
     Ports(cmd::ports::Args),
@@ -46,8 +45,8 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::new::run_init(a),
         Command::Boards(a) => cmd::boards::run(a),
         Command::Build(a) => cmd::build::run(a),
-        Command::Update(a) => cmd::build::run_update(a),
-        Command::Doctor(a) => cmd::build::run_doctor(a),
+        Command::Update(a) => cmd::update::run(a),
+        Command::Doctor(a) => cmd::doctor::run(a),
         Command::Flash(a) => cmd::flash::run(a),
         Command::Monitor(a) => cmd::monitor::run(a),
         Command::Ports(a) => cmd::ports::run(a),
@@ -63,12 +62,4 @@ fn main() -> ExitCode {
             })
         }
     }
-}
-
-/// The project root for board lookups: the nearest folder above the current one with a Cargo.toml.
-pub(crate) fn project_root() -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .find(|d| d.join("Cargo.toml").is_file())
-        .map(|d| d.to_path_buf())
 }

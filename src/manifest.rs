@@ -9,9 +9,11 @@
 //! `[workspace.metadata.nixflash]`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use crate::error::Failure;
+use crate::process::Cmd;
 
 /// How the project was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +49,16 @@ impl Manifest {
 
     /// The board id, or an error that says how to set it.
     pub fn board_id(&self) -> Result<&str> {
-        self.board.as_deref().with_context(|| {
-            format!(
-                "{} does not say which board it is for\nhint: add\n\n    \
-                 [package.metadata.nixflash]\n    board = \"uno\"\n\nhint: to it (ids: \
-                 `nixflash boards`), or run `nixflash init --board <id>`",
+        self.board.as_deref().ok_or_else(|| {
+            Failure::new(format!(
+                "{} does not say which board it is for",
                 self.root.join("Cargo.toml").display()
+            ))
+            .hint(
+                "add\n\n    [package.metadata.nixflash]\n    board = \"uno\"\n\nto it (ids: \
+                 `nixflash boards`), or run `nixflash init --board <id>`",
             )
+            .into()
         })
     }
 }
@@ -64,7 +69,8 @@ pub fn discover(dir: &Path) -> Result<Manifest> {
     read(&root)
 }
 
-/// The nearest folder at or above `dir` whose Cargo.toml has a `[package]`.
+/// The nearest folder at or above `dir` whose Cargo.toml has a `[package]`. A Cargo.toml on the
+/// way that is not valid TOML is an error that says where.
 pub fn find_root(dir: &Path) -> Result<PathBuf> {
     let dir = dir
         .canonicalize()
@@ -74,21 +80,37 @@ pub fn find_root(dir: &Path) -> Result<PathBuf> {
         if m.is_file() {
             let text = std::fs::read_to_string(&m)
                 .with_context(|| format!("cannot read {}", m.display()))?;
-            if text
-                .parse::<toml::Table>()
-                .ok()
-                .is_some_and(|t| t.contains_key("package"))
-            {
+            if parse_manifest(&m, &text)?.contains_key("package") {
                 return Ok(d.to_path_buf());
             }
         }
     }
-    bail!(
-        "no Cargo project here ({} and the folders above it have no Cargo.toml with a [package])\n\
-         hint: run this inside a project made by `nixflash new`, or create one: \
-         nixflash new blinky --board uno",
+    Err(Failure::new(format!(
+        "no Cargo project here ({} and the folders above it have no Cargo.toml with a [package])",
         dir.display()
+    ))
+    .hint(
+        "run this inside a project made by `nixflash new`, or create one: nixflash new blinky \
+         --board uno",
     )
+    .into())
+}
+
+/// A Cargo.toml's table, or an error that says where it is not valid TOML.
+fn parse_manifest(path: &Path, text: &str) -> Result<toml::Table> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| crate::board::line_col(text, s.start))
+            .unwrap_or((1, 1));
+        Failure::new(format!(
+            "{}:{line}:{col}: invalid TOML: {}",
+            path.display(),
+            e.message().trim_end()
+        ))
+        .hint("fix it: cargo cannot read it either")
+        .into()
+    })
 }
 
 /// Reads the package at `root`: through cargo when it can answer offline, else from the TOML.
@@ -102,22 +124,25 @@ pub fn read(root: &Path) -> Result<Manifest> {
 /// `cargo metadata --no-deps --offline`, if a cargo is on PATH and answers without downloading.
 pub fn read_with_cargo(root: &Path) -> Option<Manifest> {
     let cargo = which::which("cargo").ok()?;
-    let mut cmd = cargo_metadata::MetadataCommand::new();
-    cmd.cargo_path(cargo)
-        .manifest_path(root.join("Cargo.toml"))
-        .no_deps()
-        .other_options(vec!["--offline".to_string()]);
-    // Keep rustup from installing the toolchain rust-toolchain.toml pins: any installed one can
-    // read a manifest, and a missing one makes this fail (then the TOML is read instead). An
-    // explicit RUSTUP_TOOLCHAIN of the user's is kept.
-    let mut command = cmd.cargo_command();
+    let mut cmd = Cmd::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        // Keep rustup from installing the toolchain rust-toolchain.toml pins: any installed one
+        // can read a manifest, and a missing one makes this fail (then the TOML is read instead).
+        .env("RUSTUP_AUTO_INSTALL", "0");
+    // An explicit RUSTUP_TOOLCHAIN of the user's is kept.
     if std::env::var_os("RUSTUP_TOOLCHAIN").is_none() {
-        command.env("RUSTUP_TOOLCHAIN", "stable");
+        cmd = cmd.env("RUSTUP_TOOLCHAIN", "stable");
     }
-    command.env("RUSTUP_AUTO_INSTALL", "0");
-    command.stdin(Stdio::null()).stderr(Stdio::null());
-    let out = command.output().ok()?;
-    if !out.status.success() {
+    let out = cmd.output().ok()?;
+    if !out.success() {
         return None;
     }
     let text = std::str::from_utf8(&out.stdout).ok()?;
@@ -155,12 +180,16 @@ pub fn read_toml(root: &Path) -> Result<Manifest> {
     let path = root.join("Cargo.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: invalid TOML: {}", path.display(), e.message()))?;
+    let doc = parse_manifest(&path, &text)?;
     let package = doc
         .get("package")
         .and_then(|p| p.as_table())
-        .with_context(|| format!("{} has no [package]", path.display()))?;
+        .ok_or_else(|| {
+            Failure::new(format!("{} has no [package]", path.display())).hint(
+                "run nixflash in the package's folder, not at a workspace root (or name the \
+                 package with -p where the command takes it)",
+            )
+        })?;
     let name = package
         .get("name")
         .and_then(|n| n.as_str())

@@ -2,36 +2,53 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::board::Board;
-use crate::git;
+use crate::error::Failure;
+use crate::git::{self, enclosing_work_tree};
 use crate::interrupt;
 use crate::render::{self, File, Project};
 
+/// Fails with a message and a hint.
+fn refuse(message: String, hint: impl Into<String>) -> anyhow::Error {
+    Failure::new(message).hint(hint).into()
+}
+
 /// Checks a package name the way `cargo new` does, with a message that says what to change.
 pub fn validate_crate_name(name: &str) -> Result<()> {
-    let hint = "hint: use lowercase letters, digits, `-` and `_`, starting with a letter \
-                (for example `blinky`), or pass --name";
+    let hint = "use lowercase letters, digits, `-` and `_`, starting with a letter (for example \
+                `blinky`), or pass --name";
     if name.is_empty() {
-        bail!("the package name is empty\n{hint}");
+        return Err(refuse("the package name is empty".to_string(), hint));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
-        bail!("invalid character `{c}` in package name `{name}`\n{hint}");
+        return Err(refuse(
+            format!("invalid character `{c}` in package name `{name}`"),
+            hint,
+        ));
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
-        bail!("the package name `{name}` cannot start with a digit\n{hint}");
+        return Err(refuse(
+            format!("the package name `{name}` cannot start with a digit"),
+            hint,
+        ));
     }
     if name.starts_with('-') {
-        bail!("the package name `{name}` cannot start with `-`\n{hint}");
+        return Err(refuse(
+            format!("the package name `{name}` cannot start with `-`"),
+            hint,
+        ));
     }
     if name.len() > 64 {
-        bail!("the package name `{name}` is longer than 64 characters\n{hint}");
+        return Err(refuse(
+            format!("the package name `{name}` is longer than 64 characters"),
+            hint,
+        ));
     }
     let ident = name.replace('-', "_");
     const KEYWORDS: &[&str] = &[
@@ -42,7 +59,10 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
         "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
     ];
     if KEYWORDS.contains(&ident.as_str()) {
-        bail!("the package name `{name}` is a Rust keyword\n{hint}");
+        return Err(refuse(
+            format!("the package name `{name}` is a Rust keyword"),
+            hint,
+        ));
     }
     const RESERVED: &[&str] = &[
         "core",
@@ -78,7 +98,10 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
         "lpt9",
     ];
     if RESERVED.contains(&ident.to_ascii_lowercase().as_str()) {
-        bail!("the package name `{name}` is reserved (cargo refuses it)\n{hint}");
+        return Err(refuse(
+            format!("the package name `{name}` is reserved (cargo refuses it)"),
+            hint,
+        ));
     }
     Ok(())
 }
@@ -123,66 +146,6 @@ fn is_empty_dir(p: &Path) -> Result<bool> {
         .is_none())
 }
 
-/// The git work tree `dir` lies in, if any: the nearest folder above with a `.git` (a folder, or
-/// a file for worktrees and submodules). Found without running git, which keeps `new` fast.
-fn enclosing_work_tree(dir: &Path) -> Option<PathBuf> {
-    let dir = dir.canonicalize().ok()?;
-    dir.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_path_buf)
-}
-
-/// Starts `git init -q` in `dir`. Without a template folder of the user's (init.templateDir or
-/// GIT_TEMPLATE_DIR), git's default one only holds inactive sample hooks: skipping it halves the
-/// time `git init` takes.
-fn spawn_git_init(dir: &Path) -> Result<std::process::Child> {
-    let mut cmd = Command::new("git");
-    cmd.arg("init").arg("-q");
-    if !user_has_git_templates() {
-        cmd.arg("--template=");
-    }
-    cmd.current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    cmd.spawn().map_err(git::spawn_error)
-}
-
-fn finish_git(what: &str, dir: &Path, child: std::process::Child) -> Result<()> {
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("cannot run {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{what}` failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Whether the user configured git templates (checked in the config files, without running git).
-fn user_has_git_templates() -> bool {
-    if std::env::var_os("GIT_TEMPLATE_DIR").is_some() {
-        return true;
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")));
-    let mut files = vec![PathBuf::from("/etc/gitconfig")];
-    files.extend(home.map(|h| h.join(".gitconfig")));
-    files.extend(xdg.map(|x| x.join("git/config")));
-    files.extend(std::env::var_os("GIT_CONFIG_GLOBAL").map(PathBuf::from));
-    files.iter().any(|f| {
-        fs::read_to_string(f).is_ok_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t.contains("templatedir") || t.contains("[include") || t.contains("[includeif")
-        })
-    })
-}
-
 fn write_files(root: &Path, files: &[File]) -> Result<()> {
     for f in files {
         interrupt::check()?;
@@ -207,10 +170,10 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
             .file_name()
             .and_then(|n| n.to_str())
             .map(str::to_string)
-            .with_context(|| {
-                format!(
-                    "cannot take a package name from `{}`\nhint: pass --name",
-                    target.display()
+            .ok_or_else(|| {
+                refuse(
+                    format!("cannot take a package name from `{}`", target.display()),
+                    "pass --name",
                 )
             })?,
     };
@@ -227,18 +190,20 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     let exists = target.exists();
     if exists {
         if !target.is_dir() {
-            bail!(
-                "`{}` exists and is not a folder\nhint: choose another path",
-                target.display()
-            );
+            return Err(refuse(
+                format!("`{}` exists and is not a folder", target.display()),
+                "choose another path",
+            ));
         }
         if !opts.force && !is_empty_dir(target)? {
-            bail!(
-                "`{}` is not empty\nhint: choose a new folder, run `nixflash init --board {}` \
-                 inside an existing Cargo project, or pass --force to write over its files",
-                target.display(),
-                opts.board.id
-            );
+            return Err(refuse(
+                format!("`{}` is not empty", target.display()),
+                format!(
+                    "choose a new folder, run `nixflash init --board {}` inside an existing Cargo \
+                     project, or pass --force to write over its files",
+                    opts.board.id
+                ),
+            ));
         }
     }
     let parent = match target.parent() {
@@ -246,10 +211,10 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        bail!(
-            "the folder `{}` does not exist\nhint: create it first, or choose another path",
-            parent.display()
-        );
+        return Err(refuse(
+            format!("the folder `{}` does not exist", parent.display()),
+            "create it first, or choose another path",
+        ));
     }
 
     let files = render::render(opts.board, &Project::new(&name))?;
@@ -275,14 +240,14 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     // `git init` runs while the files are written.
     let init = if opts.git && enclosing.is_none() {
-        Some(spawn_git_init(&staging)?)
+        Some(git::start_init(&staging)?)
     } else {
         None
     };
     let written = write_files(&staging, &files);
     let git_state = match init {
         Some(child) => {
-            finish_git("git init", &staging, child)?;
+            git::finish_init(&staging, child)?;
             written?;
             interrupt::check()?;
             git::add(&staging, &[], &paths)?;
@@ -346,13 +311,14 @@ pub struct Initialized {
 /// `nixflash init`: adds the Nix and board files to the Cargo project at `root`.
 pub fn init(root: &Path, board: &Board, force: bool, git: bool) -> Result<Initialized> {
     let manifest_path = root.join("Cargo.toml");
-    let text = fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "no Cargo.toml in {}\nhint: run `nixflash init` at the root of a Cargo package, or \
-             create a project with `nixflash new <path> --board {}`",
-            root.display(),
-            board.id
-        )
+    let text = fs::read_to_string(&manifest_path).map_err(|e| {
+        Failure::new(format!("no Cargo.toml in {}", root.display()))
+            .hint(format!(
+                "run `nixflash init` at the root of a Cargo package, or create a project with \
+                 `nixflash new <path> --board {}`",
+                board.id
+            ))
+            .because(e)
     })?;
     let mut doc: toml_edit::DocumentMut = text
         .parse()
@@ -362,11 +328,10 @@ pub fn init(root: &Path, board: &Board, force: bool, git: bool) -> Result<Initia
         .and_then(|p| p.get("name"))
         .and_then(|n| n.as_str())
         .map(str::to_string)
-        .with_context(|| {
-            format!(
-                "{} has no [package] name\nhint: run `nixflash init` in the package's folder, not \
-                 at a workspace root",
-                manifest_path.display()
+        .ok_or_else(|| {
+            refuse(
+                format!("{} has no [package] name", manifest_path.display()),
+                "run `nixflash init` in the package's folder, not at a workspace root",
             )
         })?;
 
@@ -378,9 +343,10 @@ pub fn init(root: &Path, board: &Board, force: bool, git: bool) -> Result<Initia
         .and_then(|b| b.as_str())
         .map(str::to_string);
 
+    let wanted = render::init_files(board.family());
     let files: Vec<File> = render::render(board, &Project::new(&name))?
         .into_iter()
-        .filter(|f| render::INIT_FILES.iter().any(|p| f.path == Path::new(p)))
+        .filter(|f| wanted.iter().any(|p| f.path == Path::new(p)))
         .collect();
     let mut conflicts: Vec<String> = files
         .iter()
@@ -394,11 +360,13 @@ pub fn init(root: &Path, board: &Board, force: bool, git: bool) -> Result<Initia
         ));
     }
     if !conflicts.is_empty() && !force {
-        bail!(
-            "these already exist and would be overwritten:\n  {}\nhint: move them aside, or pass \
-             --force to overwrite them",
-            conflicts.join("\n  ")
-        );
+        return Err(refuse(
+            format!(
+                "these already exist and would be overwritten:\n  {}",
+                conflicts.join("\n  ")
+            ),
+            "move them aside, or pass --force to overwrite them",
+        ));
     }
 
     let metadata_changed = existing_board.as_deref() != Some(board.id.as_str());

@@ -1,10 +1,11 @@
 //! Rendering a project from the built-in templates (`templates/`) for one board.
 //!
-//! `templates/common/` is rendered for every board, `templates/<family>/` on top of it. A file's
-//! path in the project is its template path without the family folder and the `.jinja` suffix.
-//! `templates/locks/<hal feature>.lock` holds the dependency part of the lock file cargo resolved
-//! for that template (`scripts/update-locks.sh` makes them); the package's own entry is inserted
-//! in cargo's order, so a new project's Cargo.lock is exactly what cargo would write.
+//! `templates/common/` is rendered for every board, `templates/<family>/` on top of it: a family
+//! file replaces the common file with the same name, and may `{% extends %}` it to fill in its
+//! blocks. A file's path in the project is its template path without the folder and the `.jinja`
+//! suffix. `templates/locks/<name>.lock` (the name from the family's `files.lock`) holds the
+//! dependency part of the lock file cargo resolved for the template; the package's own entry is
+//! inserted in cargo's order, so a new project's Cargo.lock is exactly what cargo would write.
 //! `templates/pins.toml` holds the flake inputs' pins: flake.nix names the inputs and the
 //! flake.lock written beside it locks them.
 
@@ -14,23 +15,30 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use include_dir::{include_dir, Dir, DirEntry};
 use minijinja::{Environment, UndefinedBehavior};
+
+use crate::board::Family;
+use crate::error::Failure;
 use serde::{Deserialize, Serialize};
 
 use crate::board::Board;
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
-/// The files `nixflash init` adds to an existing Cargo project: the Nix and board files, never
-/// the package's sources, manifest or lock.
-pub const INIT_FILES: &[&str] = &[
-    "flake.nix",
-    "flake.lock",
-    ".envrc",
-    "rust-toolchain.toml",
-    ".cargo/config.toml",
-    "Ravedude.toml",
-    "build.rs",
-];
+/// The files `nixflash init` adds to an existing Cargo project for a board of `family`: the Nix
+/// and board files, never the package's sources, manifest or lock.
+pub fn init_files(family: &Family) -> Vec<String> {
+    let mut files: Vec<String> = [
+        "flake.nix",
+        "flake.lock",
+        ".envrc",
+        "rust-toolchain.toml",
+        ".cargo/config.toml",
+    ]
+    .map(String::from)
+    .into();
+    files.extend(family.files.init.iter().cloned());
+    files
+}
 
 /// One rendered file, with its path relative to the project root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +69,7 @@ impl Project {
 struct TemplateContext<'a> {
     project: &'a Project,
     board: &'a Board,
+    family: &'a Family,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
 }
@@ -154,9 +163,10 @@ fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
     }
 }
 
-/// The template files for a family, keyed by their output path (family files win over common).
-fn template_set(family: &str) -> Result<Vec<(PathBuf, &'static str, String)>> {
-    let mut set: Vec<(PathBuf, &'static str, String)> = Vec::new();
+/// The templates for a family by the path they render to: `(output path, template name)`, the
+/// family's file winning over the common one.
+fn template_set(family: &str) -> Result<Vec<(PathBuf, String)>> {
+    let mut set: Vec<(PathBuf, String)> = Vec::new();
     for folder in ["common", family] {
         let dir = TEMPLATES
             .get_dir(folder)
@@ -168,16 +178,30 @@ fn template_set(family: &str) -> Result<Vec<(PathBuf, &'static str, String)>> {
             let Some(name) = rel.to_str().and_then(|s| s.strip_suffix(".jinja")) else {
                 continue;
             };
-            let text = f
-                .contents_utf8()
-                .with_context(|| format!("templates/{} is not UTF-8", f.path().display()))?;
             let out = PathBuf::from(name);
-            set.retain(|(p, _, _)| *p != out);
-            set.push((out, text, format!("{}", f.path().display())));
+            set.retain(|(p, _)| *p != out);
+            set.push((out, f.path().display().to_string()));
         }
     }
     set.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(set)
+}
+
+/// A template environment that finds every template by its path under templates/, so that a
+/// family's template can extend a common one.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_loader(|name| {
+        Ok(TEMPLATES
+            .get_file(name)
+            .and_then(|f| f.contents_utf8())
+            .map(str::to_string))
+    });
+    env
 }
 
 /// Renders every file of a new project for `board`, Cargo.lock included.
@@ -195,40 +219,72 @@ pub fn render(board: &Board, project: &Project) -> Result<Vec<File>> {
     Ok(out)
 }
 
-/// The dependency lock data for a board's HAL feature.
-fn lock_template(board: &Board) -> Result<&'static str> {
-    let lock_name = format!("locks/{}.lock", board.hal.feature);
+/// The names of the lock data nixflash has (`arduino-uno`, `esp32c3`).
+pub fn lock_names() -> Vec<String> {
     TEMPLATES
-        .get_file(&lock_name)
-        .and_then(|f| f.contents_utf8())
-        .with_context(|| {
-            format!(
-                "nixflash has no templates/{lock_name} for board `{}`\nhint: a board with a new \
-                 HAL feature needs its lock: run scripts/update-locks.sh in nixflash's source",
-                board.id
-            )
+        .get_dir("locks")
+        .map(|d| {
+            d.files()
+                .filter_map(|f| f.path().file_stem()?.to_str().map(str::to_string))
+                .collect()
         })
+        .unwrap_or_default()
+}
+
+/// The dependency lock data for a board (its family's `files.lock` filled in).
+fn lock_template(board: &Board) -> Result<&'static str> {
+    let name = board.fill(&board.family().files.lock, &[])?;
+    if let Some(text) = TEMPLATES
+        .get_file(format!("locks/{name}.lock"))
+        .and_then(|f| f.contents_utf8())
+    {
+        return Ok(text);
+    }
+    Err(Failure::new(format!(
+        "nixflash has no dependency lock for board `{}` (its HAL feature `{}`), so it cannot \
+         write a Cargo.lock that pins every crate",
+        board.id, board.hal.feature
+    ))
+    .hint(format!(
+        "if the board works with one of the features nixflash has locks for ({}), set \
+         `hal.feature` to it in your board file",
+        lock_names().join(", ")
+    ))
+    .hint(format!(
+        "or make the lock yourself: create the project for a board with the same HAL \
+         (`nixflash new <path> --board {}`), set the HAL's feature to `{}` in Cargo.toml and \
+         `board = \"{}\"` in [package.metadata.nixflash], then run `cargo generate-lockfile` \
+         (it needs the network)",
+        crate::board::Database::builtin()
+            .ok()
+            .and_then(|db| db
+                .boards()
+                .find(|b| b.hal.krate == board.hal.krate)
+                .map(|b| b.id.clone()))
+            .unwrap_or_else(|| "<id>".into()),
+        board.hal.feature,
+        board.id
+    ))
+    .into())
 }
 
 /// Renders the templates for `board`: every file but Cargo.lock.
 pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_keep_trailing_newline(true);
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
+    let env = environment();
     let pins = pins()?;
     let ctx = TemplateContext {
         project,
         board,
+        family: board.family(),
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
     };
     let mut out = Vec::new();
-    for (path, text, origin) in template_set(board.family.as_str())? {
+    for (path, name) in template_set(&board.family().id)? {
         let rendered = env
-            .render_str(text, &ctx)
-            .with_context(|| format!("rendering templates/{origin} for board `{}`", board.id))?;
+            .get_template(&name)
+            .and_then(|t| t.render(&ctx))
+            .with_context(|| format!("rendering templates/{name} for board `{}`", board.id))?;
         out.push(File {
             path,
             contents: rendered,

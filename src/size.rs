@@ -1,12 +1,14 @@
 //! The size report: how much of the board's flash and RAM a firmware ELF uses, read from its
-//! section headers with the `object` crate (no avr-size needed).
+//! section headers with the `object` crate (no avr-size needed), placed by the family's memory
+//! map.
 //!
 //! Flash is what the image writes to the chip: code, read-only data and the initial values of
 //! `.data` (text + data). RAM is what the program occupies at run time: `.data`, `.bss` and
 //! `.noinit` (data + bss), plus, on Espressif chips, code that runs from internal RAM (`.rwtext`).
 //! Sections that only reserve address space are not counted: the ESP linker scripts' NOLOAD
 //! `.stack` (all RAM left over) and `*_dummy` sections (the RAM alias of IRAM code, the flash MMU
-//! window), and on AVR the EEPROM, fuse, lock and signature sections.
+//! window); nor are addresses the family calls `other` (AVR's EEPROM, fuses, lock bits,
+//! signature), unless its image includes them (ESP's RTC memory).
 
 use std::fmt;
 use std::path::Path;
@@ -15,7 +17,7 @@ use anyhow::{Context, Result};
 use object::{Object, ObjectSection, SectionFlags, SectionKind};
 use serde::Serialize;
 
-use crate::board::{Board, Family, Memory};
+use crate::board::{Board, Family, Memory, Place};
 
 /// Flash and RAM use of one firmware.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,43 +86,13 @@ impl SizeReport {
     }
 }
 
-/// Where a section lives, by family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// Program memory (flash, or a flash-mapped window).
-    Flash,
-    /// Main RAM.
-    Ram,
-    /// Something else (EEPROM, fuses, RTC memory): not counted as RAM.
-    Other,
-}
-
-fn place(family: Family, address: u64) -> Place {
-    match family {
-        // avr-gcc's memory map: flash from 0, RAM at 0x800000, EEPROM at 0x810000, then fuses,
-        // lock bits and the signature.
-        Family::Avr => match address {
-            0..0x80_0000 => Place::Flash,
-            0x80_0000..0x81_0000 => Place::Ram,
-            _ => Place::Other,
-        },
-        // ESP32-C3/C6 (and C2, H2): instruction and data caches map flash at 0x3C00_0000 and
-        // 0x4200_0000; RTC/LP memory is at 0x5000_0000; internal SRAM is everything else.
-        Family::EspRiscv => match address {
-            0x3C00_0000..0x3E00_0000 | 0x4200_0000..0x4400_0000 => Place::Flash,
-            0x5000_0000..0x5100_0000 => Place::Other,
-            _ => Place::Ram,
-        },
-    }
-}
-
 /// A NOLOAD section that only reserves address space.
 fn is_reservation(name: &str, writable: bool) -> bool {
     !writable || name.contains("dummy") || name.starts_with(".stack")
 }
 
 /// Reads an ELF's sizes against a board's memory.
-pub fn analyze(elf: &[u8], family: Family, memory: &Memory) -> Result<SizeReport> {
+pub fn analyze(elf: &[u8], family: &Family, memory: &Memory) -> Result<SizeReport> {
     let file = object::File::parse(elf).context("not an ELF file this tool can read")?;
     if file.format() != object::BinaryFormat::Elf {
         anyhow::bail!("not an ELF file");
@@ -141,7 +113,7 @@ pub fn analyze(elf: &[u8], family: Family, memory: &Memory) -> Result<SizeReport
             s.kind(),
             SectionKind::UninitializedData | SectionKind::UninitializedTls
         );
-        let place = place(family, s.address());
+        let place = family.place(s.address());
         let (in_flash, in_ram) = if nobits {
             (
                 false,
@@ -150,7 +122,7 @@ pub fn analyze(elf: &[u8], family: Family, memory: &Memory) -> Result<SizeReport
         } else {
             // Bytes in the image: flash, plus RTC memory on Espressif chips (loaded from flash);
             // not AVR's EEPROM or fuses, which are programmed separately.
-            let in_flash = place != Place::Other || family == Family::EspRiscv;
+            let in_flash = place != Place::Other || family.image_includes_other;
             (in_flash, place == Place::Ram)
         };
         if !in_flash && !in_ram {
@@ -180,7 +152,7 @@ pub fn analyze(elf: &[u8], family: Family, memory: &Memory) -> Result<SizeReport
 /// Reads the ELF at `path` against `board`.
 pub fn analyze_file(path: &Path, board: &Board) -> Result<SizeReport> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    analyze(&bytes, board.family, &board.memory)
+    analyze(&bytes, board.family(), &board.memory)
         .with_context(|| format!("cannot read the sizes of {}", path.display()))
 }
 
@@ -197,20 +169,24 @@ mod tests {
     }
 
     #[test]
-    fn places_follow_the_memory_maps() {
-        assert_eq!(place(Family::Avr, 0), Place::Flash);
-        assert_eq!(place(Family::Avr, 0x80_0100), Place::Ram);
-        assert_eq!(place(Family::Avr, 0x81_0000), Place::Other);
-        assert_eq!(place(Family::EspRiscv, 0x4201_0020), Place::Flash);
-        assert_eq!(place(Family::EspRiscv, 0x3C00_0020), Place::Flash);
-        assert_eq!(place(Family::EspRiscv, 0x4038_0000), Place::Ram);
-        assert_eq!(place(Family::EspRiscv, 0x3FC8_0AF4), Place::Ram);
-        assert_eq!(place(Family::EspRiscv, 0x5000_0000), Place::Other);
+    fn places_follow_the_families_memory_maps() {
+        let db = crate::board::Database::builtin().unwrap();
+        let avr = db.get("uno").unwrap().family();
+        let esp = db.get("esp32c3").unwrap().family();
+        assert_eq!(avr.place(0), Place::Flash);
+        assert_eq!(avr.place(0x80_0100), Place::Ram);
+        assert_eq!(avr.place(0x81_0000), Place::Other);
+        assert_eq!(esp.place(0x4201_0020), Place::Flash);
+        assert_eq!(esp.place(0x3C00_0020), Place::Flash);
+        assert_eq!(esp.place(0x4038_0000), Place::Ram);
+        assert_eq!(esp.place(0x3FC8_0AF4), Place::Ram);
+        assert_eq!(esp.place(0x5000_0000), Place::Other);
     }
 
     #[test]
     fn not_an_elf_is_an_error() {
+        let db = crate::board::Database::builtin().unwrap();
         let m = Memory { flash: 1, ram: 1 };
-        assert!(analyze(b"hello", Family::Avr, &m).is_err());
+        assert!(analyze(b"hello", db.get("uno").unwrap().family(), &m).is_err());
     }
 }

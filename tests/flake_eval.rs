@@ -149,7 +149,7 @@ fn generated_sources_pass_the_flake_fmt_check() {
                     "{} for board {} (templates/{}/):\n{}{}",
                     f.path.display(),
                     board.id,
-                    board.family.as_str(),
+                    board.family_id,
                     text(&out.stdout),
                     text(&out.stderr)
                 ));

@@ -454,7 +454,7 @@ fn permission_denied_on_the_port_says_which_group_to_join() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "error: permission denied opening the serial port {}",
+            "error: permission denied opening serial port {}",
             sim.pty
         )),
         "{stderr}"
@@ -468,7 +468,7 @@ fn permission_denied_on_the_port_says_which_group_to_join() {
     }
     if dialout {
         assert!(
-            stderr.contains("(it belongs to the group `dialout`)"),
+            stderr.contains("(it belongs to group `dialout`)"),
             "{stderr}"
         );
     }
@@ -497,13 +497,28 @@ fn flash_without_a_build_or_port_says_what_to_pass() {
     assert!(e.contains("the firmware missing.elf does not exist"), "{e}");
     let e = run(&["--elf", "Cargo.toml", "--port", "/dev/null"]);
     assert!(e.contains("Cargo.toml is not an ELF file"), "{e}");
-    // No --port and no port with one of the Uno's USB ids (this machine has none).
+    // No --port and no port with one of the board's USB ids: a project board that inherits the
+    // Uno with a USB id no device has, so that a board plugged into this machine changes nothing.
+    std::fs::create_dir_all(project.join("boards")).unwrap();
+    std::fs::write(
+        project.join("boards/no-such-uno.toml"),
+        "inherit = \"uno\"\nid = \"no-such-uno\"\nname = \"Test Uno\"\naliases = []\n\
+         [usb]\nids = [\"f0f0:0f0f\"]\n",
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        manifest.replace("board = \"uno\"", "board = \"no-such-uno\""),
+    )
+    .unwrap();
     let e = run(&["--elf", "Cargo.toml"]);
     assert!(
-        e.contains("no serial port found for the Arduino Uno (uno)")
-            && e.contains("1a86:7523 (CH340)"),
+        e.contains("no serial port found for the Test Uno (no-such-uno)")
+            && e.contains("expected a USB id of the board's:\n    f0f0:0f0f"),
         "{e}"
     );
+    std::fs::write(project.join("Cargo.toml"), manifest).unwrap();
     let e = run(&[
         "--elf",
         "Cargo.toml",
@@ -511,7 +526,7 @@ fn flash_without_a_build_or_port_says_what_to_pass() {
         "/dev/nixflash-no-such-port",
     ]);
     assert!(
-        e.contains("the serial port /dev/nixflash-no-such-port does not exist"),
+        e.contains("serial port /dev/nixflash-no-such-port does not exist"),
         "{e}"
     );
 }

@@ -574,7 +574,7 @@ fn permission_denied_says_to_join_dialout() {
         "{err}"
     );
     assert!(
-        err.contains("`dialout` on Debian and Ubuntu, `uucp` on Arch"),
+        err.contains("`dialout` on Debian, Ubuntu and Fedora, `uucp` on Arch"),
         "{err}"
     );
     assert!(err.contains("then log out and in again"), "{err}");

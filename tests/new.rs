@@ -233,6 +233,7 @@ fn malformed_board_file_is_named_with_line_and_column_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join(".no-user-config/nixflash/boards");
     std::fs::create_dir_all(&cfg).unwrap();
+    // A family nixflash does not know: the file, line and column, and the families there are.
     std::fs::write(
         cfg.join("mine.toml"),
         "id = \"mine\"\nname = \"Mine\"\nfamily = \"pic\"\n",
@@ -244,9 +245,48 @@ fn malformed_board_file_is_named_with_line_and_column_and_nothing_is_written() {
         .assert()
         .failure()
         .stderr(predicate::str::contains(
-            "mine.toml:3:10: invalid board file",
+            "mine.toml:3:10: board `mine` is of family `pic`, which nixflash does not know",
         ))
-        .stderr(predicate::str::contains("unknown variant `pic`"));
+        .stderr(predicate::str::contains("hint: families: avr, esp-riscv"));
+    assert_eq!(tree(tmp.path()), before);
+    // A value of the wrong type, and a field no board has.
+    std::fs::write(
+        cfg.join("mine.toml"),
+        "inherit = \"uno\"\nid = \"mine\"\nname = 5\n",
+    )
+    .unwrap();
+    nixflash(tmp.path())
+        .args(["new", "blinky", "--board", "uno"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "mine.toml:3:8: invalid board file: invalid type: integer `5`, expected a string",
+        ));
+    std::fs::write(
+        cfg.join("mine.toml"),
+        "inherit = \"uno\"\nid = \"mine\"\n[monitor]\nbaud = 9600\nspeed = 1\n",
+    )
+    .unwrap();
+    nixflash(tmp.path())
+        .args(["new", "blinky", "--board", "uno"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "mine.toml:5:1: invalid board file: unknown field `speed`",
+        ));
+    // An alias another board already answers to.
+    std::fs::write(
+        cfg.join("mine.toml"),
+        "inherit = \"uno\"\nid = \"mine\"\naliases = [\"mega\"]\n",
+    )
+    .unwrap();
+    nixflash(tmp.path())
+        .args(["new", "blinky", "--board", "uno"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "`mega` already names board `mega2560`",
+        ));
     assert_eq!(tree(tmp.path()), before);
 }
 
@@ -281,7 +321,7 @@ fn user_and_project_board_files_add_and_override_boards() {
     .unwrap();
     std::fs::write(
         proj.join("boards/uno.toml"),
-        uno.replace("monitor]\nbaud = 57600", "monitor]\nbaud = 9600"),
+        format!("{uno}\n[monitor]\nbaud = 9600\n"),
     )
     .unwrap();
     nixflash(&proj)

@@ -44,7 +44,8 @@ struct JsonEntry<'a> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let db = super::database()?;
+    let ctx = nixflash::context::Context::current()?;
+    let db = &ctx.db;
     match args.show {
         None if args.json => {
             let list: Vec<JsonEntry> = db
@@ -108,8 +109,8 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
             id,
             b.name.clone(),
             b.chip.clone(),
-            b.family.to_string(),
-            b.flash.tool.as_str().to_string(),
+            b.family_id.clone(),
+            b.family().flasher.tool.as_str().to_string(),
             b.aliases.join(", "),
         ]);
     }
@@ -131,7 +132,7 @@ fn details(b: &Board, source: &Source) -> String {
          \x20 toolchain     {toolchain}{std}\n\
          \x20 HAL           {hal} (feature `{feature}`), LED on {led}\n\
          \x20 memory        {flash} B flash, {ram} B RAM\n\
-         \x20 flasher       {tool} ({target_name}), {fbaud} baud\n\
+         \x20 flasher       {tool}{target_name}{fbaud}\n\
          \x20 monitor       {mbaud} baud\n\
          \x20 USB ids       {usb}\n\
          \x20 docs          {docs}\n\
@@ -144,7 +145,7 @@ fn details(b: &Board, source: &Source) -> String {
             b.aliases.join(", ")
         },
         chip = b.chip,
-        family = b.family,
+        family = b.family_id,
         target = b.rust.target,
         cpu = b
             .rust
@@ -163,9 +164,19 @@ fn details(b: &Board, source: &Source) -> String {
         led = b.hal.led,
         flash = b.memory.flash,
         ram = b.memory.ram,
-        tool = b.flash.tool.as_str(),
-        target_name = b.flasher_target(),
-        fbaud = b.flash.baud,
+        tool = b.family().flasher.tool.as_str(),
+        target_name = b
+            .flash
+            .board
+            .as_deref()
+            .or(b.flash.chip.as_deref())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        fbaud = b
+            .flash
+            .baud
+            .map(|n| format!(", {n} baud"))
+            .unwrap_or_default(),
         mbaud = b.monitor.baud,
         usb = usb.join(" "),
         docs = b.docs,

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
-use nixflash::serial::{self, MonitorOptions, Reset};
+use anyhow::Result;
+use nixflash::error::Failure;
+use nixflash::monitor::{self, MonitorOptions};
+use nixflash::progress::status;
+use nixflash::serial::reset;
 
 /// Build the firmware and flash it to the board
 #[derive(clap::Args)]
@@ -34,30 +37,25 @@ pub struct Args {
     /// Flash this ELF file instead of building (implies --no-build)
     #[arg(long, value_name = "PATH")]
     pub elf: Option<PathBuf>,
-    /// When building: do not `git add --intent-to-add` untracked files the flake needs
-    #[arg(long)]
-    pub no_git_add: bool,
-    /// When building: show each nix command nixflash runs
-    #[arg(long, short)]
-    pub verbose: bool,
     #[command(flatten)]
-    pub nix: super::NixArgs,
+    pub flags: super::NixFlags,
 }
 
 pub fn run(a: Args) -> Result<u8> {
-    let (project, board) = super::build::project(a.verbose)?;
-    let board = &board;
+    let ctx = a.flags.context()?;
+    let (project, board) = (ctx.manifest()?, ctx.board()?);
 
     // The port first: no board attached is found out before a long build.
-    let port = serial::pick_port(a.port.as_deref(), board)?;
+    let port = super::pick_port(a.port.as_deref(), board, &ctx.db)?;
     let port = port.as_str();
 
     let elf = match (&a.elf, a.no_build) {
         (Some(elf), _) => {
             if !elf.is_file() {
-                bail!(
-                    "the firmware {} does not exist\nhint: pass the path of an ELF file to --elf",
-                    elf.display()
+                return Err(
+                    Failure::new(format!("the firmware {} does not exist", elf.display()))
+                        .hint("pass the path of an ELF file to --elf")
+                        .into(),
                 );
             }
             elf.clone()
@@ -66,47 +64,55 @@ pub fn run(a: Args) -> Result<u8> {
             let bin = project.firmware_bin();
             let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
             if !elf.is_file() {
-                bail!(
-                    "there is no firmware to flash: {} does not exist\n\
-                     hint: run `nixflash build` first (it makes ./result), or drop --no-build\n\
-                     hint: to flash another ELF, pass --elf <path>",
+                return Err(Failure::new(format!(
+                    "there is no firmware to flash: {} does not exist",
                     elf.display()
-                );
+                ))
+                .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
+                .hint("to flash another ELF, pass --elf <path>")
+                .into());
             }
             elf
         }
-        (None, false) => {
-            let opts = nixflash::nix::BuildOptions {
-                git_add: !a.no_git_add,
-                verbose: a.verbose,
-                nix_args: a.nix.nix_args.clone(),
-                ..Default::default()
-            };
-            nixflash::nix::build(&project, board, &opts)?.elf
-        }
+        (None, false) => nixflash::nix::build(project, board, &a.flags.build_options())?.elf,
     };
 
-    let outcome = nixflash::flash::flash(board, &project.root, &elf, port, &a.nix.nix_args)?;
+    let outcome = nixflash::flash::flash(board, &project.root, &elf, port, &a.flags.nix.nix_args)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {
-        super::print_error(&anyhow::anyhow!(
-            "{} failed (exit code {}) flashing {} to the {} on {port}\n\
-             hint: its messages above say why; check that the board on {port} is the {} ({})",
-            outcome.flasher.tool.as_str(),
-            outcome.code,
-            elf.display(),
-            board.name,
-            board.name,
-            board.id
-        ));
+        super::print_error(
+            &Failure::new(format!(
+                "{} failed (exit code {}) flashing {} to the {} on {port}",
+                outcome.flasher.tool.as_str(),
+                outcome.code,
+                elf.display(),
+                board.name,
+            ))
+            .hint(format!(
+                "its messages above say why; check that the board on {port} is the {} ({})",
+                board.name, board.id
+            ))
+            .into(),
+        );
         return Ok(u8::try_from(outcome.code).unwrap_or(1));
     }
     eprintln!("Flashed {} to the {} on {port}.", elf.display(), board.name);
-    if a.monitor {
+    if a.monitor && !board.monitor.usb_console {
+        // Nothing would ever arrive on the board's USB port.
+        status(
+            "Note",
+            &format!(
+                "the {}'s console is not on its USB port ({port}) but on its TX/RX pins: not \
+                 opening the monitor there. Connect a USB-serial adapter to the pins and run \
+                 `nixflash monitor --port <the adapter's port> --baud {}`",
+                board.name, board.monitor.baud
+            ),
+        );
+    } else if a.monitor {
         let baud = a.baud.unwrap_or(board.monitor.baud);
-        serial::monitor(&MonitorOptions {
-            reset: Reset::for_board(board),
+        monitor::monitor(&MonitorOptions {
+            reset: reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
             wait: Duration::from_secs(5),
             ..MonitorOptions::new(port, baud)

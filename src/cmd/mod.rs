@@ -1,11 +1,25 @@
-//! One module per command: argument structs (clap) and what the command prints.
+//! One module per command: argument structs (clap) and what the command prints or asks. The work
+//! is in the library.
 
 pub mod boards;
 pub mod build;
+pub mod doctor;
 pub mod flash;
 pub mod monitor;
 pub mod new;
 pub mod ports;
+pub mod update;
+
+use std::io::{self, IsTerminal, Write};
+
+use anyhow::{Context as _, Result};
+use nixflash::board::{Board, Database};
+use nixflash::context::Context;
+use nixflash::error::{Failure, Report};
+use nixflash::manifest::ReadBy;
+use nixflash::nix::BuildOptions;
+use nixflash::progress::status;
+use nixflash::serial::{self, PortChoice};
 
 /// What follows `--` on the command line of the commands that run nix.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -13,6 +27,52 @@ pub struct NixArgs {
     /// Arguments for every nix command nixflash runs, after `--` (see below)
     #[arg(last = true, value_name = "NIX_ARGS", allow_hyphen_values = true)]
     pub nix_args: Vec<String>,
+}
+
+/// The flags of every command that runs nix on the project (build, flash, update).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NixFlags {
+    /// Do not `git add --intent-to-add` untracked files the flake needs: print the command instead
+    #[arg(long)]
+    pub no_git_add: bool,
+    /// Show each nix command nixflash runs, and how the project was read
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub nix: NixArgs,
+}
+
+impl NixFlags {
+    /// The context of the current folder; with --verbose, how its project was read is said.
+    pub fn context(&self) -> Result<Context> {
+        let ctx = Context::current()?;
+        if self.verbose {
+            let m = ctx.manifest()?;
+            status(
+                "Project",
+                &format!(
+                    "{} in {}, read {}",
+                    m.name,
+                    m.root.display(),
+                    match m.read_by {
+                        ReadBy::CargoMetadata => "by `cargo metadata --no-deps --offline`",
+                        ReadBy::Toml => "from Cargo.toml directly (no cargo answered)",
+                    }
+                ),
+            );
+        }
+        Ok(ctx)
+    }
+
+    /// What a build with these flags does (a `result` link kept).
+    pub fn build_options(&self) -> BuildOptions {
+        BuildOptions {
+            git_add: !self.no_git_add,
+            verbose: self.verbose,
+            nix_args: self.nix.nix_args.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The help text about [`NixArgs`], a literal for `concat!` in `after_help`.
@@ -48,36 +108,59 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-/// Prints an error chain with its hints last, the way every command reports failure.
+/// Prints an error the way every command reports failure: the chain of messages, then what is
+/// known about the cause and what to do.
 pub fn print_error(e: &anyhow::Error) {
-    let mut hints = Vec::new();
-    let mut first = true;
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let mut lines = Vec::new();
-        for line in text.lines() {
-            if let Some(h) = line.strip_prefix("hint: ") {
-                hints.push(h.to_string());
+    eprint!("{}", Report::of(e));
+}
+
+/// The port to use for `board`: `requested` (`--port`) if given, else the one port with one of
+/// the board's USB ids ("using ..." is said on stderr). With several, the user is asked on a
+/// terminal (stdin and stderr both terminals), and told to pass `--port` otherwise.
+pub fn pick_port(requested: Option<&str>, board: &Board, db: &Database) -> Result<String> {
+    if let Some(p) = requested {
+        return Ok(p.to_string());
+    }
+    let ports = serial::list_ports()?;
+    match serial::choose_port(None, &ports, board, db)? {
+        PortChoice::Given(p) => Ok(p),
+        PortChoice::Matched(p) => {
+            eprintln!(
+                "Using {} ({}) for the {}",
+                p.name,
+                serial::describe(&p, db),
+                board.name
+            );
+            Ok(p.name)
+        }
+        PortChoice::Several(list) => {
+            if io::stdin().is_terminal() && io::stderr().is_terminal() {
+                ask_port(&list, board, db)
             } else {
-                lines.push(line);
+                Err(serial::ports::several_ports_error(&list, board, db))
             }
         }
-        if lines.is_empty() {
-            continue;
-        }
-        if first {
-            eprintln!("error: {}", lines.join("\n"));
-            first = false;
-        } else {
-            eprintln!("  caused by: {}", lines.join("\n  "));
-        }
-    }
-    for h in hints {
-        eprintln!("hint: {h}");
     }
 }
 
-/// Loads the board database as seen from the current folder.
-pub fn database() -> anyhow::Result<nixflash::board::Database> {
-    nixflash::board::Database::load(crate::project_root().as_deref())
+fn ask_port(list: &[serial::PortInfo], board: &Board, db: &Database) -> Result<String> {
+    eprintln!("Several serial ports may be the {}:", board.name);
+    for (i, p) in list.iter().enumerate() {
+        eprintln!("  {}) {}  {}", i + 1, p.name, serial::describe(p, db));
+    }
+    eprint!("Which one? [1-{}]: ", list.len());
+    io::stderr().flush().ok();
+    let mut line = String::new();
+    io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the answer")?;
+    let answer = line.trim();
+    match answer.parse::<usize>() {
+        Ok(n) if (1..=list.len()).contains(&n) => Ok(list[n - 1].name.clone()),
+        _ => Err(
+            Failure::new(format!("`{answer}` is not one of 1-{}", list.len()))
+                .hint("or say which with `--port`")
+                .into(),
+        ),
+    }
 }

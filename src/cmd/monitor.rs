@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use nixflash::board::Board;
-use nixflash::serial::{self, Eol, MonitorOptions, Reset};
+use nixflash::context::Context;
+use nixflash::error::Failure;
+use nixflash::monitor::{self, Eol, MonitorOptions};
+use nixflash::serial::{self, reset};
 
 /// Watch a board's serial output, and type to it
 #[derive(clap::Args)]
@@ -79,75 +82,73 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(a: Args) -> Result<u8> {
-    let board = board(a.board.as_deref())?;
-    let baud = match (a.baud, &board) {
+    let ctx = Context::current()?;
+    let board = board(&ctx, a.board.as_deref())?;
+    let baud = match (a.baud, board) {
         (Some(b), _) => b,
         (None, Some(b)) => b.monitor.baud,
-        (None, None) => bail!(
-            "no baud rate: no --baud, no --board, and no project with a board here\n\
-             hint: pass --baud (e.g. --baud 115200), or --board <id> to use the board's \
-             (`nixflash boards` lists them)"
-        ),
+        (None, None) => {
+            return Err(Failure::new(
+                "no baud rate: no --baud, no --board, and no project with a board here",
+            )
+            .hint(
+                "pass --baud (e.g. --baud 115200), or --board <id> to use the board's \
+                 (`nixflash boards` lists them)",
+            )
+            .into())
+        }
     };
     if baud == 0 {
-        bail!("--baud must be above zero");
+        return Err(Failure::new("--baud must be above zero")
+            .hint("serial consoles run at 9600, 57600 or 115200 baud; the board's is the default")
+            .into());
     }
-    let port =
-        match (&a.port, &board) {
-            (_, Some(b)) => serial::pick_port(a.port.as_deref(), b)?,
-            (Some(p), None) => p.clone(),
-            (None, None) => {
-                let ports = serial::list_ports()?;
-                let seen: String = ports
-                    .iter()
-                    .map(|p| format!("\n    {}  {}", p.name, serial::describe(p)))
-                    .collect();
-                bail!(
+    let port = match (&a.port, board) {
+        (_, Some(b)) => super::pick_port(a.port.as_deref(), b, &ctx.db)?,
+        (Some(p), None) => p.clone(),
+        (None, None) => {
+            let ports = serial::list_ports()?;
+            let seen = if ports.is_empty() {
+                " no serial ports at all".to_string()
+            } else {
+                serial::ports::port_lines(&ports, &ctx.db)
+            };
+            return Err(Failure::new(format!(
                 "which serial port? no --port, no --board, and no project with a board here\n  \
-                 seen:{}\nhint: pass --port <PORT>, or --board <id> so that nixflash can \
-                 recognise the board's port by its USB id",
-                if seen.is_empty() { " no serial ports at all".to_string() } else { seen }
+                 seen:{seen}"
+            ))
+            .hint(
+                "pass --port <PORT>, or --board <id> so that nixflash can recognise the board's \
+                 port by its USB id",
             )
-            }
-        };
+            .into());
+        }
+    };
     let opts = MonitorOptions {
+        reset: board.map_or_else(
+            || reset::WITHOUT_A_BOARD.to_vec(),
+            |b| reset::steps_for(b, &port),
+        ),
         port,
         baud,
         timestamps: a.timestamps,
         log: a.log,
         eol: a.eol.into(),
-        reset: board.as_ref().map_or(Reset::DtrPulse, Reset::for_board),
         duration: a.duration,
         wait: a.wait,
         reconnect: !a.no_reconnect,
     };
-    serial::monitor(&opts)?;
+    monitor::monitor(&opts)?;
     Ok(0)
 }
 
 /// The board from `--board`, else from the project's Cargo.toml, else none.
-fn board(flag: Option<&str>) -> Result<Option<Board>> {
-    let db = super::database()?;
+fn board<'c>(ctx: &'c Context, flag: Option<&str>) -> Result<Option<&'c Board>> {
     if let Some(name) = flag {
-        return Ok(Some(db.get(name)?.clone()));
+        return Ok(Some(ctx.db.get(name)?));
     }
-    let Ok(cwd) = std::env::current_dir() else {
-        return Ok(None);
-    };
-    let Ok(root) = nixflash::manifest::find_root(&cwd) else {
-        return Ok(None);
-    };
-    let manifest = nixflash::manifest::read_toml(&root)?;
-    match manifest.board {
-        Some(id) => {
-            let b = db.get(&id).map_err(|e| {
-                e.context(format!(
-                    "{} names board `{id}` in [package.metadata.nixflash]",
-                    root.join("Cargo.toml").display()
-                ))
-            })?;
-            Ok(Some(b.clone()))
-        }
-        None => Ok(None),
+    match ctx.manifest() {
+        Ok(m) if m.board.is_some() => ctx.board().map(Some),
+        _ => Ok(None),
     }
 }

@@ -53,8 +53,8 @@ pub struct InitArgs {
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
-    let db = super::database()?;
-    let board = db.get(&a.board)?;
+    let ctx = nixflash::context::Context::current()?;
+    let board = ctx.db.get(&a.board)?;
     let created = project::create(&NewOptions {
         path: &a.path,
         board,
@@ -85,8 +85,8 @@ pub fn run_new(a: Args) -> Result<u8> {
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
-    let db = nixflash::board::Database::load(Some(&a.path))?;
-    let board = db.get(&a.board)?;
+    let ctx = nixflash::context::Context::at(&a.path)?;
+    let board = ctx.db.get(&a.board)?;
     let done = project::init(&a.path, board, a.force, !a.no_git)?;
     println!(
         "Added nixflash files for the {} ({}) to {}:",

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use nixflash::board::Database;
+use nixflash::context::Context;
 use nixflash::serial::{self, PortInfo};
 use serde::Serialize;
 
@@ -23,19 +24,20 @@ struct JsonPort<'a> {
     #[serde(flatten)]
     port: &'a PortInfo,
     /// The USB-serial chip, when it is one found on clone boards.
-    chip: Option<&'static str>,
+    chip: Option<&'a str>,
     /// Ids of the boards that have this USB id.
     boards: Vec<&'a str>,
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let db = super::database()?;
+    let ctx = Context::current()?;
+    let db = &ctx.db;
     let ports = serial::list_ports()?;
     if args.json {
-        let list: Vec<JsonPort> = ports.iter().map(|p| json_port(p, &db)).collect();
+        let list: Vec<JsonPort> = ports.iter().map(|p| json_port(p, db)).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", table(&ports, &db));
+        print!("{}", table(&ports, db));
     }
     Ok(0)
 }
@@ -43,7 +45,7 @@ pub fn run(args: Args) -> Result<u8> {
 fn json_port<'a>(p: &'a PortInfo, db: &'a Database) -> JsonPort<'a> {
     JsonPort {
         port: p,
-        chip: p.usb_id().and_then(serial::bridge_chip),
+        chip: p.usb_id().and_then(|id| db.bridge_chip(id)),
         boards: p
             .usb_id()
             .map(|id| {

@@ -1,0 +1,520 @@
+//! The board database: the families and boards compiled into nixflash (`boards/`), then the
+//! user's board files (`$XDG_CONFIG_HOME/nixflash/boards/`), then the project's (`boards/`); a
+//! later file with a board's id replaces the earlier one.
+//!
+//! A board file is resolved in layers: its family's `[board]` defaults, then the board it
+//! `inherit`s (resolved the same way, from any source), then its own fields; `{id}` and `{chip}`
+//! in the result are the board's own. The family's `[fixed]` values must survive.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use include_dir::{include_dir, Dir};
+use serde::Serialize;
+
+use super::{line_col, Board, Family};
+use crate::error::Failure;
+
+static BUILTIN_BOARDS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/boards");
+
+/// Where a board definition came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "path", rename_all = "kebab-case")]
+pub enum Source {
+    Builtin,
+    User(PathBuf),
+    Project(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin => f.write_str("built in"),
+            Source::User(p) => write!(f, "user file {}", p.display()),
+            Source::Project(p) => write!(f, "project file {}", p.display()),
+        }
+    }
+}
+
+/// A board together with where it was defined.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub board: Board,
+    pub source: Source,
+}
+
+/// One board file, read but not resolved.
+#[derive(Debug, Clone)]
+struct RawBoard {
+    table: toml::Table,
+    text: String,
+    /// Its path, or `boards/<file>` for built-in ones.
+    origin: String,
+    source: Source,
+}
+
+/// All known families and boards.
+#[derive(Debug, Clone, Default)]
+pub struct Database {
+    families: BTreeMap<String, Arc<Family>>,
+    entries: BTreeMap<String, Entry>,
+}
+
+/// The families compiled into nixflash.
+fn builtin_families() -> Result<BTreeMap<String, Arc<Family>>> {
+    let dir = BUILTIN_BOARDS
+        .get_dir("families")
+        .context("nixflash was built without boards/families")?;
+    let mut out = BTreeMap::new();
+    for f in dir.files() {
+        let (Some(id), Some(text)) = (
+            f.path().file_stem().and_then(|s| s.to_str()),
+            f.contents_utf8(),
+        ) else {
+            continue;
+        };
+        let origin = format!("boards/{}", f.path().display());
+        out.insert(id.to_string(), Arc::new(Family::parse(id, text, &origin)?));
+    }
+    Ok(out)
+}
+
+fn read_raw(text: &str, origin: &str, source: Source) -> Result<RawBoard> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        invalid(origin, line, col, e.message())
+    })?;
+    Ok(RawBoard {
+        table,
+        text: text.to_string(),
+        origin: origin.to_string(),
+        source,
+    })
+}
+
+fn invalid(origin: &str, line: usize, col: usize, message: &str) -> anyhow::Error {
+    anyhow::Error::new(
+        Failure::new(format!(
+            "{origin}:{line}:{col}: invalid board file: {}",
+            message.trim_end()
+        ))
+        .hint(
+            "the board format is described in nixflash's boards/README.md; compare with \
+             `nixflash boards show uno --toml`",
+        ),
+    )
+}
+
+/// `over` laid on `base`: tables merge key by key, anything else is replaced.
+fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                let merged = merge(std::mem::take(b), o);
+                *b = merged;
+            }
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+    base
+}
+
+/// Every string in `v` with `{id}` and `{chip}` filled in.
+fn expand(v: &mut toml::Value, id: &str, chip: &str) {
+    match v {
+        toml::Value::String(s) => *s = s.replace("{id}", id).replace("{chip}", chip),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| expand(v, id, chip)),
+        toml::Value::Array(a) => a.iter_mut().for_each(|v| expand(v, id, chip)),
+        _ => {}
+    }
+}
+
+/// The fixed values of a family that `board` does not keep, as `(dotted key, wanted)`.
+fn broken_fixed(fixed: &toml::Table, board: &toml::Table, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, want) in fixed {
+        let key = format!("{prefix}{k}");
+        match (want, board.get(k)) {
+            (toml::Value::Table(w), Some(toml::Value::Table(b))) => {
+                out.extend(broken_fixed(w, b, &format!("{key}.")))
+            }
+            (w, got) if got != Some(w) => out.push((key, w.to_string())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where in a board file the value at `path` starts (its key, with `key`), as far as the file
+/// has it.
+fn locate(text: &str, path: &[&str], key: bool) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut table = doc.as_table() as &dyn toml_edit::TableLike;
+    let mut found = None;
+    for (i, name) in path.iter().enumerate() {
+        let Some((k, item)) = table.get_key_value(name) else {
+            break;
+        };
+        let last = i + 1 == path.len();
+        let span = if key && last {
+            k.span().or(item.span())
+        } else {
+            item.span().or(k.span())
+        };
+        found = span.map(|s| s.start).or(found);
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    found
+}
+
+impl Database {
+    /// The boards compiled into nixflash.
+    pub fn builtin() -> Result<Database> {
+        Database::from_raw(builtin_raw()?)
+    }
+
+    /// Built-in boards, then `$XDG_CONFIG_HOME/nixflash/boards/`, then `<project>/boards/`.
+    pub fn load(project_root: Option<&Path>) -> Result<Database> {
+        let mut raw = builtin_raw()?;
+        if let Some(dir) = user_boards_dir() {
+            raw.extend(raw_dir(&dir, Source::User)?);
+        }
+        if let Some(root) = project_root {
+            raw.extend(raw_dir(&root.join("boards"), Source::Project)?);
+        }
+        Database::from_raw(raw)
+    }
+
+    fn from_raw(raw: Vec<RawBoard>) -> Result<Database> {
+        let mut db = Database {
+            families: builtin_families()?,
+            entries: BTreeMap::new(),
+        };
+        // By id: a later file replaces an earlier one.
+        let mut by_id: BTreeMap<String, RawBoard> = BTreeMap::new();
+        let mut order = Vec::new();
+        for r in raw {
+            let id = match r.table.get("id").and_then(|v| v.as_str()) {
+                Some(id) => id.to_string(),
+                None => {
+                    return Err(invalid(&r.origin, 1, 1, "missing field `id`"));
+                }
+            };
+            if !order.contains(&id) {
+                order.push(id.clone());
+            }
+            by_id.insert(id, r);
+        }
+        for id in order {
+            let board = db.resolve(&id, &by_id)?;
+            let source = by_id[&id].source.clone();
+            db.insert(board, source)?;
+        }
+        Ok(db)
+    }
+
+    /// The board `id` of `raw`, resolved and checked.
+    fn resolve(&self, id: &str, raw: &BTreeMap<String, RawBoard>) -> Result<Board> {
+        let r = &raw[id];
+        let chain = chain(id, raw, &mut Vec::new())?;
+        let family_id = chain
+            .get("family")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                anyhow::Error::new(
+                    Failure::new(format!(
+                        "{}: board `{id}` names no family (family = \"...\")",
+                        r.origin
+                    ))
+                    .hint(format!("families: {}", self.family_ids().join(", "))),
+                )
+            })?;
+        let family = self.families.get(&family_id).cloned().ok_or_else(|| {
+            let at = locate(&r.text, &["family"], false).map_or((1, 1), |o| line_col(&r.text, o));
+            anyhow::Error::new(
+                Failure::new(format!(
+                    "{}:{}:{}: board `{id}` is of family `{family_id}`, which nixflash does not know",
+                    r.origin, at.0, at.1
+                ))
+                .hint(format!(
+                    "families: {} (a family needs nixflash's own templates, so it cannot come \
+                     from a board file)",
+                    self.family_ids().join(", ")
+                )),
+            )
+        })?;
+        let full = merge(family.board.clone(), chain);
+        let broken = broken_fixed(&family.fixed, &full, "");
+        if let Some((key, want)) = broken.first() {
+            bail!(
+                "{}: board `{id}` sets `{key}`, which every {} board has as {want} (the family's \
+                 templates are written for it)",
+                r.origin,
+                family.id
+            );
+        }
+        let mut full = toml::Value::Table(full);
+        let chip = full
+            .get("chip")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        expand(&mut full, id, &chip);
+        let mut board: Board = full.try_into().map_err(|e: toml::de::Error| {
+            // The error says which table it is in ("... in `hal`"), and names the field.
+            let text = e.to_string();
+            let message = e.message().trim_end().to_string();
+            let mut path: Vec<&str> = text
+                .rsplit_once("in `")
+                .map(|(_, p)| p.trim_end().trim_end_matches('`').split('.').collect())
+                .unwrap_or_default();
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next());
+            if let Some(field) = unknown {
+                path.push(field);
+            }
+            let (line, col) = locate(&r.text, &path, unknown.is_some())
+                .map(|o| line_col(&r.text, o))
+                .unwrap_or((1, 1));
+            let place = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" (`{}`)", path.join("."))
+            };
+            invalid(&r.origin, line, col, &format!("{message}{place}"))
+        })?;
+        board.family = Some(family);
+        board
+            .validate()
+            .with_context(|| format!("{}: invalid board `{id}`", r.origin))?;
+        Ok(board)
+    }
+
+    fn insert(&mut self, board: Board, source: Source) -> Result<()> {
+        // An alias may not point at a different board than the one it names.
+        for name in std::iter::once(&board.id).chain(&board.aliases) {
+            if let Some(other) = self
+                .entries
+                .values()
+                .find(|e| e.board.id != board.id && e.board.answers_to(name))
+            {
+                return Err(anyhow::Error::new(
+                    Failure::new(format!(
+                        "{}: `{name}` already names board `{}` ({})",
+                        source_label(&source),
+                        other.board.id,
+                        other.source
+                    ))
+                    .hint(format!(
+                        "give the board another id or alias, or override `{}` by using its id",
+                        other.board.id
+                    )),
+                ));
+            }
+        }
+        self.entries
+            .insert(board.id.clone(), Entry { board, source });
+        Ok(())
+    }
+
+    pub fn family_ids(&self) -> Vec<String> {
+        self.families.keys().cloned().collect()
+    }
+
+    pub fn families(&self) -> impl Iterator<Item = &Family> {
+        self.families.values().map(|f| f.as_ref())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    pub fn boards(&self) -> impl Iterator<Item = &Board> {
+        self.entries.values().map(|e| &e.board)
+    }
+
+    /// Finds a board by id or alias.
+    pub fn find(&self, name: &str) -> Option<&Entry> {
+        self.entries.values().find(|e| e.board.answers_to(name))
+    }
+
+    /// Like [`Database::find`], with an error that suggests the closest names.
+    pub fn get(&self, name: &str) -> Result<&Board> {
+        if let Some(e) = self.find(name) {
+            return Ok(&e.board);
+        }
+        let mut f = Failure::new(format!("unknown board `{name}`"));
+        let close = self.closest(name);
+        if !close.is_empty() {
+            f = f.hint(format!("did you mean {}?", close.join(", ")));
+        }
+        Err(f.hint("`nixflash boards` lists every board").into())
+    }
+
+    /// Board ids and aliases most like `name`, best first (ids of the boards they name).
+    pub fn closest(&self, name: &str) -> Vec<String> {
+        let name = name.to_ascii_lowercase();
+        let mut scored: Vec<(f64, String, String)> = Vec::new();
+        for b in self.boards() {
+            for cand in std::iter::once(&b.id).chain(&b.aliases) {
+                let mut score = strsim::jaro_winkler(&name, cand);
+                if cand.contains(&name) || (name.len() >= 3 && name.contains(cand.as_str())) {
+                    score = score.max(0.9);
+                }
+                scored.push((score, cand.clone(), b.id.clone()));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut out: Vec<String> = Vec::new();
+        for (score, cand, id) in scored {
+            if score < 0.8 || out.len() >= 3 {
+                break;
+            }
+            let label = if cand == id {
+                format!("`{id}`")
+            } else {
+                format!("`{cand}` ({id})")
+            };
+            if !out
+                .iter()
+                .any(|o| o.contains(&format!("`{id}`")) || o.ends_with(&format!("({id})")))
+            {
+                out.push(label);
+            }
+        }
+        out
+    }
+
+    /// Where a board came from.
+    pub fn source_of(&self, id: &str) -> Option<&Source> {
+        self.entries.get(id).map(|e| &e.source)
+    }
+
+    /// The USB-serial bridge chip with this id, from any family's list.
+    pub fn bridge_chip(&self, id: super::UsbId) -> Option<&str> {
+        self.families()
+            .find_map(|f| f.usb_serial.get(&id))
+            .map(String::as_str)
+    }
+}
+
+/// The board `id`'s own table laid on those of the boards it inherits (without `inherit`).
+fn chain(
+    id: &str,
+    raw: &BTreeMap<String, RawBoard>,
+    seen: &mut Vec<String>,
+) -> Result<toml::Table> {
+    if seen.iter().any(|s| s == id) {
+        seen.push(id.to_string());
+        bail!(
+            "boards inherit from each other in a circle: {}",
+            seen.join(" → ")
+        );
+    }
+    seen.push(id.to_string());
+    let r = &raw[id];
+    let mut own = r.table.clone();
+    let Some(parent) = own.remove("inherit") else {
+        return Ok(own);
+    };
+    // Aliases name one board: they are not inherited.
+    let parent = parent
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{}: `inherit` must be a board id", r.origin))?;
+    if !raw.contains_key(&parent) {
+        let at = locate(&r.text, &["inherit"], false).map_or((1, 1), |o| line_col(&r.text, o));
+        return Err(anyhow::Error::new(
+            Failure::new(format!(
+                "{}:{}:{}: board `{id}` inherits `{parent}`, which is no board's id",
+                r.origin, at.0, at.1
+            ))
+            .hint("`nixflash boards` lists the ids"),
+        ));
+    }
+    let mut base = chain(&parent, raw, seen)?;
+    base.remove("aliases");
+    Ok(merge(base, own))
+}
+
+fn builtin_raw() -> Result<Vec<RawBoard>> {
+    let mut files: Vec<_> = BUILTIN_BOARDS
+        .files()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort_by_key(|f| f.path());
+    files
+        .into_iter()
+        .map(|f| {
+            let origin = format!("boards/{}", f.path().display());
+            let text = f
+                .contents_utf8()
+                .with_context(|| format!("{origin} is not UTF-8"))?;
+            read_raw(text, &origin, Source::Builtin)
+        })
+        .collect()
+}
+
+/// Every `*.toml` in `dir` (a missing folder has none).
+fn raw_dir(dir: &Path, source: fn(PathBuf) -> Source) -> Result<Vec<RawBoard>> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut paths = Vec::new();
+    for entry in read {
+        let path = entry
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read board file {}", path.display()))?;
+            read_raw(&text, &path.display().to_string(), source(path.clone()))
+        })
+        .collect()
+}
+
+fn source_label(s: &Source) -> String {
+    match s {
+        Source::Builtin => "built-in boards".into(),
+        Source::User(p) | Source::Project(p) => p.display().to_string(),
+    }
+}
+
+/// `$XDG_CONFIG_HOME/nixflash/boards`, or `~/.config/nixflash/boards`.
+pub fn user_boards_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("nixflash").join("boards"))
+}
+
+/// The text of a built-in board file, for `boards show --toml`.
+pub fn builtin_source(id: &str) -> Option<&'static str> {
+    BUILTIN_BOARDS
+        .get_file(format!("{id}.toml"))
+        .and_then(|f| f.contents_utf8())
+}
+
+#[cfg(test)]
+#[path = "database_tests.rs"]
+mod tests;

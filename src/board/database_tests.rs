@@ -1,0 +1,169 @@
+//! Tests of the board database: families, inheritance, and what bad board files get told.
+
+use super::*;
+
+fn db_with(files: &[(&str, &str)]) -> Result<Database> {
+    let mut raw = builtin_raw().unwrap();
+    for (name, text) in files {
+        raw.push(read_raw(text, name, Source::Project(PathBuf::from(name)))?);
+    }
+    Database::from_raw(raw)
+}
+
+#[test]
+fn every_builtin_board_resolves_and_is_named_by_its_file() {
+    let db = Database::builtin().unwrap();
+    let ids: Vec<&str> = db.boards().map(|b| b.id.as_str()).collect();
+    for want in [
+        "uno",
+        "nano",
+        "nano-new",
+        "mega2560",
+        "leonardo",
+        "esp32c3-devkitm-1",
+        "esp32c6-devkitc-1",
+    ] {
+        assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    }
+    for f in BUILTIN_BOARDS.files() {
+        if f.path().extension().is_some_and(|e| e == "toml") {
+            let t: toml::Table = toml::from_str(f.contents_utf8().unwrap()).unwrap();
+            assert_eq!(
+                f.path().file_stem().unwrap().to_str().unwrap(),
+                t["id"].as_str().unwrap()
+            );
+        }
+    }
+    assert_eq!(db.get("esp32c3").unwrap().id, "esp32c3-devkitm-1");
+    assert_eq!(db.get("UNO").unwrap().id, "uno");
+}
+
+#[test]
+fn families_and_inheritance_fill_in_boards() {
+    let db = Database::builtin().unwrap();
+    let uno = db.get("uno").unwrap();
+    assert_eq!(uno.family().id, "avr");
+    assert_eq!(uno.rust.target, "avr-none");
+    assert_eq!(uno.rust.target_cpu.as_deref(), Some("atmega328p"));
+    assert_eq!(uno.flash.board.as_deref(), Some("uno"));
+    assert_eq!(uno.monitor.baud, 57600);
+    // nano-new inherits nano, which inherits uno: the uno's LED, the nano's HAL feature and
+    // USB ids, its own flash size and ravedude name.
+    let nn = db.get("nano-new").unwrap();
+    assert_eq!(nn.hal.led, "d13");
+    assert_eq!(nn.hal.feature, "arduino-nano");
+    assert_eq!(nn.flash.board.as_deref(), Some("nano-new"));
+    assert_eq!(nn.memory.flash, 32256);
+    assert_eq!(nn.usb.ids, db.get("nano").unwrap().usb.ids);
+    let c6 = db.get("esp32c6").unwrap();
+    assert_eq!(c6.flash.chip.as_deref(), Some("esp32c6"));
+    assert_eq!(c6.hal.feature, "esp32c6");
+    assert_eq!(c6.rust.toolchain, "1.96.0");
+}
+
+#[test]
+fn a_user_board_can_inherit_a_builtin_one() {
+    let db = db_with(&[(
+        "my.toml",
+        "inherit = \"uno\"\nid = \"my-uno\"\nname = \"My Uno\"\n[monitor]\nbaud = 9600\n",
+    )])
+    .unwrap();
+    let b = db.get("my-uno").unwrap();
+    assert_eq!(
+        (b.monitor.baud, b.hal.feature.as_str()),
+        (9600, "arduino-uno")
+    );
+    assert_eq!(b.flash.board.as_deref(), Some("my-uno"));
+}
+
+#[test]
+fn bad_board_files_say_where_and_what() {
+    let e = format!(
+        "{:#}",
+        db_with(&[("my.toml", "inherit = \"uno\"\nid = \"x\"\nname = 5\n")]).unwrap_err()
+    );
+    assert!(e.contains("my.toml:3:8: invalid board file"), "{e}");
+    let e = format!("{:#}", db_with(&[("my.toml", "id = \"x\"\n")]).unwrap_err());
+    assert!(e.contains("my.toml: board `x` names no family"), "{e}");
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\n[hal]\nbogus = 1\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("my.toml:4:1: invalid board file: unknown field `bogus`"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\nfamily = \"pic\"\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("my.toml:3:10: board `x` is of family `pic`"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        db_with(&[("my.toml", "inherit = \"unoo\"\nid = \"x\"\n")]).unwrap_err()
+    );
+    assert!(
+        e.contains("board `x` inherits `unoo`, which is no board's id"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        db_with(&[
+            ("a.toml", "inherit = \"b\"\nid = \"a\"\n"),
+            ("b.toml", "inherit = \"a\"\nid = \"b\"\n"),
+        ])
+        .unwrap_err()
+    );
+    assert!(e.contains("in a circle: a → b → a"), "{e}");
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\n[rust]\nbuild-std = false\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("sets `rust.build-std`, which every avr board has as true"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\naliases = [\"nano\"]\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(e.contains("`nano` already names board `nano`"), "{e}");
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"esp32c3-devkitm-1\"\nid = \"x\"\n[rust]\ntoolchain = \"stable\"\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(e.contains("is not an exact toolchain"), "{e}");
+}
+
+#[test]
+fn closest_names_suggest_real_boards() {
+    let db = Database::builtin().unwrap();
+    let s = db.closest("unoo");
+    assert!(s[0].contains("`uno`"), "{s:?}");
+    let s = db.closest("esp32c");
+    assert!(s.iter().any(|x| x.contains("esp32c3")), "{s:?}");
+    assert!(db.closest("zzzzzzzz").is_empty());
+}

@@ -1,0 +1,281 @@
+//! Families of boards (`boards/families/*.toml`): what nixflash knows about a kind of chip, as
+//! data. A board file names its family and starts from the family's `[board]` defaults; the
+//! family says how firmware is checked (ELF machine), measured (memory map), flashed (flasher and
+//! its arguments), reset, and which templates and lock data a project gets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::UsbId;
+use crate::version::Version;
+
+/// One family, as its file describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct Family {
+    /// The file's name: what boards say in `family = "..."`, and the template folder.
+    #[serde(skip_deserializing)]
+    pub id: String,
+    pub name: String,
+    /// The `e_machine` of the family's firmware ELFs.
+    pub elf_machine: u16,
+    /// Address ranges by kind, for the size report; the first that holds an address decides.
+    pub memory_map: Vec<Region>,
+    /// Whether the bytes of sections in `other` ranges are part of the flash image.
+    #[serde(default)]
+    pub image_includes_other: bool,
+    /// USB-serial bridge chips common on this family's boards, by USB id.
+    #[serde(default)]
+    pub usb_serial: BTreeMap<UsbId, String>,
+    pub files: Files,
+    pub reset: Resets,
+    pub flasher: Flasher,
+    /// Defaults for every board of the family (`{id}` and `{chip}` are the board's).
+    #[serde(default)]
+    pub board: toml::Table,
+    /// Values a board of the family may not change.
+    #[serde(default)]
+    pub fixed: toml::Table,
+}
+
+/// What a range of addresses is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Place {
+    /// Program memory: flash, or a window the caches map onto it.
+    Flash,
+    /// Main RAM.
+    Ram,
+    /// Something else (EEPROM, fuses, RTC memory).
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub kind: Place,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Files a family adds to a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// Written by `nixflash init` besides the ones every family has.
+    #[serde(default)]
+    pub init: Vec<String>,
+    /// The name of a board's lock data in templates/locks/, with `{hal.feature}` and the like.
+    pub lock: String,
+}
+
+/// One step of a reset through a port's modem lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetStep {
+    Dtr(bool),
+    Rts(bool),
+    /// Milliseconds.
+    Wait(u64),
+}
+
+impl std::str::FromStr for ResetStep {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a reset step: write dtr=0, dtr=1, rts=0, rts=1 or wait=<ms>");
+        let (k, v) = s.split_once('=').ok_or_else(bad)?;
+        match (k, v) {
+            ("dtr", "0") => Ok(ResetStep::Dtr(false)),
+            ("dtr", "1") => Ok(ResetStep::Dtr(true)),
+            ("rts", "0") => Ok(ResetStep::Rts(false)),
+            ("rts", "1") => Ok(ResetStep::Rts(true)),
+            ("wait", ms) => ms.parse().map(ResetStep::Wait).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for ResetStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResetStep::Dtr(l) => write!(f, "dtr={}", u8::from(*l)),
+            ResetStep::Rts(l) => write!(f, "rts={}", u8::from(*l)),
+            ResetStep::Wait(ms) => write!(f, "wait={ms}"),
+        }
+    }
+}
+
+impl Serialize for ResetStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResetStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a family's boards are reset: a sequence by default, others for some USB ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resets {
+    pub default: Vec<ResetStep>,
+    #[serde(flatten)]
+    pub by_usb_id: BTreeMap<UsbId, Vec<ResetStep>>,
+}
+
+impl Resets {
+    /// The sequence for a port with this USB id (or an unknown one).
+    pub fn for_usb_id(&self, id: Option<UsbId>) -> &[ResetStep] {
+        id.and_then(|id| self.by_usb_id.get(&id))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// The flashers nixflash can drive. Each has one small piece of its own (ravedude's config file);
+/// everything else about it is in the family file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlashTool {
+    Ravedude,
+    Espflash,
+}
+
+impl FlashTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlashTool::Ravedude => "ravedude",
+            FlashTool::Espflash => "espflash",
+        }
+    }
+}
+
+/// A program the flasher runs, checked before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct Need {
+    pub program: String,
+    /// How to ask its version, and the word after which the version stands in the answer.
+    #[serde(default)]
+    pub version_args: Vec<String>,
+    pub version_after: Option<String>,
+    pub min_version: Option<Version>,
+    /// Why the flasher needs it, for the error.
+    pub why: Option<String>,
+}
+
+/// The family's flasher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct Flasher {
+    pub tool: FlashTool,
+    pub min_version: Version,
+    /// Its command line: `{port}`, `{elf}` and board fields (`{flash.chip}`) filled in.
+    pub args: Vec<String>,
+    /// How to install it without Nix (a command).
+    pub install: String,
+    /// What else that needs, if anything.
+    pub install_note: Option<String>,
+    #[serde(default)]
+    pub needs: Vec<Need>,
+}
+
+impl Flasher {
+    /// How to install it without Nix, as a sentence part: "`cargo install ...` (it also needs ...)".
+    pub fn how_to_install(&self) -> String {
+        match &self.install_note {
+            Some(note) => format!("`{}` ({note})", self.install),
+            None => format!("`{}`", self.install),
+        }
+    }
+}
+
+impl Family {
+    /// Parses a family file; `id` is its name.
+    pub fn parse(id: &str, text: &str, origin: &str) -> Result<Family> {
+        let mut f: Family = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| super::line_col(text, s.start))
+                .unwrap_or((1, 1));
+            anyhow::anyhow!(
+                "{origin}:{line}:{col}: invalid family file: {}",
+                e.message().trim_end()
+            )
+        })?;
+        f.id = id.to_string();
+        f.check()
+            .with_context(|| format!("{origin}: invalid family `{id}`"))?;
+        Ok(f)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.memory_map.is_empty() {
+            bail!("`memory-map` is empty");
+        }
+        for r in &self.memory_map {
+            if r.start >= r.end {
+                bail!(
+                    "a memory-map range ends before it starts: {:#x}..{:#x}",
+                    r.start,
+                    r.end
+                );
+            }
+        }
+        if !self.flasher.args.iter().any(|a| a.contains("{elf}")) {
+            bail!("`flasher.args` never names the firmware (`{{elf}}`)");
+        }
+        if self.reset.default.is_empty() {
+            bail!("`reset.default` is empty");
+        }
+        Ok(())
+    }
+
+    /// What the address holds.
+    pub fn place(&self, address: u64) -> Place {
+        self.memory_map
+            .iter()
+            .find(|r| (r.start..r.end).contains(&address))
+            .map_or(Place::Other, |r| r.kind)
+    }
+
+    /// A name for the family's firmware in messages ("AVR", "RISC-V"): its ELF machine's.
+    pub fn machine_name(&self) -> String {
+        match self.elf_machine {
+            83 => "AVR".into(),
+            243 => "RISC-V".into(),
+            40 => "ARM".into(),
+            m => format!("ELF machine {m}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_steps_parse_and_print() {
+        let steps: Vec<ResetStep> = ["dtr=0", "rts=1", "wait=100"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ResetStep::Dtr(false),
+                ResetStep::Rts(true),
+                ResetStep::Wait(100)
+            ]
+        );
+        assert_eq!(steps[2].to_string(), "wait=100");
+        assert!("dtr=2".parse::<ResetStep>().is_err());
+        assert!("sleep=1".parse::<ResetStep>().is_err());
+    }
+}

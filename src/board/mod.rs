@@ -1,0 +1,339 @@
+//! Boards: what nixflash knows about one board, read from `boards/*.toml` (compiled into the
+//! binary), the user's and the project's own board files, on top of its family's defaults
+//! (`boards/families/*.toml`, see [`family`]). [`Database`] loads and resolves them.
+
+mod database;
+pub mod family;
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
+pub use family::{Family, FlashTool, Place};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct RustSpec {
+    pub target: String,
+    pub target_cpu: Option<String>,
+    pub build_std: bool,
+    pub toolchain: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalSpec {
+    #[serde(rename = "crate")]
+    pub krate: String,
+    pub feature: String,
+    pub led: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    pub flash: u64,
+    pub ram: u64,
+}
+
+/// What the family's flasher needs to know about the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlashSpec {
+    /// ravedude's board name.
+    pub board: Option<String>,
+    /// espflash's `--chip`.
+    pub chip: Option<String>,
+    /// Upload speed, for flashers that take one.
+    pub baud: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct MonitorSpec {
+    pub baud: u32,
+    /// Whether the firmware's console reaches the computer over the board's USB port (false for
+    /// boards whose USB is the chip itself, like the Leonardo, without a USB console).
+    #[serde(default = "yes")]
+    pub usb_console: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A USB vendor and product id, written `"2341:0043"` in board files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UsbId {
+    pub vid: u16,
+    pub pid: u16,
+}
+
+impl std::str::FromStr for UsbId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`{s}` is not a USB id: write it as four hex digits, a colon, four hex digits (\"2341:0043\")")
+        };
+        let (v, p) = s.split_once(':').ok_or_else(bad)?;
+        if v.len() != 4 || p.len() != 4 {
+            return Err(bad());
+        }
+        Ok(UsbId {
+            vid: u16::from_str_radix(v, 16).map_err(|_| bad())?,
+            pid: u16::from_str_radix(p, 16).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for UsbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}:{:04x}", self.vid, self.pid)
+    }
+}
+
+impl Serialize for UsbId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UsbId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbSpec {
+    pub ids: Vec<UsbId>,
+}
+
+/// One board: its file over its family's defaults (and those of the board it inherits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    pub id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub name: String,
+    /// The family's id (`avr`): [`Board::family`] is the family itself.
+    #[serde(rename = "family")]
+    pub family_id: String,
+    pub chip: String,
+    pub docs: String,
+    pub notes: Option<String>,
+    pub rust: RustSpec,
+    pub hal: HalSpec,
+    pub memory: Memory,
+    pub flash: FlashSpec,
+    pub monitor: MonitorSpec,
+    pub usb: UsbSpec,
+    #[serde(skip)]
+    family: Option<Arc<Family>>,
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+impl Board {
+    /// The board's family.
+    pub fn family(&self) -> &Family {
+        self.family
+            .as_deref()
+            .expect("boards come from a Database, which gives each its family")
+    }
+
+    /// Checks what the TOML types cannot: ids, values above zero, an exact toolchain pin, and
+    /// every board field the family's flasher names.
+    fn validate(&self) -> Result<()> {
+        if !valid_id(&self.id) {
+            bail!("id `{}` must be lowercase letters, digits and `-`", self.id);
+        }
+        for a in &self.aliases {
+            if !valid_id(a) {
+                bail!("alias `{a}` must be lowercase letters, digits and `-`");
+            }
+        }
+        if self.name.trim().is_empty() {
+            bail!("`name` is empty");
+        }
+        if !(self.docs.starts_with("https://") || self.docs.starts_with("http://")) {
+            bail!("`docs` must be a URL, found `{}`", self.docs);
+        }
+        if self.memory.flash == 0 || self.memory.ram == 0 {
+            bail!("`memory.flash` and `memory.ram` must be above zero");
+        }
+        if self.monitor.baud == 0 || self.flash.baud == Some(0) {
+            bail!("`monitor.baud` and `flash.baud` must be above zero");
+        }
+        if !exact_channel(&self.rust.toolchain) {
+            bail!(
+                "`rust.toolchain = \"{}\"` is not an exact toolchain: pin a version (\"1.96.0\") \
+                 or a dated nightly (\"nightly-2025-04-27\"), since `stable` or `nightly` alone \
+                 would build with whatever is newest the day rust-overlay is updated",
+                self.rust.toolchain
+            );
+        }
+        if self.rust.build_std && !self.rust.toolchain.starts_with("nightly-") {
+            bail!("`rust.build-std = true` needs a nightly `rust.toolchain` (-Z build-std is unstable)");
+        }
+        if self.usb.ids.is_empty() {
+            bail!("`usb.ids` is empty: list the board's USB ids so its port can be found");
+        }
+        if self.hal.led.trim().is_empty() {
+            bail!("`hal.led` is empty");
+        }
+        let flasher = &self.family().flasher;
+        for arg in &flasher.args {
+            for field in placeholders(arg) {
+                if !["port", "elf"].contains(&field) && self.field(field).is_none() {
+                    bail!(
+                        "`{field}` is not set, and {} needs it (its command line is `{}`)",
+                        flasher.tool.as_str(),
+                        flasher.args.join(" ")
+                    );
+                }
+            }
+        }
+        if flasher.tool == FlashTool::Ravedude && self.flash.board.is_none() {
+            bail!("`flash.board` (ravedude's name for the board) is not set");
+        }
+        Ok(())
+    }
+
+    /// Does this board answer to `name` (its id or an alias, any case)?
+    pub fn answers_to(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.id == name || self.aliases.contains(&name)
+    }
+
+    /// A field by its dotted name (`flash.chip`, `hal.feature`) as text, if it is set.
+    pub fn field(&self, path: &str) -> Option<String> {
+        let mut v = toml::Value::try_from(self).ok()?;
+        for key in path.split('.') {
+            v = v.get(key)?.clone();
+        }
+        match v {
+            toml::Value::String(s) => Some(s),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `text` with each `{field}` replaced by the board's field, and `extra` names by theirs.
+    pub fn fill(&self, text: &str, extra: &[(&str, &str)]) -> Result<String> {
+        let mut out = text.to_string();
+        for field in placeholders(text) {
+            let value = match extra.iter().find(|(k, _)| *k == field) {
+                Some((_, v)) => v.to_string(),
+                None => self.field(field).ok_or_else(|| {
+                    anyhow::anyhow!("board `{}` has no `{field}` (in `{text}`)", self.id)
+                })?,
+            };
+            out = out.replace(&format!("{{{field}}}"), &value);
+        }
+        Ok(out)
+    }
+}
+
+/// The `{names}` in a text.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start + 1..].find('}') else {
+            break;
+        };
+        out.push(&rest[start + 1..start + 1 + len]);
+        rest = &rest[start + 1 + len + 1..];
+    }
+    out
+}
+
+/// Whether `channel` names one toolchain for good: `1.96.0`, or `nightly-2025-04-27`.
+pub fn exact_channel(channel: &str) -> bool {
+    let numbers = |s: &str, n: usize, sep: char| {
+        let parts: Vec<&str> = s.split(sep).collect();
+        parts.len() == n
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match channel.strip_prefix("nightly-") {
+        Some(date) => date.len() == 10 && numbers(date, 3, '-'),
+        None => numbers(channel, 3, '.'),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usb_ids_parse_and_print() {
+        let id: UsbId = "2341:0043".parse().unwrap();
+        assert_eq!((id.vid, id.pid), (0x2341, 0x0043));
+        assert_eq!(id.to_string(), "2341:0043");
+        assert!("2341-0043".parse::<UsbId>().is_err());
+        assert!("23410:043".parse::<UsbId>().is_err());
+        assert!("zz41:0043".parse::<UsbId>().is_err());
+    }
+
+    #[test]
+    fn only_exact_toolchains_are_pins() {
+        for yes in ["1.96.0", "1.100.12", "nightly-2025-04-27"] {
+            assert!(exact_channel(yes), "{yes}");
+        }
+        for no in [
+            "stable",
+            "nightly",
+            "1.96",
+            "beta",
+            "nightly-2025-04",
+            "1.96.0-x",
+            "",
+        ] {
+            assert!(!exact_channel(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn fields_and_placeholders() {
+        let db = Database::builtin().unwrap();
+        let c3 = db.get("esp32c3").unwrap();
+        assert_eq!(c3.field("flash.chip").as_deref(), Some("esp32c3"));
+        assert_eq!(c3.field("flash.baud").as_deref(), Some("921600"));
+        assert_eq!(c3.field("flash.board"), None);
+        assert_eq!(
+            c3.fill("--chip {flash.chip} {elf}", &[("elf", "fw.elf")])
+                .unwrap(),
+            "--chip esp32c3 fw.elf"
+        );
+        assert_eq!(placeholders("a {b} c {d.e}"), ["b", "d.e"]);
+    }
+}

@@ -1,0 +1,99 @@
+//! `nixflash update`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use nixflash::flake_lock::{self, Change, Locked};
+use nixflash::git::{self, Git};
+use nixflash::nix::{self, BuildOptions, Nix};
+use nixflash::progress::status;
+use nixflash::std_lock::{self, StdLock};
+
+/// Update the flake's inputs (`nix flake update`), then nix/std-Cargo.lock
+#[derive(clap::Args)]
+#[command(after_help = concat!(
+    "Examples:\n  nixflash update                 every input\n  \
+    nixflash update rust-overlay    a newer toolchain manifest only\n  \
+    nixflash update --std-lock      only copy the pinned toolchain's std lock again\n\n",
+    super::nix_args_help!()
+))]
+pub struct UpdateArgs {
+    /// Inputs to update (default: all of them)
+    #[arg(conflicts_with = "std_lock")]
+    pub inputs: Vec<String>,
+    /// Do not update inputs: only make nix/std-Cargo.lock equal to the pinned toolchain's again
+    #[arg(long)]
+    pub std_lock: bool,
+    #[command(flatten)]
+    pub flags: super::NixFlags,
+}
+
+pub fn run(a: UpdateArgs) -> Result<u8> {
+    let ctx = a.flags.context()?;
+    let board = ctx.board()?;
+    let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
+    let flake_dir = ctx.flake_dir()?;
+    let git = ctx.git();
+    if !a.std_lock {
+        let what = if a.inputs.is_empty() {
+            "every input".to_string()
+        } else {
+            a.inputs.join(", ")
+        };
+        status(
+            "Updating",
+            &format!("the flake's inputs ({what}) in flake.lock"),
+        );
+        let before = flake_lock::read(&flake_dir)?;
+        nix::flake_update(&nix, &flake_dir, &a.inputs)?;
+        report_moves(&before, &flake_lock::read(&flake_dir)?);
+        if let (Git::Repo { .. }, true) = (git, !a.flags.no_git_add) {
+            let u = git::untracked(&flake_dir)?;
+            let lock = PathBuf::from("flake.lock");
+            if u.files.contains(&lock) {
+                git::intent_to_add(&flake_dir, &[lock])?;
+                status("Git-added", "flake.lock (intent-to-add)");
+            }
+        }
+    }
+    if !board.rust.build_std {
+        status(
+            "Done",
+            &format!(
+                "the {} does not build std: no nix/std-Cargo.lock to refresh",
+                board.name
+            ),
+        );
+        return Ok(0);
+    }
+    let opts = BuildOptions {
+        link: false,
+        force_std_lock: true,
+        ..a.flags.build_options()
+    };
+    match std_lock::sync(&nix, &flake_dir, git, board, &opts)? {
+        StdLock::Checked { rust_src } => status(
+            "Checked",
+            &format!(
+                "{} already equals {}'s",
+                std_lock::STD_LOCK,
+                rust_src.display()
+            ),
+        ),
+        StdLock::Updated { .. } | StdLock::Unchanged | StdLock::NotNeeded => {}
+    }
+    Ok(0)
+}
+
+/// One line per input of flake.lock: what `nix flake update` moved, old → new.
+fn report_moves(before: &BTreeMap<String, Locked>, after: &BTreeMap<String, Locked>) {
+    for change in flake_lock::changes(before, after) {
+        match change {
+            Change::Moved(name, old, new) => status("Moved", &format!("{name} {old} → {new}")),
+            Change::Unchanged(name, at) => status("Unchanged", &format!("{name} {at}")),
+            Change::Added(name, at) => status("Locked", &format!("{name} {at} (new)")),
+            Change::Removed(name, at) => status("Removed", &format!("{name} (was {at})")),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Where a command runs: the project around the current folder (its package root, manifest, flake
+//! folder, git state) and the board database as that project sees it (built-in boards, the
+//! user's, the project's `boards/`). Resolved once per command, so that every command agrees on
+//! which project and which `boards/` folder count; the parts that cost a process (cargo metadata,
+//! git) are read when first asked for.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::board::{Board, Database};
+use crate::error::Failure;
+use crate::git::Git;
+use crate::manifest::{self, Manifest};
+
+pub struct Context {
+    pub cwd: PathBuf,
+    /// The package root: the nearest folder at or above `cwd` whose Cargo.toml has a `[package]`.
+    pub root: Option<PathBuf>,
+    /// Why there is no root, if there is none.
+    no_root: Option<String>,
+    pub db: Database,
+    manifest: OnceCell<std::result::Result<Manifest, String>>,
+    git: OnceCell<Git>,
+}
+
+impl Context {
+    /// The context of the current folder.
+    pub fn current() -> Result<Context> {
+        let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        Context::at(&cwd)
+    }
+
+    /// The context of `dir`.
+    pub fn at(dir: &Path) -> Result<Context> {
+        let (root, no_root) = match manifest::find_root(dir) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let db = Database::load(root.as_deref())?;
+        Ok(Context {
+            cwd: dir.to_path_buf(),
+            root,
+            no_root,
+            db,
+            manifest: OnceCell::new(),
+            git: OnceCell::new(),
+        })
+    }
+
+    /// The project's manifest, read once (by cargo metadata when cargo answers offline).
+    pub fn manifest(&self) -> Result<&Manifest> {
+        let read = self.manifest.get_or_init(|| match &self.root {
+            Some(root) => manifest::read(root).map_err(|e| format!("{e:#}")),
+            None => Err(self.no_root.clone().unwrap_or_default()),
+        });
+        match read {
+            Ok(m) => Ok(m),
+            Err(e) if self.root.is_none() => Err(Failure::new(e.clone())
+                .hint(
+                    "run this inside a project made by `nixflash new`, or create one: nixflash \
+                     new blinky --board uno",
+                )
+                .into()),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// The project's board, from its Cargo.toml, as the database knows it.
+    pub fn board(&self) -> Result<&Board> {
+        let m = self.manifest()?;
+        let id = m.board_id()?;
+        self.db.get(id).map_err(|e| {
+            e.context(format!(
+                "{} names board `{id}` in [package.metadata.nixflash]",
+                m.root.join("Cargo.toml").display()
+            ))
+        })
+    }
+
+    /// The folder of the project's flake.nix.
+    pub fn flake_dir(&self) -> Result<PathBuf> {
+        crate::nix::flake_dir(self.manifest()?)
+    }
+
+    /// Where the project (or the current folder) stands with git.
+    pub fn git(&self) -> &Git {
+        self.git.get_or_init(|| {
+            let dir = self
+                .flake_dir()
+                .ok()
+                .or_else(|| self.root.clone())
+                .unwrap_or_else(|| self.cwd.clone());
+            Git::of(&dir)
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! nixflash's serial monitor, the same for every board: the port's bytes on stdout (text that is
+//! not UTF-8 shown escaped), keys or piped stdin to the board, reconnection after a replug.
+//!
+//! [`input`] turns keys and piped bytes into what they mean, [`output`] formats the port's bytes
+//! into lines, [`terminal`] keeps raw mode and SIGTERM in order; this module runs the session.
+
+pub mod input;
+pub mod output;
+mod terminal;
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serialport::SerialPort;
+
+use crate::board::family::ResetStep;
+use crate::error::Failure;
+use crate::serial::access::{self, QUIET};
+use crate::serial::reset;
+pub use input::Eol;
+use input::{Input, Source};
+pub use output::LineFormatter;
+use output::Output;
+
+/// Everything [`monitor`] needs.
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// The port's path (a symlink such as /dev/serial/by-id/... is fine, and survives replugs).
+    pub port: String,
+    pub baud: u32,
+    /// Prefix every line from the board with the local time, `[HH:MM:SS.mmm] `.
+    pub timestamps: bool,
+    /// Append what is shown (port output, timestamps included) to this file.
+    pub log: Option<PathBuf>,
+    /// What Enter sends (on a terminal: the Enter key; from a pipe: each `\n`).
+    pub eol: Eol,
+    /// What Ctrl-R does: the board's reset sequence for this port.
+    pub reset: Vec<ResetStep>,
+    /// End the session after this long (for scripts and tests).
+    pub duration: Option<Duration>,
+    /// Wait this long for the port to appear before giving up (e.g. right after flashing, while
+    /// a native-USB board comes back).
+    pub wait: Duration,
+    /// When the port vanishes, wait for it to return (true) or end with an error (false).
+    pub reconnect: bool,
+}
+
+impl MonitorOptions {
+    /// Options with the defaults of `nixflash monitor`: no timestamps, no log, Enter sends LF,
+    /// DTR reset, no time limit, no wait, reconnect.
+    pub fn new(port: impl Into<String>, baud: u32) -> Self {
+        MonitorOptions {
+            port: port.into(),
+            baud,
+            timestamps: false,
+            log: None,
+            eol: Eol::Lf,
+            reset: reset::WITHOUT_A_BOARD.to_vec(),
+            duration: None,
+            wait: Duration::ZERO,
+            reconnect: true,
+        }
+    }
+}
+
+/// Why a monitor session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorEnd {
+    /// Ctrl-] or Ctrl-C typed on the terminal.
+    Quit,
+    /// SIGINT (Ctrl-C when the terminal is not in raw mode).
+    Interrupted,
+    /// SIGTERM.
+    Terminated,
+    /// `duration` elapsed.
+    Duration,
+    /// Standard output was closed (e.g. `nixflash monitor | head`).
+    OutputClosed,
+}
+
+/// What happened in a monitor session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorReport {
+    pub end: MonitorEnd,
+    /// Bytes read from the port.
+    pub received: u64,
+    /// Bytes written to the port.
+    pub sent: u64,
+    /// How many times the port vanished and came back.
+    pub reconnects: u32,
+}
+
+/// Runs the serial monitor until the user quits, a signal, or `duration`.
+///
+/// Port bytes go to stdout (text that is not UTF-8 shown escaped, e.g. `\xff`), status lines
+/// (starting with `--- `) to stderr.
+///
+/// - stdin a terminal: raw mode (restored on every exit); keys go to the board as typed, Enter
+///   as `eol`; Ctrl-] or Ctrl-C quits, Ctrl-R resets the board.
+/// - stdin not a terminal (pipe, file, /dev/null): no raw mode; its bytes are forwarded as they
+///   are, each `\n` as `eol`; its end does not end the session: SIGINT, SIGTERM or `duration` do.
+///
+/// When the port vanishes (USB unplug) it waits for the same path to return and goes on.
+pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
+    crate::interrupt::install();
+    let _term = terminal::SigtermGuard::install();
+    let started = Instant::now();
+    let stdin_tty = io::stdin().is_terminal();
+
+    let port = open_waiting(opts)?;
+
+    let log = match &opts.log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open the log file {}", p.display()))?,
+        ),
+        None => None,
+    };
+
+    let raw = if stdin_tty {
+        Some(terminal::RawMode::enable().context("cannot put the terminal in raw mode")?)
+    } else {
+        None
+    };
+    let mut out = Output::new(
+        LineFormatter::new(opts.timestamps),
+        log,
+        opts.log.clone(),
+        raw.is_some(),
+    );
+    if opts.timestamps {
+        output::init_local_time();
+    }
+
+    let mut input = Source::new(stdin_tty, opts.eol);
+
+    let keys = if stdin_tty {
+        "Ctrl-] or Ctrl-C quits, Ctrl-R resets the board"
+    } else {
+        "stdin is not a terminal: its bytes are sent; SIGINT or SIGTERM ends"
+    };
+    out.status(&format!(
+        "Connected to {} at {} baud ({keys})",
+        opts.port, opts.baud
+    ));
+
+    let result = run_session(opts, port, &mut out, &mut input, started);
+    if let Ok(r) = &result {
+        let why = match r.end {
+            MonitorEnd::Quit => "quit",
+            MonitorEnd::Interrupted => "interrupted",
+            MonitorEnd::Terminated => "terminated",
+            MonitorEnd::Duration => "time is up",
+            MonitorEnd::OutputClosed => "output closed",
+        };
+        let tail = out.fmt.flush();
+        let _ = out.emit(&tail);
+        out.status(&format!(
+            "Monitor closed ({why}): {} bytes received, {} sent, {} reconnects",
+            r.received, r.sent, r.reconnects
+        ));
+    }
+    drop(raw);
+    result
+}
+
+/// The first open: errors are explained; a missing port is waited for up to `opts.wait`.
+fn open_waiting(opts: &MonitorOptions) -> Result<Box<dyn SerialPort>> {
+    let deadline = Instant::now() + opts.wait;
+    let mut said = false;
+    loop {
+        match access::open(&opts.port, opts.baud) {
+            Ok(p) => return Ok(p),
+            Err(e) if access::is_not_found(&e) && Instant::now() < deadline => {
+                if !said {
+                    eprintln!(
+                        "--- Waiting up to {:.1} s for {} to appear",
+                        opts.wait.as_secs_f64(),
+                        opts.port
+                    );
+                    said = true;
+                }
+                crate::interrupt::check()?;
+                thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(access::explain(&opts.port, &e)),
+        }
+    }
+}
+
+type Port = Box<dyn SerialPort>;
+
+fn run_session(
+    opts: &MonitorOptions,
+    first: Port,
+    out: &mut Output,
+    input: &mut Source,
+    started: Instant,
+) -> Result<MonitorReport> {
+    let deadline = opts.duration.map(|d| started + d);
+    let mut report = MonitorReport {
+        end: MonitorEnd::Quit,
+        received: 0,
+        sent: 0,
+        reconnects: 0,
+    };
+    // None while the port is away (closed, so that the device can come back under its name).
+    let mut port: Option<Port> = Some(first);
+    let mut buf = [0u8; 4096];
+    let mut last_try = Instant::now();
+    let mut last_data = Instant::now();
+    let mut last_wait_error = String::new();
+    let mut said_dropped = false;
+    let end = 'session: loop {
+        if crate::interrupt::interrupted() {
+            break MonitorEnd::Interrupted;
+        }
+        if terminal::terminated() {
+            break MonitorEnd::Terminated;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break MonitorEnd::Duration;
+        }
+        for key in input.take() {
+            match key {
+                Input::Quit => break 'session MonitorEnd::Quit,
+                Input::Reset => match port.as_mut() {
+                    Some(p) => match reset::run(p.as_mut(), &opts.reset) {
+                        Ok(()) => out.status(&format!(
+                            "Reset the board ({})",
+                            reset::describe(&opts.reset)
+                        )),
+                        Err(e) => out.status(&format!(
+                            "Could not reset the board: {} (this port has no DTR/RTS lines, \
+                             e.g. a pty)",
+                            e.description
+                        )),
+                    },
+                    None => out.status("Cannot reset: the port is away"),
+                },
+                Input::Bytes(b) => {
+                    match port.as_mut() {
+                        Some(p) => match p.write_all(&b).and_then(|_| p.flush()) {
+                            Ok(()) => report.sent += b.len() as u64,
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                                out.status("Could not send: the port does not take data")
+                            }
+                            Err(e) => {
+                                port = None;
+                                gone(opts, out, &e)?;
+                                last_try = Instant::now();
+                            }
+                        },
+                        None => {
+                            if !said_dropped {
+                                out.status("Not connected: what is typed is dropped until the port returns");
+                                said_dropped = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        match port.as_mut() {
+            Some(p) => match p.read(&mut buf) {
+                Ok(0) => {
+                    port = None;
+                    gone(opts, out, &io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                    last_try = Instant::now();
+                }
+                Ok(n) => {
+                    last_data = Instant::now();
+                    report.received += n as u64;
+                    let text = out.fmt.feed(&buf[..n]);
+                    if out.emit(&text)? {
+                        break MonitorEnd::OutputClosed;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if last_data.elapsed() >= QUIET {
+                        let text = out.fmt.flush();
+                        if out.emit(&text)? {
+                            break MonitorEnd::OutputClosed;
+                        }
+                    }
+                }
+                Err(e) => {
+                    port = None;
+                    gone(opts, out, &e)?;
+                    last_try = Instant::now();
+                }
+            },
+            None => {
+                thread::sleep(Duration::from_millis(50));
+                if last_try.elapsed() >= Duration::from_millis(200) {
+                    last_try = Instant::now();
+                    match access::open(&opts.port, opts.baud) {
+                        Ok(p) => {
+                            port = Some(p);
+                            report.reconnects += 1;
+                            said_dropped = false;
+                            last_wait_error.clear();
+                            out.status(&format!("Reconnected to {}", opts.port));
+                        }
+                        Err(e) if access::is_not_found(&e) => {}
+                        Err(e) => {
+                            // Right after a replug udev may not have set the permissions yet:
+                            // say what is wrong once, and keep trying.
+                            if e.description != last_wait_error {
+                                out.status(&format!("Still waiting: {}", e.description));
+                                last_wait_error = e.description.clone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    report.end = end;
+    Ok(report)
+}
+
+/// The port went away: say so, or end with an error when reconnecting is off.
+fn gone(opts: &MonitorOptions, out: &mut Output, e: &io::Error) -> Result<()> {
+    let tail = out.fmt.flush();
+    out.emit(&tail)?;
+    if !opts.reconnect {
+        return Err(Failure::new(format!("serial port {} went away ({e})", opts.port))
+            .hint(
+                "check the cable; without --no-reconnect the monitor waits for the port to return",
+            )
+            .into());
+    }
+    out.status(&format!(
+        "Port {} went away ({e}); waiting for it to return (replug the board, or quit)",
+        opts.port
+    ));
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! What the monitor shows: the port's bytes as text (bytes that are not UTF-8 escaped as `\\xNN`,
+//! lines stamped with the time if asked) on stdout and in the log file, and its own status lines
+//! (`--- ...`) on stderr.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+/// Where the port's text goes: stdout (CR added before LF on a raw terminal) and the log file.
+pub(super) struct Output {
+    pub(super) fmt: LineFormatter,
+    log: Option<File>,
+    log_path: Option<PathBuf>,
+    crlf: bool,
+    last_cr: bool,
+    raw: bool,
+}
+
+impl Output {
+    pub(super) fn new(
+        fmt: LineFormatter,
+        log: Option<File>,
+        log_path: Option<PathBuf>,
+        raw: bool,
+    ) -> Output {
+        Output {
+            fmt,
+            log,
+            log_path,
+            crlf: raw && io::stdout().is_terminal(),
+            last_cr: false,
+            raw,
+        }
+    }
+
+    /// Writes text; `Ok(true)` when stdout has been closed.
+    pub(super) fn emit(&mut self, text: &str) -> Result<bool> {
+        if text.is_empty() {
+            return Ok(false);
+        }
+        if let Some(log) = &mut self.log {
+            log.write_all(text.as_bytes()).with_context(|| {
+                format!(
+                    "cannot write the log file {}",
+                    self.log_path.as_deref().unwrap_or(Path::new("?")).display()
+                )
+            })?;
+        }
+        let shown = if self.crlf {
+            let mut s = String::with_capacity(text.len() + 8);
+            for c in text.chars() {
+                if c == '\n' && !self.last_cr {
+                    s.push('\r');
+                }
+                self.last_cr = c == '\r';
+                s.push(c);
+            }
+            s
+        } else {
+            text.to_string()
+        };
+        let mut stdout = io::stdout().lock();
+        match stdout
+            .write_all(shown.as_bytes())
+            .and_then(|_| stdout.flush())
+        {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+            Err(e) => Err(e).context("cannot write to standard output"),
+        }
+    }
+
+    /// A status line on stderr, on a line of its own.
+    pub(super) fn status(&mut self, msg: &str) {
+        let nl = if self.raw { "\r\n" } else { "\n" };
+        let lead = if !self.fmt.at_line_start && io::stdout().is_terminal() {
+            nl
+        } else {
+            ""
+        };
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "{lead}--- {msg}{nl}");
+        let _ = err.flush();
+    }
+}
+
+/// Turns port bytes into text: bytes that are not UTF-8 escaped as `\xNN` (a sequence cut
+/// between two reads is kept until the next one), lines optionally prefixed with the time.
+#[derive(Debug)]
+pub struct LineFormatter {
+    timestamps: bool,
+    at_line_start: bool,
+    pending: Vec<u8>,
+    clock: fn() -> String,
+}
+
+impl LineFormatter {
+    /// A formatter; with `timestamps`, lines start with the local time `[HH:MM:SS.mmm] `.
+    pub fn new(timestamps: bool) -> Self {
+        LineFormatter {
+            timestamps,
+            at_line_start: true,
+            pending: Vec::new(),
+            clock: local_clock,
+        }
+    }
+
+    /// The same with another clock (for tests of the layout).
+    pub fn with_clock(timestamps: bool, clock: fn() -> String) -> Self {
+        LineFormatter {
+            clock,
+            ..LineFormatter::new(timestamps)
+        }
+    }
+
+    /// The text for these bytes (an incomplete UTF-8 sequence at the end is held back).
+    pub fn feed(&mut self, bytes: &[u8]) -> String {
+        let mut data = std::mem::take(&mut self.pending);
+        data.extend_from_slice(bytes);
+        let mut decoded = String::new();
+        let mut rest: &[u8] = &data;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    decoded.push_str(s);
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    decoded.push_str(std::str::from_utf8(good).expect("checked valid"));
+                    match e.error_len() {
+                        Some(n) => {
+                            for b in &bad[..n] {
+                                write!(decoded, "\\x{b:02x}").unwrap();
+                            }
+                            rest = &bad[n..];
+                        }
+                        None => {
+                            self.pending = bad.to_vec();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.lines(&decoded)
+    }
+
+    /// Text for bytes held back (escaped): called when the port has been quiet.
+    pub fn flush(&mut self) -> String {
+        if self.pending.is_empty() {
+            return String::new();
+        }
+        let mut s = String::new();
+        for b in std::mem::take(&mut self.pending) {
+            write!(s, "\\x{b:02x}").unwrap();
+        }
+        self.lines(&s)
+    }
+
+    fn lines(&mut self, text: &str) -> String {
+        if !self.timestamps {
+            if let Some(c) = text.chars().last() {
+                self.at_line_start = c == '\n';
+            }
+            return text.to_string();
+        }
+        let mut s = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            if self.at_line_start {
+                s.push_str(&(self.clock)());
+                self.at_line_start = false;
+            }
+            s.push(c);
+            if c == '\n' {
+                self.at_line_start = true;
+            }
+        }
+        s
+    }
+}
+
+pub(super) fn init_local_time() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn tzset();
+        }
+        // SAFETY: tzset reads TZ and /etc/localtime; called before any other thread formats time.
+        unsafe { tzset() };
+    }
+}
+
+/// `[HH:MM:SS.mmm] ` in local time (UTC where the zone is unknown).
+fn local_clock() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let (h, m, s) = local_hms(now.as_secs());
+    format!("[{h:02}:{m:02}:{s:02}.{:03}] ", now.subsec_millis())
+}
+
+#[cfg(unix)]
+fn local_hms(secs: u64) -> (i32, i32, i32) {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which is a plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return utc_hms(secs);
+    }
+    (tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+#[cfg(not(unix))]
+fn local_hms(secs: u64) -> (i32, i32, i32) {
+    utc_hms(secs)
+}
+
+fn utc_hms(secs: u64) -> (i32, i32, i32) {
+    let d = (secs % 86_400) as i32;
+    (d / 3600, d / 60 % 60, d % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed() -> String {
+        "[T] ".to_string()
+    }
+
+    #[test]
+    fn formatter_escapes_bytes_that_are_not_utf8() {
+        let mut f = LineFormatter::with_clock(false, fixed);
+        assert_eq!(f.feed(b"ok \xff\xfe caf\xc3\xa9\n"), "ok \\xff\\xfe café\n");
+        // A sequence cut between two reads is joined.
+        assert_eq!(f.feed(b"\xe2\x82"), "");
+        assert_eq!(f.feed(b"\xac!"), "€!");
+        // A cut sequence that never completes is escaped when the port goes quiet...
+        assert_eq!(f.feed(b"x\xe2\x82"), "x");
+        assert_eq!(f.flush(), "\\xe2\\x82");
+        assert_eq!(f.flush(), "");
+        // ...or when the next byte shows it is broken.
+        assert_eq!(f.feed(b"\xe2"), "");
+        assert_eq!(f.feed(b"A"), "\\xe2A");
+    }
+
+    #[test]
+    fn formatter_stamps_each_line_once() {
+        let mut f = LineFormatter::with_clock(true, fixed);
+        assert_eq!(f.feed(b"one\r\ntw"), "[T] one\r\n[T] tw");
+        assert_eq!(f.feed(b"o\n"), "o\n");
+        assert_eq!(f.feed(b"\n"), "[T] \n");
+        assert_eq!(f.feed(b"\xffz"), "[T] \\xffz");
+        let mut plain = LineFormatter::with_clock(false, fixed);
+        assert_eq!(plain.feed(b"a\nb\n"), "a\nb\n");
+    }
+
+    #[test]
+    fn clock_looks_like_a_time() {
+        let s = local_clock();
+        let b = s.as_bytes();
+        assert_eq!(s.len(), 15, "{s}");
+        assert_eq!(
+            (b[0], b[3], b[6], b[9], b[13], b[14]),
+            (b'[', b':', b':', b'.', b']', b' '),
+            "{s}"
+        );
+        assert_eq!(utc_hms(86_400 + 3_600 * 13 + 60 * 5 + 9), (13, 5, 9));
+    }
+}

@@ -1,0 +1,212 @@
+//! Opening a serial port, and what to say when it cannot be: a missing port, permission denied
+//! (which group to join), a busy port (which process holds it). `flash`, `monitor` and `doctor`
+//! all use these words.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serialport::SerialPort;
+
+use crate::error::Failure;
+
+/// How long one read of the port waits before the monitor looks at its keyboard queue again.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// How long the port must be quiet before the start of a UTF-8 sequence that has not been
+/// completed is shown escaped (long enough for the next byte even at 300 baud).
+pub const QUIET: Duration = Duration::from_millis(250);
+
+/// Opens `path` at `baud`: 8N1, no flow control, exclusive, reads waiting [`READ_TIMEOUT`].
+pub fn open(path: &str, baud: u32) -> serialport::Result<Box<dyn SerialPort>> {
+    serialport::new(path, baud)
+        .data_bits(serialport::DataBits::Eight)
+        .parity(serialport::Parity::None)
+        .stop_bits(serialport::StopBits::One)
+        .flow_control(serialport::FlowControl::None)
+        .timeout(READ_TIMEOUT)
+        .open()
+}
+
+/// Whether opening failed because the port does not exist (yet).
+pub fn is_not_found(e: &serialport::Error) -> bool {
+    e.kind() == serialport::ErrorKind::Io(io::ErrorKind::NotFound)
+}
+
+/// Why a port cannot be used, in the words flash, monitor and doctor all use.
+pub fn missing(path: &str) -> Failure {
+    Failure::new(format!("serial port {path} does not exist")).hint(
+        "is the board plugged in? `nixflash ports` lists the serial ports there are (usually \
+         /dev/ttyACM0 or /dev/ttyUSB0 on Linux, /dev/cu.usbmodem* on macOS)",
+    )
+}
+
+/// The port's group is not one of the user's.
+pub fn permission_denied(path: &str) -> Failure {
+    let group = device_group(Path::new(path));
+    let owner = match &group {
+        Some(g) => format!(" (it belongs to group `{g}`)"),
+        None => String::new(),
+    };
+    // A port owned by root's group is no group to join: then name the usual one.
+    let g = group
+        .filter(|g| g != "root")
+        .unwrap_or_else(|| "dialout".into());
+    Failure::new(format!(
+        "permission denied opening serial port {path}{owner}"
+    ))
+    .hint(join_group(&g))
+    .hint("on NixOS: users.users.<you>.extraGroups = [ \"dialout\" ];")
+}
+
+/// How to join the group that may use serial ports.
+pub fn join_group(group: &str) -> String {
+    format!(
+        "add yourself to group `{group}`: `sudo usermod -aG {group} $USER`, then log out and in \
+         again (serial ports belong to `dialout` on Debian, Ubuntu and Fedora, `uucp` on Arch)"
+    )
+}
+
+/// Another program has the port open.
+pub fn busy(path: &str) -> Failure {
+    let holders = port_holders(Path::new(path));
+    let mut msg = format!("serial port {path} is busy: another program has it open");
+    let mut f = if holders.is_empty() {
+        Failure::new(msg).hint(format!(
+            "which program holds it could not be found (other users' processes are hidden \
+             unless you are root); `fuser -v {path}` may tell"
+        ))
+    } else {
+        let list: Vec<String> = holders
+            .iter()
+            .map(|h| format!("{} (pid {})", h.command, h.pid))
+            .collect();
+        msg.push_str(&format!("\n  held by: {}", list.join(", ")));
+        Failure::new(msg)
+    };
+    f = f.hint("close that program (another serial monitor, a flasher, an IDE) and try again");
+    f
+}
+
+/// The error for a port that could not be opened.
+pub fn explain(path: &str, e: &serialport::Error) -> anyhow::Error {
+    use serialport::ErrorKind as K;
+    match e.kind() {
+        K::Io(io::ErrorKind::NotFound) => missing(path).into(),
+        K::Io(io::ErrorKind::PermissionDenied) => permission_denied(path).into(),
+        K::NoDevice => busy(path).into(),
+        K::Unknown if e.description.contains("Inappropriate ioctl") => {
+            Failure::new(format!("{path} is not a serial port ({})", e.description))
+                .hint("`nixflash ports` lists the serial ports")
+                .into()
+        }
+        _ => anyhow::anyhow!("cannot open serial port {path}: {}", e.description),
+    }
+}
+
+/// Checks that `path` exists and that this user may open it, without opening it: opening a port
+/// pulses DTR, which resets an Arduino just before its flasher would.
+pub fn check(path: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing(path).into()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read serial port {path}")),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(Path::new(path).as_os_str().as_bytes())
+            .with_context(|| format!("invalid port name {path}"))?;
+        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+        let r = unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) };
+        if r != 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::PermissionDenied {
+                return Err(permission_denied(path).into());
+            }
+            return Err(err).with_context(|| format!("cannot open serial port {path}"));
+        }
+    }
+    Ok(())
+}
+
+/// The name of the group that owns a device file.
+fn device_group(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        group_name(std::fs::metadata(path).ok()?.gid())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The system's groups, name and id, from /etc/group (empty where there is none).
+pub fn system_groups() -> Vec<(String, u32)> {
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let _ = f.next();
+            Some((name.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The name of group `gid`.
+pub fn group_name(gid: u32) -> Option<String> {
+    system_groups()
+        .into_iter()
+        .find_map(|(name, id)| (id == gid).then_some(name))
+}
+
+/// A process that has a file open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub command: String,
+}
+
+/// The processes (other than this one) that have `path` open, found through `/proc/*/fd`
+/// (Linux; only the processes this user may inspect). Empty elsewhere.
+pub fn port_holders(path: &Path) -> Vec<Holder> {
+    let Ok(target) = path.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target))
+        {
+            let command = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "?".into());
+            found.push(Holder { pid, command });
+        }
+    }
+    found.sort_by_key(|h| h.pid);
+    found
+}
