@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::board::{Board, Database};
-use crate::error::Failure;
+use crate::error::{Failure, Report};
 use crate::git::Git;
 use crate::manifest::{self, Manifest};
 
@@ -19,9 +19,9 @@ pub struct Context {
     /// The package root: the nearest folder at or above `cwd` whose Cargo.toml has a `[package]`.
     pub root: Option<PathBuf>,
     /// Why there is no root, if there is none.
-    no_root: Option<String>,
+    no_root: Option<Report>,
     pub db: Database,
-    manifest: OnceCell<std::result::Result<Manifest, String>>,
+    manifest: OnceCell<std::result::Result<Manifest, Report>>,
     git: OnceCell<Git>,
 }
 
@@ -36,7 +36,7 @@ impl Context {
     pub fn at(dir: &Path) -> Result<Context> {
         let (root, no_root) = match manifest::find_root(dir) {
             Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
+            Err(e) => (None, Some(Report::of(&e))),
         };
         let db = Database::load(root.as_deref())?;
         Ok(Context {
@@ -51,19 +51,26 @@ impl Context {
 
     /// The project's manifest, read once (by cargo metadata when cargo answers offline).
     pub fn manifest(&self) -> Result<&Manifest> {
-        let read = self.manifest.get_or_init(|| match &self.root {
-            Some(root) => manifest::read(root).map_err(|e| format!("{e:#}")),
-            None => Err(self.no_root.clone().unwrap_or_default()),
-        });
+        let read = self
+            .manifest
+            .get_or_init(|| match (&self.root, &self.no_root) {
+                (Some(root), _) => manifest::read(root).map_err(|e| Report::of(&e)),
+                (None, Some(why)) => Err(why.clone()),
+                (None, None) => unreachable!("a context has a root or a reason for none"),
+            });
         match read {
             Ok(m) => Ok(m),
-            Err(e) if self.root.is_none() => Err(Failure::new(e.clone())
-                .hint(
-                    "run this inside a project made by `nixflash new`, or create one: nixflash \
-                     new blinky --board uno",
-                )
-                .into()),
-            Err(e) => Err(anyhow::anyhow!("{e}")),
+            Err(r) => {
+                let mut message = r.error.clone();
+                for c in &r.causes {
+                    message.push_str(&format!(": {c}"));
+                }
+                let mut f = Failure::new(message);
+                for h in &r.hints {
+                    f = f.hint(h.clone());
+                }
+                Err(f.into())
+            }
         }
     }
 

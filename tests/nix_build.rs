@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::offline::{nix_offline, NixOffline};

@@ -1,0 +1,14 @@
+//! nixflash's integration tests, one binary with a module per area, sharing the helpers in
+//! `common` (skipping, processes, the simulated Uno, ../shared's fixtures and nix-offline).
+//! The real Nix builds of generated projects take minutes and have their own binary,
+//! tests/nix_build.rs.
+
+mod common;
+
+mod build;
+mod firmware;
+mod flake_eval;
+mod flash;
+mod monitor;
+mod new;
+mod ports;

@@ -1,0 +1,675 @@
+//! `nixflash monitor` on real pseudo-terminals: the test holds the master side of a pty (the
+//! "board") and the monitor opens the slave side as its serial port. Every wait is bounded, and
+//! a monitor still running when a test ends is killed.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A pseudo-terminal: `master` is the board's end, `path` the serial port the monitor opens.
+struct Pty {
+    master: File,
+    path: PathBuf,
+}
+
+impl Pty {
+    fn new() -> Pty {
+        // SAFETY: plain libc calls on a descriptor this function owns.
+        unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+            let path = PathBuf::from(CStr::from_ptr(name.as_ptr()).to_str().unwrap());
+            Pty {
+                master: File::from_raw_fd(fd),
+                path,
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+        self.master.flush().unwrap();
+    }
+
+    /// Reads what the monitor sent until `want` is among it; panics after `WAIT`.
+    fn read_until(&mut self, want: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        while !got.windows(want.len()).any(|w| w == want) {
+            assert!(
+                Instant::now() < deadline,
+                "the board never got {:?}; it got {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(&got)
+            );
+            let mut p = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut p, 1, 50) } == 1 && p.revents & libc::POLLIN != 0 {
+                let mut buf = [0u8; 256];
+                let n = self.master.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        got
+    }
+}
+
+fn lflag(f: &File) -> libc::tcflag_t {
+    // SAFETY: tcgetattr fills a plain C struct.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(f.as_raw_fd(), &mut t), 0);
+        t.c_lflag
+    }
+}
+
+/// A running `nixflash monitor` whose stdout and stderr are collected by threads.
+struct Monitor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    _home: tempfile::TempDir,
+}
+
+fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    thread::spawn(move || {
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+/// A nixflash command with a private config folder (no user board files) run in `cwd`.
+fn nixflash(args: &[&str], cwd: &Path, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nixflash"));
+    c.args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env_remove("TZ");
+    c
+}
+
+impl Monitor {
+    fn spawn(args: &[&str], stdin: Stdio) -> Monitor {
+        let home = tempfile::tempdir().unwrap();
+        Self::spawn_in(args, stdin, home.path().to_path_buf(), home)
+    }
+
+    fn spawn_in(args: &[&str], stdin: Stdio, cwd: PathBuf, home: tempfile::TempDir) -> Monitor {
+        let mut all = vec!["monitor"];
+        all.extend_from_slice(args);
+        let mut child = nixflash(&all, &cwd, home.path())
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        let stdin = child.stdin.take();
+        Monitor {
+            child,
+            stdin,
+            out,
+            err,
+            _home: home,
+        }
+    }
+
+    fn stdout(&self) -> Vec<u8> {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, buf: &Arc<Mutex<Vec<u8>>>, want: &[u8]) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if buf.lock().unwrap().windows(want.len()).any(|w| w == want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {:?} on {what}.\nstdout: {:?}\nstderr: {}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(&self.stdout()),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_stdout(&self, want: &[u8]) {
+        self.wait_for("stdout", &self.out, want)
+    }
+
+    fn wait_stderr(&self, want: &str) {
+        self.wait_for("stderr", &self.err, want.as_bytes())
+    }
+
+    fn type_in(&mut self, bytes: &[u8]) {
+        let s = self.stdin.as_mut().expect("stdin is piped");
+        s.write_all(bytes).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: a signal to our own child, which has not been reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
+    }
+
+    /// Waits for the monitor to end; kills it and fails after `WAIT`.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the reader threads take the last bytes.
+                thread::sleep(Duration::from_millis(100));
+                return s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("the monitor did not end; stderr:\n{}", self.stderr());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bytes_flow_both_ways_and_sigterm_ends_cleanly() {
+    let mut board = Pty::new();
+    let port = board.path.clone();
+    let mut m = Monitor::spawn(
+        &["--port", path(&port), "--baud", "115200", "--eol", "crlf"],
+        Stdio::piped(),
+    );
+    m.wait_stderr("--- Connected to");
+    assert!(m.stderr().contains("at 115200 baud"), "{}", m.stderr());
+
+    board.write(b"hello from the board\r\n");
+    m.wait_stdout(b"hello from the board\r\n");
+
+    // A pipe's newlines become --eol; other bytes, control bytes too, pass as they are.
+    m.type_in(b"ping\n\x12\x03x\n");
+    let got = board.read_until(b"x\r\n");
+    assert_eq!(got, b"ping\r\n\x12\x03x\r\n");
+
+    // The end of stdin does not end the session.
+    drop(m.stdin.take());
+    thread::sleep(Duration::from_millis(300));
+    assert!(m.child.try_wait().unwrap().is_none(), "{}", m.stderr());
+    board.write(b"still here\n");
+    m.wait_stdout(b"still here\n");
+
+    m.signal(libc::SIGTERM);
+    let status = m.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", m.stderr());
+    let err = m.stderr();
+    assert!(
+        err.contains("--- Monitor closed (terminated): 33 bytes received, 11 sent"),
+        "{err}"
+    );
+    assert_eq!(m.stdout(), b"hello from the board\r\nstill here\n");
+}
+
+#[test]
+fn sigint_ends_the_session() {
+    let mut board = Pty::new();
+    let mut m = Monitor::spawn(
+        &["--port", path(&board.path.clone()), "--baud", "9600"],
+        Stdio::null(),
+    );
+    m.wait_stderr("--- Connected to");
+    board.write(b"x\n");
+    m.wait_stdout(b"x\n");
+    m.signal(libc::SIGINT);
+    let status = m.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", m.stderr());
+    assert!(
+        m.stderr().contains("Monitor closed (interrupted)"),
+        "{}",
+        m.stderr()
+    );
+}
+
+#[test]
+fn timestamps_and_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    std::fs::write(&log, "earlier run\n").unwrap();
+    let mut board = Pty::new();
+    let mut m = Monitor::spawn(
+        &[
+            "--port",
+            path(&board.path.clone()),
+            "--baud",
+            "57600",
+            "--timestamps",
+            "--log",
+            path(&log),
+        ],
+        Stdio::null(),
+    );
+    m.wait_stderr("--- Connected to");
+    board.write(b"first line\r\nsecond ");
+    m.wait_stdout(b"second ");
+    thread::sleep(Duration::from_millis(100));
+    board.write(b"half\r\n\xff\n");
+    m.wait_stdout(b"\\xff\n");
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+
+    let shown = String::from_utf8(m.stdout()).unwrap();
+    let lines: Vec<&str> = shown.split_inclusive('\n').collect();
+    assert_eq!(lines.len(), 3, "{shown:?}");
+    for (line, text) in lines
+        .iter()
+        .zip(["first line\r\n", "second half\r\n", "\\xff\n"])
+    {
+        // [HH:MM:SS.mmm] then the text, the stamp once per line even when it came in two reads.
+        let (stamp, rest) = line.split_at(15);
+        let b = stamp.as_bytes();
+        assert_eq!(
+            (b[0], b[3], b[6], b[9], b[13], b[14]),
+            (b'[', b':', b':', b'.', b']', b' '),
+            "{line:?}"
+        );
+        for i in [1, 2, 4, 5, 7, 8, 10, 11, 12] {
+            assert!(b[i].is_ascii_digit(), "{line:?}");
+        }
+        assert_eq!(rest, text);
+    }
+    // The log gets what was shown, after what it had.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged, format!("earlier run\n{shown}"));
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_escaped() {
+    let mut board = Pty::new();
+    let mut m = Monitor::spawn(
+        &["--port", path(&board.path.clone()), "--baud", "9600"],
+        Stdio::null(),
+    );
+    m.wait_stderr("--- Connected to");
+    // "€" cut between two writes is put back together; a lone lead byte that nothing follows
+    // is shown escaped once the port is quiet.
+    board.write(b"ok \xff\xfe caf\xc3\xa9 \xe2\x82");
+    thread::sleep(Duration::from_millis(100));
+    board.write(b"\xac\n\x00tail \xe2");
+    m.wait_stdout(b"tail \\xe2");
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+    assert_eq!(
+        String::from_utf8(m.stdout()).unwrap(),
+        "ok \\xff\\xfe café €\n\0tail \\xe2"
+    );
+}
+
+#[test]
+fn reconnects_when_the_port_vanishes_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyTEST");
+    let mut board = Pty::new();
+    std::os::unix::fs::symlink(&board.path, &link).unwrap();
+    let mut m = Monitor::spawn(&["--port", path(&link), "--baud", "115200"], Stdio::piped());
+    m.wait_stderr("--- Connected to");
+    board.write(b"before\n");
+    m.wait_stdout(b"before\n");
+
+    // Unplug: the device node goes, the other end closes.
+    std::fs::remove_file(&link).unwrap();
+    drop(board);
+    m.wait_stderr("went away");
+    m.type_in(b"lost\n");
+    m.wait_stderr("Not connected");
+    thread::sleep(Duration::from_millis(400));
+    assert!(m.child.try_wait().unwrap().is_none(), "{}", m.stderr());
+
+    // Replug: a new device under the same name.
+    let mut board = Pty::new();
+    std::os::unix::fs::symlink(&board.path, &link).unwrap();
+    m.wait_stderr("--- Reconnected to");
+    board.write(b"after\n");
+    m.wait_stdout(b"after\n");
+    m.type_in(b"typed\n");
+    assert_eq!(board.read_until(b"typed\n"), b"typed\n");
+
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+    assert_eq!(m.stdout(), b"before\nafter\n");
+    assert!(m.stderr().contains("1 reconnects"), "{}", m.stderr());
+}
+
+#[test]
+fn no_reconnect_ends_with_an_error_when_the_port_vanishes() {
+    let board = Pty::new();
+    let mut m = Monitor::spawn(
+        &[
+            "--port",
+            path(&board.path.clone()),
+            "--baud",
+            "9600",
+            "--no-reconnect",
+        ],
+        Stdio::null(),
+    );
+    m.wait_stderr("--- Connected to");
+    drop(board);
+    let status = m.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", m.stderr());
+    assert!(m.stderr().contains("went away"), "{}", m.stderr());
+    assert!(m.stderr().contains("hint: "), "{}", m.stderr());
+}
+
+#[test]
+fn waits_for_a_port_that_appears_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyLATE");
+    let mut m = Monitor::spawn(
+        &["--port", path(&link), "--baud", "9600", "--wait", "30"],
+        Stdio::null(),
+    );
+    m.wait_stderr("--- Waiting up to 30.0 s for");
+    let mut board = Pty::new();
+    std::os::unix::fs::symlink(&board.path, &link).unwrap();
+    m.wait_stderr("--- Connected to");
+    board.write(b"late\n");
+    m.wait_stdout(b"late\n");
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+}
+
+#[test]
+fn duration_ends_the_session() {
+    let board = Pty::new();
+    let mut m = Monitor::spawn(
+        &[
+            "--port",
+            path(&board.path.clone()),
+            "--baud",
+            "9600",
+            "--duration",
+            "0.5",
+        ],
+        Stdio::null(),
+    );
+    let status = m.wait_exit();
+    assert!(status.success(), "{}", m.stderr());
+    assert!(
+        m.stderr().contains("Monitor closed (time is up)"),
+        "{}",
+        m.stderr()
+    );
+}
+
+/// stdin a terminal: raw mode while it runs (restored after), Enter sends --eol, Ctrl-R tries a
+/// reset (a pty has no DTR/RTS, so it says it could not), Ctrl-] and Ctrl-C quit.
+#[test]
+fn raw_terminal_keys() {
+    for quit in [b"\x1d", b"\x03"] {
+        let mut board = Pty::new();
+        let mut term = Pty::new();
+        let tty = File::options()
+            .read(true)
+            .write(true)
+            .open(&term.path)
+            .unwrap();
+        let before = lflag(&tty);
+        assert_ne!(before & libc::ICANON, 0, "a new pty starts cooked");
+        let mut m = Monitor::spawn(
+            &[
+                "--port",
+                path(&board.path.clone()),
+                "--baud",
+                "9600",
+                "--eol",
+                "crlf",
+            ],
+            Stdio::from(tty.try_clone().unwrap()),
+        );
+        m.wait_stderr("Ctrl-] or Ctrl-C quits, Ctrl-R resets the board");
+        let flags = lflag(&tty);
+        assert_eq!(
+            flags & (libc::ICANON | libc::ECHO | libc::ISIG),
+            0,
+            "raw mode is on"
+        );
+
+        term.write(b"hi\r");
+        assert_eq!(board.read_until(b"hi\r\n"), b"hi\r\n");
+        board.write(b"hello\r\n");
+        m.wait_stdout(b"hello\r\n");
+        term.write(b"\x12");
+        m.wait_stderr("--- Could not reset the board");
+        term.write(quit);
+        let status = m.wait_exit();
+        assert!(status.success(), "{status:?}\n{}", m.stderr());
+        assert!(
+            m.stderr().contains("Monitor closed (quit)"),
+            "{}",
+            m.stderr()
+        );
+        assert_eq!(lflag(&tty), before, "the terminal is as it was");
+    }
+}
+
+#[test]
+fn a_missing_port_says_so() {
+    let mut m = Monitor::spawn(
+        &["--port", "/dev/nixflash-no-such-port", "--baud", "9600"],
+        Stdio::null(),
+    );
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(
+        err.contains("error: serial port /dev/nixflash-no-such-port does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: is the board plugged in? `nixflash ports`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_busy_port_names_the_process_that_holds_it() {
+    let board = Pty::new();
+    // This test process holds the port the way another serial program would (TIOCEXCL + flock).
+    let _held = serialport::new(path(&board.path), 9600).open().unwrap();
+    let mut m = Monitor::spawn(
+        &["--port", path(&board.path.clone()), "--baud", "9600"],
+        Stdio::null(),
+    );
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(
+        err.contains("is busy: another program has it open"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("(pid {})", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("hint: close that program"), "{err}");
+}
+
+/// A port the user may not open: as root the monitor runs as `nobody`; otherwise the pty is
+/// made unreadable (its owner then gets EACCES too).
+#[test]
+fn permission_denied_says_to_join_dialout() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let board = Pty::new();
+    std::fs::set_permissions(&board.path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = nixflash(
+        &["monitor", "--port", path(&board.path), "--baud", "9600"],
+        home.path(),
+        home.path(),
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: setgid/setuid between fork and exec touch no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: permission denied opening serial port {}",
+            board.path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("`dialout` on Debian, Ubuntu and Fedora, `uucp` on Arch"),
+        "{err}"
+    );
+    assert!(err.contains("then log out and in again"), "{err}");
+}
+
+#[test]
+fn without_board_or_baud_it_asks_for_them() {
+    let board = Pty::new();
+    let mut m = Monitor::spawn(&["--port", path(&board.path.clone())], Stdio::null());
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(err.contains("error: no baud rate"), "{err}");
+    assert!(err.contains("hint: pass --baud"), "{err}");
+
+    let mut m = Monitor::spawn(&["--baud", "9600"], Stdio::null());
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(err.contains("error: which serial port?"), "{err}");
+    assert!(
+        err.contains("hint: pass --port <PORT>, or --board <id>"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_baud_of_zero_is_refused() {
+    let board = Pty::new();
+    let mut m = Monitor::spawn(
+        &["--port", path(&board.path.clone()), "--baud", "0"],
+        Stdio::null(),
+    );
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(err.contains("error: --baud must be above zero"), "{err}");
+    assert!(err.contains("hint: serial consoles run at"), "{err}");
+}
+
+#[test]
+fn board_and_baud_come_from_the_project() {
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("fw");
+    std::fs::create_dir_all(project.join("src/deep")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [package.metadata.nixflash]\nboard = \"esp32c3\"\n",
+    )
+    .unwrap();
+    let board = Pty::new();
+    // From a folder inside the project: the ESP32-C3's 115200 baud.
+    let mut m = Monitor::spawn_in(
+        &["--port", path(&board.path), "--duration", "0.3"],
+        Stdio::null(),
+        project.join("src/deep"),
+        home,
+    );
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+    assert!(m.stderr().contains("at 115200 baud"), "{}", m.stderr());
+
+    // --baud wins over the board's.
+    let home = tempfile::tempdir().unwrap();
+    let mut m = Monitor::spawn_in(
+        &[
+            "--port",
+            path(&board.path),
+            "--baud",
+            "300",
+            "--duration",
+            "0.3",
+        ],
+        Stdio::null(),
+        project.clone(),
+        home,
+    );
+    assert!(m.wait_exit().success(), "{}", m.stderr());
+    assert!(m.stderr().contains("at 300 baud"), "{}", m.stderr());
+
+    // A board the database does not know is an error that names the file.
+    std::fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"fw\"\nversion = \"0.1.0\"\n\n[package.metadata.nixflash]\nboard = \"unoo\"\n",
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut m = Monitor::spawn_in(
+        &["--port", path(&board.path)],
+        Stdio::null(),
+        project.clone(),
+        home,
+    );
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(
+        err.contains("names board `unoo` in [package.metadata.nixflash]"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `uno`"), "{err}");
+}
