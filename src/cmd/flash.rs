@@ -1,19 +1,18 @@
 //! `nixflash flash`.
 
-use std::path::PathBuf;
-
 use std::time::Duration;
 
 use anyhow::Result;
 use nixflash::error::Failure;
-use nixflash::monitor::{self, MonitorOptions};
+use nixflash::monitor;
 use nixflash::progress::status;
 use nixflash::serial::reset;
 
 /// Build the firmware and flash it to the board
 #[derive(clap::Args)]
 #[command(after_help = concat!(
-    "Examples:\n  nixflash flash --port /dev/ttyACM0\n  \
+    "Examples:\n  nixflash flash                          build, find the board's port, flash\n  \
+    nixflash flash --monitor --timestamps   the same, then watch it, each line stamped\n  \
     nixflash flash --no-build --port /dev/ttyACM0\n  \
     nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n  \
     nixflash flash --monitor -- --offline\n\n\
@@ -25,57 +24,33 @@ pub struct Args {
     /// The board's serial port, e.g. /dev/ttyACM0
     #[arg(long, short)]
     pub port: Option<String>,
-    /// Open nixflash's serial monitor after flashing
+    /// Open nixflash's serial monitor after flashing (the monitor options below need it)
     #[arg(long, short)]
     pub monitor: bool,
-    /// Baud rate of the serial monitor (default: the board's)
-    #[arg(long, short, requires = "monitor")]
-    pub baud: Option<u32>,
-    /// Do not build: flash the firmware of the last `nixflash build` (result/bin/<name>.elf)
-    #[arg(long)]
-    pub no_build: bool,
-    /// Flash this ELF file instead of building (implies --no-build)
-    #[arg(long, value_name = "PATH")]
-    pub elf: Option<PathBuf>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Firmware")]
+    pub firmware: super::firmware::FirmwareArgs,
+    #[command(flatten, next_help_heading = "Monitor (with --monitor)")]
+    pub monitor_flags: super::monitor::MonitorFlags,
+    #[command(flatten, next_help_heading = "Building")]
     pub flags: super::NixFlags,
 }
 
 pub fn run(a: Args) -> Result<u8> {
+    if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
+        return Err(Failure::new(format!("{first} is an option of the monitor"))
+            .hint("add --monitor to open nixflash's monitor after flashing")
+            .into());
+    }
     let ctx = a.flags.context()?;
-    let (project, board) = (ctx.manifest()?, ctx.board()?);
+    let board = ctx.board()?;
+    let project = ctx.manifest()?;
 
-    // The port first: no board attached is found out before a long build.
+    // What can be found out at once comes first: the firmware (or whether it can be built),
+    // then the board's port, before a long build.
+    let firmware = a.firmware.check(&ctx, "flash")?;
     let port = super::pick_port(a.port.as_deref(), board, &ctx.db)?;
     let port = port.as_str();
-
-    let elf = match (&a.elf, a.no_build) {
-        (Some(elf), _) => {
-            if !elf.is_file() {
-                return Err(
-                    Failure::new(format!("the firmware {} does not exist", elf.display()))
-                        .hint("pass the path of an ELF file to --elf")
-                        .into(),
-                );
-            }
-            elf.clone()
-        }
-        (None, true) => {
-            let bin = project.firmware_bin();
-            let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
-            if !elf.is_file() {
-                return Err(Failure::new(format!(
-                    "there is no firmware to flash: {} does not exist",
-                    elf.display()
-                ))
-                .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
-                .hint("to flash another ELF, pass --elf <path>")
-                .into());
-            }
-            elf
-        }
-        (None, false) => nixflash::nix::build(project, board, &a.flags.build_options())?.elf,
-    };
+    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
     let outcome = nixflash::flash::flash(board, &project.root, &elf, port, &a.flags.nix.nix_args)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
@@ -110,13 +85,13 @@ pub fn run(a: Args) -> Result<u8> {
             ),
         );
     } else if a.monitor {
-        let baud = a.baud.unwrap_or(board.monitor.baud);
-        monitor::monitor(&MonitorOptions {
-            reset: reset::steps_for(board, port),
+        monitor::monitor(&a.monitor_flags.options(
+            port.to_string(),
+            board.monitor.baud,
+            reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
-            wait: Duration::from_secs(5),
-            ..MonitorOptions::new(port, baud)
-        })?;
+            Duration::from_secs(5),
+        )?)?;
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@
 pub mod boards;
 pub mod build;
 pub mod doctor;
+pub mod firmware;
 pub mod flash;
 pub mod monitor;
 pub mod new;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use nixflash::board::family::ResetStep;
 use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::error::Failure;
@@ -30,12 +31,19 @@ pub struct Args {
     /// Serial port (default: the one port with one of the board's USB ids)
     #[arg(long, short)]
     pub port: Option<String>,
-    /// Baud rate (default: the board's, from the board database)
-    #[arg(long)]
-    pub baud: Option<u32>,
     /// Board id or alias (default: `board` in [package.metadata.nixflash] of the project's Cargo.toml)
     #[arg(long, short)]
     pub board: Option<String>,
+    #[command(flatten)]
+    pub monitor: MonitorFlags,
+}
+
+/// What the monitor does, the same options for `monitor` and `flash --monitor`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MonitorFlags {
+    /// Baud rate (default: the board's, from the board database)
+    #[arg(long)]
+    pub baud: Option<u32>,
     /// Start each line from the board with the local time, [HH:MM:SS.mmm]
     #[arg(long)]
     pub timestamps: bool,
@@ -49,14 +57,66 @@ pub struct Args {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<Duration>,
     /// Wait up to this many seconds for the port to appear
-    #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "0")]
-    pub wait: Duration,
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub wait: Option<Duration>,
     /// End with an error when the port goes away, instead of waiting for it to return
     #[arg(long)]
     pub no_reconnect: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+impl MonitorFlags {
+    /// The options given on the command line, by name, for "needs --monitor".
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let flags = [
+            (self.baud.is_some(), "--baud"),
+            (self.timestamps, "--timestamps"),
+            (self.log.is_some(), "--log"),
+            (!matches!(self.eol, EolArg::Lf), "--eol"),
+            (self.duration.is_some(), "--duration"),
+            (self.wait.is_some(), "--wait"),
+            (self.no_reconnect, "--no-reconnect"),
+        ];
+        for (set, name) in flags {
+            if set {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// The monitor's options for `port`: `baud` unless --baud says otherwise, waiting `wait`
+    /// unless --wait says otherwise.
+    pub fn options(
+        &self,
+        port: String,
+        baud: u32,
+        reset: Vec<ResetStep>,
+        wait: Duration,
+    ) -> Result<MonitorOptions> {
+        let baud = self.baud.unwrap_or(baud);
+        if baud == 0 {
+            return Err(Failure::new("--baud must be above zero")
+                .hint(
+                    "serial consoles run at 9600, 57600 or 115200 baud; the board's is the default",
+                )
+                .into());
+        }
+        Ok(MonitorOptions {
+            port,
+            baud,
+            timestamps: self.timestamps,
+            log: self.log.clone(),
+            eol: self.eol.into(),
+            reset,
+            duration: self.duration,
+            wait: self.wait.unwrap_or(wait),
+            reconnect: !self.no_reconnect,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum EolArg {
     Cr,
     Lf,
@@ -84,7 +144,7 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 pub fn run(a: Args) -> Result<u8> {
     let ctx = Context::current()?;
     let board = board(&ctx, a.board.as_deref())?;
-    let baud = match (a.baud, board) {
+    let baud = match (a.monitor.baud, board) {
         (Some(b), _) => b,
         (None, Some(b)) => b.monitor.baud,
         (None, None) => {
@@ -99,9 +159,9 @@ pub fn run(a: Args) -> Result<u8> {
         }
     };
     if baud == 0 {
-        return Err(Failure::new("--baud must be above zero")
-            .hint("serial consoles run at 9600, 57600 or 115200 baud; the board's is the default")
-            .into());
+        // Said before a port is looked for.
+        a.monitor
+            .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
     let port = match (&a.port, board) {
         (_, Some(b)) => super::pick_port(a.port.as_deref(), b, &ctx.db)?,
@@ -124,21 +184,11 @@ pub fn run(a: Args) -> Result<u8> {
             .into());
         }
     };
-    let opts = MonitorOptions {
-        reset: board.map_or_else(
-            || reset::WITHOUT_A_BOARD.to_vec(),
-            |b| reset::steps_for(b, &port),
-        ),
-        port,
-        baud,
-        timestamps: a.timestamps,
-        log: a.log,
-        eol: a.eol.into(),
-        duration: a.duration,
-        wait: a.wait,
-        reconnect: !a.no_reconnect,
-    };
-    monitor::monitor(&opts)?;
+    let reset = board.map_or_else(
+        || reset::WITHOUT_A_BOARD.to_vec(),
+        |b| reset::steps_for(b, &port),
+    );
+    monitor::monitor(&a.monitor.options(port, baud, reset, Duration::ZERO)?)?;
     Ok(0)
 }
 

@@ -485,6 +485,13 @@ fn flash_without_a_build_or_port_says_what_to_pass() {
         assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
         text(&o).1
     };
+    // No firmware is said before any port is looked for (this project has none).
+    let e = run(&["--no-build"]);
+    assert!(e.contains("there is no firmware to flash: "), "{e}");
+    assert!(
+        !e.contains("serial port"),
+        "a port was looked for first:\n{e}"
+    );
     let e = run(&["--no-build", "--port", "/dev/null"]);
     assert!(
         e.contains("there is no firmware to flash: ")

@@ -1,0 +1,74 @@
+//! Where a command's firmware comes from: an ELF named with `--elf`, the last build
+//! (`--no-build`), or a build now. Checked before anything slow or physical happens (looking for
+//! the board's port, a long build), so that a missing firmware is said first.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use nixflash::context::Context;
+use nixflash::error::Failure;
+use nixflash::nix::Nix;
+
+/// The flags that say where the firmware comes from.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FirmwareArgs {
+    /// Do not build: use the firmware of the last `nixflash build` (result/bin/<name>.elf)
+    #[arg(long)]
+    pub no_build: bool,
+    /// Use this ELF file instead of building (implies --no-build)
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<PathBuf>,
+}
+
+/// Firmware that is there, or that a build will make.
+pub enum Firmware {
+    Ready(PathBuf),
+    ToBuild,
+}
+
+impl FirmwareArgs {
+    /// Checks that there is firmware to `what` ("flash", "simulate"), or that it can be built
+    /// (Nix is installed and the project has a flake).
+    pub fn check(&self, ctx: &Context, what: &str) -> Result<Firmware> {
+        if let Some(elf) = &self.elf {
+            if !elf.is_file() {
+                return Err(
+                    Failure::new(format!("the firmware {} does not exist", elf.display()))
+                        .hint("pass the path of an ELF file to --elf")
+                        .into(),
+                );
+            }
+            return Ok(Firmware::Ready(elf.clone()));
+        }
+        let project = ctx.manifest()?;
+        if self.no_build {
+            let bin = project.firmware_bin();
+            let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
+            if !elf.is_file() {
+                return Err(Failure::new(format!(
+                    "there is no firmware to {what}: {} does not exist",
+                    elf.display()
+                ))
+                .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
+                .hint(format!("to {what} another ELF, pass --elf <path>"))
+                .into());
+            }
+            return Ok(Firmware::Ready(elf));
+        }
+        Nix::find(false)?;
+        ctx.flake_dir()?;
+        Ok(Firmware::ToBuild)
+    }
+
+    /// The firmware's ELF: as [`FirmwareArgs::check`] found it, or built now.
+    pub fn get(firmware: Firmware, ctx: &Context, flags: &super::NixFlags) -> Result<PathBuf> {
+        match firmware {
+            Firmware::Ready(elf) => Ok(elf),
+            Firmware::ToBuild => {
+                let built =
+                    nixflash::nix::build(ctx.manifest()?, ctx.board()?, &flags.build_options())?;
+                Ok(built.elf)
+            }
+        }
+    }
+}
