@@ -1,5 +1,6 @@
 //! The project on disk: creating one (`new`), adding nixflash to one (`init`), git.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,8 @@ pub struct NewOptions<'a> {
     pub name: Option<&'a str>,
     pub force: bool,
     pub git: bool,
+    /// Choices among the board family's options (`log` = `defmt`); the rest take their defaults.
+    pub options: BTreeMap<String, String>,
 }
 
 /// What `new` made.
@@ -217,7 +220,9 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         ));
     }
 
-    let files = render::render(opts.board, &Project::new(&name))?;
+    let mut project = Project::new(&name);
+    project.options = opts.options.clone();
+    let files = render::render(opts.board, &project)?;
     let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     let enclosing = if opts.git {
         enclosing_work_tree(&parent)

@@ -11,4 +11,5 @@ mod flake_eval;
 mod flash;
 mod monitor;
 mod new;
+mod new_log;
 mod ports;
