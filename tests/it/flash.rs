@@ -974,6 +974,9 @@ fn flash_monitor_shows_the_greeting_after_flashing() {
         flashed < connected,
         "the monitor opened before flashing:\n{stderr}"
     );
+    // The monitor reads the firmware it was just given.
+    let decoding = format!("--- Decoding with {}: ", fw.elf.display());
+    assert!(stderr.contains(&decoding), "no `{decoding}`:\n{stderr}");
     assert!(
         stderr.contains("bytes of flash verified"),
         "avrdude did not verify the upload:\n{stderr}"

@@ -1,0 +1,210 @@
+//! Real firmware for the tests: projects rendered by the nixflash binary and compiled by the
+//! machine's cargo with Debian's rustc (`../shared/tools/firmware-env.sh`), each built once per
+//! test binary and kept under `CARGO_TARGET_TMPDIR`.
+//!
+//! The `-Z build-std` and linker overrides are given on the command line, not written into the
+//! templates: the templates are right for rustup and Nix users. The Uno's arduino-hal comes from
+//! the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use super::offline::{avr_hal_git, firmware_env};
+use super::process::{run_bounded, text};
+use super::{fixtures, nixflash, tmp};
+
+/// Which project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `nixflash new fw --board esp32c3` as it is.
+    Esp32c3,
+    /// `nixflash new fw --board esp32c3 --log defmt` as it is.
+    Esp32c3Defmt,
+    /// The ESP32-C3 project with tests/fixtures/firmware/esp32c3-addresses.rs as src/main.rs.
+    Esp32c3Addresses,
+    /// `nixflash new fw --board uno` as it is.
+    Uno,
+    /// The Uno project with tests/fixtures/firmware/uno-addresses.rs as src/main.rs.
+    UnoAddresses,
+}
+
+/// A built project: its folder (package `fw`) and a copy of its ELF.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub project: PathBuf,
+    pub elf: PathBuf,
+}
+
+impl Kind {
+    fn board(self) -> &'static str {
+        match self {
+            Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
+            Kind::Uno | Kind::UnoAddresses => "uno",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Esp32c3 => "esp32c3",
+            Kind::Esp32c3Defmt => "esp32c3-defmt",
+            Kind::Esp32c3Addresses => "esp32c3-addresses",
+            Kind::Uno => "uno",
+            Kind::UnoAddresses => "uno-addresses",
+        }
+    }
+}
+
+/// What each build gave.
+type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
+
+/// Builds `kind` once per test binary; `Err(why)` when this machine cannot (for `skip`).
+pub fn build(kind: Kind) -> Result<Built, String> {
+    static BUILT: OnceLock<Builds> = OnceLock::new();
+    // One build at a time: they share target folders (and two cores).
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
+        return r.clone();
+    }
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
+        return r.clone();
+    }
+    let r = build_now(kind);
+    built.lock().unwrap().push((kind, r.clone()));
+    r
+}
+
+fn build_now(kind: Kind) -> Result<Built, String> {
+    let env = firmware_env()?;
+    let esp = kind.board() == "esp32c3";
+    let mirror = if esp { None } else { Some(avr_hal_git()?) };
+    let dir = tmp().join("firmware").join(kind.name());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = vec!["new", "fw", "--board", kind.board(), "--no-git"];
+    if kind == Kind::Esp32c3Defmt {
+        args.extend(["--log", "defmt"]);
+    }
+    let o = run_bounded(
+        nixflash()
+            .args(&args)
+            .current_dir(&dir)
+            .env("XDG_CONFIG_HOME", dir.join(".cfg")),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new: {:?}", text(&o));
+    let project = dir.join("fw");
+    let fixture = match kind {
+        Kind::Esp32c3Addresses => Some("esp32c3-addresses.rs"),
+        Kind::UnoAddresses => Some("uno-addresses.rs"),
+        _ => None,
+    };
+    if let Some(f) = fixture {
+        std::fs::copy(
+            fixtures().join("firmware").join(f),
+            project.join("src/main.rs"),
+        )
+        .unwrap();
+    }
+    // The template's own flags decide whether dependencies can be shared: the defmt project's
+    // rustflags differ, so it has a target folder of its own.
+    let target_dir = tmp().join(match kind {
+        Kind::Esp32c3 | Kind::Esp32c3Addresses => "firmware-esp32c3",
+        Kind::Esp32c3Defmt => "firmware-esp32c3-defmt",
+        Kind::Uno | Kind::UnoAddresses => "firmware-uno",
+    });
+    let git_config = dir.join("gitconfig");
+    if let Some(m) = mirror {
+        std::fs::write(
+            &git_config,
+            format!(
+                "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
+                m.display()
+            ),
+        )
+        .unwrap();
+    }
+    let extra: &[&str] = if esp {
+        &[
+            "-Z",
+            "build-std=core,alloc",
+            "--config",
+            "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
+        ]
+    } else {
+        &[]
+    };
+    cargo_build(
+        &env,
+        &project,
+        &target_dir,
+        extra,
+        mirror.map(|_| git_config.as_path()),
+    );
+    let out = if esp {
+        target_dir.join("riscv32imc-unknown-none-elf/release/fw")
+    } else {
+        target_dir.join("avr-none/release/fw.elf")
+    };
+    let elf = dir.join("fw.elf");
+    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    Ok(Built { project, elf })
+}
+
+/// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
+/// arguments; git reads `git_config` (for the avr-hal mirror) if given.
+pub fn cargo_build(
+    env: &Path,
+    project: &Path,
+    target_dir: &Path,
+    args: &[&str],
+    git_config: Option<&Path>,
+) {
+    let mut script = format!(
+        ". '{}' && exec cargo build --release --locked",
+        env.display()
+    );
+    for a in args {
+        script.push_str(&format!(" '{a}'"));
+    }
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script])
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    if let Some(cfg) = git_config {
+        cmd.env("GIT_CONFIG_GLOBAL", cfg)
+            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
+    }
+    let out = run_bounded(&mut cmd, Duration::from_secs(3600));
+    assert!(
+        out.status.success(),
+        "cargo build failed in {}:\n{}",
+        project.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ELF class and machine of a file.
+pub fn elf_machine(path: &Path) -> (u8, u16) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not an ELF", path.display());
+    (bytes[4], u16::from_le_bytes([bytes[18], bytes[19]]))
+}
+
+/// The line number (from 1) of the only line of `file` that contains `marker`.
+pub fn line_of(file: &Path, marker: &str) -> u32 {
+    let text = std::fs::read_to_string(file).unwrap();
+    let found: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(marker))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(found.len(), 1, "{marker} in {}: {found:?}", file.display());
+    found[0] as u32
+}
