@@ -23,6 +23,20 @@ use crate::version::Version;
 /// The flags that make any Nix 2.4+ accept flakes, whatever the user's nix.conf says.
 pub const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
 
+/// The first Nix whose `nix flake update` takes input names; older ones need
+/// `nix flake lock --update-input <name>`.
+pub const FLAKE_UPDATE_TAKES_INPUTS: Version = Version(2, 19, 0);
+
+/// The oldest Nix a generated project builds with: what the nixpkgs nixflash pins needs
+/// (templates/pins.toml), and never below 2.4 (flakes, `nix build --json`).
+pub fn min_version() -> Version {
+    crate::render::pins()
+        .ok()
+        .and_then(|p| p.values().filter_map(|p| p.min_nix).max())
+        .unwrap_or(Version(2, 4, 0))
+        .max(Version(2, 4, 0))
+}
+
 /// Nix, found on PATH.
 #[derive(Debug, Clone)]
 pub struct Nix {
@@ -145,6 +159,20 @@ pub fn flake_dir(manifest: &Manifest) -> Result<PathBuf> {
             ))
             .into()
         })
+}
+
+/// The nix arguments that update `inputs` (all of them when empty) with Nix `version`.
+fn update_args(version: Version, inputs: &[String]) -> Vec<String> {
+    if inputs.is_empty() || version >= FLAKE_UPDATE_TAKES_INPUTS {
+        let mut args = vec!["flake".to_string(), "update".to_string()];
+        args.extend(inputs.iter().cloned());
+        return args;
+    }
+    let mut args = vec!["flake".to_string(), "lock".to_string()];
+    for input in inputs {
+        args.extend(["--update-input".to_string(), input.clone()]);
+    }
+    args
 }
 
 /// The Nix system name of this machine (`x86_64-linux`, `aarch64-darwin`), as flake outputs are
@@ -529,10 +557,15 @@ fn pathdiff(path: &Path, base: &Path) -> String {
     }
 }
 
-/// `nix flake update [inputs…]` in the flake folder, with live output.
+/// `nix flake update [inputs…]` in the flake folder, with live output (before Nix 2.19, which
+/// does not take input names there: `nix flake lock --update-input <input>…`).
 pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()> {
-    let mut args: Vec<&str> = vec!["flake", "update"];
-    args.extend(inputs.iter().map(String::as_str));
+    let version = if inputs.is_empty() {
+        FLAKE_UPDATE_TAKES_INPUTS
+    } else {
+        nix.version()?
+    };
+    let args = update_args(version, inputs);
     let run = nix
         .command(flake_dir, &args)
         .run(Show::Stderr)
@@ -556,6 +589,27 @@ pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_are_updated_the_way_the_nix_at_hand_takes_them() {
+        let inputs = ["rust-overlay".to_string(), "crane".to_string()];
+        assert_eq!(
+            update_args(Version(2, 26, 3), &inputs),
+            ["flake", "update", "rust-overlay", "crane"]
+        );
+        assert_eq!(
+            update_args(Version(2, 18, 1), &inputs),
+            [
+                "flake",
+                "lock",
+                "--update-input",
+                "rust-overlay",
+                "--update-input",
+                "crane"
+            ]
+        );
+        assert_eq!(update_args(Version(2, 8, 0), &[]), ["flake", "update"]);
+    }
 
     #[test]
     fn out_path_reads_nix_build_json() {

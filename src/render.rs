@@ -91,6 +91,8 @@ pub struct Pin {
     /// Inputs of this input that follow the project's own (`nixpkgs = "nixpkgs"`).
     #[serde(default)]
     pub follows: BTreeMap<String, String>,
+    /// The oldest Nix that can evaluate this input, if it says.
+    pub min_nix: Option<crate::version::Version>,
     /// The flake reference flake.nix names, `github:<owner>/<repo>[/<ref>]`.
     #[serde(skip_deserializing)]
     pub url: String,

@@ -38,7 +38,7 @@ struct BuildJson<'a> {
 
 pub fn run(a: Args) -> Result<u8> {
     let ctx = a.flags.context()?;
-    let (manifest, board) = (ctx.manifest()?, ctx.board()?);
+    let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
     let built = nix::build(
         manifest,
         board,
@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<u8> {
             board: &board.id,
             built: &built,
         };
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        super::outln!("{}", serde_json::to_string_pretty(&j)?);
     }
     Ok(0)
 }

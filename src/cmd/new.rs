@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use std::io::{self, IsTerminal, Write};
+
+use anyhow::{Context as _, Result};
+use nixflash::board::{Board, Database};
+use nixflash::error::Failure;
 use nixflash::project::{self, NewOptions};
 
 /// Create a new firmware project for a board
@@ -15,9 +19,9 @@ use nixflash::project::{self, NewOptions};
 pub struct Args {
     /// Folder to create (its name is the package name unless --name is given)
     pub path: PathBuf,
-    /// Board id or alias; `nixflash boards` lists them
+    /// Board id or alias; `nixflash boards` lists them (without it, on a terminal, you choose)
     #[arg(long, short)]
-    pub board: String,
+    pub board: Option<String>,
     /// Package name, if not the folder's name
     #[arg(long)]
     pub name: Option<String>,
@@ -54,7 +58,10 @@ pub struct InitArgs {
 
 pub fn run_new(a: Args) -> Result<u8> {
     let ctx = nixflash::context::Context::current()?;
-    let board = ctx.db.get(&a.board)?;
+    let board = match &a.board {
+        Some(b) => ctx.db.get(b)?,
+        None => choose_board(&ctx.db)?,
+    };
     let created = project::create(&NewOptions {
         path: &a.path,
         board,
@@ -62,7 +69,7 @@ pub fn run_new(a: Args) -> Result<u8> {
         force: a.force,
         git: !a.no_git,
     })?;
-    println!(
+    super::outln!(
         "Created {} for the {} ({}) in {}",
         created.name,
         board.name,
@@ -70,17 +77,17 @@ pub fn run_new(a: Args) -> Result<u8> {
         created.root.display()
     );
     for f in &created.files {
-        println!("  {}", f.display());
+        super::outln!("  {}", f.display());
     }
     match created.git {
-        Some(true) => println!("Initialised a git repository and added every file (a flake only sees tracked files)."),
-        Some(false) => println!("Added every file to the enclosing git repository."),
-        None => println!("Not added to git (--no-git): run `git add` before `nix build`, or Nix will not see the files."),
+        Some(true) => super::outln!("Initialised a git repository and added every file (a flake only sees tracked files)."),
+        Some(false) => super::outln!("Added every file to the enclosing git repository."),
+        None => super::outln!("Not added to git (--no-git): run `git add` before `nix build`, or Nix will not see the files."),
     }
     if let Some(n) = &board.notes {
-        println!("\nNote: {}", n.trim().replace('\n', " "));
+        super::outln!("\nNote: {}", n.trim().replace('\n', " "));
     }
-    println!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
+    super::outln!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
     Ok(0)
 }
 
@@ -88,31 +95,69 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     let ctx = nixflash::context::Context::at(&a.path)?;
     let board = ctx.db.get(&a.board)?;
     let done = project::init(&a.path, board, a.force, !a.no_git)?;
-    println!(
+    super::outln!(
         "Added nixflash files for the {} ({}) to {}:",
-        board.name, board.id, done.name
+        board.name,
+        board.id,
+        done.name
     );
     for f in &done.files {
-        println!("  {}", f.display());
+        super::outln!("  {}", f.display());
     }
     if done.metadata_changed {
-        println!(
+        super::outln!(
             "  Cargo.toml: [package.metadata.nixflash] board = \"{}\"",
             board.id
         );
     }
     if done.git_added {
-        println!("Added them to git.");
+        super::outln!("Added them to git.");
     }
-    println!(
+    super::outln!(
         "\nYour dependencies and src/ are unchanged: the firmware needs `{}` (feature `{}`).",
-        board.hal.krate, board.hal.feature
+        board.hal.krate,
+        board.hal.feature
     );
     if !done.has_lock {
-        println!(
+        super::outln!(
             "There is no Cargo.lock yet, and the flake needs one: run `cargo generate-lockfile`."
         );
     }
-    println!("Next: nixflash build");
+    super::outln!("Next: nixflash build");
     Ok(0)
+}
+
+/// The board, asked for on a terminal; elsewhere an error that lists them.
+fn choose_board(db: &Database) -> Result<&Board> {
+    let boards: Vec<&Board> = db.boards().collect();
+    if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+        return Err(Failure::new(format!(
+            "which board? pass --board <id>; the boards are:\n{}",
+            super::boards::table(db.entries())
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+        .hint("for example: nixflash new blinky --board uno")
+        .into());
+    }
+    eprintln!("Which board is the project for?");
+    for (i, b) in boards.iter().enumerate() {
+        eprintln!("  {:>2}) {:<20} {} ({})", i + 1, b.id, b.name, b.chip);
+    }
+    eprint!("Number or id [1-{}]: ", boards.len());
+    io::stderr().flush().ok();
+    let mut line = String::new();
+    io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the answer")?;
+    let answer = line.trim();
+    if let Ok(n) = answer.parse::<usize>() {
+        if (1..=boards.len()).contains(&n) {
+            return Ok(boards[n - 1]);
+        }
+    }
+    db.get(answer)
 }

@@ -535,28 +535,160 @@ fn doctor_checks_each_thing_on_one_line() {
     assert!(
         lines
             .iter()
-            .all(|l| l.starts_with("✓ ") || l.starts_with("✗ ")),
+            .all(|l| l.starts_with("✓ ") || l.starts_with("! ") || l.starts_with("✗ ")),
         "{lines:?}"
     );
     assert!(lines[0].starts_with("✓ nix 2."), "{}", lines[0]);
     assert!(lines.iter().any(|l| l.starts_with("✓ git repository")));
     assert!(lines.contains(&"✓ board uno (Arduino Uno)"));
     assert!(lines.iter().any(|l| l.contains("ravedude")));
-    let failed = lines.iter().filter(|l| l.starts_with("✗ ")).count();
-    assert_eq!(o.code, if failed == 0 { 0 } else { 1 });
+    // No std lock yet: worth knowing (the build makes it), and the flake is not evaluated.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("! nix/std-Cargo.lock is missing")),
+        "{lines:?}"
+    );
+    assert!(
+        !o.stdout.contains("✗ the flake does not evaluate"),
+        "{lines:?}"
+    );
+    assert_eq!(o.code, 0, "only ! lines, so doctor succeeds");
 
-    // Flakes disabled and a file untracked: both ✗ with their fixes, and exit code 1.
+    // After a build: every line ✓, the flake evaluated.
+    let mut c = f.nixflash("");
+    c.arg("build");
+    assert_eq!(run(c).code, 0);
+    let mut c = f.nixflash("");
+    c.arg("doctor");
+    let o = run(c);
+    assert!(
+        o.stdout.lines().all(|l| l.starts_with("✓ ")),
+        "{}",
+        o.stdout
+    );
+    assert!(o
+        .stdout
+        .contains("✓ the flake evaluates: the firmware is /nix/store/"));
+    assert_eq!(o.code, 0);
+
+    // Flakes off in nix.conf and a file untracked: both !, with their fixes; still exit 0,
+    // since nixflash copes with both.
     git(&f.dir, &["rm", "-q", "--cached", "firmware.elf"]);
     let mut c = f.nixflash("");
     c.arg("doctor").env("NIX_CONFIG", "experimental-features =");
     let o = run(c);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(o.stdout.contains(
+        "! flakes are not enabled in nix.conf: nixflash enables them for its own calls, but plain `nix build`, `nix develop` and direnv need them — fix: add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf"
+    ), "{}", o.stdout);
+    assert!(o.stdout.contains(
+        "! git does not track firmware.elf (the flake cannot see it; `nixflash build` adds it, plain `nix build` fails) — fix: git add --intent-to-add -- firmware.elf"
+    ), "{}", o.stdout);
+
+    // A file the flake needs that .gitignore hides will fail: ✗ and exit 1; --json says the same.
+    fs::write(f.dir.join(".gitignore"), "firmware.elf\n").unwrap();
+    let mut c = f.nixflash("");
+    c.args(["doctor", "--json"]);
+    let o = run(c);
     assert_eq!(o.code, 1);
-    assert!(o.stdout.contains(
-        "✗ flakes are not enabled (nixflash enables them for its own calls, but `nix build`, `nix develop` and direnv need them) — fix: add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf"
-    ));
-    assert!(o.stdout.contains(
-        "✗ git does not track firmware.elf (the flake cannot see it) — fix: git add --intent-to-add -- firmware.elf"
-    ));
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(j["ok"], false);
+    let failed: Vec<&serde_json::Value> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    // The ignored file, and the evaluation that fails for it.
+    assert_eq!(failed.len(), 2, "{j}");
+    assert!(failed[0]["what"]
+        .as_str()
+        .unwrap()
+        .starts_with("firmware.elf is ignored by .gitignore"));
+    assert!(failed[0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("git add --force"));
+    assert!(failed[1]["what"]
+        .as_str()
+        .unwrap()
+        .starts_with("the flake does not evaluate: path '/nix/store/"));
+}
+
+/// Outside a project, doctor checks the system only, and succeeds when it is fine.
+#[test]
+fn doctor_outside_a_project_checks_the_system() {
+    require!("nix", "doctor_outside_a_project_checks_the_system");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(tmp.path())
+        .arg("doctor")
+        .env_remove("NIX_CONFIG");
+    let o = run(c);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(o.stdout.starts_with("✓ nix 2."), "{}", o.stdout);
+    for project_check in ["project", "board", "git", "flake", "Cargo.lock"] {
+        assert!(
+            !o.stdout.contains(project_check) || o.stdout.contains("flakes are enabled"),
+            "{project_check}: {}",
+            o.stdout
+        );
+    }
+    assert!(!o.stdout.contains("✗"), "{}", o.stdout);
+}
+
+/// A board edited by hand in Cargo.toml: build refuses and doctor fails, both saying to run
+/// `nixflash init --board <id>`.
+#[test]
+fn a_board_edited_by_hand_is_caught_before_building() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(tmp.path())
+        .args(["new", "fw", "--board", "uno", "--no-git"]);
+    assert_eq!(run(c).code, 0);
+    let dir = tmp.path().join("fw");
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace("board = \"uno\"", "board = \"mega\""),
+    )
+    .unwrap();
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(&dir).arg("build");
+    let o = run(c);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("says board `mega2560`, but .cargo/config.toml builds for the CPU `atmega328p`, and the Arduino Mega 2560 has `atmega2560`"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("hint: to switch the project to the Arduino Mega 2560, run `nixflash init --board mega2560`"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("Building"), "{}", o.stderr);
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(&dir).args(["doctor", "--json"]);
+    let o = run(c);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "fail"
+                && c["what"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Cargo.toml says board `mega2560`")
+                && c["fix"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("nixflash init --board mega2560")),
+        "{j}"
+    );
 }
 
 /// A package that names no board, and a Cargo.toml that is not TOML: each says what to do, before
