@@ -411,6 +411,29 @@ fn a_failing_builder_gets_the_log_end_and_a_diagnosis() {
     // Hints come last.
     let last = o.stderr.lines().last().unwrap();
     assert!(last.starts_with("hint: "), "{last}");
+    // No "Git tree is dirty" on every build of a project with uncommitted edits.
+    assert!(!o.stderr.contains("is dirty"), "{}", o.stderr);
+
+    // --json: an answer on stdout on failure too, with the diagnosis and the hints.
+    let mut c = f.nixflash("");
+    c.args(["build", "--json"]);
+    let o = run(c);
+    assert_eq!(o.code, 1);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", o.stdout));
+    assert_eq!(j["ok"], false);
+    assert!(j["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("`nix build .#default` failed (exit code 1)"));
+    assert!(j["diagnosis"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("The tests were compiled for the board's no_std target"));
+    assert!(j["hints"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("keep `doCheck = false;`"));
 }
 
 #[test]
@@ -745,6 +768,93 @@ fn a_project_without_a_board_or_with_a_broken_cargo_toml_says_what_to_do() {
             .contains("hint: fix it: cargo cannot read it either"),
         "{}",
         o.stderr
+    );
+}
+
+/// On a terminal a build shows one progress line (the count of derivations, what is built, the
+/// builder's last line) instead of the builder's lines; piped, the builder's lines are printed as
+/// `nix build -L` prints them. No nix command is silent: the std lock's rust-src too.
+#[test]
+fn a_build_shows_progress_on_a_terminal_and_lines_when_piped() {
+    require!(
+        "nix",
+        "a_build_shows_progress_on_a_terminal_and_lines_when_piped"
+    );
+    let f = Fixture::new(true);
+    let mut pty = common::pty::Pty::new();
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_nixflash"))
+        .arg("build")
+        .current_dir(&f.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(pty.slave())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let shown = String::from_utf8_lossy(&pty.read_all(Duration::from_secs(5))).into_owned();
+    assert!(status.success(), "{shown}");
+    // The progress line, drawn over itself (carriage returns and colour).
+    assert!(shown.contains("building .#rust-src"), "{shown:?}");
+    assert!(shown.contains("building fixture"), "{shown:?}");
+    assert!(
+        shown.contains("[0/1]") || shown.contains("[1/1]"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains('\u{1b}'),
+        "no colour or cursor control: {shown:?}"
+    );
+    // Not the builder's lines, which are for pipes and logs.
+    assert!(
+        !shown.contains("fixture> installing the firmware"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("Size"), "{shown:?}");
+
+    // Piped (as every other test runs it): the builder's own lines.
+    fs::write(f.dir.join("nonce"), "again").unwrap();
+    let mut c = f.nixflash("");
+    c.arg("build");
+    let o = run(c);
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stderr.contains("fixture> installing the firmware"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains('\u{1b}'),
+        "colour in a pipe: {:?}",
+        o.stderr
+    );
+}
+
+/// A generated project whose pinned inputs are not in the store yet: its first build says that
+/// it downloads them and a toolchain. (Here it then fails: this machine is offline.)
+#[test]
+fn a_first_build_says_it_downloads_the_pinned_inputs() {
+    require!("nix", "a_first_build_says_it_downloads_the_pinned_inputs");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(tmp.path())
+        .args(["new", "fw", "--board", "esp32c3"]);
+    assert_eq!(run(c).code, 0);
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(tmp.path().join("fw")).arg("build");
+    let o = run(c);
+    // The slimmed fixture nixpkgs is not the pinned one: nixpkgs at least is missing.
+    assert!(
+        o.stderr
+            .contains("this is the first build with these pins: Nix downloads")
+            && o.stderr.contains("nixpkgs")
+            && o.stderr.contains("the Rust toolchain (1.96.0)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        o.stderr.matches("first build with these pins").count(),
+        1,
+        "said more than once"
     );
 }
 

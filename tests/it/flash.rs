@@ -510,7 +510,7 @@ fn flash_without_a_build_or_port_says_what_to_pass() {
     std::fs::write(
         project.join("boards/no-such-uno.toml"),
         "inherit = \"uno\"\nid = \"no-such-uno\"\nname = \"Test Uno\"\naliases = []\n\
-         [usb]\nids = [\"f0f0:0f0f\"]\n",
+         [flash]\nboard = \"uno\"\n[usb]\nids = [\"f0f0:0f0f\"]\n",
     )
     .unwrap();
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();

@@ -2,73 +2,18 @@
 //! "board") and the monitor opens the slave side as its serial port. Every wait is bounded, and
 //! a monitor still running when a test ends is killed.
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::pty::Pty;
+
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A pseudo-terminal: `master` is the board's end, `path` the serial port the monitor opens.
-struct Pty {
-    master: File,
-    path: PathBuf,
-}
-
-impl Pty {
-    fn new() -> Pty {
-        // SAFETY: plain libc calls on a descriptor this function owns.
-        unsafe {
-            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-            assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
-            assert_eq!(libc::grantpt(fd), 0);
-            assert_eq!(libc::unlockpt(fd), 0);
-            let mut name = [0 as libc::c_char; 128];
-            assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
-            let path = PathBuf::from(CStr::from_ptr(name.as_ptr()).to_str().unwrap());
-            Pty {
-                master: File::from_raw_fd(fd),
-                path,
-            }
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-        self.master.flush().unwrap();
-    }
-
-    /// Reads what the monitor sent until `want` is among it; panics after `WAIT`.
-    fn read_until(&mut self, want: &[u8]) -> Vec<u8> {
-        let deadline = Instant::now() + WAIT;
-        let mut got = Vec::new();
-        while !got.windows(want.len()).any(|w| w == want) {
-            assert!(
-                Instant::now() < deadline,
-                "the board never got {:?}; it got {:?}",
-                String::from_utf8_lossy(want),
-                String::from_utf8_lossy(&got)
-            );
-            let mut p = libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut p, 1, 50) } == 1 && p.revents & libc::POLLIN != 0 {
-                let mut buf = [0u8; 256];
-                let n = self.master.read(&mut buf).unwrap();
-                got.extend_from_slice(&buf[..n]);
-            }
-        }
-        got
-    }
-}
 
 fn lflag(f: &File) -> libc::tcflag_t {
     // SAFETY: tcgetattr fills a plain C struct.

@@ -3,6 +3,7 @@
 
 pub mod offline;
 pub mod process;
+pub mod pty;
 pub mod sim;
 
 use std::fs;

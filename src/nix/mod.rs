@@ -15,13 +15,22 @@ use crate::git::{self, Git};
 use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::{self, Cmd, Output, Show};
+
+pub mod log;
+mod store;
+
 use crate::progress::status;
 use crate::size::{self, SizeReport};
 use crate::std_lock::{self, StdLock};
 use crate::version::Version;
+pub use store::missing_inputs;
 
 /// The flags that make any Nix 2.4+ accept flakes, whatever the user's nix.conf says.
 pub const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+
+/// Settings of every nix command nixflash runs: no "Git tree ... is dirty" warning, which every
+/// build of a project with uncommitted edits would print (nixflash git-adds what the flake needs).
+pub const SETTINGS: [&str; 3] = ["--option", "warn-dirty", "false"];
 
 /// The first Nix whose `nix flake update` takes input names; older ones need
 /// `nix flake lock --update-input <name>`.
@@ -84,7 +93,28 @@ impl Nix {
         if self.verbose {
             status("Running", &format!("`nix {}`", process::shell_line(&args)));
         }
-        Cmd::new(&self.path).args(FEATURES).args(&args).dir(dir)
+        Cmd::new(&self.path)
+            .args(FEATURES)
+            .args(SETTINGS)
+            .args(&args)
+            .dir(dir)
+    }
+
+    /// Runs `nix <args>` in `dir` with its progress shown (see [`log`]), `title` saying what it
+    /// does. The output's stderr is the plain log (what `nix ... -L` would have printed).
+    pub fn run<S: AsRef<str>>(&self, dir: &Path, args: &[S], title: &str) -> Result<Output> {
+        let mut log = log::NixLog::new(title);
+        let mut each = |l: &str| log.line(l);
+        // The log format is nixflash's business, not part of the command it shows.
+        let run = self
+            .command(dir, args)
+            .args(["--log-format", "internal-json"])
+            .run(Show::Each(&mut each))
+            .with_context(|| format!("cannot run {}", self.path.display()));
+        let text = log.finish();
+        let mut out = run?;
+        out.stderr = text;
+        Ok(out)
     }
 
     /// `nix --version`, e.g. 2.26.3.
@@ -105,10 +135,11 @@ impl Nix {
         attr: &str,
     ) -> Result<std::result::Result<PathBuf, Output>> {
         let installable = format!(".#{attr}");
-        let run = self
-            .command(flake_dir, &["build", &installable, "--json", "--no-link"])
-            .run(Show::Quiet)
-            .context("cannot run nix")?;
+        let run = self.run(
+            flake_dir,
+            &["build", &installable, "--json", "--no-link"],
+            &format!("building .#{attr}"),
+        )?;
         interrupt::check()?;
         if !run.success() {
             return Ok(Err(run));
@@ -120,10 +151,7 @@ impl Nix {
     /// building anything: its path, or nix's error (the `error:` lines of its log).
     pub fn evaluate_firmware(&self, flake_dir: &Path) -> Result<String> {
         let attr = format!(".#packages.{}.default.drvPath", system());
-        let run = self
-            .command(flake_dir, &["eval", "--raw", &attr])
-            .run(Show::Quiet)
-            .context("cannot run nix")?;
+        let run = self.run(flake_dir, &["eval", "--raw", &attr], "evaluating the flake")?;
         interrupt::check()?;
         if !run.success() {
             let lines = relevant_lines(&run.stderr, 10);
@@ -466,6 +494,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     let git = Git::of(&flake_dir);
     check_git(&flake_dir, &git, opts.git_add)?;
     interrupt::check()?;
+    say_if_first_build(&flake_dir, &opts.nix_args);
 
     let std_lock = if board.rust.build_std {
         std_lock::sync(&nix, &flake_dir, &git, board, opts)?
@@ -478,20 +507,18 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
         "Building",
         &format!("{} for the {} with nix…", manifest.name, board.name),
     );
-    let mut args = vec!["build", ".#default", "--json", "-L"];
+    let mut args = vec!["build", ".#default", "--json"];
     if opts.link {
         args.extend(["--out-link", "result"]);
     } else {
         args.push("--no-link");
     }
-    let run = nix
-        .command(&flake_dir, &args)
-        .run(Show::Stderr)
-        .context("cannot run nix")?;
+    let run = nix.run(&flake_dir, &args, &format!("building {}", manifest.name))?;
     interrupt::check()?;
     if !run.success() {
         let vars = diagnosis_vars(&flake_dir, &git, board);
-        return Err(BuildFailed::new("nix build .#default", run, true, &vars).into());
+        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        return Err(BuildFailed::new("nix build .#default", run, shown, &vars).into());
     }
 
     let out = out_path(&run.stdout_text())?;
@@ -549,6 +576,36 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     })
 }
 
+/// Before a first build (the flake's inputs are not in the store yet), says once that it
+/// downloads them and a toolchain, which takes a while. Inputs the user overrides (after `--`)
+/// are not downloaded.
+fn say_if_first_build(flake_dir: &Path, nix_args: &[String]) {
+    let overridden: Vec<&str> = nix_args
+        .windows(2)
+        .filter(|w| w[0] == "--override-input")
+        .map(|w| w[1].as_str())
+        .collect();
+    let missing: Vec<String> = missing_inputs(flake_dir)
+        .into_iter()
+        .filter(|i| !overridden.contains(&i.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let toolchain = std_lock::channel(flake_dir)
+        .map(|c| format!("the Rust toolchain ({c})"))
+        .unwrap_or_else(|| "the Rust toolchain".into());
+    status(
+        "Note",
+        &format!(
+            "this is the first build with these pins: Nix downloads {} and {toolchain}, then \
+             builds every dependency. That takes minutes (and the network); later builds reuse \
+             it all.",
+            missing.join(", ")
+        ),
+    );
+}
+
 /// `path` relative to `base` when it lies below it, else as is.
 fn pathdiff(path: &Path, base: &Path) -> String {
     match path.strip_prefix(base) {
@@ -566,10 +623,7 @@ pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()
         nix.version()?
     };
     let args = update_args(version, inputs);
-    let run = nix
-        .command(flake_dir, &args)
-        .run(Show::Stderr)
-        .context("cannot run nix")?;
+    let run = nix.run(flake_dir, &args, "updating flake.lock")?;
     interrupt::check()?;
     if !run.success() {
         let lines: Vec<String> = relevant_lines(&run.stderr, 15)
