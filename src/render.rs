@@ -54,6 +54,8 @@ pub struct Project {
     pub name: String,
     /// The package name as a Rust identifier (`my_blinky`).
     pub ident: String,
+    /// The package's version (a new project's is 0.1.0).
+    pub version: String,
 }
 
 impl Project {
@@ -61,7 +63,14 @@ impl Project {
         Project {
             name: name.to_string(),
             ident: name.replace('-', "_"),
+            version: "0.1.0".to_string(),
         }
+    }
+
+    /// The same with another version (an existing package's).
+    pub fn with_version(mut self, version: &str) -> Project {
+        self.version = version.to_string();
+        self
     }
 }
 
@@ -322,8 +331,8 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
         }
     });
     let mut root = format!(
-        "[[package]]\nname = \"{}\"\nversion = \"0.1.0\"",
-        project.name
+        "[[package]]\nname = \"{}\"\nversion = \"{}\"",
+        project.name, project.version
     );
     if !root_deps.is_empty() {
         root.push_str("\ndependencies = [\n");

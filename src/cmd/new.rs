@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::error::Failure;
-use nixflash::project::{self, NewOptions};
+use nixflash::project::{self, Change, NewOptions};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
@@ -35,12 +35,19 @@ pub struct Args {
 
 /// Add nixflash's Nix and board files to an existing Cargo project
 #[derive(clap::Args)]
-#[command(
-    after_help = "Run it at the root of a Cargo package. It writes flake.nix, .envrc, \
-    rust-toolchain.toml, .cargo/config.toml and, by family, Ravedude.toml or build.rs, and adds \
-    [package.metadata.nixflash] board = \"<id>\" to Cargo.toml. Your dependencies and src/ are \
-    left alone.\n\nExample:\n  cd my-firmware && nixflash init --board uno"
-)]
+#[command(after_help = "Run it at the root of a Cargo package.\n\n\
+    In a package that is not a nixflash project yet (`cargo new`), it writes flake.nix, \
+    flake.lock, .envrc, rust-toolchain.toml, .cargo/config.toml and, by family, Ravedude.toml \
+    or build.rs; adds the board and its dependencies (the HAL) to Cargo.toml, keeping yours; \
+    writes Cargo.lock from nixflash's lock data when the package has no dependencies of its own; \
+    makes src/main.rs the blinky only if it is still cargo's hello world; adds /result and \
+    /.direnv to .gitignore. It refuses to write over files it did not make (unless --force).\n\n\
+    In a nixflash project, --board <other> switches boards: every board-derived file is written \
+    for the new board, the old family's files go, src/ stays (across families it needs --force, \
+    and replaces src/main.rs only if it is still the generated blinky). It lists what changed.\n\n\
+    Examples:\n  cargo new lamp && cd lamp && nixflash init --board uno\n  \
+    nixflash init --board nano           the project was for the Uno: now for the Nano\n  \
+    nixflash init --board esp32c3 --force   from AVR to ESP32-C3")]
 pub struct InitArgs {
     /// Board id or alias; `nixflash boards` lists them
     #[arg(long, short)]
@@ -94,34 +101,38 @@ pub fn run_new(a: Args) -> Result<u8> {
 pub fn run_init(a: InitArgs) -> Result<u8> {
     let ctx = nixflash::context::Context::at(&a.path)?;
     let board = ctx.db.get(&a.board)?;
-    let done = project::init(&a.path, board, a.force, !a.no_git)?;
-    super::outln!(
-        "Added nixflash files for the {} ({}) to {}:",
-        board.name,
-        board.id,
-        done.name
-    );
-    for f in &done.files {
-        super::outln!("  {}", f.display());
-    }
-    if done.metadata_changed {
-        super::outln!(
-            "  Cargo.toml: [package.metadata.nixflash] board = \"{}\"",
+    let done = project::init(&a.path, board, &ctx.db, a.force, !a.no_git)?;
+    match &done.switched_from {
+        Some(old) => super::outln!(
+            "Switched {} from `{old}` to the {} ({}):",
+            done.name,
+            board.name,
             board.id
-        );
+        ),
+        None => super::outln!(
+            "Set up {} for the {} ({}):",
+            done.name,
+            board.name,
+            board.id
+        ),
+    }
+    if done.changes.is_empty() {
+        super::outln!("  nothing to change: the project's files are already the board's");
+    }
+    for c in &done.changes {
+        match c {
+            Change::Added(p) => super::outln!("  added     {}", p.display()),
+            Change::Replaced(p) => super::outln!("  replaced  {}", p.display()),
+            Change::Removed(p) => super::outln!("  removed   {}", p.display()),
+            Change::Edited(p, what) => super::outln!("  changed   {}: {what}", p.display()),
+            Change::Kept(p, why) => super::outln!("  kept      {}: {why}", p.display()),
+        }
     }
     if done.git_added {
-        super::outln!("Added them to git.");
+        super::outln!("Added the changes to git (a flake only sees files git tracks).");
     }
-    super::outln!(
-        "\nYour dependencies and src/ are unchanged: the firmware needs `{}` (feature `{}`).",
-        board.hal.krate,
-        board.hal.feature
-    );
-    if !done.has_lock {
-        super::outln!(
-            "There is no Cargo.lock yet, and the flake needs one: run `cargo generate-lockfile`."
-        );
+    for t in &done.todo {
+        super::outln!("To do: {t}");
     }
     super::outln!("Next: nixflash build");
     Ok(0)

@@ -3,6 +3,7 @@
 
 mod check;
 mod init;
+mod manifest_edit;
 mod new;
 
 use std::fs;
@@ -15,7 +16,7 @@ use crate::interrupt;
 use crate::render::File;
 
 pub use check::board_mismatch;
-pub use init::{init, Initialized};
+pub use init::{init, Change, Initialized};
 pub use new::{create, Created, NewOptions};
 
 pub(crate) fn refuse(message: String, hint: impl Into<String>) -> anyhow::Error {

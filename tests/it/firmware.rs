@@ -76,18 +76,48 @@ const ELFCLASS32: u8 = 1;
 const EM_AVR: u16 = 83;
 const EM_RISCV: u16 = 243;
 
-#[test]
-fn esp32c3_project_compiles_to_a_riscv_elf() {
+/// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
+/// compiler for `test`: its ELF `bin`, or None after [`common::skip`].
+pub(crate) fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let (mirror, env) = match common::offline::avr_hal_git()
+        .and_then(|m| Ok((m, common::offline::firmware_env()?)))
+    {
+        Ok(found) => found,
+        Err(why) => {
+            common::skip(test, &why);
+            return None;
+        }
+    };
+    let git_config = project.join("../gitconfig-for-avr-hal");
+    std::fs::write(
+        &git_config,
+        format!(
+            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-uno");
+    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
+    let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
+    Some(elf)
+}
+
+/// Compiles the ESP32-C3 project at `project` with the real compiler for `test`: its ELF `bin`,
+/// or None after [`common::skip`].
+pub(crate) fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
     let env = match common::offline::firmware_env() {
         Ok(e) => e,
-        Err(why) => return common::skip("esp32c3_project_compiles_to_a_riscv_elf", &why),
+        Err(why) => {
+            common::skip(test, &why);
+            return None;
+        }
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let project = render(tmp.path(), "esp32c3");
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-esp32c3");
     cargo_build(
         &env,
-        &project,
+        project,
         &target_dir,
         &[
             "-Z",
@@ -97,31 +127,21 @@ fn esp32c3_project_compiles_to_a_riscv_elf() {
         ],
         None,
     );
-    let elf = target_dir.join("riscv32imc-unknown-none-elf/release/fw");
+    let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
     assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
+    Some(elf)
+}
+
+#[test]
+fn esp32c3_project_compiles_to_a_riscv_elf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = render(tmp.path(), "esp32c3");
+    compile_esp32c3("esp32c3_project_compiles_to_a_riscv_elf", &project, "fw");
 }
 
 #[test]
 fn uno_project_compiles_to_an_avr_elf() {
-    let (mirror, env) = match common::offline::avr_hal_git()
-        .and_then(|m| Ok((m, common::offline::firmware_env()?)))
-    {
-        Ok(found) => found,
-        Err(why) => return common::skip("uno_project_compiles_to_an_avr_elf", &why),
-    };
     let tmp = tempfile::tempdir().unwrap();
-    let git_config = tmp.path().join("gitconfig");
-    std::fs::write(
-        &git_config,
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
     let project = render(tmp.path(), "uno");
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-uno");
-    cargo_build(&env, &project, &target_dir, &[], Some(&git_config));
-    let elf = target_dir.join("avr-none/release/fw.elf");
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
+    compile_avr("uno_project_compiles_to_an_avr_elf", &project, "fw");
 }

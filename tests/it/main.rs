@@ -9,6 +9,7 @@ mod build;
 mod firmware;
 mod flake_eval;
 mod flash;
+mod init;
 mod monitor;
 mod new;
 mod ports;
