@@ -40,12 +40,15 @@ enum Command {
 
 /// Print a shell completion script for nixflash
 #[derive(clap::Args)]
-#[command(after_help = "Load it from your shell's startup file:\n  \
-    bash   echo 'source <(nixflash completions bash)' >> ~/.bashrc\n  \
-    zsh    nixflash completions zsh > \"${fpath[1]}/_nixflash\"\n  \
-    fish   nixflash completions fish > ~/.config/fish/completions/nixflash.fish\n  \
-    elvish nixflash completions elvish >> ~/.config/elvish/rc.elv\n  \
-    powershell: nixflash completions powershell >> $PROFILE")]
+#[command(
+    after_help = "Examples (write the file once, then open a new shell):\n  \
+    nixflash completions bash > ~/.local/share/bash-completion/completions/nixflash\n  \
+    nixflash completions zsh > \"${fpath[1]}/_nixflash\"\n  \
+    nixflash completions fish > ~/.config/fish/completions/nixflash.fish\n  \
+    nixflash completions elvish >> ~/.config/elvish/rc.elv\n  \
+    nixflash completions powershell >> $PROFILE\n\n\
+    Bash without the bash-completion package: echo 'source <(nixflash completions bash)' >> ~/.bashrc"
+)]
 struct CompletionsArgs {
     /// The shell
     shell: clap_complete::Shell,

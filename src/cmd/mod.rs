@@ -91,13 +91,22 @@ macro_rules! nix_args_help {
 }
 pub(crate) use nix_args_help;
 
-/// Writes `text` to stdout (colour kept on a terminal, dropped when piped or with NO_COLOR). A
-/// closed pipe (`nixflash boards --json | head -1`) ends nixflash quietly.
+/// Set once stdout turned out to be a closed pipe.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes `text` to stdout (colour kept on a terminal, dropped when piped or with NO_COLOR). On a
+/// closed pipe (`nixflash boards --json | head -1`) the rest of the output is dropped quietly: the
+/// command still finishes and exits with its own status (a failed build stays a failure).
 pub fn out(text: &str) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut o = anstream::stdout().lock();
     if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
         if e.kind() == io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            return;
         }
         let _ = writeln!(io::stderr(), "error: cannot write to standard output: {e}");
         std::process::exit(1);

@@ -165,6 +165,11 @@ fn choose_board(db: &Database) -> Result<&Board> {
         .read_line(&mut line)
         .context("cannot read the answer")?;
     let answer = line.trim();
+    if answer.is_empty() {
+        return Err(Failure::new("no board chosen")
+            .hint("answer with a number or a board id, or pass --board <id>")
+            .into());
+    }
     if let Ok(n) = answer.parse::<usize>() {
         if (1..=boards.len()).contains(&n) {
             return Ok(boards[n - 1]);

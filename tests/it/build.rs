@@ -812,7 +812,9 @@ fn a_build_shows_progress_on_a_terminal_and_lines_when_piped() {
     assert!(shown.contains("Size"), "{shown:?}");
 
     // Piped (as every other test runs it): the builder's own lines.
-    fs::write(f.dir.join("nonce"), "again").unwrap();
+    // A nonce of its own: a fixed one would be built once per Nix store, and cached afterwards.
+    let nonce = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    fs::write(f.dir.join("nonce"), nonce).unwrap();
     let mut c = f.nixflash("");
     c.arg("build");
     let o = run(c);

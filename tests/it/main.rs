@@ -6,6 +6,7 @@
 mod common;
 
 mod build;
+mod cli;
 mod firmware;
 mod flake_eval;
 mod flash;
