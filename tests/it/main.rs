@@ -7,6 +7,7 @@ mod common;
 
 mod build;
 mod cli;
+mod doctor;
 mod firmware;
 mod flake_eval;
 mod flash;
@@ -14,3 +15,4 @@ mod init;
 mod monitor;
 mod new;
 mod ports;
+mod report;
