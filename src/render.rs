@@ -58,6 +58,8 @@ pub struct Project {
     /// its default.
     #[serde(skip)]
     pub options: BTreeMap<String, String>,
+    /// The package's version (a new project's is 0.1.0).
+    pub version: String,
 }
 
 impl Project {
@@ -66,7 +68,14 @@ impl Project {
             name: name.to_string(),
             ident: name.replace('-', "_"),
             options: BTreeMap::new(),
+            version: "0.1.0".to_string(),
         }
+    }
+
+    /// The same with another version (an existing package's).
+    pub fn with_version(mut self, version: &str) -> Project {
+        self.version = version.to_string();
+        self
     }
 
     /// The same project with `option` set to `choice`.
@@ -182,6 +191,8 @@ pub struct Pin {
     /// Inputs of this input that follow the project's own (`nixpkgs = "nixpkgs"`).
     #[serde(default)]
     pub follows: BTreeMap<String, String>,
+    /// The oldest Nix that can evaluate this input, if it says.
+    pub min_nix: Option<crate::version::Version>,
     /// The flake reference flake.nix names, `github:<owner>/<repo>[/<ref>]`.
     #[serde(skip_deserializing)]
     pub url: String,
@@ -426,8 +437,8 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
         }
     });
     let mut root = format!(
-        "[[package]]\nname = \"{}\"\nversion = \"0.1.0\"",
-        project.name
+        "[[package]]\nname = \"{}\"\nversion = \"{}\"",
+        project.name, project.version
     );
     if !root_deps.is_empty() {
         root.push_str("\ndependencies = [\n");

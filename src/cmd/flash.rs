@@ -42,7 +42,7 @@ pub fn run(a: Args) -> Result<u8> {
             .into());
     }
     let ctx = a.flags.context()?;
-    let board = ctx.board()?;
+    let board = ctx.board_to_build()?;
     let project = ctx.manifest()?;
 
     // What can be found out at once comes first: the firmware (or whether it can be built),

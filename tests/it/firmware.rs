@@ -5,13 +5,9 @@
 //! ../shared/fixtures.
 
 use crate::common;
-use crate::common::firmware::{build, elf_machine, Kind};
+use crate::common::firmware::{build, elf_machine, Kind, ELFCLASS32, EM_AVR, EM_RISCV};
 
 use object::{Object, ObjectSection, ObjectSymbol};
-
-const ELFCLASS32: u8 = 1;
-const EM_AVR: u16 = 83;
-const EM_RISCV: u16 = 243;
 
 #[test]
 fn esp32c3_project_compiles_to_a_riscv_elf() {

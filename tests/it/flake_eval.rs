@@ -354,11 +354,43 @@ fn own_flake_evaluates_without_ifd() {
         "nixflash-clippy",
         "nixflash-fmt",
         "nixflash-test",
+        "nixflash-test-offline",
     ] {
         assert!(
             log.contains(&format!("checks.{}.{check}", nix_system())),
             "nix flake check did not evaluate checks.{}.{check}:\n{log}",
             nix_system()
+        );
+    }
+    // The sandboxed integration tests name modules of tests/it that exist: a filter that matches
+    // nothing would pass with no test run.
+    let out = run(
+        Command::new("nix")
+            .current_dir(manifest_dir())
+            .args([
+                "eval",
+                "--raw",
+                &format!(".#checks.{}.nixflash-test-offline.checkPhase", nix_system()),
+            ])
+            .args(inputs.eval_flags()),
+        "the offline tests' arguments",
+    );
+    let args = text(&out.stdout);
+    let modules = args
+        .split_once("--test it -- ")
+        .unwrap_or_else(|| panic!("not the tests/it binary: {args}"))
+        .1;
+    let modules: Vec<&str> = modules
+        .split_whitespace()
+        .take_while(|m| m.ends_with("::"))
+        .collect();
+    assert!(!modules.is_empty(), "{args}");
+    for m in modules {
+        let file = manifest_dir().join(format!("tests/it/{}.rs", m.trim_end_matches("::")));
+        assert!(
+            file.exists(),
+            "checks.nixflash-test-offline runs `{m}`, but there is no {}",
+            file.display()
         );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::offline::{avr_hal_git, firmware_env};
 use super::process::{run_bounded, text};
-use super::{fixtures, nixflash, tmp};
+use super::{fixtures, nixflash, skip, tmp};
 
 /// Which project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,19 +56,24 @@ impl Kind {
     }
 }
 
+/// One firmware build at a time: they share target folders (and two cores).
+static ONE_BUILD: Mutex<()> = Mutex::new(());
+
+pub const ELFCLASS32: u8 = 1;
+pub const EM_AVR: u16 = 83;
+pub const EM_RISCV: u16 = 243;
+
 /// What each build gave.
 type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
 
 /// Builds `kind` once per test binary; `Err(why)` when this machine cannot (for `skip`).
 pub fn build(kind: Kind) -> Result<Built, String> {
     static BUILT: OnceLock<Builds> = OnceLock::new();
-    // One build at a time: they share target folders (and two cores).
-    static BUILDING: Mutex<()> = Mutex::new(());
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
         return r.clone();
     }
-    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
         return r.clone();
     }
@@ -78,9 +83,12 @@ pub fn build(kind: Kind) -> Result<Built, String> {
 }
 
 fn build_now(kind: Kind) -> Result<Built, String> {
-    let env = firmware_env()?;
+    // Said before anything is written: this machine may lack the tools.
+    firmware_env()?;
     let esp = kind.board() == "esp32c3";
-    let mirror = if esp { None } else { Some(avr_hal_git()?) };
+    if !esp {
+        avr_hal_git()?;
+    }
     let dir = tmp().join("firmware").join(kind.name());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -111,47 +119,74 @@ fn build_now(kind: Kind) -> Result<Built, String> {
     }
     // The template's own flags decide whether dependencies can be shared: the defmt project's
     // rustflags differ, so it has a target folder of its own.
-    let target_dir = tmp().join(match kind {
-        Kind::Esp32c3 | Kind::Esp32c3Addresses => "firmware-esp32c3",
-        Kind::Esp32c3Defmt => "firmware-esp32c3-defmt",
-        Kind::Uno | Kind::UnoAddresses => "firmware-uno",
-    });
-    let git_config = dir.join("gitconfig");
-    if let Some(m) = mirror {
-        std::fs::write(
-            &git_config,
-            format!(
-                "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-                m.display()
-            ),
-        )
-        .unwrap();
-    }
-    let extra: &[&str] = if esp {
+    let out = match kind {
+        Kind::Esp32c3 | Kind::Esp32c3Addresses => compile_esp(&project, "firmware-esp32c3", "fw"),
+        Kind::Esp32c3Defmt => compile_esp(&project, "firmware-esp32c3-defmt", "fw"),
+        Kind::Uno | Kind::UnoAddresses => compile_uno(&project, "fw"),
+    }?;
+    let elf = dir.join("fw.elf");
+    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    Ok(Built { project, elf })
+}
+
+/// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
+/// compiler for `test`: its ELF `bin`, or None after [`skip`].
+pub fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    compile_uno(project, bin)
+        .map_err(|why| skip(test, &why))
+        .ok()
+}
+
+/// Compiles the ESP32-C3 project at `project` with the real compiler for `test`: its ELF `bin`,
+/// or None after [`skip`].
+pub fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    compile_esp(project, "firmware-esp32c3", bin)
+        .map_err(|why| skip(test, &why))
+        .ok()
+}
+
+/// `cargo build` of an AVR project, arduino-hal taken from the avr-hal bundle: its ELF `bin`.
+fn compile_uno(project: &Path, bin: &str) -> Result<PathBuf, String> {
+    let env = firmware_env()?;
+    let mirror = avr_hal_git()?;
+    let git_config = project.join("../gitconfig-for-avr-hal");
+    std::fs::write(
+        &git_config,
+        format!(
+            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    let target_dir = tmp().join("firmware-uno");
+    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
+    let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
+    Ok(elf)
+}
+
+/// `cargo build` of an ESP32-C3 project in the target folder `target` (under the tests' own):
+/// its ELF `bin`.
+fn compile_esp(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
+    let env = firmware_env()?;
+    let target_dir = tmp().join(target);
+    cargo_build(
+        &env,
+        project,
+        &target_dir,
         &[
             "-Z",
             "build-std=core,alloc",
             "--config",
             "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
-        ]
-    } else {
-        &[]
-    };
-    cargo_build(
-        &env,
-        &project,
-        &target_dir,
-        extra,
-        mirror.map(|_| git_config.as_path()),
+        ],
+        None,
     );
-    let out = if esp {
-        target_dir.join("riscv32imc-unknown-none-elf/release/fw")
-    } else {
-        target_dir.join("avr-none/release/fw.elf")
-    };
-    let elf = dir.join("fw.elf");
-    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    Ok(Built { project, elf })
+    let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
+    Ok(elf)
 }
 
 /// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod firmware;
+pub mod fixture;
 pub mod offline;
 pub mod process;
 pub mod pty;

@@ -1,7 +1,7 @@
-//! The monitor's test bench: a real pseudo-terminal whose master side is the "board" and whose
-//! slave side the monitor opens as its serial port, and a running `nixflash monitor` whose
-//! output is collected. Every wait is bounded, and a monitor still running when a test ends is
-//! killed.
+//! Pseudo-terminals for tests: the test holds the master side, the program under test opens (or
+//! is given) the slave side as a serial port or as its terminal. And the monitor's test bench: a
+//! running `nixflash monitor` on such a port, whose output is collected. Every wait is bounded,
+//! and a monitor still running when a test ends is killed.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How long every wait here lasts at most.
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A pseudo-terminal: `master` is the board's end, `path` the serial port the monitor opens.
@@ -44,7 +45,7 @@ impl Pty {
         self.master.flush().unwrap();
     }
 
-    /// Reads what the monitor sent until `want` is among it; panics after `WAIT`.
+    /// Reads what was written to the slave side until `want` is among it; panics after `WAIT`.
     pub fn read_until(&mut self, want: &[u8]) -> Vec<u8> {
         let deadline = Instant::now() + WAIT;
         let mut got = Vec::new();
@@ -65,6 +66,41 @@ impl Pty {
                 let mut buf = [0u8; 256];
                 let n = self.master.read(&mut buf).unwrap();
                 got.extend_from_slice(&buf[..n]);
+            }
+        }
+        got
+    }
+
+    /// The slave side, opened for a child's stdin, stdout or stderr (it becomes a terminal).
+    pub fn slave(&self) -> File {
+        File::options()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .unwrap()
+    }
+
+    /// Everything written to the slave side until it is closed by every process that had it (or
+    /// `limit` passes).
+    pub fn read_all(&mut self, limit: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut p = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut p, 1, 50) };
+            if ready == 1 && p.revents & libc::POLLIN != 0 {
+                let mut buf = [0u8; 4096];
+                match self.master.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            } else if ready == 1 && p.revents & libc::POLLHUP != 0 {
+                break;
             }
         }
         got
