@@ -65,6 +65,11 @@ impl Symbols {
         self.dwarf.is_some()
     }
 
+    /// Whether the ELF names any function in its symbol table.
+    pub fn has_functions(&self) -> bool {
+        !self.functions.is_empty()
+    }
+
     /// The address ranges of the ELF's code sections.
     pub fn code(&self) -> &[Range<u64>] {
         &self.code

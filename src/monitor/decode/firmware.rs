@@ -68,8 +68,18 @@ pub fn load(d: &Decode) -> Loaded {
             None
         }
     };
+    let nameless = !symbols.has_lines() && !symbols.has_functions();
+    if nameless && defmt.is_none() {
+        return not(format!(
+            "{name} has neither symbols nor debug info (was it stripped?), so no address can be \
+             named"
+        ));
+    }
     let mut what = if symbols.code().is_empty() {
         "it has no code sections, so no address is annotated".to_string()
+    } else if nameless {
+        "it has neither symbols nor debug info (was it stripped?), so no address is annotated"
+            .to_string()
     } else if symbols.has_lines() {
         "addresses in its code are shown as functions and source lines".to_string()
     } else {
