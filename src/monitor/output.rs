@@ -3,6 +3,7 @@
 //! ELF tells about them (addresses annotated, defmt frames decoded: [`super::decode`]), and its
 //! own status lines (`--- ...`) on stderr.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -23,6 +24,9 @@ pub(super) struct Output {
     crlf: bool,
     last_cr: bool,
     raw: bool,
+    /// Kept from one read to the next: what the decoder made of the bytes, and their text.
+    pieces: Vec<Piece>,
+    text: String,
 }
 
 impl Output {
@@ -40,6 +44,8 @@ impl Output {
             crlf: raw && io::stdout().is_terminal(),
             last_cr: false,
             raw,
+            pieces: Vec::new(),
+            text: String::new(),
         }
     }
 
@@ -49,9 +55,10 @@ impl Output {
             let text = self.fmt.feed(bytes);
             return self.emit(&text);
         };
-        let mut pieces = Vec::new();
+        let mut pieces = std::mem::take(&mut self.pieces);
         decoder.split(bytes, &mut pieces);
-        let closed = self.pieces(&mut decoder, pieces);
+        let closed = self.pieces(&mut decoder, &mut pieces);
+        self.pieces = pieces;
         self.decoder = Some(decoder);
         closed
     }
@@ -62,9 +69,9 @@ impl Output {
         if let Some(mut decoder) = self.decoder.take() {
             let mut pieces = Vec::new();
             decoder.quiet(&mut pieces);
-            let closed = self.pieces(&mut decoder, pieces);
-            let tail = self.fmt.escape_pending();
-            let tail = decoder.annotate(tail);
+            let closed = self.pieces(&mut decoder, &mut pieces);
+            let mut tail = String::new();
+            decoder.annotate_into(&self.fmt.escape_pending(), &mut tail);
             self.decoder = Some(decoder);
             if closed? {
                 return Ok(true);
@@ -76,36 +83,52 @@ impl Output {
         self.emit(&tail)
     }
 
-    fn pieces(&mut self, decoder: &mut Decoder, pieces: Vec<Piece>) -> Result<bool> {
-        for piece in pieces {
-            let text = match piece {
-                Piece::Text(bytes) => decoder.annotate(self.fmt.escape(&bytes)),
+    /// Shows the pieces of one read at once (one write), status lines in their place.
+    fn pieces(&mut self, decoder: &mut Decoder, pieces: &mut Vec<Piece>) -> Result<bool> {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let closed = self.pieces_into(decoder, pieces, &mut text);
+        self.text = text;
+        closed
+    }
+
+    fn pieces_into(
+        &mut self,
+        decoder: &mut Decoder,
+        pieces: &mut Vec<Piece>,
+        text: &mut String,
+    ) -> Result<bool> {
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Text(bytes) => {
+                    decoder.annotate_into(&self.fmt.escape(&bytes), text);
+                }
                 Piece::Line(line) => {
                     // A decoded line starts a line of its own; bytes held back for the rest
                     // of a UTF-8 sequence will not get it now.
-                    let mut text = self.fmt.escape_pending();
-                    let at_start = match text.chars().last() {
-                        Some(c) => c == '\n',
+                    let held = self.fmt.escape_pending();
+                    decoder.annotate_into(&held, text);
+                    let at_start = match text.as_bytes().last() {
+                        Some(&c) => c == b'\n',
                         None => self.fmt.at_line_start,
                     };
                     if !at_start {
-                        text.push('\n');
+                        decoder.annotate_into("\n", text);
                     }
-                    let mut text = decoder.annotate(text);
-                    text.push_str(&decoder.line(&line));
-                    text
+                    decoder.line_into(&line, text);
                 }
                 Piece::Notice(n) => {
+                    let shown = self.fmt.stamp(text);
+                    text.clear();
+                    if self.emit(&shown)? {
+                        return Ok(true);
+                    }
                     self.status(&n);
-                    continue;
                 }
-            };
-            let text = self.fmt.stamp(&text);
-            if self.emit(&text)? {
-                return Ok(true);
             }
         }
-        Ok(false)
+        let shown = self.fmt.stamped(text);
+        self.emit(&shown)
     }
 
     /// Writes text; `Ok(true)` when stdout has been closed.
@@ -130,9 +153,9 @@ impl Output {
                 self.last_cr = c == '\r';
                 s.push(c);
             }
-            s
+            Cow::Owned(s)
         } else {
-            text.to_string()
+            Cow::Borrowed(text)
         };
         let mut stdout = io::stdout().lock();
         match stdout
@@ -242,26 +265,33 @@ impl LineFormatter {
         s
     }
 
-    /// Text with the time at the start of each line, if asked.
+    /// Text with the time at the start of each line, if asked: one time for all the lines of
+    /// `text`, which arrived together.
     pub(crate) fn stamp(&mut self, text: &str) -> String {
+        self.stamped(text).into_owned()
+    }
+
+    /// [`LineFormatter::stamp`] without a copy when there are no timestamps.
+    pub(crate) fn stamped<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
         if !self.timestamps {
-            if let Some(c) = text.chars().last() {
-                self.at_line_start = c == '\n';
+            if let Some(&c) = text.as_bytes().last() {
+                self.at_line_start = c == b'\n';
             }
-            return text.to_string();
+            return Cow::Borrowed(text);
         }
-        let mut s = String::with_capacity(text.len() + 16);
-        for c in text.chars() {
+        let mut now: Option<String> = None;
+        let mut s = String::with_capacity(text.len() + 64);
+        let mut rest = text;
+        while !rest.is_empty() {
             if self.at_line_start {
-                s.push_str(&(self.clock)());
-                self.at_line_start = false;
+                s.push_str(now.get_or_insert_with(self.clock));
             }
-            s.push(c);
-            if c == '\n' {
-                self.at_line_start = true;
-            }
+            let end = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
+            s.push_str(&rest[..end]);
+            self.at_line_start = rest.as_bytes()[end - 1] == b'\n';
+            rest = &rest[end..];
         }
-        s
+        Cow::Owned(s)
     }
 }
 
