@@ -42,6 +42,31 @@ pub fn apply(
         nf["board"] = toml_edit::value(board.id.as_str());
         changes.push(format!("board = \"{}\"", board.id));
     }
+    // The template options chosen (`log = "defmt"`): as the template records them; one the
+    // previous template recorded and this one does not goes.
+    let recorded = |d: &DocumentMut| -> Vec<(String, String)> {
+        d.get("package")
+            .and_then(|p| p.get("metadata")?.get("nixflash")?.as_table_like())
+            .map(|t| {
+                t.iter()
+                    .filter(|(k, _)| *k != "board")
+                    .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let chosen = recorded(&template);
+    for (key, value) in &chosen {
+        if nf.get(key).and_then(Item::as_str) != Some(value.as_str()) {
+            nf[key.as_str()] = toml_edit::value(value.as_str());
+            changes.push(format!("{key} = \"{value}\""));
+        }
+    }
+    for (key, value) in previous.as_ref().map(recorded).unwrap_or_default() {
+        if !chosen.iter().any(|(k, _)| *k == key) && nf.remove(&key).is_some() {
+            changes.push(format!("removed {key} = \"{value}\""));
+        }
+    }
 
     // Dependencies: the board's, the HAL as the template has it; other ones are the user's.
     let wanted = template
@@ -53,7 +78,12 @@ pub fn apply(
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_like_mut()
         .context("[dependencies] in Cargo.toml is not a table")?;
-    let mut added = Vec::new();
+    let had = |name: &str| {
+        previous
+            .as_ref()
+            .and_then(|p| p.get("dependencies")?.get(name))
+    };
+    let (mut added, mut updated) = (Vec::new(), Vec::new());
     for (name, item) in wanted.iter() {
         match deps.get(name) {
             None => {
@@ -64,11 +94,19 @@ pub fn apply(
                 deps.insert(name, item.clone());
                 changes.push(format!("{name} set to feature `{}`", board.hal.feature));
             }
+            // As the previous template had it (the old chip's features, say): the new one's.
+            Some(have) if !same(have, item) && had(name).is_some_and(|h| same(have, h)) => {
+                deps.insert(name, item.clone());
+                updated.push(name.to_string());
+            }
             Some(_) => {}
         }
     }
     if !added.is_empty() {
         changes.push(format!("added {}", added.join(", ")));
+    }
+    if !updated.is_empty() {
+        changes.push(format!("{} as the board needs them", updated.join(", ")));
     }
     if let Some(prev) = previous
         .as_ref()

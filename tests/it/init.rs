@@ -40,10 +40,16 @@ fn toml(dir: &Path, path: &str) -> toml::Table {
 /// `nixflash new <name> --board <board> --no-git` in a folder of its own: what a project for
 /// that board is.
 fn fresh(tmp: &Path, name: &str, board: &str) -> std::path::PathBuf {
-    let at = tmp.join(format!("fresh-{board}"));
+    fresh_with(tmp, name, board, &[])
+}
+
+/// The same with more arguments for `new` (`--log defmt`).
+fn fresh_with(tmp: &Path, name: &str, board: &str, args: &[&str]) -> std::path::PathBuf {
+    let at = tmp.join(format!("fresh-{board}{}", args.join("")));
     fs::create_dir_all(&at).unwrap();
     nixflash(&at)
         .args(["new", name, "--board", board, "--no-git"])
+        .args(args)
         .assert()
         .success();
     at.join(name)
@@ -426,4 +432,78 @@ fn init_at_a_workspace_root_says_to_run_it_in_the_package() {
             "hint: run `nixflash init` in the package's folder, not at a workspace root",
         ));
     assert_eq!(tree(tmp.path()), before, "init wrote something");
+}
+
+/// A project made with `new --log defmt` keeps the choice (recorded in Cargo.toml) when `init`
+/// switches it to another ESP32, every file then as `new --log defmt` writes it for that board,
+/// the chip's features in every dependency included; `init --log` changes the choice; a board
+/// whose family has no such choice refuses `--log`, and a switch to it drops the choice.
+#[test]
+fn init_keeps_the_log_choice_and_changes_it_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    nixflash(tmp.path())
+        .args([
+            "new", "probe", "--board", "esp32c3", "--log", "defmt", "--no-git",
+        ])
+        .assert()
+        .success();
+    let dir = tmp.path().join("probe");
+    assert_eq!(
+        toml(&dir, "Cargo.toml")["package"]["metadata"]["nixflash"]["log"].as_str(),
+        Some("defmt")
+    );
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: board = \"esp32c6-devkitc-1\"; esp-hal set to feature \
+             `esp32c6`; esp-bootloader-esp-idf, esp-backtrace, esp-println as the board needs them\n",
+        ))
+        .stdout(predicate::str::contains("replaced  src/main.rs"));
+    let want = fresh_with(tmp.path(), "probe", "esp32c6", &["--log", "defmt"]);
+    assert_is_board_project(&dir, &want, "esp-riscv");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
+
+    // Back to text lines.
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--log", "println", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: removed log = \"defmt\"; esp-backtrace, esp-println as the \
+             board needs them; removed defmt (the previous board's)\n",
+        ));
+    let want = fresh(tmp.path(), "probe", "esp32c6");
+    assert_is_board_project(&dir, &want, "esp-riscv");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
+
+    // The Uno has no choice of logging: asked for one, init changes nothing.
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--log", "defmt", "--no-git"])
+        .assert()
+        .success();
+    let before: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
+    nixflash(&dir)
+        .args([
+            "init", "--board", "uno", "--force", "--log", "defmt", "--no-git",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "error: --log is not offered for the Arduino Uno (family `avr`)",
+        ));
+    let after: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
+    assert_eq!(after, before, "init changed files when it refused");
+    // Switched to it, the project drops the choice.
+    nixflash(&dir)
+        .args(["init", "--board", "uno", "--force", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: board = \"uno\"; removed log = \"defmt\";",
+        ));
+    let want = fresh(tmp.path(), "probe", "uno");
+    assert_is_board_project(&dir, &want, "avr");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
 }
