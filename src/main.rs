@@ -35,6 +35,7 @@ enum Command {
     Flash(cmd::flash::Args),
     Monitor(cmd::monitor::Args),
     Ports(cmd::ports::Args),
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Command::Flash(a) => cmd::flash::run(a),
         Command::Monitor(a) => cmd::monitor::run(a),
         Command::Ports(a) => cmd::ports::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
