@@ -64,7 +64,7 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> 
     let name = spec.tool.as_str();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let program = which::which_in(name, Some(path), &cwd)
-        .with_context(|| format!("{name} is not on PATH"))?;
+        .map_err(|_| anyhow::anyhow!("{name} is not on PATH"))?;
     let out = Cmd::new(&program)
         .args(&spec.list_args)
         .env("PATH", path)
