@@ -184,6 +184,7 @@ fn avr_boards_have_what_the_simulator_needs() {
         assert_eq!(sim.mcu, mcu, "{id}");
         assert_eq!(sim.led_pin(), Some(led), "{id}");
         assert_eq!((sim.uart.as_str(), sim.uart_data), (uart, data), "{id}");
+        assert_eq!(sim.native_usb, id == "leonardo", "{id}");
         assert_eq!(
             b.family().simulator.as_ref().unwrap().tool.as_str(),
             "simavr"
