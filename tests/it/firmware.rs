@@ -9,61 +9,9 @@
 //! ../shared/fixtures instead.
 
 use crate::common;
+use crate::common::firmware::{avr_hal_git_config, cargo_build, render};
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Renders a project for `board` with the real binary.
-fn render(dir: &Path, board: &str) -> PathBuf {
-    let out = assert_cmd::Command::cargo_bin("nixflash")
-        .unwrap()
-        .current_dir(dir)
-        .env("XDG_CONFIG_HOME", dir.join(".cfg"))
-        .args(["new", "fw", "--board", board, "--no-git"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("fw")
-}
-
-/// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
-/// arguments.
-fn cargo_build(
-    env: &Path,
-    project: &Path,
-    target_dir: &Path,
-    args: &[&str],
-    git_config: Option<&Path>,
-) {
-    let mut script = format!(
-        ". '{}' && exec cargo build --release --locked",
-        env.display()
-    );
-    for a in args {
-        script.push_str(&format!(" '{a}'"));
-    }
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", &script])
-        .current_dir(project)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    if let Some(cfg) = git_config {
-        cmd.env("GIT_CONFIG_GLOBAL", cfg)
-            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "cargo build failed in {}:\n{}",
-        project.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::path::Path;
 
 /// ELF class and machine of a file.
 fn elf_machine(path: &Path) -> (u8, u16) {
@@ -110,15 +58,7 @@ fn uno_project_compiles_to_an_avr_elf() {
         Err(why) => return common::skip("uno_project_compiles_to_an_avr_elf", &why),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let git_config = tmp.path().join("gitconfig");
-    std::fs::write(
-        &git_config,
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
+    let git_config = avr_hal_git_config(tmp.path(), mirror);
     let project = render(tmp.path(), "uno");
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-uno");
     cargo_build(&env, &project, &target_dir, &[], Some(&git_config));
