@@ -5,10 +5,13 @@
 //! pin as simavr simulates them, and from the `--vcd` trace, read here with a parser of its own.
 //!
 //! `uno`: the Uno blinky's output, LED, expectations, trace and Ctrl-C; `boards`: the Mega 2560's
-//! and the Leonardo's; `bad`: bad input.
+//! and the Leonardo's; `bad`: bad input; `source`: where the simulator comes from; `flake`: the
+//! generated flake's simulator outputs, for tests/it/flake_eval.rs.
 
 mod bad;
 mod boards;
+pub mod flake;
+mod source;
 mod uno;
 
 use std::path::{Path, PathBuf};
