@@ -1,16 +1,19 @@
-//! The generated flake's `checks.<system>.sim`, BUILT by real Nix: the Uno firmware runs in
-//! simavr (the test overlay's link to the host's simavr, as nixpkgs' cannot be built here) for
-//! the simulated time of Cargo.toml's `[package.metadata.nixflash.sim]`, and the check fails when
-//! the firmware does not send a text it expects.
+//! `nixflash sim` building a generated Uno project with real Nix, and the generated flake's
+//! `checks.<system>.sim` BUILT by real Nix: the Uno firmware runs in simavr (the test overlay's
+//! link to the host's simavr, as nixpkgs' cannot be built here) for the simulated time of
+//! Cargo.toml's `[package.metadata.nixflash.sim]`, and the check fails when the firmware does not
+//! send a text it expects.
 
 use std::fs;
+use std::time::Duration;
 
-use super::{check_passes, git_add, new_project, nixflash_build, ready, BUILDS};
+use super::{check_passes, git_add, new_project, ready, BUILDS};
+use crate::common::process::{run_bounded, text};
 use crate::common::skip;
 
 #[test]
-fn checks_sim_runs_the_uno_firmware_and_fails_when_an_expected_text_never_comes() {
-    let test = "checks_sim_runs_the_uno_firmware_and_fails_when_an_expected_text_never_comes";
+fn uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_comes() {
+    let test = "uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_comes";
     if !crate::common::on_path("simavr") {
         return skip(test, "simavr is not on PATH (apt install simavr)");
     }
@@ -19,9 +22,37 @@ fn checks_sim_runs_the_uno_firmware_and_fails_when_an_expected_text_never_comes(
     };
     let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let p = new_project(off, "unosim", "uno");
-    // The std lock and the firmware.
-    nixflash_build(off, &p, &[]);
     let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
+
+    // `nixflash sim` builds as `nixflash build` does (the std lock, then the flake's firmware,
+    // with the nix arguments after --), then runs what it built.
+    let sim = |args: &[&str]| {
+        let o = run_bounded(
+            off.nixflash(&p.dir)
+                .arg("sim")
+                .args(args)
+                .args(["--duration", "2", "--expect", &greeting, "--"])
+                .args(&off.override_args),
+            Duration::from_secs(1200),
+        );
+        let (out, err) = text(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "nixflash sim {args:?}:\n{out}\n{err}"
+        );
+        assert!(out.contains(&greeting), "{out}");
+        err
+    };
+    let err = sim(&[]);
+    assert!(
+        err.contains("Updated nix/std-Cargo.lock") && err.contains("Simulating /nix/store/"),
+        "{err}"
+    );
+    // --no-build: the firmware of that build, ./result.
+    let err = sim(&["--no-build"]);
+    let result = format!("Simulating {}/result/bin/{}.elf", p.dir.display(), p.name);
+    assert!(err.contains(&result), "{err}");
     let manifest = p.dir.join("Cargo.toml");
     let cargo_toml = fs::read_to_string(&manifest).unwrap();
     // What `nixflash new` wrote: the blinky's greeting, 2 s.
