@@ -86,6 +86,29 @@ impl Context {
         })
     }
 
+    /// The project's board, checked against the files made for a board (.cargo/config.toml, the
+    /// HAL's feature, ravedude's board): a board edited by hand in Cargo.toml is an error that
+    /// says how to switch boards. For the commands that build.
+    pub fn board_to_build(&self) -> Result<&Board> {
+        let board = self.board()?;
+        let root = &self.manifest()?.root;
+        if let Some(why) = crate::project::board_mismatch(root, board) {
+            return Err(Failure::new(format!(
+                "{} says board `{}`, but {why}",
+                root.join("Cargo.toml").display(),
+                board.id
+            ))
+            .hint(format!(
+                "to switch the project to the {}, run `nixflash init --board {}`: it writes the \
+                 board's files again (and says what it changed)",
+                board.name, board.id
+            ))
+            .hint("or set `board` in [package.metadata.nixflash] back to the board the project is for")
+            .into());
+        }
+        Ok(board)
+    }
+
     /// The folder of the project's flake.nix.
     pub fn flake_dir(&self) -> Result<PathBuf> {
         crate::nix::flake_dir(self.manifest()?)

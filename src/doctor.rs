@@ -12,6 +12,7 @@ use crate::git::{self, Git};
 use crate::nix::Nix;
 use crate::process::Cmd;
 use crate::serial::access;
+use crate::std_lock;
 use crate::version::Version;
 
 /// How a check came out.
@@ -52,6 +53,14 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
+
+    fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            status: Status::Warn,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
 }
 
 /// Runs every check for the context, giving each to `report` as soon as it is known (evaluating
@@ -71,21 +80,11 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
             "install Nix: sh <(curl -L https://nixos.org/nix/install) --daemon (https://nixos.org/download)",
         )),
         Some(nix) => {
-            match nix.version() {
-                Ok(v) if v < Version(2, 4, 0) => add(Check::fail(
-                    format!("nix {v} ({}) is older than 2.4", nix.path.display()),
-                    "install a current Nix (https://nixos.org/download): nixflash needs flakes and `nix build --json`",
-                )),
-                Ok(v) => add(Check::ok(format!("nix {v} ({})", nix.path.display()))),
-                Err(e) => add(Check::fail(
-                    format!("nix at {} does not run: {e:#}", nix.path.display()),
-                    "reinstall Nix (https://nixos.org/download)",
-                )),
-            }
+            add(version_check(&nix.path, nix.version(), crate::nix::min_version()));
             match flakes_enabled(nix) {
                 Some(true) => add(Check::ok("flakes are enabled")),
-                Some(false) => add(Check::fail(
-                    "flakes are not enabled (nixflash enables them for its own calls, but `nix build`, `nix develop` and direnv need them)",
+                Some(false) => add(Check::warn(
+                    "flakes are not enabled in nix.conf: nixflash enables them for its own calls, but plain `nix build`, `nix develop` and direnv need them",
                     "add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf",
                 )),
                 None => add(Check::fail(
@@ -96,51 +95,74 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         }
     }
 
-    // The project.
+    // The project: outside one, only the system is checked.
     let mut board: Option<&Board> = None;
     let mut flake_dir = None;
-    match ctx.manifest() {
-        Err(e) => add(Check::fail(
-            format!("no project here: {}", first_line(&e)),
-            "run it inside a project, or create one: nixflash new blinky --board uno",
-        )),
-        Ok(m) => {
-            match ctx.flake_dir() {
-                Err(_) => add(Check::fail(
-                    format!("{} has no flake.nix", m.root.display()),
-                    format!(
-                        "nixflash init --board {}",
-                        m.board.as_deref().unwrap_or("<id>")
-                    ),
-                )),
-                Ok(dir) => {
-                    for c in git_checks(&dir, ctx.git()) {
-                        add(c);
-                    }
-                    flake_dir = Some(dir);
+    // Whether the flake can be evaluated as it is, or only after what a build does first.
+    let mut evaluable = true;
+    if let Ok(m) = ctx.manifest() {
+        match ctx.flake_dir() {
+            Err(_) => add(Check::fail(
+                format!("{} has no flake.nix", m.root.display()),
+                format!(
+                    "nixflash init --board {}",
+                    m.board.as_deref().unwrap_or("<id>")
+                ),
+            )),
+            Ok(dir) => {
+                for c in git_checks(&dir, ctx.git()) {
+                    // What `nixflash build` would git-add first, the flake cannot see yet.
+                    evaluable &=
+                        c.status != Status::Warn || !c.what.starts_with("git does not track");
+                    add(c);
                 }
+                flake_dir = Some(dir);
             }
-            match m.board_id() {
-                Err(_) => add(Check::fail(
-                    "Cargo.toml names no board",
-                    "add [package.metadata.nixflash] board = \"<id>\" to Cargo.toml (ids: `nixflash boards`)",
-                )),
-                Ok(id) => match ctx.db.get(id) {
-                    Ok(b) => {
-                        add(Check::ok(format!("board {} ({})", b.id, b.name)));
-                        board = Some(b);
+        }
+        if !m.root.join("Cargo.lock").is_file() {
+            add(Check::fail(
+                format!("{} has no Cargo.lock, which the flake builds from", m.root.display()),
+                "cargo generate-lockfile (it needs the network), or `nixflash init --board <id>` in a package without dependencies of its own",
+            ));
+        }
+        match m.board_id() {
+            Err(_) => add(Check::fail(
+                "Cargo.toml names no board",
+                "add [package.metadata.nixflash] board = \"<id>\" to Cargo.toml (ids: `nixflash boards`)",
+            )),
+            Ok(id) => match ctx.db.get(id) {
+                Ok(b) => {
+                    match crate::project::board_mismatch(&m.root, b) {
+                        None => add(Check::ok(format!("board {} ({})", b.id, b.name))),
+                        Some(why) => add(Check::fail(
+                            format!("Cargo.toml says board `{}`, but {why}", b.id),
+                            format!("nixflash init --board {} (it writes the board's files again)", b.id),
+                        )),
                     }
-                    Err(e) => add(Check::fail(
-                        format!("board `{id}` is unknown: {}", first_line(&e)),
-                        "choose an id from `nixflash boards` for [package.metadata.nixflash] board in Cargo.toml",
-                    )),
-                },
-            }
+                    if let (true, Some(dir)) = (b.rust.build_std, &flake_dir) {
+                        if !dir.join(std_lock::STD_LOCK).is_file() {
+                            evaluable = false;
+                            add(Check::warn(
+                                format!(
+                                    "{} is missing (the standard library's lock of the pinned toolchain, which -Z build-std needs): the flake does not evaluate without it",
+                                    std_lock::STD_LOCK
+                                ),
+                                "nixflash build (or nixflash update) creates it from the toolchain's rust-src and git-adds it",
+                            ));
+                        }
+                    }
+                    board = Some(b);
+                }
+                Err(e) => add(Check::fail(
+                    format!("board `{id}` is unknown: {}", first_line(&e)),
+                    "choose an id from `nixflash boards` for [package.metadata.nixflash] board in Cargo.toml",
+                )),
+            },
         }
     }
 
     // The flake, evaluated as a build would evaluate it.
-    if let (Some(nix), Some(dir)) = (&nix, &flake_dir) {
+    if let (Some(nix), Some(dir), true) = (&nix, &flake_dir, evaluable) {
         crate::progress::status(
             "Evaluating",
             "the flake's firmware derivation (the first time, nix downloads the pinned inputs)…",
@@ -156,18 +178,27 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         }
     }
 
-    // The flasher.
+    // The flasher: the one on PATH, else the one the flake pins (which `flash` builds).
     if let Some(b) = board {
         let spec = &b.family().flasher;
         let tool = spec.tool.as_str();
-        match which::which(tool) {
-            Ok(p) => add(Check::ok(format!("{tool} ({})", p.display()))),
-            Err(_) => add(Check::fail(
-                format!("{tool} (the {}'s flasher) is not on PATH", b.name),
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let flake_has_one = flake_dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("flake.nix")).ok())
+            .is_some_and(|t| t.contains("flasher"));
+        match crate::flash::check(b, &path, crate::flash::Source::Path) {
+            Ok(f) => add(Check::ok(f.to_string())),
+            Err(e) if flake_has_one && nix.is_some() => add(Check::warn(
+                format!("{tool} on PATH cannot be used ({e:#}): `nixflash flash` builds the one the project's flake pins"),
                 format!(
-                    "enter the project's dev shell (`nix develop`, or `direnv allow` once), which has it; or install it with {}",
+                    "nothing to do; for `cargo run` and a faster first flash, enter the dev shell (`nix develop`, or `direnv allow` once), or install it with {}",
                     spec.how_to_install()
                 ),
+            )),
+            Err(e) => add(Check::fail(
+                format!("{tool} (the {}'s flasher) cannot be used: {e:#}", b.name),
+                format!("install it with {}", spec.how_to_install()),
             )),
         }
     }
@@ -179,6 +210,24 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         }
     }
     checks
+}
+
+/// The check of a Nix version against the oldest that works.
+fn version_check(path: &Path, version: anyhow::Result<Version>, min: Version) -> Check {
+    match version {
+        Ok(v) if v < min => Check::fail(
+            format!(
+                "nix {v} ({}) is older than {min}, which the nixpkgs that projects pin needs",
+                path.display()
+            ),
+            "install a current Nix (https://nixos.org/download); distributions' packages are often old (Debian 12 has 2.8)",
+        ),
+        Ok(v) => Check::ok(format!("nix {v} ({})", path.display())),
+        Err(e) => Check::fail(
+            format!("nix at {} does not run: {e:#}", path.display()),
+            "reinstall Nix (https://nixos.org/download)",
+        ),
+    }
 }
 
 fn first_line(e: &anyhow::Error) -> String {
@@ -211,12 +260,15 @@ fn flakes_enabled(nix: &Nix) -> Option<bool> {
 
 fn git_checks(flake_dir: &Path, git: &Git) -> Vec<Check> {
     match git {
-        Git::NotInstalled => vec![Check::fail(
-            "git is not installed",
-            "install git: a flake in a git repository sees only tracked files and builds faster",
+        Git::NotInstalled => vec![Check::warn(
+            "git is not installed: Nix copies the whole project folder (target/ too) on every build",
+            "install git, then `git init && git add -A` in the project: builds get faster",
         )],
-        Git::NotARepo => vec![Check::fail(
-            format!("{} is not in a git repository", flake_dir.display()),
+        Git::NotARepo => vec![Check::warn(
+            format!(
+                "{} is not in a git repository: Nix copies the whole folder (target/ too) on every build",
+                flake_dir.display()
+            ),
             format!("cd {} && git init && git add -A", flake_dir.display()),
         )],
         Git::Repo { root } => {
@@ -238,15 +290,12 @@ fn git_checks(flake_dir: &Path, git: &Git) -> Vec<Check> {
             };
             let mut out = Vec::new();
             if !u.files.is_empty() {
-                out.push(Check::fail(
+                out.push(Check::warn(
                     format!(
-                        "git does not track {} (the flake cannot see it)",
+                        "git does not track {} (the flake cannot see it; `nixflash build` adds it, plain `nix build` fails)",
                         list(&u.files)
                     ),
-                    format!(
-                        "git add --intent-to-add -- {} (`nixflash build` does this itself)",
-                        list(&u.files)
-                    ),
+                    format!("git add --intent-to-add -- {}", list(&u.files)),
                 ));
             }
             if !u.ignored.is_empty() {
@@ -352,4 +401,31 @@ fn usb_serial_ports() -> Vec<PathBuf> {
         .unwrap_or_default();
     ports.sort();
     ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_nix_fails_with_what_to_do() {
+        let p = Path::new("/usr/bin/nix");
+        let min = crate::nix::min_version();
+        assert_eq!(min, Version(2, 18, 0), "the pinned nixpkgs' minimum");
+        let debian = version_check(p, Ok(Version(2, 8, 0)), min);
+        assert_eq!(debian.status, Status::Fail);
+        assert!(
+            debian
+                .what
+                .contains("nix 2.8.0 (/usr/bin/nix) is older than 2.18.0"),
+            "{debian:?}"
+        );
+        assert!(debian.fix.unwrap().contains("Debian 12 has 2.8"));
+        assert_eq!(
+            version_check(p, Ok(Version(2, 26, 3)), min).status,
+            Status::Ok
+        );
+        let broken = version_check(p, Err(anyhow::anyhow!("exec format error")), min);
+        assert_eq!(broken.status, Status::Fail);
+    }
 }

@@ -17,7 +17,7 @@ use crate::board::family::Need;
 use crate::board::{Board, FlashTool};
 use crate::error::Failure;
 use crate::nix::Nix;
-use crate::process::{Cmd, Show};
+use crate::process::Cmd;
 use crate::version::Version;
 
 /// Where the flasher comes from.
@@ -205,18 +205,14 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
 
 /// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
 pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> {
-    let run = nix
-        .command(project_root, &["build", ".#flasher", "--no-link", "--json"])
-        .run(Show::Stderr)
-        .with_context(|| format!("cannot run {}", nix.path.display()))?;
+    let run = nix.run(
+        project_root,
+        &["build", ".#flasher", "--no-link", "--json"],
+        "building the flasher",
+    )?;
     if !run.success() {
-        return Err(Failure::new(format!(
-            "`nix build .#flasher` failed in {} ({})",
-            project_root.display(),
-            run.status
-        ))
-        .hint("Nix's messages above say why")
-        .into());
+        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        return Err(crate::nix::BuildFailed::new("nix build .#flasher", run, shown, &[]).into());
     }
     crate::nix::out_path(&run.stdout_text())
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 
@@ -36,9 +36,27 @@ enum Command {
     Monitor(cmd::monitor::Args),
     Ports(cmd::ports::Args),
     Sim(cmd::sim::Args),
+    Completions(CompletionsArgs),
+}
+
+/// Print a shell completion script for nixflash
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples (write the file once, then open a new shell):\n  \
+    nixflash completions bash > ~/.local/share/bash-completion/completions/nixflash\n  \
+    nixflash completions zsh > \"${fpath[1]}/_nixflash\"\n  \
+    nixflash completions fish > ~/.config/fish/completions/nixflash.fish\n  \
+    nixflash completions elvish >> ~/.config/elvish/rc.elv\n  \
+    nixflash completions powershell >> $PROFILE\n\n\
+    Bash without the bash-completion package: echo 'source <(nixflash completions bash)' >> ~/.bashrc"
+)]
+struct CompletionsArgs {
+    /// The shell
+    shell: clap_complete::Shell,
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipes();
     nixflash::interrupt::install();
     let cli = Cli::parse();
     let result: Result<u8> = match cli.command {
@@ -52,6 +70,12 @@ fn main() -> ExitCode {
         Command::Monitor(a) => cmd::monitor::run(a),
         Command::Ports(a) => cmd::ports::run(a),
         Command::Sim(a) => cmd::sim::run(a),
+        Command::Completions(a) => {
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "nixflash", &mut script);
+            cmd::out(&String::from_utf8_lossy(&script));
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -64,4 +88,23 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// A closed pipe on stdout or stderr (`nixflash ... | head -1`) ends nixflash quietly. Commands
+/// write stdout through `cmd::out`, which does; this covers every other line, which Rust's
+/// printing macros would turn into a panic.
+fn quiet_on_closed_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

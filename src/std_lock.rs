@@ -136,7 +136,7 @@ pub fn sync(
             return Err(anyhow::Error::new(BuildFailed::new(
                 "nix build .#rust-src",
                 run,
-                false,
+                !std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 &crate::nix::diagnosis_vars(flake_dir, git, board),
             ))
             .context(

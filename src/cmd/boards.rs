@@ -3,22 +3,38 @@
 use anyhow::Result;
 use clap::Subcommand;
 use nixflash::board::{Board, Entry, Source};
+use nixflash::error::Failure;
 use serde::Serialize;
 
 /// List the supported boards, or show one
 #[derive(clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  nixflash boards\n  nixflash boards --json\n  nixflash boards show uno\n\n\
+    after_help = "Examples:\n  nixflash boards               every board\n  \
+        nixflash boards uno           the boards whose id, alias, name, chip or family has `uno`\n  \
+        nixflash boards esp32c6       ... or `esp32c6`\n  nixflash boards --json\n  \
+        nixflash boards show uno      everything about one board\n\n\
         Add or override boards with TOML files in $XDG_CONFIG_HOME/nixflash/boards/ or in a \
-        project's boards/ folder (format: `nixflash boards show uno --toml`)."
+        project's boards/ folder (format: boards/README.md in nixflash's source; start from \
+        `nixflash boards show uno --toml`)."
 )]
 pub struct Args {
     #[command(subcommand)]
     show: Option<Show>,
+    /// Only the boards whose id, alias, name, chip or family contains this (any case)
+    filter: Option<String>,
     /// Print JSON for tools instead of a table
     #[arg(long)]
     json: bool,
+}
+
+/// Whether the board's id, an alias, its name, chip or family contains `filter` (any case).
+pub fn matches(b: &Board, filter: &str) -> bool {
+    let f = filter.to_lowercase();
+    std::iter::once(&b.id)
+        .chain(&b.aliases)
+        .chain([&b.name, &b.chip, &b.family_id])
+        .any(|t| t.to_lowercase().contains(&f))
 }
 
 #[derive(Subcommand)]
@@ -46,18 +62,29 @@ struct JsonEntry<'a> {
 pub fn run(args: Args) -> Result<u8> {
     let ctx = nixflash::context::Context::current()?;
     let db = &ctx.db;
+    let filter = args.filter.as_deref().unwrap_or("");
+    let entries = || db.entries().filter(|e| matches(&e.board, filter));
+    if !filter.is_empty() && entries().next().is_none() {
+        let mut f = Failure::new(format!(
+            "no board's id, alias, name, chip or family has `{filter}`"
+        ));
+        let close = db.closest(filter);
+        if !close.is_empty() {
+            f = f.hint(format!("did you mean {}?", close.join(", ")));
+        }
+        return Err(f.hint("`nixflash boards` lists every board").into());
+    }
     match args.show {
         None if args.json => {
-            let list: Vec<JsonEntry> = db
-                .entries()
+            let list: Vec<JsonEntry> = entries()
                 .map(|e| JsonEntry {
                     board: &e.board,
                     source: &e.source,
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            super::outln!("{}", serde_json::to_string_pretty(&list)?);
         }
-        None => print!("{}", table(db.entries())),
+        None => super::outp!("{}", table(entries())),
         Some(Show::Show { board, json, toml }) => {
             let b = db.get(&board)?;
             let source = db.source_of(&b.id).cloned().unwrap_or(Source::Builtin);
@@ -66,21 +93,21 @@ pub fn run(args: Args) -> Result<u8> {
                     board: b,
                     source: &source,
                 };
-                println!("{}", serde_json::to_string_pretty(&e)?);
+                super::outln!("{}", serde_json::to_string_pretty(&e)?);
             } else if toml {
                 match &source {
                     Source::Builtin => {
-                        print!(
+                        super::outp!(
                             "{}",
                             nixflash::board::builtin_source(&b.id).unwrap_or_default()
                         )
                     }
                     Source::User(p) | Source::Project(p) => {
-                        print!("{}", std::fs::read_to_string(p)?)
+                        super::outp!("{}", std::fs::read_to_string(p)?)
                     }
                 }
             } else {
-                print!("{}", details(b, &source));
+                super::outp!("{}", details(b, &source));
             }
         }
     }
@@ -193,6 +220,22 @@ fn details(b: &Board, source: &Source) -> String {
         // After the monitor's line.
         let at = s.find("  USB ids").unwrap_or(s.len());
         s.insert_str(at, &line);
+    }
+    for (name, o) in &b.family().options {
+        let choices: Vec<String> = o
+            .choices
+            .keys()
+            .map(|c| match *c == o.default {
+                true => format!("{c} (default)"),
+                false => c.clone(),
+            })
+            .collect();
+        let flag = format!("--{name}");
+        s.push_str(&format!(
+            "  {flag:<14}{}: {}\n",
+            o.about,
+            choices.join(", ")
+        ));
     }
     if let Some(n) = &b.notes {
         s.push_str(&format!("\n{}\n", n.trim()));

@@ -1,6 +1,7 @@
 //! `nixflash build`.
 
 use anyhow::Result;
+use nixflash::error::Report;
 use nixflash::nix::{self, BuildOptions};
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
     the flake needs that git does not track yet, keeps nix/std-Cargo.lock equal to the pinned \
     toolchain's for boards that build std (AVR), runs `nix build .#default`, keeps a ./result link \
     and prints how much flash and RAM the firmware uses.\n\nExamples:\n  nixflash build\n  \
-    nixflash build --json | jq .size\n  \
+    nixflash build --json | jq .size     (on failure: {\"ok\": false, \"error\", \"diagnosis\", \"hints\"})\n  \
     nixflash build -- --builders 'ssh://big-box x86_64-linux'\n\n",
     super::nix_args_help!()
 ))]
@@ -29,6 +30,7 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct BuildJson<'a> {
+    ok: bool,
     package: &'a str,
     bin: &'a str,
     board: &'a str,
@@ -37,8 +39,33 @@ struct BuildJson<'a> {
 }
 
 pub fn run(a: Args) -> Result<u8> {
+    let json = a.json;
+    match build(a) {
+        Ok(()) => Ok(0),
+        Err(e) if json => {
+            // Tools get an answer on stdout either way; people get the error on stderr.
+            let r = Report::of(&e);
+            let mut error = r.error.clone();
+            for c in &r.causes {
+                error.push('\n');
+                error.push_str(c);
+            }
+            let j = serde_json::json!({
+                "ok": false,
+                "error": error,
+                "diagnosis": r.diagnoses,
+                "hints": r.hints,
+            });
+            super::outln!("{}", serde_json::to_string_pretty(&j)?);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn build(a: Args) -> Result<()> {
     let ctx = a.flags.context()?;
-    let (manifest, board) = (ctx.manifest()?, ctx.board()?);
+    let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
     let built = nix::build(
         manifest,
         board,
@@ -49,12 +76,13 @@ pub fn run(a: Args) -> Result<u8> {
     )?;
     if a.json {
         let j = BuildJson {
+            ok: true,
             package: &manifest.name,
             bin: manifest.firmware_bin(),
             board: &board.id,
             built: &built,
         };
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        super::outln!("{}", serde_json::to_string_pretty(&j)?);
     }
-    Ok(0)
+    Ok(())
 }

@@ -7,33 +7,48 @@ use nixflash::doctor::{self, Check, Status};
 /// Check that this machine and project can build and flash
 #[derive(clap::Args)]
 #[command(after_help = concat!(
-    "Checks Nix and its version, whether flakes are enabled, git tracking \
-    of the flake's files, the board, that the flake evaluates (with the arguments after `--`), \
-    the flasher and serial-port permissions. One line each, ✓ or ✗ with the fix; the exit code \
-    is 1 when something is missing.\n\nExamples:\n  nixflash doctor\n  \
+    "Checks Nix (its version against what the pinned nixpkgs needs), whether flakes are \
+    enabled, and in a project: git tracking of the flake's files, Cargo.lock and \
+    nix/std-Cargo.lock, the board (and that its files are the board's), that the flake evaluates \
+    (with the arguments after `--`), the flasher, serial-port permissions. Outside a project only \
+    the system is checked. One line each: ✓ fine, ! works but worth knowing, ✗ will fail, with \
+    the fix; the exit code is 1 only when something will fail.\n\nExamples:\n  nixflash doctor\n  \
+    nixflash doctor --json | jq '.checks[] | select(.status != \"ok\")'\n  \
     nixflash doctor -- --offline\n\n",
     super::nix_args_help!()
 ))]
 pub struct DoctorArgs {
+    /// Print the checks as JSON for tools (`status` is ok, warn or fail) instead of lines
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub nix: super::NixArgs,
 }
 
 fn print(c: &Check) {
-    let mark = match c.status {
-        Status::Ok => "✓",
-        Status::Warn => "!",
-        Status::Fail => "✗",
+    use nixflash::progress::{ERROR, STEP, WARN};
+    let (mark, style) = match c.status {
+        Status::Ok => ("✓", STEP),
+        Status::Warn => ("!", WARN),
+        Status::Fail => ("✗", ERROR),
     };
     match &c.fix {
-        Some(fix) => println!("{mark} {} — fix: {fix}", c.what),
-        None => println!("{mark} {}", c.what),
+        Some(fix) => super::outln!("{style}{mark}{style:#} {} — fix: {fix}", c.what),
+        None => super::outln!("{style}{mark}{style:#} {}", c.what),
     }
 }
 
 pub fn run(a: DoctorArgs) -> Result<u8> {
     let ctx = Context::current()?;
-    let checks = doctor::run(&ctx, &a.nix.nix_args, print);
+    let checks = if a.json {
+        doctor::run(&ctx, &a.nix.nix_args, |_| {})
+    } else {
+        doctor::run(&ctx, &a.nix.nix_args, print)
+    };
     let failed = checks.iter().any(|c| c.status == Status::Fail);
+    if a.json {
+        let j = serde_json::json!({ "ok": !failed, "checks": checks });
+        super::outln!("{}", serde_json::to_string_pretty(&j)?);
+    }
     Ok(u8::from(failed))
 }

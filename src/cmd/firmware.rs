@@ -65,8 +65,11 @@ impl FirmwareArgs {
         match firmware {
             Firmware::Ready(elf) => Ok(elf),
             Firmware::ToBuild => {
-                let built =
-                    nixflash::nix::build(ctx.manifest()?, ctx.board()?, &flags.build_options())?;
+                let built = nixflash::nix::build(
+                    ctx.manifest()?,
+                    ctx.board_to_build()?,
+                    &flags.build_options(),
+                )?;
                 Ok(built.elf)
             }
         }

@@ -42,7 +42,7 @@ pub fn run(a: Args) -> Result<u8> {
             .into());
     }
     let ctx = a.flags.context()?;
-    let board = ctx.board()?;
+    let board = ctx.board_to_build()?;
     let project = ctx.manifest()?;
 
     // What can be found out at once comes first: the firmware (or whether it can be built),
@@ -85,13 +85,18 @@ pub fn run(a: Args) -> Result<u8> {
             ),
         );
     } else if a.monitor {
-        monitor::monitor(&a.monitor_flags.options(
+        let mut opts = a.monitor_flags.options(
             port.to_string(),
             board.monitor.baud,
             reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
             Duration::from_secs(5),
-        )?)?;
+        )?;
+        // The monitor reads the firmware it was just given.
+        opts.decode =
+            a.monitor_flags
+                .decode(Some(elf.clone()), Some(board), Some(project.root.clone()));
+        monitor::monitor(&opts)?;
     }
     Ok(0)
 }

@@ -92,6 +92,47 @@ macro_rules! nix_args_help {
 }
 pub(crate) use nix_args_help;
 
+/// Set once stdout turned out to be a closed pipe.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes `text` to stdout (colour kept on a terminal, dropped when piped or with NO_COLOR). On a
+/// closed pipe (`nixflash boards --json | head -1`) the rest of the output is dropped quietly: the
+/// command still finishes and exits with its own status (a failed build stays a failure).
+pub fn out(text: &str) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut o = anstream::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            return;
+        }
+        let _ = writeln!(io::stderr(), "error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`out`].
+macro_rules! outln {
+    () => {
+        $crate::cmd::out("\n")
+    };
+    ($($t:tt)*) => {
+        $crate::cmd::out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+pub(crate) use outln;
+
+/// `print!` through [`out`].
+macro_rules! outp {
+    ($($t:tt)*) => {
+        $crate::cmd::out(&format!($($t)*))
+    };
+}
+pub(crate) use outp;
+
 /// Rows of cells as left-aligned columns two spaces apart, one line each.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
@@ -111,9 +152,23 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 /// Prints an error the way every command reports failure: the chain of messages, then what is
-/// known about the cause and what to do.
+/// known about the cause and what to do (labels in colour on a terminal).
 pub fn print_error(e: &anyhow::Error) {
-    eprint!("{}", Report::of(e));
+    let text = Report::of(e).to_string();
+    let mut err = anstream::stderr().lock();
+    for line in text.lines() {
+        let styled = [
+            ("error: ", nixflash::progress::ERROR),
+            ("diagnosis: ", nixflash::progress::WARN),
+            ("hint: ", nixflash::progress::HINT),
+        ]
+        .iter()
+        .find_map(|(label, style)| {
+            line.strip_prefix(label)
+                .map(|rest| format!("{style}{label}{style:#}{rest}"))
+        });
+        let _ = writeln!(err, "{}", styled.as_deref().unwrap_or(line));
+    }
 }
 
 /// The port to use for `board`: `requested` (`--port`) if given, else the one port with one of

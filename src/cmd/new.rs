@@ -2,22 +2,27 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use nixflash::project::{self, NewOptions};
+use std::io::{self, IsTerminal, Write};
+
+use anyhow::{Context as _, Result};
+use nixflash::board::{Board, Database};
+use nixflash::error::Failure;
+use nixflash::project::{self, Change, NewOptions};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  nixflash new blinky --board uno\n  \
-    nixflash new ~/src/lamp --board esp32c3 --name desk-lamp\n\n\
+    nixflash new ~/src/lamp --board esp32c3 --name desk-lamp\n  \
+    nixflash new sensor --board esp32c3 --log defmt\n\n\
     The project is complete: Cargo.toml, src/main.rs (a blinky), rust-toolchain.toml, \
     .cargo/config.toml, flake.nix, .envrc, .gitignore and a README, all added to git \
     (a flake only sees files git tracks).")]
 pub struct Args {
     /// Folder to create (its name is the package name unless --name is given)
     pub path: PathBuf,
-    /// Board id or alias; `nixflash boards` lists them
+    /// Board id or alias; `nixflash boards` lists them (without it, on a terminal, you choose)
     #[arg(long, short)]
-    pub board: String,
+    pub board: Option<String>,
     /// Package name, if not the folder's name
     #[arg(long)]
     pub name: Option<String>,
@@ -27,16 +32,27 @@ pub struct Args {
     /// Do not run `git init` / `git add` (Nix will not see files git does not track)
     #[arg(long)]
     pub no_git: bool,
+    /// How the firmware logs, where the board's family offers a choice (`nixflash boards show
+    /// <id>` lists them), e.g. `defmt` for ESP32 boards, which `nixflash monitor` decodes
+    #[arg(long, value_name = "CHOICE")]
+    pub log: Option<String>,
 }
 
 /// Add nixflash's Nix and board files to an existing Cargo project
 #[derive(clap::Args)]
-#[command(
-    after_help = "Run it at the root of a Cargo package. It writes flake.nix, .envrc, \
-    rust-toolchain.toml, .cargo/config.toml and, by family, Ravedude.toml or build.rs, and adds \
-    [package.metadata.nixflash] board = \"<id>\" to Cargo.toml. Your dependencies and src/ are \
-    left alone.\n\nExample:\n  cd my-firmware && nixflash init --board uno"
-)]
+#[command(after_help = "Run it at the root of a Cargo package.\n\n\
+    In a package that is not a nixflash project yet (`cargo new`), it writes flake.nix, \
+    flake.lock, .envrc, rust-toolchain.toml, .cargo/config.toml and, by family, Ravedude.toml \
+    or build.rs; adds the board and its dependencies (the HAL) to Cargo.toml, keeping yours; \
+    writes Cargo.lock from nixflash's lock data when the package has no dependencies of its own; \
+    makes src/main.rs the blinky only if it is still cargo's hello world; adds /result and \
+    /.direnv to .gitignore. It refuses to write over files it did not make (unless --force).\n\n\
+    In a nixflash project, --board <other> switches boards: every board-derived file is written \
+    for the new board, the old family's files go, src/ stays (across families it needs --force, \
+    and replaces src/main.rs only if it is still the generated blinky). It lists what changed.\n\n\
+    Examples:\n  cargo new lamp && cd lamp && nixflash init --board uno\n  \
+    nixflash init --board nano           the project was for the Uno: now for the Nano\n  \
+    nixflash init --board esp32c3 --force   from AVR to ESP32-C3")]
 pub struct InitArgs {
     /// Board id or alias; `nixflash boards` lists them
     #[arg(long, short)]
@@ -54,15 +70,23 @@ pub struct InitArgs {
 
 pub fn run_new(a: Args) -> Result<u8> {
     let ctx = nixflash::context::Context::current()?;
-    let board = ctx.db.get(&a.board)?;
+    let board = match &a.board {
+        Some(b) => ctx.db.get(b)?,
+        None => choose_board(&ctx.db)?,
+    };
     let created = project::create(&NewOptions {
         path: &a.path,
         board,
         name: a.name.as_deref(),
         force: a.force,
         git: !a.no_git,
+        options: a
+            .log
+            .iter()
+            .map(|l| ("log".to_string(), l.clone()))
+            .collect(),
     })?;
-    println!(
+    super::outln!(
         "Created {} for the {} ({}) in {}",
         created.name,
         board.name,
@@ -70,49 +94,96 @@ pub fn run_new(a: Args) -> Result<u8> {
         created.root.display()
     );
     for f in &created.files {
-        println!("  {}", f.display());
+        super::outln!("  {}", f.display());
     }
     match created.git {
-        Some(true) => println!("Initialised a git repository and added every file (a flake only sees tracked files)."),
-        Some(false) => println!("Added every file to the enclosing git repository."),
-        None => println!("Not added to git (--no-git): run `git add` before `nix build`, or Nix will not see the files."),
+        Some(true) => super::outln!("Initialised a git repository and added every file (a flake only sees tracked files)."),
+        Some(false) => super::outln!("Added every file to the enclosing git repository."),
+        None => super::outln!("Not added to git (--no-git): run `git add` before `nix build`, or Nix will not see the files."),
     }
     if let Some(n) = &board.notes {
-        println!("\nNote: {}", n.trim().replace('\n', " "));
+        super::outln!("\nNote: {}", n.trim().replace('\n', " "));
     }
-    println!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
+    super::outln!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
     Ok(0)
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
     let ctx = nixflash::context::Context::at(&a.path)?;
     let board = ctx.db.get(&a.board)?;
-    let done = project::init(&a.path, board, a.force, !a.no_git)?;
-    println!(
-        "Added nixflash files for the {} ({}) to {}:",
-        board.name, board.id, done.name
-    );
-    for f in &done.files {
-        println!("  {}", f.display());
-    }
-    if done.metadata_changed {
-        println!(
-            "  Cargo.toml: [package.metadata.nixflash] board = \"{}\"",
+    let done = project::init(&a.path, board, &ctx.db, a.force, !a.no_git)?;
+    match &done.switched_from {
+        Some(old) => super::outln!(
+            "Switched {} from `{old}` to the {} ({}):",
+            done.name,
+            board.name,
             board.id
-        );
+        ),
+        None => super::outln!(
+            "Set up {} for the {} ({}):",
+            done.name,
+            board.name,
+            board.id
+        ),
+    }
+    if done.changes.is_empty() {
+        super::outln!("  nothing to change: the project's files are already the board's");
+    }
+    for c in &done.changes {
+        match c {
+            Change::Added(p) => super::outln!("  added     {}", p.display()),
+            Change::Replaced(p) => super::outln!("  replaced  {}", p.display()),
+            Change::Removed(p) => super::outln!("  removed   {}", p.display()),
+            Change::Edited(p, what) => super::outln!("  changed   {}: {what}", p.display()),
+            Change::Kept(p, why) => super::outln!("  kept      {}: {why}", p.display()),
+        }
     }
     if done.git_added {
-        println!("Added them to git.");
+        super::outln!("Added the changes to git (a flake only sees files git tracks).");
     }
-    println!(
-        "\nYour dependencies and src/ are unchanged: the firmware needs `{}` (feature `{}`).",
-        board.hal.krate, board.hal.feature
-    );
-    if !done.has_lock {
-        println!(
-            "There is no Cargo.lock yet, and the flake needs one: run `cargo generate-lockfile`."
-        );
+    for t in &done.todo {
+        super::outln!("To do: {t}");
     }
-    println!("Next: nixflash build");
+    super::outln!("Next: nixflash build");
     Ok(0)
+}
+
+/// The board, asked for on a terminal; elsewhere an error that lists them.
+fn choose_board(db: &Database) -> Result<&Board> {
+    let boards: Vec<&Board> = db.boards().collect();
+    if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+        return Err(Failure::new(format!(
+            "which board? pass --board <id>; the boards are:\n{}",
+            super::boards::table(db.entries())
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+        .hint("for example: nixflash new blinky --board uno")
+        .into());
+    }
+    eprintln!("Which board is the project for?");
+    for (i, b) in boards.iter().enumerate() {
+        eprintln!("  {:>2}) {:<20} {} ({})", i + 1, b.id, b.name, b.chip);
+    }
+    eprint!("Number or id [1-{}]: ", boards.len());
+    io::stderr().flush().ok();
+    let mut line = String::new();
+    io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the answer")?;
+    let answer = line.trim();
+    if answer.is_empty() {
+        return Err(Failure::new("no board chosen")
+            .hint("answer with a number or a board id, or pass --board <id>")
+            .into());
+    }
+    if let Ok(n) = answer.parse::<usize>() {
+        if (1..=boards.len()).contains(&n) {
+            return Ok(boards[n - 1]);
+        }
+    }
+    db.get(answer)
 }

@@ -35,9 +35,9 @@ pub fn run(args: Args) -> Result<u8> {
     let ports = serial::list_ports()?;
     if args.json {
         let list: Vec<JsonPort> = ports.iter().map(|p| json_port(p, db)).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        super::outln!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", table(&ports, db));
+        super::outp!("{}", table(&ports, db));
     }
     Ok(0)
 }

@@ -31,7 +31,7 @@ pub struct UpdateArgs {
 
 pub fn run(a: UpdateArgs) -> Result<u8> {
     let ctx = a.flags.context()?;
-    let board = ctx.board()?;
+    let board = ctx.board_to_build()?;
     let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
     let flake_dir = ctx.flake_dir()?;
     let git = ctx.git();

@@ -1,121 +1,20 @@
-//! `nixflash build`, `update` and `doctor` against real Nix, with the fixture flake in
-//! tests/fixtures/project (derivations that run /bin/sh; no nixpkgs needed), plus the known-failure
-//! table against captured logs and the size report against real ELFs.
+//! `nixflash build` and `update` against real Nix, with the fixture flake in tests/fixtures/project
+//! (derivations that run /bin/sh; no nixpkgs needed): git tracking, the std lock, progress,
+//! failures, interruption and the nix arguments after `--`.
 //!
-//! Tests that need `nix` (or avr-size, cargo) print `SKIPPED: ...` when it is missing, and fail
-//! in CI.
+//! Tests that need `nix` print `SKIPPED: ...` when it is missing, and fail in CI.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use nixflash::board::Database;
-use nixflash::manifest::{self, ReadBy};
 
 use crate::common;
-use crate::common::{fixtures, git};
-
-fn have(tool: &str) -> bool {
-    which::which(tool).is_ok()
-}
-
-macro_rules! require {
-    ($tool:expr, $test:expr) => {
-        if !have($tool) {
-            common::skip($test, &format!("`{}` is not on PATH", $tool));
-            return;
-        }
-    };
-}
-
-/// A copy of the fixture project (and its stand-in rust-overlay) in a temporary folder.
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    overlay: PathBuf,
-}
-
-impl Fixture {
-    /// `git_init`: make it a repository with everything committed.
-    fn new(git_init: bool) -> Fixture {
-        let f = common::NixFixture::new(".tmp");
-        if git_init {
-            f.commit_all();
-        }
-        Fixture {
-            _tmp: f.tmp,
-            dir: f.dir,
-            overlay: f.overlay,
-        }
-    }
-
-    fn nixflash(&self, sub: &str) -> Command {
-        let mut c = Command::cargo_bin("nixflash").unwrap();
-        c.current_dir(self.dir.join(sub));
-        c
-    }
-
-    fn read(&self, rel: &str) -> String {
-        fs::read_to_string(self.dir.join(rel)).unwrap()
-    }
-
-    fn tracked(&self) -> Vec<String> {
-        git(&self.dir, &["ls-files"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut c: Command) -> Output {
-    let out = c.output().unwrap();
-    let o = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("--- exit {}\n{}{}", o.code, o.stdout, o.stderr);
-    o
-}
-
-/// The nix commands nixflash ran, from its --verbose lines.
-fn nix_calls(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.trim_start().starts_with("Running `nix "))
-        .collect()
-}
-
-/// Section sizes by name, from `avr-size -A`.
-fn avr_size(elf: &Path) -> std::collections::HashMap<String, u64> {
-    let out = StdCommand::new("avr-size")
-        .arg("-A")
-        .arg(elf)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let name = f.next()?;
-            let size = f.next()?.parse().ok()?;
-            name.starts_with('.').then(|| (name.to_string(), size))
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Building
+use crate::common::fixture::{avr_size, have, nix_calls, require, run, Fixture};
+use crate::common::git;
 
 #[test]
 fn builds_from_a_subfolder_and_reports_sizes() {
@@ -411,61 +310,29 @@ fn a_failing_builder_gets_the_log_end_and_a_diagnosis() {
     // Hints come last.
     let last = o.stderr.lines().last().unwrap();
     assert!(last.starts_with("hint: "), "{last}");
-}
+    // No "Git tree is dirty" on every build of a project with uncommitted edits.
+    assert!(!o.stderr.contains("is dirty"), "{}", o.stderr);
 
-#[test]
-fn nix_missing_from_path_says_how_to_install_it() {
-    let f = Fixture::new(false);
-    let empty = tempfile::tempdir().unwrap();
+    // --json: an answer on stdout on failure too, with the diagnosis and the hints.
     let mut c = f.nixflash("");
-    c.arg("build").env("PATH", empty.path());
+    c.args(["build", "--json"]);
     let o = run(c);
     assert_eq!(o.code, 1);
-    assert!(o
-        .stderr
-        .contains("error: nix is not installed (no `nix` on PATH)"));
-    assert!(o.stderr.contains("hint: nixflash builds firmware with Nix"));
-    assert!(o.stderr.contains("https://nixos.org/download"));
-}
-
-#[test]
-fn flakes_disabled_in_the_user_config_still_build() {
-    require!("nix", "flakes_disabled_in_the_user_config_still_build");
-    let f = Fixture::new(true);
-    // The setting really disables flakes for a plain nix call.
-    let plain = StdCommand::new("nix")
-        .args(["build", ".#default", "--no-link"])
-        .current_dir(&f.dir)
-        .env("NIX_CONFIG", "experimental-features =")
-        .output()
-        .unwrap();
-    assert!(!plain.status.success());
-    assert!(String::from_utf8_lossy(&plain.stderr).contains("experimental Nix feature"));
-
-    let mut c = f.nixflash("");
-    c.arg("build").env("NIX_CONFIG", "experimental-features =");
-    let o = run(c);
-    assert_eq!(o.code, 0);
-    assert!(o.stderr.contains("Size flash"));
-}
-
-#[test]
-fn builds_with_no_cargo_on_path() {
-    require!("nix", "builds_with_no_cargo_on_path");
-    require!("git", "builds_with_no_cargo_on_path");
-    let f = Fixture::new(true);
-    // PATH with nix and git only.
-    let bin = tempfile::tempdir().unwrap();
-    for tool in ["nix", "git"] {
-        std::os::unix::fs::symlink(which::which(tool).unwrap(), bin.path().join(tool)).unwrap();
-    }
-    assert!(which::which_in("cargo", Some(bin.path()), &f.dir).is_err());
-    let mut c = f.nixflash("src");
-    c.args(["build", "--verbose"]).env("PATH", bin.path());
-    let o = run(c);
-    assert_eq!(o.code, 0);
-    assert!(o.stderr.contains("read from Cargo.toml directly"));
-    assert!(o.stderr.contains("Size flash"));
+    let j: serde_json::Value = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", o.stdout));
+    assert_eq!(j["ok"], false);
+    assert!(j["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("`nix build .#default` failed (exit code 1)"));
+    assert!(j["diagnosis"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("The tests were compiled for the board's no_std target"));
+    assert!(j["hints"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("keep `doCheck = false;`"));
 }
 
 #[test]
@@ -521,98 +388,92 @@ fn ctrl_c_sent_to_nixflash_alone_stops_nix() {
     assert!(rest.contains("error: interrupted"), "{rest}");
 }
 
-// ---------------------------------------------------------------------------------------------
-// doctor
-
+/// On a terminal a build shows one progress line (the count of derivations, what is built, the
+/// builder's last line) instead of the builder's lines; piped, the builder's lines are printed as
+/// `nix build -L` prints them. No nix command is silent: the std lock's rust-src too.
 #[test]
-fn doctor_checks_each_thing_on_one_line() {
-    require!("nix", "doctor_checks_each_thing_on_one_line");
-    let f = Fixture::new(true);
-    let mut c = f.nixflash("src");
-    c.arg("doctor").env_remove("NIX_CONFIG");
-    let o = run(c);
-    let lines: Vec<&str> = o.stdout.lines().collect();
-    assert!(
-        lines
-            .iter()
-            .all(|l| l.starts_with("✓ ") || l.starts_with("✗ ")),
-        "{lines:?}"
+fn a_build_shows_progress_on_a_terminal_and_lines_when_piped() {
+    require!(
+        "nix",
+        "a_build_shows_progress_on_a_terminal_and_lines_when_piped"
     );
-    assert!(lines[0].starts_with("✓ nix 2."), "{}", lines[0]);
-    assert!(lines.iter().any(|l| l.starts_with("✓ git repository")));
-    assert!(lines.contains(&"✓ board uno (Arduino Uno)"));
-    assert!(lines.iter().any(|l| l.contains("ravedude")));
-    let failed = lines.iter().filter(|l| l.starts_with("✗ ")).count();
-    assert_eq!(o.code, if failed == 0 { 0 } else { 1 });
+    let f = Fixture::new(true);
+    let mut pty = common::pty::Pty::new();
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_nixflash"))
+        .arg("build")
+        .current_dir(&f.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(pty.slave())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let shown = String::from_utf8_lossy(&pty.read_all(Duration::from_secs(5))).into_owned();
+    assert!(status.success(), "{shown}");
+    // The progress line, drawn over itself (carriage returns and colour).
+    assert!(shown.contains("building .#rust-src"), "{shown:?}");
+    assert!(shown.contains("building fixture"), "{shown:?}");
+    assert!(
+        shown.contains("[0/1]") || shown.contains("[1/1]"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains('\u{1b}'),
+        "no colour or cursor control: {shown:?}"
+    );
+    // Not the builder's lines, which are for pipes and logs.
+    assert!(
+        !shown.contains("fixture> installing the firmware"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("Size"), "{shown:?}");
 
-    // Flakes disabled and a file untracked: both ✗ with their fixes, and exit code 1.
-    git(&f.dir, &["rm", "-q", "--cached", "firmware.elf"]);
+    // Piped (as every other test runs it): the builder's own lines.
+    // A nonce of its own: a fixed one would be built once per Nix store, and cached afterwards.
+    let nonce = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    fs::write(f.dir.join("nonce"), nonce).unwrap();
     let mut c = f.nixflash("");
-    c.arg("doctor").env("NIX_CONFIG", "experimental-features =");
+    c.arg("build");
     let o = run(c);
-    assert_eq!(o.code, 1);
-    assert!(o.stdout.contains(
-        "✗ flakes are not enabled (nixflash enables them for its own calls, but `nix build`, `nix develop` and direnv need them) — fix: add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf"
-    ));
-    assert!(o.stdout.contains(
-        "✗ git does not track firmware.elf (the flake cannot see it) — fix: git add --intent-to-add -- firmware.elf"
-    ));
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stderr.contains("fixture> installing the firmware"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains('\u{1b}'),
+        "colour in a pipe: {:?}",
+        o.stderr
+    );
 }
 
-/// A package that names no board, and a Cargo.toml that is not TOML: each says what to do, before
-/// anything runs.
+/// A generated project whose pinned inputs are not in the store yet: its first build says that
+/// it downloads them and a toolchain. (Here it then fails: this machine is offline.)
 #[test]
-fn a_project_without_a_board_or_with_a_broken_cargo_toml_says_what_to_do() {
+fn a_first_build_says_it_downloads_the_pinned_inputs() {
+    require!("nix", "a_first_build_says_it_downloads_the_pinned_inputs");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    for cmd in ["build", "flash"] {
-        let mut c = Command::cargo_bin("nixflash").unwrap();
-        c.current_dir(dir).arg(cmd);
-        let o = run(c);
-        assert_eq!(o.code, 1, "{cmd}");
-        assert!(
-            o.stderr
-                .contains("Cargo.toml does not say which board it is for"),
-            "{cmd}: {}",
-            o.stderr
-        );
-        assert!(
-            o.stderr.contains(
-                "hint: add\n\n          [package.metadata.nixflash]\n          board = \"uno\""
-            ),
-            "{cmd}: {}",
-            o.stderr
-        );
-    }
-    fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"fw\"\nversion = \"0.1.0\n",
-    )
-    .unwrap();
     let mut c = Command::cargo_bin("nixflash").unwrap();
-    c.current_dir(dir.join("src")).arg("build");
+    c.current_dir(tmp.path())
+        .args(["new", "fw", "--board", "esp32c3"]);
+    assert_eq!(run(c).code, 0);
+    let mut c = Command::cargo_bin("nixflash").unwrap();
+    c.current_dir(tmp.path().join("fw")).arg("build");
     let o = run(c);
-    assert_eq!(o.code, 1);
+    // The slimmed fixture nixpkgs is not the pinned one: nixpkgs at least is missing.
     assert!(
-        o.stderr.contains(&format!(
-            "{}:3:17: invalid TOML",
-            dir.canonicalize().unwrap().join("Cargo.toml").display()
-        )),
+        o.stderr
+            .contains("this is the first build with these pins: Nix downloads")
+            && o.stderr.contains("nixpkgs")
+            && o.stderr.contains("the Rust toolchain (1.96.0)"),
         "{}",
         o.stderr
     );
-    assert!(
-        o.stderr
-            .contains("hint: fix it: cargo cannot read it either"),
-        "{}",
-        o.stderr
+    assert_eq!(
+        o.stderr.matches("first build with these pins").count(),
+        1,
+        "said more than once"
     );
 }
 
@@ -683,236 +544,4 @@ fn arguments_after_dashdash_reach_every_nix_command() {
         line.ends_with("— fix: run `nixflash build` to see nix's whole message"),
         "{line}"
     );
-}
-
-#[test]
-fn doctor_without_nix_fails() {
-    let f = Fixture::new(false);
-    let empty = tempfile::tempdir().unwrap();
-    let mut c = f.nixflash("");
-    c.arg("doctor").env("PATH", empty.path());
-    let o = run(c);
-    assert_eq!(o.code, 1);
-    assert!(o
-        .stdout
-        .starts_with("✗ nix is not installed (no `nix` on PATH) — fix: install Nix"));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading the project
-
-#[test]
-fn the_project_is_read_by_cargo_metadata_or_from_cargo_toml_alike() {
-    let f = Fixture::new(false);
-    let by_toml = manifest::read_toml(&f.dir).unwrap();
-    assert_eq!(by_toml.read_by, ReadBy::Toml);
-    assert_eq!(by_toml.name, "fixture");
-    assert_eq!(by_toml.bins, vec!["fixture".to_string()]);
-    assert_eq!(by_toml.board.as_deref(), Some("uno"));
-    let found = manifest::discover(&f.dir.join("src")).unwrap();
-    assert_eq!(found.root, f.dir.canonicalize().unwrap());
-    if !have("cargo") {
-        common::skip("the cargo metadata half", "`cargo` is not on PATH");
-        return;
-    }
-    // rust-toolchain.toml pins a nightly that is not installed; cargo must answer anyway, and
-    // rustup must not install it.
-    let toolchains = || {
-        StdCommand::new("rustup")
-            .args(["toolchain", "list"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .ok()
-    };
-    let before = toolchains();
-    let by_cargo = manifest::read_with_cargo(&f.dir.canonicalize().unwrap())
-        .expect("cargo metadata --no-deps --offline answers");
-    if let Some(before) = before {
-        let after = toolchains().unwrap();
-        assert_eq!(before, after);
-    }
-    assert_eq!(by_cargo.read_by, ReadBy::CargoMetadata);
-    assert_eq!(by_cargo.name, by_toml.name);
-    assert_eq!(by_cargo.bins, by_toml.bins);
-    assert_eq!(by_cargo.board, by_toml.board);
-    assert_eq!(found.read_by, ReadBy::CargoMetadata);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Known failures: every entry of diagnoses.toml against real captured logs
-
-#[test]
-fn every_diagnosis_matches_its_captured_logs_and_only_those() {
-    let dir = fixtures().join("logs");
-    let table = nixflash::diagnose::table();
-    let mut logs: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
-    // Logs in which a second, related diagnosis is expected too.
-    let also = [("git-dependency-hash", "git-dependency-fetch")];
-    // A log belongs to the entry whose id its name is, or starts with followed by `-`.
-    let owner = |log: &Path| -> Option<&str> {
-        let stem = log.file_stem()?.to_str()?;
-        table
-            .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| stem == *id || stem.starts_with(&format!("{id}-")))
-            .max_by_key(|id| id.len())
-    };
-    for entry in table {
-        assert!(
-            logs.iter().any(|l| owner(l) == Some(entry.id.as_str())),
-            "no captured log for `{}`",
-            entry.id
-        );
-    }
-    for log in &logs {
-        let id = owner(log).unwrap_or_else(|| panic!("{} names no diagnosis", log.display()));
-        let text = fs::read_to_string(log).unwrap();
-        let found = nixflash::diagnose::diagnose(&text, &[("git_root", "/r"), ("board", "uno")]);
-        let mut ids: Vec<&str> = found.iter().map(|d| d.id.as_str()).collect();
-        ids.sort();
-        let mut want = vec![id];
-        want.extend(also.iter().filter(|(a, _)| *a == id).map(|(_, b)| *b));
-        want.sort();
-        assert_eq!(ids, want, "{}", log.display());
-        for d in &found {
-            assert!(
-                d.missing.is_empty(),
-                "{}: no value for {:?}",
-                log.display(),
-                d.missing
-            );
-        }
-    }
-}
-
-#[test]
-fn diagnoses_fill_in_what_the_logs_say() {
-    let logs = fixtures().join("logs");
-    let d = |name: &str| {
-        let text = fs::read_to_string(logs.join(name)).unwrap();
-        nixflash::diagnose::diagnose(
-            &text,
-            &[
-                ("git_root", "/home/me/blinky"),
-                ("board", "esp32c3-devkitm-1"),
-            ],
-        )
-    };
-    assert_eq!(
-        d("untracked-file.log")[0].fix[0],
-        "git -C /home/me/blinky add --intent-to-add -- firmware.elf"
-    );
-    assert!(d("unknown-target.log")[0]
-        .problem
-        .contains("`riscv32imc-unknown-none-elfx`"));
-    assert!(d("toolchain-not-available.log")[0]
-        .problem
-        .contains("(2099-01-01)"));
-    assert!(d("toolchain-not-available.log")[0].fix[0].starts_with("nixflash update rust-overlay"));
-    assert_eq!(
-        d("git-dependency-unlocked.log")[0].fix[0],
-        "cargo update -p arduino-hal   (then git add Cargo.lock)"
-    );
-    let m = &d("hash-mismatch.log")[0];
-    assert_eq!(
-        m.fix[0],
-        "replace sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= with sha256-M6zoNlbZ5P36SF4/a3pI/WmjRyN6cBWLDdn24YE44eg= in flake.nix"
-    );
-    assert!(d("git-dependency-hash.log")[0].problem.contains(
-        "git+https://github.com/rahix/avr-hal?rev=1111111111111111111111111111111111111111#1111111111111111111111111111111111111111"
-    ));
-    // Toolchains before compiler_builtins moved into the library fetch it from crates.io, and
-    // cargo's message then names it (the message format of std-lock-vendor.log, other crate).
-    let old = "blinky> error: no matching package named `compiler_builtins` found";
-    assert_eq!(nixflash::diagnose::diagnose(old, &[])[0].id, "std-lock");
-    // Without a failed fetch, crane's warning alone is no diagnosis (the build fetches anyway).
-    let warn = "evaluation warning: No output hash provided for git+https://x/y?rev=1#1\nerror: builder failed";
-    assert!(nixflash::diagnose::diagnose(warn, &[]).is_empty());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Size reports of real ELFs
-
-#[test]
-fn esp32c3_sizes_count_only_loaded_sections() {
-    // An esp-hal 1.2 blinky for the ESP32-C3 (nixflash's template), stripped. Its sections
-    // (readelf -S): .trap 0x604 and .rwtext 0x4f0 (IRAM code, loaded from flash), .data 0x2d4,
-    // .bss 0x1b8, .flash.appdesc 0x100, .rodata 0x21d4, .text 0x5baa; not counted: the NOLOAD
-    // .rwdata_dummy 0xaf4, .rotext_dummy 0x10000 and .stack 0x4d480.
-    let db = Database::builtin().unwrap();
-    let board = db.get("esp32c3").unwrap();
-    let r =
-        nixflash::size::analyze_file(&fixtures().join("elf/esp32c3-blinky.elf"), board).unwrap();
-    assert_eq!(
-        r.flash.used,
-        0x604 + 0x4f0 + 0x2d4 + 0x100 + 0x21d4 + 0x5baa
-    );
-    assert_eq!(r.ram.used, 0x604 + 0x4f0 + 0x2d4 + 0x1b8);
-    assert_eq!(r.flash.total, board.memory.flash);
-    assert_eq!(r.ram.total, board.memory.ram);
-    assert!(r
-        .sections
-        .iter()
-        .all(|s| !s.name.contains("dummy") && s.name != ".stack"));
-    assert_eq!(
-        r.to_string(),
-        "flash 35910 B / 4194304 B (0.9 %), RAM 3968 B / 393216 B (1.0 %)"
-    );
-}
-
-#[test]
-fn avr_sizes_agree_with_avr_size() {
-    if !have("avr-size") {
-        common::skip("avr_sizes_agree_with_avr_size", "`avr-size` is not on PATH");
-        return;
-    }
-    let elf = fixtures().join("project/firmware.elf");
-    let db = Database::builtin().unwrap();
-    let r = nixflash::size::analyze_file(&elf, db.get("uno").unwrap()).unwrap();
-    let s = avr_size(&elf);
-    assert_eq!(r.flash.used, s[".text"] + s[".data"]);
-    assert_eq!(r.ram.used, s[".data"] + s[".bss"]);
-    // The fixture's C source: 23 bytes of .data (24 with avr-gcc's padding), 100 of .bss.
-    assert!(s[".data"] >= 23 && s[".bss"] == 100);
-}
-
-#[test]
-fn a_workspace_member_takes_the_board_from_the_workspace_root() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().canonicalize().unwrap();
-    fs::write(
-        root.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"fw\"]\nresolver = \"2\"\n\n[workspace.package]\nversion = \"0.2.0\"\n\n\
-         [workspace.metadata.nixflash]\nboard = \"nano\"\n",
-    )
-    .unwrap();
-    fs::create_dir_all(root.join("fw/src/bin")).unwrap();
-    fs::write(
-        root.join("fw/Cargo.toml"),
-        "[package]\nname = \"fw\"\nversion.workspace = true\nedition = \"2021\"\n\n\
-         [[bin]]\nname = \"blink\"\npath = \"src/main.rs\"\n",
-    )
-    .unwrap();
-    fs::write(root.join("fw/src/main.rs"), "fn main() {}\n").unwrap();
-    fs::write(root.join("fw/src/bin/probe.rs"), "fn main() {}\n").unwrap();
-
-    let by_toml = manifest::read_toml(&root.join("fw")).unwrap();
-    assert_eq!(by_toml.name, "fw");
-    assert_eq!(by_toml.bins, vec!["blink".to_string(), "probe".to_string()]);
-    assert_eq!(by_toml.board.as_deref(), Some("nano"));
-    assert_eq!(by_toml.firmware_bin(), "blink");
-    if !have("cargo") {
-        common::skip("the cargo metadata half", "`cargo` is not on PATH");
-        return;
-    }
-    let by_cargo = manifest::read_with_cargo(&root.join("fw")).expect("cargo answers");
-    let mut cargo_bins = by_cargo.bins.clone();
-    cargo_bins.sort();
-    assert_eq!(cargo_bins, by_toml.bins);
-    assert_eq!(by_cargo.board, by_toml.board);
 }

@@ -88,8 +88,12 @@ fn own_and_generated_flakes_parse() {
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::builtin().unwrap();
     let mut parsed = 0;
-    for board in db.boards() {
-        let files = render::render_sources(board, &Project::new("blinky")).unwrap();
+    for (board, project) in db.boards().flat_map(|b| {
+        Project::variants(b, "blinky")
+            .into_iter()
+            .map(move |p| (b, p))
+    }) {
+        let files = render::render_sources(board, &project).unwrap();
         let flake = files
             .iter()
             .find(|f| f.path == Path::new("flake.nix"))
@@ -121,8 +125,12 @@ fn generated_sources_pass_the_flake_fmt_check() {
     let db = Database::builtin().unwrap();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for board in db.boards() {
-        let files = render::render_sources(board, &Project::new("blinky")).unwrap();
+    for (board, project) in db.boards().flat_map(|b| {
+        Project::variants(b, "blinky")
+            .into_iter()
+            .map(move |p| (b, p))
+    }) {
+        let files = render::render_sources(board, &project).unwrap();
         let manifest = files
             .iter()
             .find(|f| f.path == Path::new("Cargo.toml"))
@@ -346,11 +354,43 @@ fn own_flake_evaluates_without_ifd() {
         "nixflash-clippy",
         "nixflash-fmt",
         "nixflash-test",
+        "nixflash-test-offline",
     ] {
         assert!(
             log.contains(&format!("checks.{}.{check}", nix_system())),
             "nix flake check did not evaluate checks.{}.{check}:\n{log}",
             nix_system()
+        );
+    }
+    // The sandboxed integration tests name modules of tests/it that exist: a filter that matches
+    // nothing would pass with no test run.
+    let out = run(
+        Command::new("nix")
+            .current_dir(manifest_dir())
+            .args([
+                "eval",
+                "--raw",
+                &format!(".#checks.{}.nixflash-test-offline.checkPhase", nix_system()),
+            ])
+            .args(inputs.eval_flags()),
+        "the offline tests' arguments",
+    );
+    let args = text(&out.stdout);
+    let modules = args
+        .split_once("--test it -- ")
+        .unwrap_or_else(|| panic!("not the tests/it binary: {args}"))
+        .1;
+    let modules: Vec<&str> = modules
+        .split_whitespace()
+        .take_while(|m| m.ends_with("::"))
+        .collect();
+    assert!(!modules.is_empty(), "{args}");
+    for m in modules {
+        let file = manifest_dir().join(format!("tests/it/{}.rs", m.trim_end_matches("::")));
+        assert!(
+            file.exists(),
+            "checks.nixflash-test-offline runs `{m}`, but there is no {}",
+            file.display()
         );
     }
 }

@@ -7,10 +7,16 @@
 mod common;
 
 mod build;
+mod cli;
+mod decode;
+mod doctor;
 mod firmware;
 mod flake_eval;
 mod flash;
+mod init;
 mod monitor;
 mod new;
+mod new_log;
 mod ports;
+mod report;
 mod sim;

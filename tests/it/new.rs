@@ -1,4 +1,4 @@
-//! `nixflash new`, `init` and `boards` through the real binary: what they write, what they print,
+//! `nixflash new` and `boards` through the real binary: what they write, what they print,
 //! and that bad input writes nothing.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::process::Command as Std;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn nixflash(cwd: &Path) -> Command {
+pub(crate) fn nixflash(cwd: &Path) -> Command {
     let mut c = Command::cargo_bin("nixflash").unwrap();
     c.current_dir(cwd)
         // No user board files from the machine running the tests.
@@ -16,7 +16,7 @@ fn nixflash(cwd: &Path) -> Command {
 }
 
 /// Every file under `dir`, relative, sorted (`.git` left out).
-fn tree(dir: &Path) -> Vec<String> {
+pub(crate) fn tree(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -54,7 +54,7 @@ fn board_ids() -> Vec<String> {
         .collect()
 }
 
-fn git_tracked(dir: &Path) -> Vec<String> {
+pub(crate) fn git_tracked(dir: &Path) -> Vec<String> {
     let out = Std::new("git")
         .args(["ls-files"])
         .current_dir(dir)
@@ -472,140 +472,6 @@ fn new_inside_an_existing_repository_adds_to_it() {
         .stdout(predicate::str::contains("enclosing git repository"));
     assert!(!tmp.path().join("fw/.git").exists());
     assert!(git_tracked(tmp.path()).contains(&"fw/flake.nix".to_string()));
-}
-
-fn cargo_project(dir: &Path) {
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"mine\"\nversion = \"0.2.0\"\nedition = \"2021\"\n\n\
-         [dependencies]\nufmt = \"0.2\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("src/main.rs"), "// my code\n").unwrap();
-}
-
-#[test]
-fn init_adds_nix_and_board_files_and_leaves_the_rest() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mine");
-    cargo_project(&dir);
-    nixflash(&dir)
-        .args(["init", "--board", "uno", "--no-git"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("flake.nix"))
-        .stdout(predicate::str::contains("Ravedude.toml"))
-        .stdout(predicate::str::contains("cargo generate-lockfile"));
-    assert_eq!(
-        tree(&dir),
-        vec![
-            ".cargo/config.toml",
-            ".envrc",
-            "Cargo.toml",
-            "Ravedude.toml",
-            "flake.lock",
-            "flake.nix",
-            "rust-toolchain.toml",
-            "src/main.rs"
-        ]
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("src/main.rs")).unwrap(),
-        "// my code\n"
-    );
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    assert!(manifest
-        .starts_with("[package]\nname = \"mine\"\nversion = \"0.2.0\"\nedition = \"2021\"\n"));
-    assert!(manifest.contains("[dependencies]\nufmt = \"0.2\"\n"));
-    let t: toml::Table = toml::from_str(&manifest).unwrap();
-    assert_eq!(
-        t["package"]["metadata"]["nixflash"]["board"].as_str(),
-        Some("uno")
-    );
-    assert!(std::fs::read_to_string(dir.join("flake.nix"))
-        .unwrap()
-        .contains("name = \"mine\""));
-}
-
-#[test]
-fn init_refuses_to_overwrite_unless_forced() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mine");
-    cargo_project(&dir);
-    std::fs::write(dir.join("flake.nix"), "{ my flake }").unwrap();
-    std::fs::write(
-        dir.join("rust-toolchain.toml"),
-        "[toolchain]\nchannel = \"stable\"\n",
-    )
-    .unwrap();
-    let before = tree(&dir);
-    let manifest_before = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    nixflash(&dir)
-        .args(["init", "--board", "esp32c3"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("flake.nix"))
-        .stderr(predicate::str::contains("rust-toolchain.toml"))
-        .stderr(predicate::str::contains("--force"));
-    assert_eq!(tree(&dir), before, "nothing written");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("flake.nix")).unwrap(),
-        "{ my flake }"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("Cargo.toml")).unwrap(),
-        manifest_before
-    );
-    nixflash(&dir)
-        .args(["init", "--board", "esp32c3", "--force", "--no-git"])
-        .assert()
-        .success();
-    assert!(std::fs::read_to_string(dir.join("flake.nix"))
-        .unwrap()
-        .contains("crane"));
-    assert!(dir.join("build.rs").exists());
-    // A different board already recorded in Cargo.toml is a conflict too.
-    std::fs::remove_file(dir.join("flake.nix")).unwrap();
-    nixflash(&dir)
-        .args(["init", "--board", "uno", "--no-git"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("board = \"esp32c3-devkitm-1\""));
-}
-
-#[test]
-fn init_outside_a_cargo_package_says_what_to_do() {
-    let tmp = tempfile::tempdir().unwrap();
-    nixflash(tmp.path())
-        .args(["init", "--board", "uno"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("no Cargo.toml"))
-        .stderr(predicate::str::contains("nixflash new"));
-    assert!(tree(tmp.path()).is_empty());
-}
-
-/// At a workspace root there is no package to add nixflash to: say to run it in the package.
-#[test]
-fn init_at_a_workspace_root_says_to_run_it_in_the_package() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("Cargo.toml"),
-        "[workspace]\nmembers = [\"fw\"]\nresolver = \"2\"\n",
-    )
-    .unwrap();
-    cargo_project(&tmp.path().join("fw"));
-    let before = tree(tmp.path());
-    nixflash(tmp.path())
-        .args(["init", "--board", "uno"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("Cargo.toml has no [package] name"))
-        .stderr(predicate::str::contains(
-            "hint: run `nixflash init` in the package's folder, not at a workspace root",
-        ));
-    assert_eq!(tree(tmp.path()), before, "init wrote something");
 }
 
 #[test]

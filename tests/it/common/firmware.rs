@@ -1,34 +1,208 @@
-//! Rendered projects compiled to real firmware with the real compiler: `nixflash new`, then
-//! `cargo build --release` under ../shared/tools/firmware-env.sh (Debian's rustc, `-Z build-std`).
-//! AVR projects take arduino-hal from the avr-hal bundle in ../shared/fixtures.
+//! Real firmware for the tests: projects rendered by the nixflash binary and compiled by the
+//! machine's cargo with Debian's rustc (`../shared/tools/firmware-env.sh`), each built once per
+//! test binary and kept under `CARGO_TARGET_TMPDIR`.
+//!
+//! The `-Z build-std` and linker overrides are given on the command line, not written into the
+//! templates: the templates are right for rustup and Nix users. The AVR boards' arduino-hal comes
+//! from the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use super::offline::{avr_hal_git, firmware_env};
-use super::tmp;
+use super::process::{run_bounded, text};
+use super::{fixtures, nixflash, skip, tmp};
 
-/// Renders a project named `fw` for `board` in `dir` with the real binary.
-pub fn render(dir: &Path, board: &str) -> PathBuf {
-    let out = assert_cmd::Command::cargo_bin("nixflash")
-        .unwrap()
-        .current_dir(dir)
-        .env("XDG_CONFIG_HOME", dir.join(".cfg"))
-        .args(["new", "fw", "--board", board, "--no-git"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+/// Which project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `nixflash new fw --board esp32c3` as it is.
+    Esp32c3,
+    /// `nixflash new fw --board esp32c3 --log defmt` as it is.
+    Esp32c3Defmt,
+    /// The ESP32-C3 project with tests/fixtures/firmware/esp32c3-addresses.rs as src/main.rs.
+    Esp32c3Addresses,
+    /// `nixflash new fw --board uno` as it is.
+    Uno,
+    /// The Uno project with tests/fixtures/firmware/uno-addresses.rs as src/main.rs.
+    UnoAddresses,
+    /// `nixflash new fw --board mega2560` as it is.
+    Mega2560,
+    /// `nixflash new fw --board leonardo` as it is.
+    Leonardo,
+}
+
+/// A built project: its folder (package `fw`) and a copy of its ELF.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub project: PathBuf,
+    pub elf: PathBuf,
+}
+
+impl Kind {
+    fn board(self) -> &'static str {
+        match self {
+            Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
+            Kind::Uno | Kind::UnoAddresses => "uno",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Esp32c3 => "esp32c3",
+            Kind::Esp32c3Defmt => "esp32c3-defmt",
+            Kind::Esp32c3Addresses => "esp32c3-addresses",
+            Kind::Uno => "uno",
+            Kind::UnoAddresses => "uno-addresses",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
+        }
+    }
+}
+
+/// One firmware build at a time: they share target folders (and two cores).
+static ONE_BUILD: Mutex<()> = Mutex::new(());
+
+pub const ELFCLASS32: u8 = 1;
+pub const EM_AVR: u16 = 83;
+pub const EM_RISCV: u16 = 243;
+
+/// What each build gave.
+type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
+
+/// Builds `kind` once per test binary; `Err(why)` when this machine cannot (for `skip`).
+pub fn build(kind: Kind) -> Result<Built, String> {
+    static BUILT: OnceLock<Builds> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
+        return r.clone();
+    }
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
+        return r.clone();
+    }
+    let r = build_now(kind);
+    built.lock().unwrap().push((kind, r.clone()));
+    r
+}
+
+fn build_now(kind: Kind) -> Result<Built, String> {
+    // Said before anything is written: this machine may lack the tools.
+    firmware_env()?;
+    let esp = kind.board() == "esp32c3";
+    if !esp {
+        avr_hal_git()?;
+    }
+    let dir = tmp().join("firmware").join(kind.name());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = vec!["new", "fw", "--board", kind.board(), "--no-git"];
+    if kind == Kind::Esp32c3Defmt {
+        args.extend(["--log", "defmt"]);
+    }
+    let o = run_bounded(
+        nixflash()
+            .args(&args)
+            .current_dir(&dir)
+            .env("XDG_CONFIG_HOME", dir.join(".cfg")),
+        Duration::from_secs(60),
     );
-    dir.join("fw")
+    assert!(o.status.success(), "nixflash new: {:?}", text(&o));
+    let project = dir.join("fw");
+    let fixture = match kind {
+        Kind::Esp32c3Addresses => Some("esp32c3-addresses.rs"),
+        Kind::UnoAddresses => Some("uno-addresses.rs"),
+        _ => None,
+    };
+    if let Some(f) = fixture {
+        std::fs::copy(
+            fixtures().join("firmware").join(f),
+            project.join("src/main.rs"),
+        )
+        .unwrap();
+    }
+    // The template's own flags decide whether dependencies can be shared: the defmt project's
+    // rustflags differ, so it has a target folder of its own, as each AVR board (its own
+    // target-cpu and arduino-hal feature) has.
+    let out = match kind {
+        Kind::Esp32c3 | Kind::Esp32c3Addresses => compile_esp(&project, "firmware-esp32c3", "fw"),
+        Kind::Esp32c3Defmt => compile_esp(&project, "firmware-esp32c3-defmt", "fw"),
+        Kind::Uno | Kind::UnoAddresses => compile_avr_in(&project, "firmware-uno", "fw"),
+        Kind::Mega2560 => compile_avr_in(&project, "firmware-mega2560", "fw"),
+        Kind::Leonardo => compile_avr_in(&project, "firmware-leonardo", "fw"),
+    }?;
+    let elf = dir.join("fw.elf");
+    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    Ok(Built { project, elf })
+}
+
+/// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
+/// compiler for `test`: its ELF `bin`, or None after [`skip`].
+pub fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    compile_avr_in(project, "firmware-uno", bin)
+        .map_err(|why| skip(test, &why))
+        .ok()
+}
+
+/// Compiles the ESP32-C3 project at `project` with the real compiler for `test`: its ELF `bin`,
+/// or None after [`skip`].
+pub fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    compile_esp(project, "firmware-esp32c3", bin)
+        .map_err(|why| skip(test, &why))
+        .ok()
+}
+
+/// `cargo build` of an AVR project in the target folder `target` (under the tests' own),
+/// arduino-hal taken from the avr-hal bundle: its ELF `bin`.
+fn compile_avr_in(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
+    let env = firmware_env()?;
+    let mirror = avr_hal_git()?;
+    let git_config = project.join("../gitconfig-for-avr-hal");
+    std::fs::write(
+        &git_config,
+        format!(
+            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    let target_dir = tmp().join(target);
+    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
+    let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
+    Ok(elf)
+}
+
+/// `cargo build` of an ESP32-C3 project in the target folder `target` (under the tests' own):
+/// its ELF `bin`.
+fn compile_esp(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
+    let env = firmware_env()?;
+    let target_dir = tmp().join(target);
+    cargo_build(
+        &env,
+        project,
+        &target_dir,
+        &[
+            "-Z",
+            "build-std=core,alloc",
+            "--config",
+            "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
+        ],
+        None,
+    );
+    let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
+    Ok(elf)
 }
 
 /// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
-/// arguments.
+/// arguments; git reads `git_config` (for the avr-hal mirror) if given.
 pub fn cargo_build(
     env: &Path,
     project: &Path,
@@ -53,7 +227,7 @@ pub fn cargo_build(
         cmd.env("GIT_CONFIG_GLOBAL", cfg)
             .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
     }
-    let out = cmd.output().unwrap();
+    let out = run_bounded(&mut cmd, Duration::from_secs(3600));
     assert!(
         out.status.success(),
         "cargo build failed in {}:\n{}",
@@ -62,57 +236,22 @@ pub fn cargo_build(
     );
 }
 
-/// A git config that sends avr-hal's GitHub URL to the bundle's clone.
-pub fn avr_hal_git_config(dir: &Path, mirror: &Path) -> PathBuf {
-    let git_config = dir.join("gitconfig");
-    std::fs::write(
-        &git_config,
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
-    git_config
+/// ELF class and machine of a file.
+pub fn elf_machine(path: &Path) -> (u8, u16) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not an ELF", path.display());
+    (bytes[4], u16::from_le_bytes([bytes[18], bytes[19]]))
 }
 
-/// A rendered AVR blinky and its compiled ELF.
-#[derive(Debug)]
-pub struct Blinky {
-    /// The project (package `fw`), for nixflash to run in.
-    pub project: PathBuf,
-    pub elf: PathBuf,
-}
-
-/// The blinky `nixflash new fw --board <board>` makes, compiled once per test binary (in
-/// `target/tmp/blinky-<board>`, the build kept in `target/tmp/firmware-<board>` across runs), or
-/// why this machine cannot.
-pub fn avr_blinky(board: &str) -> Result<&'static Blinky, String> {
-    static BUILT: OnceLock<Mutex<HashMap<String, &'static Blinky>>> = OnceLock::new();
-    // One compile at a time: each uses every core.
-    static COMPILING: Mutex<()> = Mutex::new(());
-    let mirror = avr_hal_git()?;
-    let env = firmware_env()?;
-    let built = BUILT.get_or_init(Default::default);
-    if let Some(b) = built.lock().unwrap().get(board) {
-        return Ok(b);
-    }
-    let _one = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(b) = built.lock().unwrap().get(board) {
-        return Ok(b);
-    }
-    let dir = tmp().join(format!("blinky-{board}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let project = render(&dir, board);
-    let git_config = avr_hal_git_config(&dir, mirror);
-    let target_dir = tmp().join(format!("firmware-{board}"));
-    cargo_build(&env, &project, &target_dir, &[], Some(&git_config));
-    // A copy: tests/it/firmware.rs builds into the same target folder.
-    let built_elf = target_dir.join("avr-none/release/fw.elf");
-    let elf = dir.join("fw.elf");
-    std::fs::copy(&built_elf, &elf).unwrap_or_else(|e| panic!("no {}: {e}", built_elf.display()));
-    let b: &'static Blinky = Box::leak(Box::new(Blinky { project, elf }));
-    built.lock().unwrap().insert(board.to_string(), b);
-    Ok(b)
+/// The line number (from 1) of the only line of `file` that contains `marker`.
+pub fn line_of(file: &Path, marker: &str) -> u32 {
+    let text = std::fs::read_to_string(file).unwrap();
+    let found: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(marker))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(found.len(), 1, "{marker} in {}: {found:?}", file.display());
+    found[0] as u32
 }

@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod firmware;
+pub mod fixture;
 pub mod offline;
 pub mod process;
+pub mod pty;
 pub mod sim;
 
 use std::fs;

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::{avr_gcc, ready, sim};
-use crate::common::firmware::render;
-use crate::common::fixtures;
+use crate::common::firmware::Kind;
 use crate::common::process::text;
+use crate::common::{fixtures, nixflash};
 
 /// A firmware that crashes the simulated CPU: it jumps past the end of its program, into
 /// erased flash, which is no instruction.
@@ -21,7 +21,7 @@ const CRASH_C: &str = "#include <avr/io.h>\n\
 #[test]
 fn bad_firmware_gets_one_line_and_what_to_do() {
     let test = "bad_firmware_gets_one_line_and_what_to_do";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -46,7 +46,7 @@ fn bad_firmware_gets_one_line_and_what_to_do() {
     assert!(err.contains("hint: to see where, run `"), "{err}");
 
     // Firmware for another MCU.
-    let Some(mega) = ready(test, "mega2560") else {
+    let Some(mega) = ready(test, Kind::Mega2560) else {
         return;
     };
     let o = sim(
@@ -99,7 +99,14 @@ fn unknown_boards_and_boards_without_a_simulator_say_so() {
     assert!(err.contains("hint: did you mean `uno`"), "{err}");
 
     // An ESP32 project: said at once, before anything is built.
-    let c3 = render(tmp.path(), "esp32c3");
+    let made = nixflash()
+        .args(["new", "c3", "--board", "esp32c3", "--no-git"])
+        .current_dir(tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path().join(".cfg"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let c3 = tmp.path().join("c3");
     let o = sim(&c3, &[]);
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");

@@ -1,16 +1,29 @@
 //! The Mega 2560's and the Leonardo's blinkies, each on its own MCU at its own clock.
 
 use super::{avr_gcc, json, led_interval, ready, sim};
+use crate::common::firmware::Kind;
 use crate::common::process::text;
 
 #[test]
 fn mega2560_and_leonardo_run_their_own_blinkies_at_their_clocks() {
     let test = "mega2560_and_leonardo_run_their_own_blinkies_at_their_clocks";
-    for (board, name, pin, uart) in [
-        ("mega2560", "Arduino Mega 2560", "PB7", "USART0"),
-        ("leonardo", "Arduino Leonardo", "PC7", "USART1"),
+    for (kind, board, name, pin, uart) in [
+        (
+            Kind::Mega2560,
+            "mega2560",
+            "Arduino Mega 2560",
+            "PB7",
+            "USART0",
+        ),
+        (
+            Kind::Leonardo,
+            "leonardo",
+            "Arduino Leonardo",
+            "PC7",
+            "USART1",
+        ),
     ] {
-        let Some(b) = ready(test, board) else {
+        let Some(b) = ready(test, kind) else {
             return;
         };
         let greeting = format!("Hello from fw on the {name}!");
@@ -72,7 +85,7 @@ const SILENT_C: &str = "#define F_CPU 16000000UL\n\
 #[test]
 fn a_silent_leonardo_uart_is_said_and_the_led_still_counted() {
     let test = "a_silent_leonardo_uart_is_said_and_the_led_still_counted";
-    let Some(leonardo) = ready(test, "leonardo") else {
+    let Some(leonardo) = ready(test, Kind::Leonardo) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::common::firmware::{avr_blinky, Blinky};
+use crate::common::firmware::{build, Built, Kind};
 use crate::common::process::{run_bounded, text};
 use crate::common::{nixflash, on_path, skip};
 
@@ -27,12 +27,12 @@ use crate::common::{nixflash, on_path, skip};
 pub static SIMS: Mutex<()> = Mutex::new(());
 
 /// The blinky for `board` and a simavr on PATH, or None after [`skip`].
-pub fn ready(test: &str, board: &str) -> Option<&'static Blinky> {
+pub fn ready(test: &str, kind: Kind) -> Option<Built> {
     if !on_path("simavr") {
         skip(test, "simavr is not on PATH (apt install simavr)");
         return None;
     }
-    match avr_blinky(board) {
+    match build(kind) {
         Ok(b) => Some(b),
         Err(why) => {
             skip(test, &why);

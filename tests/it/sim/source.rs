@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{ready, SIMS};
+use crate::common::firmware::Kind;
 use crate::common::offline::nix_offline;
 use crate::common::process::{run_bounded, text};
 use crate::common::{copy_dir, skip};
@@ -11,7 +12,7 @@ use crate::common::{copy_dir, skip};
 #[test]
 fn without_simavr_on_path_the_flake_s_simulator_is_built_and_used() {
     let test = "without_simavr_on_path_the_flake_s_simulator_is_built_and_used";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let off = match nix_offline() {

@@ -5,13 +5,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{json, led_interval, led_lines, ready, sim, SIMS};
+use crate::common::firmware::Kind;
 use crate::common::nixflash;
 use crate::common::process::{collect, lossy, text, Spawned};
 
 #[test]
 fn uno_blinky_greets_and_blinks_every_500_ms() {
     let test = "uno_blinky_greets_and_blinks_every_500_ms";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let elf = uno.elf.to_str().unwrap();
@@ -95,7 +96,7 @@ fn uno_blinky_greets_and_blinks_every_500_ms() {
 #[test]
 fn an_expected_text_that_never_comes_exits_1_and_names_it() {
     let test = "an_expected_text_that_never_comes_exits_1_and_names_it";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let o = sim(
@@ -170,7 +171,7 @@ fn vcd_changes(vcd: &str, name: &str) -> Vec<(u64, String)> {
 #[test]
 fn vcd_trace_has_the_led_edges_500_ms_apart_and_the_bytes_sent() {
     let test = "vcd_trace_has_the_led_edges_500_ms_apart_and_the_bytes_sent";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -221,7 +222,7 @@ fn vcd_trace_has_the_led_edges_500_ms_apart_and_the_bytes_sent() {
 #[test]
 fn until_ctrl_c_the_run_ends_with_what_it_saw() {
     let test = "until_ctrl_c_the_run_ends_with_what_it_saw";
-    let Some(uno) = ready(test, "uno") else {
+    let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
     let _one = SIMS.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,236 +1,22 @@
-//! Driving Nix: finding it, running it with the user's own arguments, and `nix build` of a
-//! project's firmware with its output live, Ctrl-C forwarded, and a diagnosis on failure.
-//!
-//! [`build`] is the one entry point for commands that need firmware (`build`, `flash`).
+//! `nix build` of a project's firmware: its output live (or as a progress line), Ctrl-C
+//! forwarded, the size of what it built, and on failure the lines that matter and a diagnosis.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
+use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{Failure, Help};
-use crate::git::{self, Git};
+use crate::git::Git;
 use crate::interrupt;
 use crate::manifest::Manifest;
-use crate::process::{self, Cmd, Output, Show};
+use crate::process::Output;
 use crate::progress::status;
 use crate::size::{self, SizeReport};
 use crate::std_lock::{self, StdLock};
-use crate::version::Version;
-
-/// The flags that make any Nix 2.4+ accept flakes, whatever the user's nix.conf says.
-pub const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
-
-/// Nix, found on PATH.
-#[derive(Debug, Clone)]
-pub struct Nix {
-    pub path: PathBuf,
-    /// Print each nix command before running it.
-    pub verbose: bool,
-    /// The user's own arguments (what follows `--` on nixflash's command line), appended to every
-    /// nix command: `--override-input`, `--builders`, `--option substituters ...`, `--offline`.
-    pub extra_args: Vec<String>,
-}
-
-impl Nix {
-    /// Finds `nix` on PATH, or says how to install it.
-    pub fn find(verbose: bool) -> Result<Nix> {
-        match which::which("nix") {
-            Ok(path) => Ok(Nix {
-                path,
-                verbose,
-                extra_args: Vec::new(),
-            }),
-            Err(_) => Err(Failure::new("nix is not installed (no `nix` on PATH)")
-                .hint(
-                    "nixflash builds firmware with Nix, which brings the Rust toolchain; install \
-                     it with `sh <(curl -L https://nixos.org/nix/install) --daemon` (see \
-                     https://nixos.org/download), then open a new shell",
-                )
-                .hint("flakes need no configuration: nixflash enables them for its own nix calls")
-                .into()),
-        }
-    }
-
-    /// The same nix, with the user's own arguments for every command it runs.
-    pub fn with_args(mut self, extra_args: &[String]) -> Nix {
-        self.extra_args = extra_args.to_vec();
-        self
-    }
-
-    /// A `nix` command with flakes enabled, run in `dir`: `args`, then the user's own arguments.
-    pub fn command<S: AsRef<str>>(&self, dir: &Path, args: &[S]) -> Cmd {
-        let args: Vec<&str> = args
-            .iter()
-            .map(AsRef::as_ref)
-            .chain(self.extra_args.iter().map(String::as_str))
-            .collect();
-        if self.verbose {
-            status("Running", &format!("`nix {}`", process::shell_line(&args)));
-        }
-        Cmd::new(&self.path).args(FEATURES).args(&args).dir(dir)
-    }
-
-    /// `nix --version`, e.g. 2.26.3.
-    pub fn version(&self) -> Result<Version> {
-        let out = Cmd::new(&self.path)
-            .arg("--version")
-            .output()
-            .with_context(|| format!("cannot run {}", self.path.display()))?;
-        let text = out.stdout_text();
-        Version::find_in(&text)
-            .with_context(|| format!("`nix --version` printed nothing useful: {text}"))
-    }
-
-    /// `nix build .#<attr> --json --no-link`, quietly: its out path, or the failed run.
-    pub fn realise(
-        &self,
-        flake_dir: &Path,
-        attr: &str,
-    ) -> Result<std::result::Result<PathBuf, Output>> {
-        let installable = format!(".#{attr}");
-        let run = self
-            .command(flake_dir, &["build", &installable, "--json", "--no-link"])
-            .run(Show::Quiet)
-            .context("cannot run nix")?;
-        interrupt::check()?;
-        if !run.success() {
-            return Ok(Err(run));
-        }
-        out_path(&run.stdout_text()).map(Ok)
-    }
-
-    /// Evaluates the flake's firmware derivation (`packages.<system>.default.drvPath`) without
-    /// building anything: its path, or nix's error (the `error:` lines of its log).
-    pub fn evaluate_firmware(&self, flake_dir: &Path) -> Result<String> {
-        let attr = format!(".#packages.{}.default.drvPath", system());
-        let run = self
-            .command(flake_dir, &["eval", "--raw", &attr])
-            .run(Show::Quiet)
-            .context("cannot run nix")?;
-        interrupt::check()?;
-        if !run.success() {
-            let lines = relevant_lines(&run.stderr, 10);
-            let errors: Vec<&str> = lines
-                .iter()
-                .map(|l| l.trim())
-                .filter(|l| !l.is_empty())
-                .map(|l| l.strip_prefix("error:").map(str::trim).unwrap_or(l))
-                .collect();
-            anyhow::bail!("{}", errors.join(" "));
-        }
-        Ok(run.stdout_text().trim().to_string())
-    }
-}
-
-/// The folder holding the project's flake.nix: the package's, or the nearest one above it (a
-/// workspace root).
-pub fn flake_dir(manifest: &Manifest) -> Result<PathBuf> {
-    manifest
-        .root
-        .ancestors()
-        .find(|d| d.join("flake.nix").is_file())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
-            Failure::new(format!(
-                "no flake.nix in {} or the folders above it",
-                manifest.root.display()
-            ))
-            .hint(format!(
-                "add one with `nixflash init --board {}` (it also writes rust-toolchain.toml and \
-                 .cargo/config.toml)",
-                manifest.board.as_deref().unwrap_or("<id>")
-            ))
-            .into()
-        })
-}
-
-/// The Nix system name of this machine (`x86_64-linux`, `aarch64-darwin`), as flake outputs are
-/// keyed.
-pub fn system() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        os => os,
-    };
-    format!("{}-{os}", std::env::consts::ARCH)
-}
-
-/// The `out` path in `nix build --json` output.
-pub fn out_path(json: &str) -> Result<PathBuf> {
-    let v: serde_json::Value = serde_json::from_str(json.trim())
-        .with_context(|| format!("cannot read nix's JSON output: {json}"))?;
-    v.get(0)
-        .and_then(|b| b.get("outputs"))
-        .and_then(|o| o.get("out"))
-        .and_then(|o| o.as_str())
-        .map(PathBuf::from)
-        .with_context(|| format!("nix's JSON output names no `out` path: {json}"))
-}
-
-/// The git step of a build: intent-to-add what the flake needs, or report it.
-fn check_git(flake_dir: &Path, git: &Git, add: bool) -> Result<()> {
-    match git {
-        Git::NotInstalled => {
-            status(
-                "Note",
-                "git is not installed: Nix copies the whole project folder (target/ too) on every \
-                 build; install git and `git init` the project to make builds faster",
-            );
-            return Ok(());
-        }
-        Git::NotARepo => {
-            status(
-                "Note",
-                &format!(
-                    "{} is not in a git repository: Nix copies the whole folder (target/ too) on \
-                     every build; `git init && git add -A` makes builds faster",
-                    flake_dir.display()
-                ),
-            );
-            return Ok(());
-        }
-        Git::Repo { .. } => {}
-    }
-    let u = git::untracked(flake_dir)?;
-    let shell_list = |files: &[PathBuf]| {
-        let words: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        process::shell_line(&words)
-    };
-    if !u.files.is_empty() {
-        let list = shell_list(&u.files);
-        if add {
-            git::intent_to_add(flake_dir, &u.files)?;
-            status(
-                "Git-added",
-                &format!(
-                    "{list} (intent-to-add): a flake only sees the files git tracks; commit them \
-                     when you are ready"
-                ),
-            );
-        } else {
-            status(
-                "Warning",
-                &format!(
-                    "git does not track {list}, so Nix cannot see it; run: git add \
-                     --intent-to-add -- {list}"
-                ),
-            );
-        }
-    }
-    if !u.ignored.is_empty() {
-        let list = shell_list(&u.ignored);
-        status(
-            "Warning",
-            &format!(
-                "{list} is ignored by .gitignore, so Nix cannot see it; remove it from .gitignore, \
-                 or run: git add --force --intent-to-add -- {list}"
-            ),
-        );
-    }
-    Ok(())
-}
 
 /// The lines of a nix log worth repeating after a failure: the builder's last lines and the
 /// error, without progress chatter. At most `max` lines.
@@ -438,6 +224,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     let git = Git::of(&flake_dir);
     check_git(&flake_dir, &git, opts.git_add)?;
     interrupt::check()?;
+    say_if_first_build(&flake_dir, &opts.nix_args);
 
     let std_lock = if board.rust.build_std {
         std_lock::sync(&nix, &flake_dir, &git, board, opts)?
@@ -450,20 +237,18 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
         "Building",
         &format!("{} for the {} with nix…", manifest.name, board.name),
     );
-    let mut args = vec!["build", ".#default", "--json", "-L"];
+    let mut args = vec!["build", ".#default", "--json"];
     if opts.link {
         args.extend(["--out-link", "result"]);
     } else {
         args.push("--no-link");
     }
-    let run = nix
-        .command(&flake_dir, &args)
-        .run(Show::Stderr)
-        .context("cannot run nix")?;
+    let run = nix.run(&flake_dir, &args, &format!("building {}", manifest.name))?;
     interrupt::check()?;
     if !run.success() {
         let vars = diagnosis_vars(&flake_dir, &git, board);
-        return Err(BuildFailed::new("nix build .#default", run, true, &vars).into());
+        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        return Err(BuildFailed::new("nix build .#default", run, shown, &vars).into());
     }
 
     let out = out_path(&run.stdout_text())?;
@@ -521,6 +306,36 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     })
 }
 
+/// Before a first build (the flake's inputs are not in the store yet), says once that it
+/// downloads them and a toolchain, which takes a while. Inputs the user overrides (after `--`)
+/// are not downloaded.
+fn say_if_first_build(flake_dir: &Path, nix_args: &[String]) {
+    let overridden: Vec<&str> = nix_args
+        .windows(2)
+        .filter(|w| w[0] == "--override-input")
+        .map(|w| w[1].as_str())
+        .collect();
+    let missing: Vec<String> = missing_inputs(flake_dir)
+        .into_iter()
+        .filter(|i| !overridden.contains(&i.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let toolchain = std_lock::channel(flake_dir)
+        .map(|c| format!("the Rust toolchain ({c})"))
+        .unwrap_or_else(|| "the Rust toolchain".into());
+    status(
+        "Note",
+        &format!(
+            "this is the first build with these pins: Nix downloads {} and {toolchain}, then \
+             builds every dependency. That takes minutes (and the network); later builds reuse \
+             it all.",
+            missing.join(", ")
+        ),
+    );
+}
+
 /// `path` relative to `base` when it lies below it, else as is.
 fn pathdiff(path: &Path, base: &Path) -> String {
     match path.strip_prefix(base) {
@@ -529,40 +344,9 @@ fn pathdiff(path: &Path, base: &Path) -> String {
     }
 }
 
-/// `nix flake update [inputs…]` in the flake folder, with live output.
-pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()> {
-    let mut args: Vec<&str> = vec!["flake", "update"];
-    args.extend(inputs.iter().map(String::as_str));
-    let run = nix
-        .command(flake_dir, &args)
-        .run(Show::Stderr)
-        .context("cannot run nix")?;
-    interrupt::check()?;
-    if !run.success() {
-        let lines: Vec<String> = relevant_lines(&run.stderr, 15)
-            .iter()
-            .map(|l| format!("  | {l}"))
-            .collect();
-        return Err(Failure::new(format!("`nix flake update` failed:\n{}", lines.join("\n")))
-            .hint(
-                "updating needs the network (GitHub); inputs can be named to update only those: \
-                 nixflash update rust-overlay",
-            )
-            .into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn out_path_reads_nix_build_json() {
-        let json = r#"[{"drvPath":"/nix/store/a-fx.drv","outputs":{"out":"/nix/store/b-fx"},"startTime":0,"stopTime":0}]"#;
-        assert_eq!(out_path(json).unwrap(), PathBuf::from("/nix/store/b-fx"));
-        assert!(out_path("[]").is_err());
-    }
 
     #[test]
     fn relevant_lines_keep_builder_output_and_error() {

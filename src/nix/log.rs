@@ -1,0 +1,289 @@
+//! What a nix command shows while it runs. nixflash asks Nix for its log as JSON
+//! (`--log-format internal-json`) and shows it one of two ways:
+//!
+//! - on a terminal, one progress line (indicatif): how many derivations are built of how many,
+//!   what is being built or downloaded, and the last line a builder printed; warnings and errors
+//!   are printed above it;
+//! - elsewhere (a pipe, a file, CI), plain lines, as `nix build -L` prints them: what is built or
+//!   downloaded, every builder line prefixed with its name (`blinky> Compiling ...`), Nix's
+//!   messages.
+//!
+//! Either way the plain lines are kept, as the log that failure reports and diagnoses read.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+/// Activity types of Nix's JSON log (src/libutil/logging.hh).
+const COPY_PATH: u64 = 100;
+const FILE_TRANSFER: u64 = 101;
+const BUILDS: u64 = 104;
+const BUILD: u64 = 105;
+const SUBSTITUTE: u64 = 108;
+const FETCH_TREE: u64 = 112;
+/// Result types.
+const BUILD_LOG_LINE: u64 = 101;
+const SET_PHASE: u64 = 104;
+const PROGRESS: u64 = 105;
+
+/// How many lines of the plain log are kept: the start and the end.
+const HEAD: usize = 500;
+const TAIL: usize = 5000;
+
+/// Renders one nix command's JSON log.
+pub struct NixLog {
+    bar: Option<ProgressBar>,
+    /// What each running activity is (for the prefix of its log lines).
+    names: HashMap<u64, String>,
+    head: Vec<String>,
+    tail: std::collections::VecDeque<String>,
+    /// Derivations built so far, and how many there are.
+    done: u64,
+    expected: u64,
+    doing: String,
+    last_line: String,
+}
+
+impl NixLog {
+    /// A log shown as a progress line on a terminal (stderr is one), as plain lines otherwise.
+    /// `title` says what the command does ("building blinky").
+    pub fn new(title: &str) -> NixLog {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.green} {prefix:.bold} {wide_msg}")
+                    .expect("a valid template"),
+            );
+            bar.set_prefix(title.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        NixLog {
+            bar,
+            names: HashMap::new(),
+            head: Vec::new(),
+            tail: Default::default(),
+            done: 0,
+            expected: 0,
+            doing: String::new(),
+            last_line: String::new(),
+        }
+    }
+
+    /// Takes one line of nix's stderr.
+    pub fn line(&mut self, raw: &str) {
+        let Some(json) = raw.strip_prefix("@nix ") else {
+            // Not JSON (a nix too old to know the format, or a builder writing to stderr):
+            // shown as it is.
+            self.plain(raw, true);
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(json) else {
+            self.plain(raw, true);
+            return;
+        };
+        let num = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        match text("action") {
+            "msg" => {
+                let level = num("level");
+                // Errors and warnings always show; notices (what will be built) when plain.
+                if level <= 3 {
+                    for l in strip_ansi(text("msg")).lines() {
+                        self.plain(l, level <= 1);
+                    }
+                }
+            }
+            "start" => {
+                let id = num("id");
+                let kind = num("type");
+                let what = strip_ansi(text("text"));
+                match kind {
+                    BUILDS => {
+                        self.names.insert(id, "@builds".into());
+                    }
+                    BUILD => {
+                        let drv = v["fields"][0].as_str().unwrap_or("");
+                        self.names.insert(id, pname(drv));
+                        self.doing = format!("building {}", pname(drv));
+                        self.plain(&format!("{what}..."), false);
+                    }
+                    FILE_TRANSFER | SUBSTITUTE | COPY_PATH | FETCH_TREE
+                        if num("level") <= 3 && !what.is_empty() =>
+                    {
+                        self.doing = what.clone();
+                        self.plain(&what, false);
+                    }
+                    _ => {}
+                }
+                self.show();
+            }
+            "result" => {
+                let id = num("id");
+                let fields = &v["fields"];
+                match num("type") {
+                    BUILD_LOG_LINE => {
+                        let line = strip_ansi(fields[0].as_str().unwrap_or(""));
+                        let name = self.names.get(&id).cloned().unwrap_or_default();
+                        self.last_line = line.trim().to_string();
+                        self.plain(&format!("{name}> {line}"), false);
+                    }
+                    SET_PHASE => {
+                        let name = self.names.get(&id).cloned().unwrap_or_default();
+                        self.last_line = fields[0].as_str().unwrap_or("").to_string();
+                        self.doing = format!("building {name}");
+                    }
+                    PROGRESS if self.names.get(&id).map(String::as_str) == Some("@builds") => {
+                        self.done = fields[0].as_u64().unwrap_or(0);
+                        self.expected = fields[1].as_u64().unwrap_or(0);
+                    }
+                    _ => {}
+                }
+                self.show();
+            }
+            "stop" => {
+                self.names.remove(&num("id"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a plain line, and prints it: always when there is no progress line; above the
+    /// progress line when `loud` (warnings, errors).
+    fn plain(&mut self, line: &str, loud: bool) {
+        let line = line.trim_end().to_string();
+        match &self.bar {
+            None => {
+                let mut err = anstream::stderr().lock();
+                let _ = writeln!(err, "{line}");
+            }
+            Some(bar) if loud => bar.println(&line),
+            Some(_) => {}
+        }
+        if self.head.len() < HEAD {
+            self.head.push(line);
+        } else {
+            self.tail.push_back(line);
+            if self.tail.len() > TAIL {
+                self.tail.pop_front();
+            }
+        }
+    }
+
+    fn show(&self) {
+        let Some(bar) = &self.bar else { return };
+        let mut msg = String::new();
+        if self.expected > 0 {
+            msg.push_str(&format!("[{}/{}] ", self.done, self.expected));
+        }
+        msg.push_str(&self.doing);
+        if !self.last_line.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(&self.last_line);
+        }
+        bar.set_message(msg);
+    }
+
+    /// Ends the progress line, and gives the plain log: the first and last lines.
+    pub fn finish(mut self) -> String {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let mut lines = std::mem::take(&mut self.head);
+        lines.extend(std::mem::take(&mut self.tail));
+        lines.join("\n")
+    }
+}
+
+/// The name Nix prefixes a derivation's log lines with (`nix build -L`): the derivation's name
+/// without its version, which starts at the first `-` followed by a digit.
+pub fn pname(drv: &str) -> String {
+    let file = drv.rsplit('/').next().unwrap_or(drv);
+    let name = file.trim_end_matches(".drv");
+    // Store paths start with a 32-character hash and a dash.
+    let name = match name.split_once('-') {
+        Some((hash, rest)) if hash.len() == 32 => rest,
+        _ => name,
+    };
+    let bytes = name.as_bytes();
+    for i in 0..bytes.len() {
+        if bytes[i] == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            return name[..i].to_string();
+        }
+    }
+    name.to_string()
+}
+
+/// `text` without ANSI escape sequences (Nix colours its messages).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_those_of_nix_build_l() {
+        assert_eq!(
+            pname("/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv"),
+            "fixture"
+        );
+        assert_eq!(
+            pname("/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-esp32c3-t58d3ac80-deps-0.1.0.drv"),
+            "esp32c3-t58d3ac80-deps"
+        );
+        assert_eq!(
+            pname("/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-rust-src-host.drv"),
+            "rust-src-host"
+        );
+        assert_eq!(
+            pname("/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-uno-0.1.0.drv"),
+            "uno"
+        );
+    }
+
+    #[test]
+    fn json_becomes_the_lines_of_nix_build_l() {
+        let mut log = NixLog::new("building");
+        log.bar = None;
+        for l in [
+            r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m Git tree '/p' is dirty"}"#,
+            r#"@nix {"action":"msg","level":4,"msg":"evaluating file 'x'"}"#,
+            r#"@nix {"action":"msg","level":3,"msg":"this derivation will be built:"}"#,
+            r#"@nix {"action":"msg","level":3,"msg":"  /nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv"}"#,
+            r#"@nix {"action":"start","fields":["/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv","",1,1],"id":7,"level":3,"parent":0,"text":"building '/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv'","type":105}"#,
+            r#"@nix {"action":"result","fields":["installing the firmware"],"id":7,"type":101}"#,
+            r#"@nix {"action":"stop","id":7}"#,
+            "a line that is not JSON",
+        ] {
+            log.line(l);
+        }
+        assert_eq!(
+            log.finish(),
+            "warning: Git tree '/p' is dirty\n\
+             this derivation will be built:\n  \
+             /nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv\n\
+             building '/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv'...\n\
+             fixture> installing the firmware\n\
+             a line that is not JSON"
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! `nixflash init`: nixflash added to an existing Cargo package, or a nixflash project switched to
+//! another board.
+//!
+//! In a package that is not a nixflash project yet, the Nix and board files are added (refusing to
+//! write over files of the package's own unless `--force`), the board's dependencies and profile
+//! settings are added to Cargo.toml, Cargo.lock is written from nixflash's lock data when the
+//! package has no dependencies of its own, and src/main.rs becomes the blinky only when it is
+//! still cargo's hello world. In a nixflash project (Cargo.toml names a board), every
+//! board-derived file is written for the new board and the old family's files go; src/ is left
+//! alone, except that across families (which needs `--force`) an untouched generated blinky is
+//! replaced by the new board's.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use toml_edit::DocumentMut;
+
+use super::{manifest_edit, refuse};
+use crate::board::{Board, Database};
+use crate::error::Failure;
+use crate::git::{self, enclosing_work_tree};
+use crate::interrupt;
+use crate::render::{self, File, Project};
+
+/// One thing `init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A file written where there was none.
+    Added(PathBuf),
+    /// A file written over what was there.
+    Replaced(PathBuf),
+    /// A file of the old board's family, deleted (and taken out of git).
+    Removed(PathBuf),
+    /// A file changed in part: what changed.
+    Edited(PathBuf, String),
+    /// A file left as it was, and why.
+    Kept(PathBuf, String),
+}
+
+/// What `init` did.
+#[derive(Debug)]
+pub struct Initialized {
+    pub name: String,
+    /// The board the project was for, when it switched boards.
+    pub switched_from: Option<String>,
+    pub changes: Vec<Change>,
+    /// What the user still has to do, if anything.
+    pub todo: Vec<String>,
+    pub git_added: bool,
+}
+
+/// What cargo's `cargo new` writes as src/main.rs.
+const HELLO_WORLD: &str = "fn main() {\n    println!(\"Hello, world!\");\n}\n";
+
+/// Lines a project's .gitignore needs: Nix's `result` link and direnv's cache.
+const IGNORED: [&str; 2] = ["/result", "/.direnv"];
+
+/// The text of a rendered file.
+fn rendered<'a>(files: &'a [File], path: &str) -> Option<&'a str> {
+    files
+        .iter()
+        .find(|f| f.path == Path::new(path))
+        .map(|f| f.contents.as_str())
+}
+
+/// `nixflash init`: see the module's documentation.
+pub fn init(
+    root: &Path,
+    board: &Board,
+    db: &Database,
+    force: bool,
+    git: bool,
+) -> Result<Initialized> {
+    let manifest_path = root.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest_path).map_err(|e| {
+        Failure::new(format!("no Cargo.toml in {}", root.display()))
+            .hint(format!(
+                "run `nixflash init` at the root of a Cargo package, or create a project with \
+                 `nixflash new <path> --board {}`",
+                board.id
+            ))
+            .because(e)
+    })?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", manifest_path.display()))?;
+    let package = doc.get("package");
+    let field = |k: &str| package.and_then(|p| p.get(k)).and_then(|n| n.as_str());
+    let name = field("name").map(str::to_string).ok_or_else(|| {
+        refuse(
+            format!("{} has no [package] name", manifest_path.display()),
+            "run `nixflash init` in the package's folder, not at a workspace root",
+        )
+    })?;
+    let version = field("version").unwrap_or("0.0.0").to_string();
+    let named = package
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("nixflash"))
+        .and_then(|n| n.get("board"))
+        .and_then(|b| b.as_str())
+        .map(str::to_string);
+    // A nixflash project: its board-derived files are nixflash's to write again.
+    let ours = named.is_some();
+    let previous: Option<&Board> = named
+        .as_deref()
+        .and_then(|id| db.find(id))
+        .map(|e| &e.board)
+        .filter(|b| b.id != board.id);
+    if let Some(prev) = previous {
+        if prev.family_id != board.family_id && !force {
+            return Err(Failure::new(format!(
+                "{name} is for the {} ({}), an {} board, and the {} is an {} board: its \
+                 src/main.rs is written for the other family's HAL",
+                prev.name, prev.id, prev.family_id, board.name, board.family_id
+            ))
+            .hint(format!(
+                "pass --force to switch anyway: nixflash writes the {}'s files and replaces \
+                 src/main.rs if it is still the generated blinky (otherwise you port it)",
+                board.name
+            ))
+            .into());
+        }
+    }
+
+    let project = Project::new(&name).with_version(&version);
+    let files = render::render(board, &project)?;
+    let old_files = previous.map(|p| render::render(p, &project)).transpose()?;
+    let mut writes: Vec<(PathBuf, String)> = Vec::new();
+    let mut removes: Vec<PathBuf> = Vec::new();
+    let mut changes = Vec::new();
+    let mut todo = Vec::new();
+
+    // The Nix and board files.
+    let mut conflicts = Vec::new();
+    for path in render::init_files(board.family()) {
+        let new = rendered(&files, &path).context("a family file the templates do not render")?;
+        match fs::read_to_string(root.join(&path)) {
+            Err(_) => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Added(path.into()));
+            }
+            Ok(old) if old == new => {}
+            Ok(_) if ours || force => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Replaced(path.into()));
+            }
+            Ok(_) => conflicts.push(path),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(refuse(
+            format!(
+                "these already exist and would be overwritten:\n  {}",
+                conflicts.join("\n  ")
+            ),
+            "move them aside, or pass --force to overwrite them",
+        ));
+    }
+
+    // The old family's files: removed when they are what nixflash wrote.
+    if ours {
+        let keep = render::init_files(board.family());
+        for family in db.families().filter(|f| f.id != board.family_id) {
+            for path in render::init_files(family) {
+                if keep.contains(&path) || !root.join(&path).exists() {
+                    continue;
+                }
+                let have = fs::read_to_string(root.join(&path)).unwrap_or_default();
+                let written_by_us = old_files
+                    .as_deref()
+                    .and_then(|o| rendered(o, &path))
+                    .is_some_and(|o| o == have)
+                    || db.boards().filter(|b| b.family_id == family.id).any(|b| {
+                        render::render_sources(b, &project)
+                            .ok()
+                            .is_some_and(|r| rendered(&r, &path) == Some(have.as_str()))
+                    });
+                if written_by_us {
+                    removes.push(path.clone().into());
+                    changes.push(Change::Removed(path.into()));
+                } else {
+                    changes.push(Change::Kept(
+                        path.into(),
+                        format!("not what nixflash wrote for an {} board: delete it if the {} does not need it", family.id, board.name),
+                    ));
+                }
+            }
+        }
+    }
+
+    // src/main.rs is, or becomes (below), the board's blinky unless it is the user's own.
+    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
+    let old_blinky = old_files
+        .as_deref()
+        .and_then(|o| rendered(o, "src/main.rs"));
+    let main_rs = fs::read_to_string(root.join("src/main.rs")).ok();
+    let main_is_blinky = main_rs
+        .as_deref()
+        .is_none_or(|m| m == blinky || m == HELLO_WORLD || Some(m) == old_blinky);
+
+    // Cargo.toml: the board, its dependencies and profile settings, and what the flake's
+    // checks.sim expects of the blinky.
+    let template = rendered(&files, "Cargo.toml").context("no rendered Cargo.toml")?;
+    let old_template = old_files.as_deref().and_then(|o| rendered(o, "Cargo.toml"));
+    let mut edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
+    edits.extend(manifest_edit::apply_sim(
+        &mut doc,
+        template,
+        old_template,
+        main_is_blinky,
+    )?);
+    if !edits.is_empty() {
+        writes.push(("Cargo.toml".into(), doc.to_string()));
+        changes.push(Change::Edited("Cargo.toml".into(), edits.join("; ")));
+    }
+
+    // Cargo.lock: from nixflash's lock data, when it can lock every dependency.
+    let template_doc: DocumentMut = template.parse()?;
+    let theirs: Vec<String> = manifest_edit::dependency_names(&doc)
+        .into_iter()
+        .filter(|d| !manifest_edit::dependency_names(&template_doc).contains(d))
+        .collect();
+    let lock = rendered(&files, "Cargo.lock").context("no rendered Cargo.lock")?;
+    let have_lock = fs::read_to_string(root.join("Cargo.lock")).ok();
+    match (&have_lock, theirs.is_empty()) {
+        (Some(l), true) if l == lock => {}
+        (_, true) => {
+            writes.push(("Cargo.lock".into(), lock.into()));
+            changes.push(if have_lock.is_some() {
+                Change::Replaced("Cargo.lock".into())
+            } else {
+                Change::Added("Cargo.lock".into())
+            });
+        }
+        (Some(_), false) => todo.push(format!(
+            "your package also depends on {}, which nixflash has no lock data for: run `cargo \
+             update` so that Cargo.lock locks the board's crates too (it needs the network)",
+            theirs.join(", ")
+        )),
+        (None, false) => todo.push(format!(
+            "your package also depends on {}, which nixflash has no lock data for: run `cargo \
+             generate-lockfile` (it needs the network); the flake builds from Cargo.lock",
+            theirs.join(", ")
+        )),
+    }
+
+    // src/main.rs: the blinky, unless it is the user's.
+    match main_rs {
+        None => {
+            writes.push(("src/main.rs".into(), blinky.into()));
+            changes.push(Change::Added("src/main.rs".into()));
+        }
+        Some(m) if m == blinky => {}
+        Some(m) if m == HELLO_WORLD || Some(m.as_str()) == old_blinky => {
+            writes.push(("src/main.rs".into(), blinky.into()));
+            changes.push(Change::Replaced("src/main.rs".into()));
+        }
+        Some(_) => {
+            let why = match previous {
+                Some(p) if p.family_id != board.family_id => format!(
+                    "yours, written for {}: port it to {} (`nixflash new` in another folder shows \
+                     the {}'s blinky)",
+                    p.hal.krate, board.hal.krate, board.name
+                ),
+                Some(_) => format!(
+                    "yours; the {} uses {} too (check the pins it uses)",
+                    board.name, board.hal.krate
+                ),
+                None => format!(
+                    "yours, not cargo's hello world (`nixflash new` in another folder shows the \
+                     {}'s blinky)",
+                    board.name
+                ),
+            };
+            changes.push(Change::Kept("src/main.rs".into(), why));
+        }
+    }
+
+    // .gitignore: Nix's result link and direnv's cache.
+    let ignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
+    let missing: Vec<&str> = IGNORED
+        .into_iter()
+        .filter(|l| !ignore.lines().any(|have| have.trim() == *l))
+        .collect();
+    if !missing.is_empty() {
+        let mut new = ignore.clone();
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        for l in &missing {
+            new.push_str(l);
+            new.push('\n');
+        }
+        writes.push((".gitignore".into(), new));
+        changes.push(Change::Edited(
+            ".gitignore".into(),
+            format!("added {}", missing.join(", ")),
+        ));
+    }
+
+    write_all(root, &writes)?;
+    for r in &removes {
+        fs::remove_file(root.join(r)).with_context(|| format!("cannot remove {}", r.display()))?;
+    }
+    let mut git_added = false;
+    if git && enclosing_work_tree(root).is_some() {
+        let added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
+        git::add(root, &[], &added)?;
+        let tracked: Vec<PathBuf> = removes
+            .iter()
+            .filter(|r| {
+                git::run(
+                    root,
+                    &[
+                        "ls-files",
+                        "--error-unmatch",
+                        "--",
+                        &r.display().to_string(),
+                    ],
+                )
+                .is_ok()
+            })
+            .cloned()
+            .collect();
+        if !tracked.is_empty() {
+            let names: Vec<String> = tracked.iter().map(|p| p.display().to_string()).collect();
+            let mut args = vec!["rm", "-q", "--cached", "--"];
+            args.extend(names.iter().map(String::as_str));
+            git::run(root, &args)?;
+        }
+        git_added = true;
+    }
+    Ok(Initialized {
+        name,
+        switched_from: previous.map(|p| p.id.clone()),
+        changes,
+        todo,
+        git_added,
+    })
+}
+
+/// Writes every file next to its destination first, then renames them all into place: an
+/// interruption or a failed write leaves the package as it was.
+fn write_all(root: &Path, writes: &[(PathBuf, String)]) -> Result<()> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| -> Result<()> {
+        for (rel, contents) in writes {
+            interrupt::check()?;
+            let dest = root.join(rel);
+            if let Some(d) = dest.parent() {
+                fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            }
+            let tmp = dest.with_file_name(format!(
+                ".{}.nixflash-{}",
+                dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+                std::process::id()
+            ));
+            fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+            staged.push((tmp, dest));
+        }
+        interrupt::check()
+    })();
+    if let Err(e) = result {
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (tmp, dest) in &staged {
+        fs::rename(tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    Ok(())
+}
