@@ -118,7 +118,7 @@ pub fn run(a: Args) -> Result<u8> {
     let report = sim::run(board, &program, &elf, &opts)?;
     summary(board, &report, a.vcd.as_deref());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     verdict(&report)?;
     Ok(0)
