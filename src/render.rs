@@ -176,23 +176,6 @@ struct TemplateContext<'a> {
     sim_command: Option<String>,
 }
 
-/// The family's simulator command line as the flake's `checks.sim` runs it (a shell line, in
-/// which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has one.
-fn sim_command(board: &Board) -> Result<Option<String>> {
-    let Some(sim) = &board.family().simulator else {
-        return Ok(None);
-    };
-    let fill = [
-        ("elf", "${firmware}/bin/${name}.elf"),
-        ("stop", "${simStop}"),
-    ];
-    let mut words = vec![sim.tool.as_str().to_string()];
-    for a in sim.stop_args.iter().chain(&sim.args) {
-        words.push(board.fill(a, &fill)?);
-    }
-    Ok(Some(crate::process::shell_line(&words)))
-}
-
 /// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -414,7 +397,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         options: &options,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
-        sim_command: sim_command(board)?,
+        sim_command: crate::sim::program::flake_command(board)?,
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {

@@ -1,6 +1,7 @@
 //! Finding the family's simulator: the one on PATH when it can simulate the board's MCU,
 //! otherwise the one the project's flake pins (`packages.<system>.simulator`, nixpkgs' simavr),
-//! realised with `nix build .#simulator`, as the flasher is ([`crate::flash`]).
+//! realised with `nix build .#simulator`, as the flasher is ([`crate::flash`]); and its command
+//! line as the generated flake's `checks.sim` runs it.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -55,6 +56,24 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
         .hint("run this firmware on the board itself: `nixflash flash --monitor`")
         .into()
     })
+}
+
+/// The family's simulator command line as the generated flake's `checks.sim` runs it (a shell
+/// line, in which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has
+/// one.
+pub fn flake_command(board: &Board) -> Result<Option<String>> {
+    let Some(sim) = &board.family().simulator else {
+        return Ok(None);
+    };
+    let fill = [
+        ("elf", "${firmware}/bin/${name}.elf"),
+        ("stop", "${simStop}"),
+    ];
+    let mut words = vec![sim.tool.as_str().to_string()];
+    for a in sim.stop_args.iter().chain(&sim.args) {
+        words.push(board.fill(a, &fill)?);
+    }
+    Ok(Some(crate::process::shell_line(&words)))
 }
 
 /// Checks the simulator found in `path`: it runs, and lists the board's MCU among those it
