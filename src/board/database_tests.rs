@@ -167,3 +167,52 @@ fn closest_names_suggest_real_boards() {
     assert!(s.iter().any(|x| x.contains("esp32c3")), "{s:?}");
     assert!(db.closest("zzzzzzzz").is_empty());
 }
+
+#[test]
+fn avr_boards_have_what_the_simulator_needs() {
+    let db = Database::builtin().unwrap();
+    for (id, mcu, led, uart, data) in [
+        ("uno", "atmega328p", ('B', 5), "USART0", 0xc6),
+        ("nano", "atmega328p", ('B', 5), "USART0", 0xc6),
+        ("nano-new", "atmega328p", ('B', 5), "USART0", 0xc6),
+        ("mega2560", "atmega2560", ('B', 7), "USART0", 0xc6),
+        ("leonardo", "atmega32u4", ('C', 7), "USART1", 0xce),
+    ] {
+        let b = db.get(id).unwrap();
+        let sim = b.sim.as_ref().unwrap_or_else(|| panic!("{id} has no sim"));
+        assert_eq!(b.clock, Some(16_000_000), "{id}");
+        assert_eq!(sim.mcu, mcu, "{id}");
+        assert_eq!(sim.led_pin(), Some(led), "{id}");
+        assert_eq!((sim.uart.as_str(), sim.uart_data), (uart, data), "{id}");
+        assert_eq!(sim.native_usb, id == "leonardo", "{id}");
+        assert_eq!(
+            b.family().simulator.as_ref().unwrap().tool.as_str(),
+            "simavr"
+        );
+        assert_eq!(b.field("sim.mcu").as_deref(), Some(mcu));
+    }
+    for id in ["esp32c3", "esp32c6"] {
+        let b = db.get(id).unwrap();
+        assert!(b.sim.is_none() && b.family().simulator.is_none(), "{id}");
+    }
+    // An AVR board file must say what the simulator needs.
+    let uno = builtin_source("uno").unwrap();
+    let no_clock = uno
+        .replace("id = \"uno\"", "id = \"x\"")
+        .replace("aliases = [\"arduino-uno\", \"uno-r3\"]", "aliases = []")
+        .lines()
+        .filter(|l| !l.starts_with("clock"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let e = format!("{:#}", db_with(&[("x.toml", &no_clock)]).unwrap_err());
+    assert!(e.contains("`clock` is not set, and simavr needs it"), "{e}");
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\n[sim]\nled = \"d13\"\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(e.contains("`sim.led = \"d13\"` is not a pin"), "{e}");
+}

@@ -3,8 +3,8 @@
 //! test binary and kept under `CARGO_TARGET_TMPDIR`.
 //!
 //! The `-Z build-std` and linker overrides are given on the command line, not written into the
-//! templates: the templates are right for rustup and Nix users. The Uno's arduino-hal comes from
-//! the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
+//! templates: the templates are right for rustup and Nix users. The AVR boards' arduino-hal comes
+//! from the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +28,10 @@ pub enum Kind {
     Uno,
     /// The Uno project with tests/fixtures/firmware/uno-addresses.rs as src/main.rs.
     UnoAddresses,
+    /// `nixflash new fw --board mega2560` as it is.
+    Mega2560,
+    /// `nixflash new fw --board leonardo` as it is.
+    Leonardo,
 }
 
 /// A built project: its folder (package `fw`) and a copy of its ELF.
@@ -42,6 +46,8 @@ impl Kind {
         match self {
             Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
             Kind::Uno | Kind::UnoAddresses => "uno",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
         }
     }
 
@@ -52,6 +58,8 @@ impl Kind {
             Kind::Esp32c3Addresses => "esp32c3-addresses",
             Kind::Uno => "uno",
             Kind::UnoAddresses => "uno-addresses",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
         }
     }
 }
@@ -118,11 +126,14 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         .unwrap();
     }
     // The template's own flags decide whether dependencies can be shared: the defmt project's
-    // rustflags differ, so it has a target folder of its own.
+    // rustflags differ, so it has a target folder of its own, as each AVR board (its own
+    // target-cpu and arduino-hal feature) has.
     let out = match kind {
         Kind::Esp32c3 | Kind::Esp32c3Addresses => compile_esp(&project, "firmware-esp32c3", "fw"),
         Kind::Esp32c3Defmt => compile_esp(&project, "firmware-esp32c3-defmt", "fw"),
-        Kind::Uno | Kind::UnoAddresses => compile_uno(&project, "fw"),
+        Kind::Uno | Kind::UnoAddresses => compile_avr_in(&project, "firmware-uno", "fw"),
+        Kind::Mega2560 => compile_avr_in(&project, "firmware-mega2560", "fw"),
+        Kind::Leonardo => compile_avr_in(&project, "firmware-leonardo", "fw"),
     }?;
     let elf = dir.join("fw.elf");
     std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
@@ -133,7 +144,7 @@ fn build_now(kind: Kind) -> Result<Built, String> {
 /// compiler for `test`: its ELF `bin`, or None after [`skip`].
 pub fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
     let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    compile_uno(project, bin)
+    compile_avr_in(project, "firmware-uno", bin)
         .map_err(|why| skip(test, &why))
         .ok()
 }
@@ -147,8 +158,9 @@ pub fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf>
         .ok()
 }
 
-/// `cargo build` of an AVR project, arduino-hal taken from the avr-hal bundle: its ELF `bin`.
-fn compile_uno(project: &Path, bin: &str) -> Result<PathBuf, String> {
+/// `cargo build` of an AVR project in the target folder `target` (under the tests' own),
+/// arduino-hal taken from the avr-hal bundle: its ELF `bin`.
+fn compile_avr_in(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
     let env = firmware_env()?;
     let mirror = avr_hal_git()?;
     let git_config = project.join("../gitconfig-for-avr-hal");
@@ -160,7 +172,7 @@ fn compile_uno(project: &Path, bin: &str) -> Result<PathBuf, String> {
         ),
     )
     .unwrap();
-    let target_dir = tmp().join("firmware-uno");
+    let target_dir = tmp().join(target);
     cargo_build(&env, project, &target_dir, &[], Some(&git_config));
     let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
     assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
