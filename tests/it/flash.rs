@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common;
+use crate::common::{self, compile};
 
 use crate::common::process::{collect, lossy, run_bounded, text, Spawned};
 use crate::common::sim::{measured_half_period, ravedude_missing, sim_missing, SimUno, SIM_LOCK};
@@ -57,11 +57,8 @@ struct Firmware {
 /// Built once per test run.
 fn firmware() -> &'static Firmware {
     static FW: OnceLock<Firmware> = OnceLock::new();
-    match common::offline::avr_hal_git().and_then(|git| {
-        let env = common::offline::firmware_env()?;
-        Ok((git, env))
-    }) {
-        Ok((git, env)) => FW.get_or_init(|| rust_firmware(git, &env)),
+    match common::offline::avr_hal_git().and_then(|_| common::offline::firmware_env()) {
+        Ok(_) => FW.get_or_init(rust_firmware),
         Err(why) => {
             skip(
                 "uploading the rendered arduino-hal project",
@@ -104,59 +101,17 @@ fn c_firmware() -> Firmware {
 }
 
 /// The project `nixflash new fw --board uno` renders, compiled by cargo with Debian's rustc
-/// (`env_script`, ../shared/tools/firmware-env.sh) and arduino-hal fetched from `mirror`.
-fn rust_firmware(mirror: &Path, env_script: &Path) -> Firmware {
+/// (tests/it/common/compile.rs, in the target folder the all-boards test shares).
+fn rust_firmware() -> Firmware {
     let work = tmp().join("uno-rust-fixture");
-    let _ = std::fs::remove_dir_all(work.join("fw"));
+    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    let o = run_bounded(
-        nixflash()
-            .args(["new", "fw", "--board", "uno", "--no-git"])
-            .current_dir(&work),
-        Duration::from_secs(60),
-    );
-    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
-    // A private HOME whose git config sends avr-hal's URL to the mirror; rustup and cargo keep
-    // their own homes.
-    let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME is unset"));
-    let home = work.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        home.join(".gitconfig"),
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
-    let rustup_home = std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .unwrap_or(real_home.join(".rustup"));
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or(real_home.join(".cargo"));
-    let o = run_bounded(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                ". '{}' && cargo build --release",
-                env_script.display()
-            ))
-            .current_dir(work.join("fw"))
-            .env("HOME", &home)
-            .env("RUSTUP_HOME", rustup_home)
-            .env("CARGO_HOME", cargo_home)
-            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
-            .env("CARGO_TARGET_DIR", work.join("target")),
-        Duration::from_secs(900),
-    );
-    assert!(
-        o.status.success(),
-        "compiling the rendered Uno project failed: {:?}",
-        text(&o)
-    );
+    let db = nixflash::board::Database::builtin().unwrap();
+    let project = compile::render(&work, "fw", "uno").unwrap_or_else(|e| panic!("{e}"));
+    let built = compile::compile(db.get("uno").unwrap(), &project, "fw")
+        .unwrap_or_else(|e| panic!("compiling the rendered Uno project: {e}"));
     Firmware {
-        elf: work.join("target/avr-none/release/fw.elf"),
+        elf: built.elf,
         half_period: 0.500,
         greeting: "Hello from fw on the Arduino Uno!".into(),
         what: "the rendered Uno project (arduino-hal)".into(),
@@ -604,20 +559,16 @@ fn avr_firmware_is_refused_for_an_esp32_board() {
 #[test]
 fn espflash_makes_an_image_of_the_rendered_esp32c3_project() {
     let name = "espflash_makes_an_image_of_the_rendered_esp32c3_project";
-    let env_script = repo().join("../shared/tools/firmware-env.sh");
     if !on_path("espflash") {
         return skip(
             name,
             "espflash is not on PATH (cargo install espflash --locked)",
         );
     }
-    if !on_path("ld.lld") || !env_script.exists() {
-        return skip(
-            name,
-            "ld.lld or ../shared/tools/firmware-env.sh is missing (install-firmware-tools.sh)",
-        );
+    if let Err(why) = common::offline::firmware_env() {
+        return skip(name, &why);
     }
-    let (project, elf) = c3_firmware(&env_script);
+    let (project, elf) = c3_firmware();
     let image = tmp().join("c3.bin");
     let _ = std::fs::remove_file(&image);
     let o = run_bounded(
@@ -720,40 +671,17 @@ impl Drop for Pty {
     }
 }
 
-/// The rendered ESP32-C3 project compiled by cargo with Debian's rustc and ld.lld: its folder and
-/// its ELF.
-fn c3_firmware(env_script: &Path) -> (PathBuf, PathBuf) {
+/// The project `nixflash new c3 --board esp32c3 --no-git` renders and the ELF cargo compiles of it
+/// (tests/it/common/compile.rs, in the target folder the all-boards test shares).
+fn c3_firmware() -> (PathBuf, PathBuf) {
     let work = tmp().join("c3-fixture");
-    let _ = std::fs::remove_dir_all(work.join("c3"));
+    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    let o = run_bounded(
-        nixflash()
-            .args(["new", "c3", "--board", "esp32c3", "--no-git"])
-            .current_dir(&work),
-        Duration::from_secs(60),
-    );
-    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
-    let o = run_bounded(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                ". '{}' && cargo build --release -Z build-std=core,alloc \
-                 --config 'target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"'",
-                env_script.display()
-            ))
-            .current_dir(work.join("c3"))
-            .env("CARGO_TARGET_DIR", work.join("target")),
-        Duration::from_secs(900),
-    );
-    assert!(
-        o.status.success(),
-        "compiling the rendered ESP32-C3 project failed: {:?}",
-        text(&o)
-    );
-    (
-        work.join("c3"),
-        work.join("target/riscv32imc-unknown-none-elf/release/c3"),
-    )
+    let db = nixflash::board::Database::builtin().unwrap();
+    let project = compile::render(&work, "c3", "esp32c3").unwrap_or_else(|e| panic!("{e}"));
+    let built = compile::compile(db.get("esp32c3").unwrap(), &project, "c3")
+        .unwrap_or_else(|e| panic!("compiling the rendered ESP32-C3 project: {e}"));
+    (project, built.elf)
 }
 
 // ---------------------------------------------------------------------------------------------
