@@ -72,6 +72,25 @@ struct TemplateContext<'a> {
     family: &'a Family,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
+    /// The simulator's command line in the flake's `checks.sim`, for a family with a simulator.
+    sim_command: Option<String>,
+}
+
+/// The family's simulator command line as the flake's `checks.sim` runs it (a shell line, in
+/// which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has one.
+fn sim_command(board: &Board) -> Result<Option<String>> {
+    let Some(sim) = &board.family().simulator else {
+        return Ok(None);
+    };
+    let fill = [
+        ("elf", "${firmware}/bin/${name}.elf"),
+        ("stop", "${simStop}"),
+    ];
+    let mut words = vec![sim.tool.as_str().to_string()];
+    for a in sim.stop_args.iter().chain(&sim.args) {
+        words.push(board.fill(a, &fill)?);
+    }
+    Ok(Some(crate::process::shell_line(&words)))
 }
 
 /// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
@@ -278,6 +297,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         family: board.family(),
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
+        sim_command: sim_command(board)?,
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {

@@ -240,6 +240,8 @@ fn avr_boards_have_what_the_simulator_needs() {
         assert_eq!(sim.mcu, mcu, "{id}");
         assert_eq!(sim.led_pin(), Some(led), "{id}");
         assert_eq!((sim.uart.as_str(), sim.uart_data), (uart, data), "{id}");
+        // The ATmega32U4's USB port is the chip's own.
+        assert_eq!(sim.native_usb, mcu == "atmega32u4", "{id}");
         assert_eq!(
             b.family().simulator.as_ref().unwrap().tool.as_str(),
             "simavr"

@@ -122,6 +122,10 @@ pub struct SimSpec {
     /// The data-space address of that USART's data register (UDR0 is 0xC6 on the ATmega328P):
     /// what the firmware writes each byte it sends to.
     pub uart_data: u16,
+    /// The chip has a USB port of its own (the Leonardo's ATmega32U4), to which the simulator
+    /// attaches no USB host: what firmware sends there (a USB serial console) cannot be shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native_usb: bool,
 }
 
 impl SimSpec {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use nixflash::board::Board;
 use nixflash::error::Failure;
 use nixflash::progress::status;
 use nixflash::sim::{self, watch::time, End, Options, Report};
@@ -115,7 +116,7 @@ pub fn run(a: Args) -> Result<u8> {
         uart_to_stderr: a.json,
     };
     let report = sim::run(board, &program, &elf, &opts)?;
-    summary(&report, a.vcd.as_deref());
+    summary(board, &report, a.vcd.as_deref());
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -133,7 +134,7 @@ fn say(line: &str) {
 }
 
 /// How it ended, how fast it ran, and what it sent.
-fn summary(r: &Report, vcd: Option<&std::path::Path>) {
+fn summary(board: &Board, r: &Report, vcd: Option<&std::path::Path>) {
     let t = format!("{:.3} s", r.simulated_seconds);
     let ran = if r.simulated_exact {
         t
@@ -163,10 +164,18 @@ fn summary(r: &Report, vcd: Option<&std::path::Path>) {
         End::Crashed => say(&format!("The simulated CPU crashed after {speed}")),
     }
     if r.uart.bytes == 0 {
-        say(&format!(
-            "The firmware sent nothing on {} (its serial console)",
-            r.uart.name
-        ));
+        match board.sim.as_ref().filter(|s| s.native_usb) {
+            Some(_) => say(&format!(
+                "The simulated {} stayed silent: the firmware sent nothing on the {}'s TX/RX \
+                 pins. A console on the {}'s own USB port cannot show here: simavr attaches no \
+                 USB host to it",
+                r.uart.name, board.name, board.chip
+            )),
+            None => say(&format!(
+                "The firmware sent nothing on {} (its serial console)",
+                r.uart.name
+            )),
+        }
     }
     for e in &r.expect {
         match e.seen_at_seconds {

@@ -79,9 +79,12 @@ impl Default for Tracker {
     }
 }
 
-/// A simulated time for people: `500.0 ms` under 10 s, `12.500 s` from there.
+/// A simulated time for people: `23.4 µs` under 1 ms, `500.0 ms` under 10 s, `12.500 s` from
+/// there.
 pub fn time(ns: u64) -> String {
-    if ns < 10_000_000_000 {
+    if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 10_000_000_000 {
         format!("{:.1} ms", ns as f64 / 1e6)
     } else {
         format!("{:.3} s", ns as f64 / 1e9)
@@ -284,16 +287,20 @@ mod tests {
         assert_eq!(
             said,
             [
-                "LED off at 0.0 ms",
-                "LED on at 0.1 ms",
-                "LED off at 0.2 ms",
-                "LED on at 0.3 ms",
+                "LED off at 0.0 µs",
+                "LED on at 120.0 µs",
+                "LED off at 240.0 µs",
+                "LED on at 300.0 µs",
                 "LED changing fast (under 10.0 ms apart): counting the changes instead of \
                  showing each",
-                "LED changed 97 more times from 0.3 ms to 10.0 ms",
+                "LED changed 97 more times from 300.0 µs to 10.0 ms",
                 "LED on at 500.0 ms",
                 "LED changed 102 times",
             ]
+        );
+        assert_eq!(
+            [time(23_400), time(7_152_120), time(12_500_000_000)],
+            ["23.4 µs", "7.2 ms", "12.500 s"]
         );
         // Repeated levels are no changes.
         let mut t = Tracker::default();

@@ -49,8 +49,9 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
             board.family().name
         ))
         .hint(
-            "`nixflash sim` runs the firmware of AVR boards (Arduino Uno, Nano, Mega 2560, \
-             Leonardo) in simavr; `nixflash boards` lists them",
+            "`nixflash sim` runs the firmware of the AVR boards (Arduino Uno, Nano, Mega, \
+             Leonardo, Micro, SparkFun Pro Mini and Pro Micro, ...) in simavr; `nixflash boards` \
+             lists them",
         )
         .hint("run this firmware on the board itself: `nixflash flash --monitor`")
         .into()
@@ -64,7 +65,7 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> 
     let name = spec.tool.as_str();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let program = which::which_in(name, Some(path), &cwd)
-        .with_context(|| format!("{name} is not on PATH"))?;
+        .map_err(|_| anyhow::anyhow!("{name} is not on PATH"))?;
     let out = Cmd::new(&program)
         .args(&spec.list_args)
         .env("PATH", path)

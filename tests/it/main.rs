@@ -1,5 +1,6 @@
 //! nixflash's integration tests, one binary with a module per area, sharing the helpers in
-//! `common` (skipping, processes, the simulated Uno, ../shared's fixtures and nix-offline).
+//! `common` (skipping, processes, the simulated Uno, ../shared's fixtures and nix-offline, compiled
+//! blinkies).
 //! The real Nix builds of generated projects take minutes and have their own binary,
 //! tests/nix_build.rs.
 
@@ -12,3 +13,4 @@ mod flash;
 mod monitor;
 mod new;
 mod ports;
+mod sim;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod compile;
+pub mod firmware;
 pub mod offline;
 pub mod process;
 pub mod sim;

@@ -177,7 +177,8 @@ pub fn nix_offline() -> Result<&'static NixOffline, String> {
 /// nix-offline's `args` with its nixpkgs replaced by a copy that also has
 /// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash and nixfmt stood in (the
 /// slimmed nixpkgs cannot evaluate them), so that `nix flake check` evaluates every output of a
-/// generated flake, and clippy given the stand-in toolchain's sysroot.
+/// generated flake, simavr linked from the host (nixpkgs' cannot be built here), and clippy given
+/// the stand-in toolchain's sysroot.
 fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let stand_in = dir.join("nixpkgs");
     let tests = dir.join("nixpkgs-tests");
@@ -192,7 +193,8 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let overlay = std::fs::read_to_string(repo().join("tests/fixtures/nix-offline/overlay.nix"))
         .unwrap()
         .replace("@RAVEDUDE@", &host("ravedude"))
-        .replace("@ESPFLASH@", &host("espflash"));
+        .replace("@ESPFLASH@", &host("espflash"))
+        .replace("@SIMAVR@", &host("simavr"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();
     std::fs::write(
         tests.join("default.nix"),
