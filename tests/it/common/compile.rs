@@ -79,7 +79,7 @@ pub fn missing(recipe: &Recipe) -> Option<String> {
 
 /// The target folder every project compiles into.
 pub fn target_dir() -> PathBuf {
-    tmp().join("firmware")
+    tmp().join("firmware-target")
 }
 
 /// A compiled project.
