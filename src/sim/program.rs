@@ -50,8 +50,9 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
             board.family().name
         ))
         .hint(
-            "`nixflash sim` runs the firmware of AVR boards (Arduino Uno, Nano, Mega 2560, \
-             Leonardo) in simavr; `nixflash boards` lists them",
+            "`nixflash sim` runs the firmware of the AVR boards (Arduino Uno, Nano, Mega, \
+             Leonardo, Micro, SparkFun Pro Mini and Pro Micro, ...) in simavr; `nixflash boards` \
+             lists them",
         )
         .hint("run this firmware on the board itself: `nixflash flash --monitor`")
         .into()

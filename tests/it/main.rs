@@ -6,6 +6,7 @@
 
 mod common;
 
+mod boards;
 mod build;
 mod cli;
 mod decode;

@@ -113,7 +113,7 @@ fn unknown_boards_and_boards_without_a_simulator_say_so() {
     assert!(
         err.contains(
             "error: nixflash has no simulator for the ESP32-C3-DevKitM-1 (Espressif RISC-V \
-             (ESP32-C3, ESP32-C6) family) yet"
+             (ESP32-C2, ESP32-C3, ESP32-C6, ESP32-H2) family) yet"
         ),
         "{err}"
     );
