@@ -1,9 +1,10 @@
-//! Regenerates `templates/locks/<hal feature>.lock`: for one board per HAL feature it renders the
-//! project's sources, lets cargo resolve them (`cargo generate-lockfile`, which needs crates.io
-//! and avr-hal's git repository), and keeps the dependencies part of the lock.
+//! Regenerates `templates/locks/<name>.lock`, the name from the family's `files.lock` (the HAL
+//! feature, or the chip): for one board per lock it renders the project's sources, lets cargo
+//! resolve them (`cargo generate-lockfile`, which needs crates.io and avr-hal's git repository),
+//! and keeps the dependencies part of the lock.
 //!
-//!     cargo run --example update-locks            # every feature
-//!     cargo run --example update-locks -- esp32c3  # only this feature
+//!     cargo run --example update-locks            # every lock
+//!     cargo run --example update-locks -- esp32c3  # only this one
 //!
 //! Without access to GitHub, point git at a mirror of avr-hal first, for example
 //!     git config --global url.file:///path/to/avr-hal.insteadOf https://github.com/rahix/avr-hal
@@ -24,7 +25,8 @@ fn main() -> Result<()> {
     let db = Database::builtin()?;
     let mut by_feature = BTreeMap::new();
     for b in db.boards() {
-        by_feature.entry(b.hal.feature.clone()).or_insert(b);
+        let name = b.fill(&b.family().files.lock, &[])?;
+        by_feature.entry(name).or_insert(b);
     }
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/locks");
     std::fs::create_dir_all(&out_dir)?;

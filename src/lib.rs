@@ -8,6 +8,7 @@
 //! `main.rs` is only the command line.
 
 pub mod board;
+pub mod boot_drive;
 pub mod context;
 pub mod diagnose;
 pub mod doctor;
@@ -26,4 +27,5 @@ pub mod render;
 pub mod serial;
 pub mod size;
 pub mod std_lock;
+pub mod uf2;
 pub mod version;
