@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Renders a project for `board` with the real binary.
-fn render(dir: &Path, board: &str) -> PathBuf {
+pub(crate) fn render(dir: &Path, board: &str) -> PathBuf {
     let out = assert_cmd::Command::cargo_bin("nixflash")
         .unwrap()
         .current_dir(dir)
@@ -31,18 +31,22 @@ fn render(dir: &Path, board: &str) -> PathBuf {
 }
 
 /// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
-/// arguments.
+/// arguments, and `path` (if any) first on PATH.
 fn cargo_build(
     env: &Path,
     project: &Path,
     target_dir: &Path,
     args: &[&str],
     git_config: Option<&Path>,
+    path: Option<&Path>,
 ) {
     let mut script = format!(
         ". '{}' && exec cargo build --release --locked",
         env.display()
     );
+    if let Some(dir) = path {
+        script = format!("PATH='{}':\"$PATH\" && {script}", dir.display());
+    }
     for a in args {
         script.push_str(&format!(" '{a}'"));
     }
@@ -75,6 +79,7 @@ fn elf_machine(path: &Path) -> (u8, u16) {
 const ELFCLASS32: u8 = 1;
 const EM_AVR: u16 = 83;
 const EM_RISCV: u16 = 243;
+const EM_ARM: u16 = 40;
 
 /// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
 /// compiler for `test`: its ELF `bin`, or None after [`common::skip`].
@@ -98,7 +103,7 @@ pub(crate) fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathB
     )
     .unwrap();
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-uno");
-    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
+    cargo_build(&env, project, &target_dir, &[], Some(&git_config), None);
     let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
     assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
     Some(elf)
@@ -126,9 +131,46 @@ pub(crate) fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<P
             "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
         ],
         None,
+        None,
     );
     let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
     assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
+    Some(elf)
+}
+
+/// Compiles the RP2 project at `project` for `target` (thumbv6m-none-eabi, thumbv8m.main-none-eabihf)
+/// with the real compiler, linked by flip-link as the project says, for `test`: its ELF `bin`, or
+/// None after [`common::skip`]. Debian's rustc has no `core` for these targets, so it is built
+/// (`-Z build-std=core`); flip-link runs `rust-lld`, which is the host's ld.lld here.
+pub(crate) fn compile_rp2(test: &str, project: &Path, target: &str, bin: &str) -> Option<PathBuf> {
+    let env = match common::offline::firmware_env().and_then(|e| {
+        which::which("flip-link")
+            .map(|_| e)
+            .map_err(|_| "flip-link is not installed (cargo install flip-link --locked)".into())
+    }) {
+        Ok(e) => e,
+        Err(why) => {
+            common::skip(test, &why);
+            return None;
+        }
+    };
+    let tools = project.join("../rust-lld-is-ld.lld");
+    std::fs::create_dir_all(&tools).unwrap();
+    let lld = which::which("ld.lld").unwrap();
+    let _ = std::fs::remove_file(tools.join("rust-lld"));
+    std::os::unix::fs::symlink(lld, tools.join("rust-lld")).unwrap();
+    let chip = target.split('-').next().unwrap();
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("firmware-{chip}"));
+    cargo_build(
+        &env,
+        project,
+        &target_dir,
+        &["-Z", "build-std=core"],
+        None,
+        Some(&tools),
+    );
+    let elf = target_dir.join(format!("{target}/release/{bin}"));
+    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_ARM));
     Some(elf)
 }
 

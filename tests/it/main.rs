@@ -16,3 +16,4 @@ mod monitor;
 mod new;
 mod ports;
 mod report;
+mod rp2;

@@ -175,9 +175,10 @@ pub fn nix_offline() -> Result<&'static NixOffline, String> {
 }
 
 /// nix-offline's `args` with its nixpkgs replaced by a copy that also has
-/// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash and nixfmt stood in (the
-/// slimmed nixpkgs cannot evaluate them), so that `nix flake check` evaluates every output of a
-/// generated flake, and clippy given the stand-in toolchain's sysroot.
+/// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash, nixfmt, flip-link and
+/// picotool stood in (the slimmed nixpkgs cannot evaluate or build them), so that `nix flake
+/// check` evaluates every output of a generated flake, and clippy given the stand-in toolchain's
+/// sysroot.
 fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let stand_in = dir.join("nixpkgs");
     let tests = dir.join("nixpkgs-tests");
@@ -192,7 +193,9 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let overlay = std::fs::read_to_string(repo().join("tests/fixtures/nix-offline/overlay.nix"))
         .unwrap()
         .replace("@RAVEDUDE@", &host("ravedude"))
-        .replace("@ESPFLASH@", &host("espflash"));
+        .replace("@ESPFLASH@", &host("espflash"))
+        .replace("@FLIP_LINK@", &host("flip-link"))
+        .replace("@ELF2UF2@", &host("elf2uf2-rs"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();
     std::fs::write(
         tests.join("default.nix"),
