@@ -3,7 +3,7 @@
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
 //! ([`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
 //! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
-//! ([`flash`]), serial ports ([`serial`]) and the monitor ([`monitor`]), and [`doctor`]. Every
+//! ([`flash`]; an RP2 chip's boot drive, [`boot_drive`], with [`uf2`] files), serial ports ([`serial`]) and the monitor ([`monitor`]), and [`doctor`]. Every
 //! other program is started through [`process`]; errors say what to do through [`error`].
 //! `main.rs` is only the command line.
 
