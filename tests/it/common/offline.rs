@@ -190,12 +190,24 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| format!("/{tool}-is-not-installed"))
     };
+    // Tools the builds run, not only link: copied where Nix's build users can run them (cargo
+    // installs them under a HOME they cannot enter).
+    let tools = dir.join("host-tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let runnable = |tool: &str| match which::which(tool) {
+        Ok(p) => {
+            let copy = tools.join(tool);
+            std::fs::copy(&p, &copy).unwrap();
+            copy.display().to_string()
+        }
+        Err(_) => format!("/{tool}-is-not-installed"),
+    };
     let overlay = std::fs::read_to_string(repo().join("tests/fixtures/nix-offline/overlay.nix"))
         .unwrap()
         .replace("@RAVEDUDE@", &host("ravedude"))
         .replace("@ESPFLASH@", &host("espflash"))
-        .replace("@FLIP_LINK@", &host("flip-link"))
-        .replace("@ELF2UF2@", &host("elf2uf2-rs"));
+        .replace("@FLIP_LINK@", &runnable("flip-link"))
+        .replace("@ELF2UF2@", &runnable("elf2uf2-rs"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();
     std::fs::write(
         tests.join("default.nix"),
@@ -205,7 +217,11 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     )
     .unwrap();
     let o = run_bounded(
-        Command::new("chmod").arg("-R").arg("a+rX").arg(&tests),
+        Command::new("chmod")
+            .arg("-R")
+            .arg("a+rX")
+            .arg(&tests)
+            .arg(&tools),
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "{:?}", text(&o));
