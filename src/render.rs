@@ -54,6 +54,10 @@ pub struct Project {
     pub name: String,
     /// The package name as a Rust identifier (`my_blinky`).
     pub ident: String,
+    /// Choices among the family's options (`log` = `defmt`); an option not named here takes
+    /// its default.
+    #[serde(skip)]
+    pub options: BTreeMap<String, String>,
     /// The package's version (a new project's is 0.1.0).
     pub version: String,
 }
@@ -63,6 +67,7 @@ impl Project {
         Project {
             name: name.to_string(),
             ident: name.replace('-', "_"),
+            options: BTreeMap::new(),
             version: "0.1.0".to_string(),
         }
     }
@@ -72,6 +77,91 @@ impl Project {
         self.version = version.to_string();
         self
     }
+
+    /// The same project with `option` set to `choice`.
+    pub fn with_option(mut self, option: &str, choice: &str) -> Project {
+        self.options.insert(option.to_string(), choice.to_string());
+        self
+    }
+
+    /// Every kind of project `nixflash new` can make for `board`: the default one, then one for
+    /// each choice of each option of its family that is not the default.
+    pub fn variants(board: &Board, name: &str) -> Vec<Project> {
+        let mut all = vec![Project::new(name)];
+        for (option, o) in &board.family().options {
+            for choice in o.choices.keys().filter(|c| **c != o.default) {
+                all.push(Project::new(name).with_option(option, choice));
+            }
+        }
+        all
+    }
+}
+
+/// Every option of the board's family with the project's choice or its default, after checking
+/// that the project chooses only among what the family offers.
+pub fn options(board: &Board, project: &Project) -> Result<BTreeMap<String, String>> {
+    let family = board.family();
+    for (name, choice) in &project.options {
+        let Some(option) = family.options.get(name) else {
+            let offering: Vec<String> = crate::board::Database::builtin()
+                .map(|db| {
+                    db.boards()
+                        .filter(|b| b.family().options.contains_key(name))
+                        .map(|b| b.id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut f = Failure::new(format!(
+                "--{name} is not offered for the {} (family `{}`): its templates have no such \
+                 choice",
+                board.name, family.id
+            ));
+            f = if offering.is_empty() {
+                f.hint(format!("drop --{name}"))
+            } else {
+                f.hint(format!(
+                    "drop --{name}, or choose a board that offers it: {}",
+                    offering.join(", ")
+                ))
+            };
+            return Err(f.into());
+        };
+        if !option.choices.contains_key(choice) {
+            let list: Vec<String> = option
+                .choices
+                .iter()
+                .map(|(k, c)| {
+                    let default = if *k == option.default {
+                        ", the default"
+                    } else {
+                        ""
+                    };
+                    format!("`{k}` ({}{default})", c.about)
+                })
+                .collect();
+            return Err(Failure::new(format!(
+                "`--{name} {choice}` is not a choice for the {}: {} is one of {}",
+                board.name,
+                option.about,
+                option
+                    .choices
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .hint(format!("choose {}", list.join(" or ")))
+            .into());
+        }
+    }
+    Ok(family
+        .options
+        .iter()
+        .map(|(name, o)| {
+            let chosen = project.options.get(name).unwrap_or(&o.default);
+            (name.clone(), chosen.clone())
+        })
+        .collect())
 }
 
 #[derive(Serialize)]
@@ -79,6 +169,7 @@ struct TemplateContext<'a> {
     project: &'a Project,
     board: &'a Board,
     family: &'a Family,
+    options: &'a BTreeMap<String, String>,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
 }
@@ -220,7 +311,7 @@ pub fn render(board: &Board, project: &Project) -> Result<Vec<File>> {
     let mut out = render_sources(board, project)?;
     out.push(File {
         path: PathBuf::from("Cargo.lock"),
-        contents: complete_lock(lock_template(board)?, project),
+        contents: complete_lock(lock_template(board, project)?, project),
     });
     out.push(File {
         path: PathBuf::from("flake.lock"),
@@ -242,9 +333,22 @@ pub fn lock_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The dependency lock data for a board (its family's `files.lock` filled in).
-fn lock_template(board: &Board) -> Result<&'static str> {
-    let name = board.fill(&board.family().files.lock, &[])?;
+/// The name of the lock data a project needs (`esp32c3`, `esp32c3-defmt`): its family's
+/// `files.lock`, or the lock its option choices name, filled in with the board's fields.
+pub fn lock_name(board: &Board, project: &Project) -> Result<String> {
+    let family = board.family();
+    let mut pattern = &family.files.lock;
+    for (name, chosen) in options(board, project)? {
+        if let Some(lock) = family.options[&name].choices[&chosen].lock.as_ref() {
+            pattern = lock;
+        }
+    }
+    board.fill(pattern, &[])
+}
+
+/// The dependency lock data for a project (see [`lock_name`]).
+fn lock_template(board: &Board, project: &Project) -> Result<&'static str> {
+    let name = lock_name(board, project)?;
     if let Some(text) = TEMPLATES
         .get_file(format!("locks/{name}.lock"))
         .and_then(|f| f.contents_utf8())
@@ -252,8 +356,8 @@ fn lock_template(board: &Board) -> Result<&'static str> {
         return Ok(text);
     }
     Err(Failure::new(format!(
-        "nixflash has no dependency lock for board `{}` (its HAL feature `{}`), so it cannot \
-         write a Cargo.lock that pins every crate",
+        "nixflash has no dependency lock for board `{}` (its HAL feature `{}`; lock data \
+         `{name}`), so it cannot write a Cargo.lock that pins every crate",
         board.id, board.hal.feature
     ))
     .hint(format!(
@@ -283,10 +387,12 @@ fn lock_template(board: &Board) -> Result<&'static str> {
 pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
     let env = environment();
     let pins = pins()?;
+    let options = options(board, project)?;
     let ctx = TemplateContext {
         project,
         board,
         family: board.family(),
+        options: &options,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
     };
@@ -365,8 +471,12 @@ mod tests {
     fn every_board_renders_and_every_toml_parses() {
         let pins = pins().unwrap();
         let db = crate::board::Database::builtin().unwrap();
-        for b in db.boards() {
-            let files = render(b, &Project::new("my-fw")).unwrap();
+        for (b, p) in db.boards().flat_map(|b| {
+            Project::variants(b, "my-fw")
+                .into_iter()
+                .map(move |p| (b, p))
+        }) {
+            let files = render(b, &p).unwrap();
             let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
             for want in [
                 "Cargo.toml",
@@ -424,6 +534,36 @@ mod tests {
                     "{}: {name}",
                     b.id
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_the_family_s_and_name_their_locks() {
+        let db = crate::board::Database::builtin().unwrap();
+        let (c3, uno) = (db.get("esp32c3").unwrap(), db.get("uno").unwrap());
+        let defmt = Project::new("p").with_option("log", "defmt");
+        assert_eq!(lock_name(c3, &Project::new("p")).unwrap(), "esp32c3");
+        assert_eq!(lock_name(c3, &defmt).unwrap(), "esp32c3-defmt");
+        assert_eq!(options(c3, &Project::new("p")).unwrap()["log"], "println");
+        let e = options(uno, &defmt).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--log is not offered for the Arduino Uno (family `avr`): its templates have no such \
+             choice"
+        );
+        let e = options(c3, &Project::new("p").with_option("log", "rtt")).unwrap_err();
+        let r = crate::error::Report::of(&e);
+        assert_eq!(
+            r.error,
+            "`--log rtt` is not a choice for the ESP32-C3-DevKitM-1: how the firmware logs is one \
+             of defmt, println"
+        );
+        assert!(r.hints[0].starts_with("choose `defmt` ("), "{:?}", r.hints);
+        // Every lock a project can need is there.
+        for b in db.boards() {
+            for p in Project::variants(b, "p") {
+                lock_template(b, &p).unwrap();
             }
         }
     }

@@ -33,6 +33,10 @@ pub struct Family {
     pub files: Files,
     pub reset: Resets,
     pub flasher: Flasher,
+    /// Choices `nixflash new` offers for the family's projects, by option name (`log`, given as
+    /// `--log <choice>`).
+    #[serde(default)]
+    pub options: BTreeMap<String, TemplateOption>,
     /// Defaults for every board of the family (`{id}` and `{chip}` are the board's).
     #[serde(default)]
     pub board: toml::Table,
@@ -70,6 +74,28 @@ pub struct Files {
     pub init: Vec<String>,
     /// The name of a board's lock data in templates/locks/, with `{hal.feature}` and the like.
     pub lock: String,
+}
+
+/// A choice `nixflash new` offers for the family's projects (`--<name> <choice>`): the templates
+/// see the chosen value as `options.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOption {
+    /// What the option decides, for help and errors.
+    pub about: String,
+    /// The choice made when none is given.
+    pub default: String,
+    pub choices: BTreeMap<String, Choice>,
+}
+
+/// One value of a [`TemplateOption`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub about: String,
+    /// The lock data this choice needs instead of the family's `files.lock` (its dependencies
+    /// differ), with board fields: `{hal.feature}-defmt`.
+    pub lock: Option<String>,
 }
 
 /// One step of a reset through a port's modem lines.
@@ -238,6 +264,15 @@ impl Family {
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");
         }
+        for (name, o) in &self.options {
+            if !o.choices.contains_key(&o.default) {
+                bail!(
+                    "`options.{name}.default = \"{}\"` is not one of its choices ({})",
+                    o.default,
+                    o.choices.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
         Ok(())
     }
 
@@ -251,12 +286,18 @@ impl Family {
 
     /// A name for the family's firmware in messages ("AVR", "RISC-V"): its ELF machine's.
     pub fn machine_name(&self) -> String {
-        match self.elf_machine {
-            83 => "AVR".into(),
-            243 => "RISC-V".into(),
-            40 => "ARM".into(),
-            m => format!("ELF machine {m}"),
-        }
+        elf_machine_name(self.elf_machine)
+    }
+}
+
+/// A name for an ELF machine in messages ("AVR", "RISC-V").
+pub fn elf_machine_name(machine: u16) -> String {
+    match machine {
+        83 => "AVR".into(),
+        243 => "RISC-V".into(),
+        40 => "ARM".into(),
+        62 => "x86-64".into(),
+        m => format!("ELF machine {m}"),
     }
 }
 

@@ -217,6 +217,22 @@ fn details(b: &Board, source: &Source) -> String {
         usb = usb.join(" "),
         docs = b.docs,
     );
+    for (name, o) in &b.family().options {
+        let choices: Vec<String> = o
+            .choices
+            .keys()
+            .map(|c| match *c == o.default {
+                true => format!("{c} (default)"),
+                false => c.clone(),
+            })
+            .collect();
+        let flag = format!("--{name}");
+        s.push_str(&format!(
+            "  {flag:<14}{}: {}\n",
+            o.about,
+            choices.join(", ")
+        ));
+    }
     if let Some(n) = &b.notes {
         s.push_str(&format!("\n{}\n", n.trim()));
     }

@@ -100,13 +100,18 @@ pub fn run(a: Args) -> Result<u8> {
             ),
         );
     } else if a.monitor {
-        monitor::monitor(&a.monitor_flags.options(
+        let mut opts = a.monitor_flags.options(
             port.to_string(),
             board.monitor.baud,
             reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
             Duration::from_secs(5),
-        )?)?;
+        )?;
+        // The monitor reads the firmware it was just given.
+        opts.decode =
+            a.monitor_flags
+                .decode(Some(elf.clone()), Some(board), Some(project.root.clone()));
+        monitor::monitor(&opts)?;
     }
     Ok(0)
 }

@@ -8,7 +8,7 @@ use nixflash::board::family::ResetStep;
 use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::error::Failure;
-use nixflash::monitor::{self, Eol, MonitorOptions};
+use nixflash::monitor::{self, Decode, Eol, MonitorOptions};
 use nixflash::serial::{self, reset};
 
 /// Watch a board's serial output, and type to it
@@ -22,9 +22,13 @@ use nixflash::serial::{self, reset};
     --duration do. Output from the board goes to stdout (bytes that are not UTF-8 shown as \\xNN), \
     nixflash's own lines (starting with `--- `) to stderr. When the port goes away (USB unplug) \
     the monitor waits for it to come back.\n\n\
+    With the firmware's ELF (--elf, or in a project the last build's), addresses in its code are \
+    followed by their function and source line, inlined functions included, and defmt frames are \
+    decoded into level, message and source line; --raw shows the bytes as they come.\n\n\
     Examples:\n  nixflash monitor                         in a project: its board's port and baud\n  \
     nixflash monitor --board uno --timestamps --log run.log\n  \
     nixflash monitor --port /dev/ttyUSB0 --baud 115200 --eol crlf\n  \
+    nixflash monitor --board esp32c3 --elf target/riscv32imc-unknown-none-elf/release/fw\n  \
     printf 'status\\n' | nixflash monitor --port /dev/ttyACM0 --baud 9600 --duration 5"
 )]
 pub struct Args {
@@ -34,6 +38,10 @@ pub struct Args {
     /// Board id or alias (default: `board` in [package.metadata.nixflash] of the project's Cargo.toml)
     #[arg(long, short)]
     pub board: Option<String>,
+    /// The firmware's ELF, to annotate addresses and decode defmt frames (default: in a
+    /// project, the last build's result/bin/<name>.elf)
+    #[arg(long, value_name = "PATH", conflicts_with = "raw")]
+    pub elf: Option<PathBuf>,
     #[command(flatten)]
     pub monitor: MonitorFlags,
 }
@@ -62,6 +70,9 @@ pub struct MonitorFlags {
     /// End with an error when the port goes away, instead of waiting for it to return
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Show the port's bytes as they come: no addresses annotated, no defmt frames decoded
+    #[arg(long)]
+    pub raw: bool,
 }
 
 impl MonitorFlags {
@@ -76,6 +87,7 @@ impl MonitorFlags {
             (self.duration.is_some(), "--duration"),
             (self.wait.is_some(), "--wait"),
             (self.no_reconnect, "--no-reconnect"),
+            (self.raw, "--raw"),
         ];
         for (set, name) in flags {
             if set {
@@ -112,6 +124,25 @@ impl MonitorFlags {
             duration: self.duration,
             wait: self.wait.unwrap_or(wait),
             reconnect: !self.no_reconnect,
+            decode: None,
+        })
+    }
+
+    /// What the monitor decodes with: the firmware `elf` (checked against `board`, its source
+    /// paths shown relative to `project`), unless --raw.
+    pub fn decode(
+        &self,
+        elf: Option<PathBuf>,
+        board: Option<&Board>,
+        project: Option<PathBuf>,
+    ) -> Option<Decode> {
+        if self.raw {
+            return None;
+        }
+        Some(Decode {
+            elf: elf?,
+            board: board.cloned(),
+            project,
         })
     }
 }
@@ -188,7 +219,19 @@ pub fn run(a: Args) -> Result<u8> {
         || reset::WITHOUT_A_BOARD.to_vec(),
         |b| reset::steps_for(b, &port),
     );
-    monitor::monitor(&a.monitor.options(port, baud, reset, Duration::ZERO)?)?;
+    let mut opts = a.monitor.options(port, baud, reset, Duration::ZERO)?;
+    // The firmware: --elf, else the last build's in a project.
+    let project = ctx.manifest().ok();
+    let built = project.map(|m| {
+        m.root
+            .join("result/bin")
+            .join(format!("{}.elf", m.firmware_bin()))
+    });
+    let elf = a.elf.or(built.filter(|p| p.is_file()));
+    opts.decode = a
+        .monitor
+        .decode(elf, board, project.map(|m| m.root.clone()));
+    monitor::monitor(&opts)?;
     Ok(0)
 }
 

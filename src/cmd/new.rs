@@ -12,7 +12,8 @@ use nixflash::project::{self, Change, NewOptions};
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  nixflash new blinky --board uno\n  \
-    nixflash new ~/src/lamp --board esp32c3 --name desk-lamp\n\n\
+    nixflash new ~/src/lamp --board esp32c3 --name desk-lamp\n  \
+    nixflash new sensor --board esp32c3 --log defmt\n\n\
     The project is complete: Cargo.toml, src/main.rs (a blinky), rust-toolchain.toml, \
     .cargo/config.toml, flake.nix, .envrc, .gitignore and a README, all added to git \
     (a flake only sees files git tracks).")]
@@ -31,6 +32,10 @@ pub struct Args {
     /// Do not run `git init` / `git add` (Nix will not see files git does not track)
     #[arg(long)]
     pub no_git: bool,
+    /// How the firmware logs, where the board's family offers a choice (`nixflash boards show
+    /// <id>` lists them), e.g. `defmt` for ESP32 boards, which `nixflash monitor` decodes
+    #[arg(long, value_name = "CHOICE")]
+    pub log: Option<String>,
 }
 
 /// Add nixflash's Nix and board files to an existing Cargo project
@@ -75,6 +80,11 @@ pub fn run_new(a: Args) -> Result<u8> {
         name: a.name.as_deref(),
         force: a.force,
         git: !a.no_git,
+        options: a
+            .log
+            .iter()
+            .map(|l| ("log".to_string(), l.clone()))
+            .collect(),
     })?;
     super::outln!(
         "Created {} for the {} ({}) in {}",

@@ -1,9 +1,13 @@
 //! nixflash's serial monitor, the same for every board: the port's bytes on stdout (text that is
 //! not UTF-8 shown escaped), keys or piped stdin to the board, reconnection after a replug.
+//! With the firmware's ELF it also reads the firmware: addresses become functions and source
+//! lines, defmt frames are decoded.
 //!
 //! [`input`] turns keys and piped bytes into what they mean, [`output`] formats the port's bytes
-//! into lines, [`terminal`] keeps raw mode and SIGTERM in order; this module runs the session.
+//! into lines, [`decode`] reads the firmware, [`terminal`] keeps raw mode and SIGTERM in order;
+//! this module runs the session.
 
+pub mod decode;
 pub mod input;
 pub mod output;
 mod terminal;
@@ -20,6 +24,7 @@ use crate::board::family::ResetStep;
 use crate::error::Failure;
 use crate::serial::access::{self, QUIET};
 use crate::serial::reset;
+pub use decode::Decode;
 pub use input::Eol;
 use input::{Input, Source};
 pub use output::LineFormatter;
@@ -46,6 +51,9 @@ pub struct MonitorOptions {
     pub wait: Duration,
     /// When the port vanishes, wait for it to return (true) or end with an error (false).
     pub reconnect: bool,
+    /// The firmware's ELF, to annotate addresses and decode defmt frames (none: bytes as they
+    /// come).
+    pub decode: Option<Decode>,
 }
 
 impl MonitorOptions {
@@ -62,6 +70,7 @@ impl MonitorOptions {
             duration: None,
             wait: Duration::ZERO,
             reconnect: true,
+            decode: None,
         }
     }
 }
@@ -111,6 +120,8 @@ pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
     let stdin_tty = io::stdin().is_terminal();
 
     let port = open_waiting(opts)?;
+    // Read while the port's driver keeps what the board sends.
+    let loaded = opts.decode.as_ref().map(decode::load);
 
     let log = match &opts.log {
         Some(p) => Some(
@@ -149,6 +160,12 @@ pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
         "Connected to {} at {} baud ({keys})",
         opts.port, opts.baud
     ));
+    if let Some(loaded) = loaded {
+        for n in &loaded.notices {
+            out.status(n);
+        }
+        out.decoder = loaded.decoder;
+    }
 
     let result = run_session(opts, port, &mut out, &mut input, started);
     if let Ok(r) = &result {
@@ -159,8 +176,7 @@ pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
             MonitorEnd::Duration => "time is up",
             MonitorEnd::OutputClosed => "output closed",
         };
-        let tail = out.fmt.flush();
-        let _ = out.emit(&tail);
+        let _ = out.quiet();
         out.status(&format!(
             "Monitor closed ({why}): {} bytes received, {} sent, {} reconnects",
             r.received, r.sent, r.reconnects
@@ -277,8 +293,7 @@ fn run_session(
                 Ok(n) => {
                     last_data = Instant::now();
                     report.received += n as u64;
-                    let text = out.fmt.feed(&buf[..n]);
-                    if out.emit(&text)? {
+                    if out.port(&buf[..n])? {
                         break MonitorEnd::OutputClosed;
                     }
                 }
@@ -290,11 +305,8 @@ fn run_session(
                             | io::ErrorKind::Interrupted
                     ) =>
                 {
-                    if last_data.elapsed() >= QUIET {
-                        let text = out.fmt.flush();
-                        if out.emit(&text)? {
-                            break MonitorEnd::OutputClosed;
-                        }
+                    if last_data.elapsed() >= QUIET && out.quiet()? {
+                        break MonitorEnd::OutputClosed;
                     }
                 }
                 Err(e) => {
@@ -335,8 +347,7 @@ fn run_session(
 
 /// The port went away: say so, or end with an error when reconnecting is off.
 fn gone(opts: &MonitorOptions, out: &mut Output, e: &io::Error) -> Result<()> {
-    let tail = out.fmt.flush();
-    out.emit(&tail)?;
+    out.quiet()?;
     if !opts.reconnect {
         return Err(Failure::new(format!("serial port {} went away ({e})", opts.port))
             .hint(

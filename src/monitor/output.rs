@@ -1,6 +1,7 @@
 //! What the monitor shows: the port's bytes as text (bytes that are not UTF-8 escaped as `\\xNN`,
-//! lines stamped with the time if asked) on stdout and in the log file, and its own status lines
-//! (`--- ...`) on stderr.
+//! lines stamped with the time if asked) on stdout and in the log file, with what the firmware's
+//! ELF tells about them (addresses annotated, defmt frames decoded: [`super::decode`]), and its
+//! own status lines (`--- ...`) on stderr.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -10,9 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use super::decode::{Decoder, Piece};
+
 /// Where the port's text goes: stdout (CR added before LF on a raw terminal) and the log file.
 pub(super) struct Output {
     pub(super) fmt: LineFormatter,
+    /// What the firmware's ELF makes of the port's bytes, when the monitor has one.
+    pub(super) decoder: Option<Decoder>,
     log: Option<File>,
     log_path: Option<PathBuf>,
     crlf: bool,
@@ -29,12 +34,78 @@ impl Output {
     ) -> Output {
         Output {
             fmt,
+            decoder: None,
             log,
             log_path,
             crlf: raw && io::stdout().is_terminal(),
             last_cr: false,
             raw,
         }
+    }
+
+    /// Shows bytes from the port; `Ok(true)` when stdout has been closed.
+    pub(super) fn port(&mut self, bytes: &[u8]) -> Result<bool> {
+        let Some(mut decoder) = self.decoder.take() else {
+            let text = self.fmt.feed(bytes);
+            return self.emit(&text);
+        };
+        let mut pieces = Vec::new();
+        decoder.split(bytes, &mut pieces);
+        let closed = self.pieces(&mut decoder, pieces);
+        self.decoder = Some(decoder);
+        closed
+    }
+
+    /// The port has been quiet: what was held back for more bytes is shown (or said to be cut
+    /// short); `Ok(true)` when stdout has been closed.
+    pub(super) fn quiet(&mut self) -> Result<bool> {
+        if let Some(mut decoder) = self.decoder.take() {
+            let mut pieces = Vec::new();
+            decoder.quiet(&mut pieces);
+            let closed = self.pieces(&mut decoder, pieces);
+            let tail = self.fmt.escape_pending();
+            let tail = decoder.annotate(tail);
+            self.decoder = Some(decoder);
+            if closed? {
+                return Ok(true);
+            }
+            let tail = self.fmt.stamp(&tail);
+            return self.emit(&tail);
+        }
+        let tail = self.fmt.flush();
+        self.emit(&tail)
+    }
+
+    fn pieces(&mut self, decoder: &mut Decoder, pieces: Vec<Piece>) -> Result<bool> {
+        for piece in pieces {
+            let text = match piece {
+                Piece::Text(bytes) => decoder.annotate(self.fmt.escape(&bytes)),
+                Piece::Line(line) => {
+                    // A decoded line starts a line of its own; bytes held back for the rest
+                    // of a UTF-8 sequence will not get it now.
+                    let mut text = self.fmt.escape_pending();
+                    let at_start = match text.chars().last() {
+                        Some(c) => c == '\n',
+                        None => self.fmt.at_line_start,
+                    };
+                    if !at_start {
+                        text.push('\n');
+                    }
+                    let mut text = decoder.annotate(text);
+                    text.push_str(&decoder.line(&line));
+                    text
+                }
+                Piece::Notice(n) => {
+                    self.status(&n);
+                    continue;
+                }
+            };
+            let text = self.fmt.stamp(&text);
+            if self.emit(&text)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Writes text; `Ok(true)` when stdout has been closed.
@@ -119,6 +190,12 @@ impl LineFormatter {
 
     /// The text for these bytes (an incomplete UTF-8 sequence at the end is held back).
     pub fn feed(&mut self, bytes: &[u8]) -> String {
+        let text = self.escape(bytes);
+        self.stamp(&text)
+    }
+
+    /// The text for these bytes without timestamps (see [`LineFormatter::stamp`]).
+    pub(crate) fn escape(&mut self, bytes: &[u8]) -> String {
         let mut data = std::mem::take(&mut self.pending);
         data.extend_from_slice(bytes);
         let mut decoded = String::new();
@@ -147,22 +224,26 @@ impl LineFormatter {
                 }
             }
         }
-        self.lines(&decoded)
+        decoded
     }
 
     /// Text for bytes held back (escaped): called when the port has been quiet.
     pub fn flush(&mut self) -> String {
-        if self.pending.is_empty() {
-            return String::new();
-        }
+        let s = self.escape_pending();
+        self.stamp(&s)
+    }
+
+    /// Bytes held back, escaped, without timestamps.
+    pub(crate) fn escape_pending(&mut self) -> String {
         let mut s = String::new();
         for b in std::mem::take(&mut self.pending) {
             write!(s, "\\x{b:02x}").unwrap();
         }
-        self.lines(&s)
+        s
     }
 
-    fn lines(&mut self, text: &str) -> String {
+    /// Text with the time at the start of each line, if asked.
+    pub(crate) fn stamp(&mut self, text: &str) -> String {
         if !self.timestamps {
             if let Some(c) = text.chars().last() {
                 self.at_line_start = c == '\n';

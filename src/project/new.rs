@@ -1,5 +1,6 @@
 //! `nixflash new`: a complete project in a folder of its own, all or nothing.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ pub struct NewOptions<'a> {
     pub name: Option<&'a str>,
     pub force: bool,
     pub git: bool,
+    /// Choices among the board family's options (`log` = `defmt`); the rest take their defaults.
+    pub options: BTreeMap<String, String>,
 }
 
 /// What `new` made.
@@ -101,7 +104,9 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         ));
     }
 
-    let files = render::render(opts.board, &Project::new(&name))?;
+    let mut project = Project::new(&name);
+    project.options = opts.options.clone();
+    let files = render::render(opts.board, &project)?;
     let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     let enclosing = if opts.git {
         enclosing_work_tree(&parent)

@@ -88,8 +88,12 @@ fn own_and_generated_flakes_parse() {
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::builtin().unwrap();
     let mut parsed = 0;
-    for board in db.boards() {
-        let files = render::render_sources(board, &Project::new("blinky")).unwrap();
+    for (board, project) in db.boards().flat_map(|b| {
+        Project::variants(b, "blinky")
+            .into_iter()
+            .map(move |p| (b, p))
+    }) {
+        let files = render::render_sources(board, &project).unwrap();
         let flake = files
             .iter()
             .find(|f| f.path == Path::new("flake.nix"))
@@ -121,8 +125,12 @@ fn generated_sources_pass_the_flake_fmt_check() {
     let db = Database::builtin().unwrap();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for board in db.boards() {
-        let files = render::render_sources(board, &Project::new("blinky")).unwrap();
+    for (board, project) in db.boards().flat_map(|b| {
+        Project::variants(b, "blinky")
+            .into_iter()
+            .map(move |p| (b, p))
+    }) {
+        let files = render::render_sources(board, &project).unwrap();
         let manifest = files
             .iter()
             .find(|f| f.path == Path::new("Cargo.toml"))

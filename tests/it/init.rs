@@ -10,7 +10,7 @@ use std::process::Command as Std;
 use predicates::prelude::*;
 
 use crate::common;
-use crate::firmware::{compile_avr, compile_esp32c3};
+use crate::common::firmware::{compile_avr, compile_esp32c3};
 use crate::new::{git_tracked, nixflash, tree};
 
 /// The files `init` writes for a board of `family`, besides Cargo.toml, Cargo.lock and src/.

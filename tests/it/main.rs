@@ -7,6 +7,7 @@ mod common;
 
 mod build;
 mod cli;
+mod decode;
 mod doctor;
 mod firmware;
 mod flake_eval;
@@ -14,6 +15,7 @@ mod flash;
 mod init;
 mod monitor;
 mod new;
+mod new_log;
 mod ports;
 mod report;
 mod rp2;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::firmware::{build, Kind};
 use crate::common::{self, offline, process::run_bounded, process::text, skip};
-use crate::firmware::{compile_rp2, render};
 
 const RP2040: u32 = 0xe48b_ff56;
 const RP2350_ARM_S: u32 = 0xe48b_ff59;
@@ -143,11 +143,12 @@ fn same_bytes(blocks: &[Block], elf: &Path) -> usize {
 #[test]
 fn pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
     let test = "pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js";
-    let tmp = tempfile::tempdir().unwrap();
-    let project = render(tmp.path(), "pico");
-    let Some(elf) = compile_rp2(test, &project, "thumbv6m-none-eabi", "fw") else {
-        return;
+    let built = match build(Kind::Pico) {
+        Ok(b) => b,
+        Err(why) => return skip(test, &why),
     };
+    let (project, elf) = (built.project, built.elf);
+    let tmp = tempfile::tempdir().unwrap();
     let drive = boot_drive(tmp.path(), "RPI-RP2", "RPI-RP2");
     let o = flash(&project, &elf, &drive);
     let (out, err) = text(&o);
@@ -256,11 +257,12 @@ fn rp2040js(test: &str, uf2: &Path, millis: u32) -> Option<Vec<serde_json::Value
 #[test]
 fn pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores() {
     let test = "pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores";
-    let tmp = tempfile::tempdir().unwrap();
-    let project = render(tmp.path(), "pico2");
-    let Some(elf) = compile_rp2(test, &project, "thumbv8m.main-none-eabihf", "fw") else {
-        return;
+    let built = match build(Kind::Pico2) {
+        Ok(b) => b,
+        Err(why) => return skip(test, &why),
     };
+    let (project, elf) = (built.project, built.elf);
+    let tmp = tempfile::tempdir().unwrap();
     // The RP2040's drive is refused, the RP2350's takes it.
     let rp2040 = boot_drive(tmp.path(), "RPI-RP2", "RPI-RP2");
     let o = flash(&project, &elf, &rp2040);
@@ -295,7 +297,15 @@ fn pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores() {
 #[test]
 fn flash_without_a_boot_drive_says_to_hold_bootsel_and_where_it_looked() {
     let tmp = tempfile::tempdir().unwrap();
-    let project = render(tmp.path(), "pico");
+    let o = run_bounded(
+        common::nixflash()
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join(".cfg"))
+            .args(["new", "fw", "--board", "pico", "--no-git"]),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let project = tmp.path().join("fw");
     // Any file will do: the drive is looked for first.
     let elf = common::fixtures().join("elf/esp32c3-blinky.elf");
     let o = run_bounded(

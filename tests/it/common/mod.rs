@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test file that needs them says `mod common;`).
 #![allow(dead_code)]
 
+pub mod firmware;
 pub mod fixture;
 pub mod offline;
 pub mod process;

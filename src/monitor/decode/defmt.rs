@@ -1,0 +1,320 @@
+//! defmt frames among the port's text, as esp-println's `defmt-espflash` feature sends them:
+//! `0xFF 0x00`, the frame in rzCOBS (which has no zero byte), `0x00`. Text may come between
+//! frames; `0xFF` is never UTF-8, so text cannot be taken for a frame start. Frames are decoded
+//! with the firmware's table (the ELF's `.defmt` section) by defmt-decoder.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use defmt_decoder::{Encoding, Locations, Table};
+
+/// A frame longer than this is not one: the bytes were something else.
+const MAX_FRAME: usize = 16 * 1024;
+
+/// What the port's bytes were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text, as it came.
+    Text(Vec<u8>),
+    /// A decoded frame: `INFO  message (src/main.rs:20)`, without a line end.
+    Line(String),
+    /// Something the user should know, for a `--- ` status line.
+    Notice(String),
+}
+
+/// The firmware's defmt table, and where the port's bytes are in the framing.
+pub struct Defmt {
+    table: Table,
+    locations: Locations,
+    root: Option<PathBuf>,
+    framer: Framer,
+}
+
+impl Defmt {
+    /// The table of an ELF: `Ok(None)` when it has no `.defmt` section, `Err(why)` when it has
+    /// one that cannot be used. Source lines come from its DWARF, when it has some.
+    pub fn load(elf: &[u8], root: Option<&Path>) -> Result<Option<Defmt>, String> {
+        let table = match Table::parse(elf) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("its .defmt section cannot be read: {e}")),
+        };
+        if table.encoding() != Encoding::Rzcobs {
+            return Err(format!(
+                "it sends defmt frames {:?}-encoded; only rzCOBS frames (esp-println's \
+                 defmt-espflash) can share the port with text",
+                table.encoding()
+            ));
+        }
+        let locations = table.get_locations(elf).unwrap_or_default();
+        Ok(Some(Defmt {
+            table,
+            locations,
+            root: root.map(Path::to_path_buf),
+            framer: Framer::default(),
+        }))
+    }
+
+    /// Whether frames can be placed in the source (the ELF has DWARF for them).
+    pub fn has_locations(&self) -> bool {
+        !self.locations.is_empty()
+    }
+
+    /// Sorts the port's bytes into text, decoded frames and notices, in order.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Piece>) {
+        let Defmt {
+            table,
+            locations,
+            root,
+            framer,
+        } = self;
+        framer.feed(bytes, out, &mut |f| {
+            decode(table, locations, root.as_deref(), f)
+        });
+    }
+
+    /// The port has been quiet: see [`Framer::quiet`].
+    pub fn quiet(&mut self, out: &mut Vec<Piece>) {
+        self.framer.quiet(out)
+    }
+}
+
+/// Where the port's bytes are in esp-println's framing.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// `0xFF` ended the last bytes: a frame may be starting.
+    pending_ff: bool,
+    /// Inside a frame: its bytes so far.
+    frame: Option<Vec<u8>>,
+}
+
+impl Framer {
+    /// Sorts bytes into text and frames, each frame given to `decode` (a line, or `None` when
+    /// it does not decode), in order.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<Piece>,
+        decode: &mut dyn FnMut(&[u8]) -> Option<String>,
+    ) {
+        let mut rest = bytes;
+        if self.pending_ff {
+            self.pending_ff = false;
+            match rest.first() {
+                None => {
+                    self.pending_ff = true;
+                    return;
+                }
+                Some(0) => {
+                    self.frame = Some(Vec::new());
+                    rest = &rest[1..];
+                }
+                Some(_) => text(out, &[0xFF]),
+            }
+        }
+        while !rest.is_empty() {
+            let Some(frame) = &mut self.frame else {
+                match rest.iter().position(|&b| b == 0xFF) {
+                    None => {
+                        text(out, rest);
+                        rest = &[];
+                    }
+                    Some(i) => {
+                        text(out, &rest[..i]);
+                        match rest.get(i + 1) {
+                            None => {
+                                self.pending_ff = true;
+                                rest = &[];
+                            }
+                            Some(0) => {
+                                self.frame = Some(Vec::new());
+                                rest = &rest[i + 2..];
+                            }
+                            // 0xFF in text (the next byte may be 0xFF again).
+                            Some(_) => {
+                                text(out, &rest[i..i + 1]);
+                                rest = &rest[i + 1..];
+                            }
+                        }
+                    }
+                }
+                continue;
+            };
+            // The first frame after a boot starts with an extra separator.
+            if frame.is_empty() {
+                let zeros = rest.iter().take_while(|&&b| b == 0).count();
+                rest = &rest[zeros..];
+            }
+            match rest.iter().position(|&b| b == 0) {
+                Some(end) => {
+                    frame.extend_from_slice(&rest[..end]);
+                    rest = &rest[end + 1..];
+                    let frame = self.frame.take().unwrap_or_default();
+                    if frame.len() > MAX_FRAME {
+                        out.push(too_long(frame.len()));
+                        continue;
+                    }
+                    match decode(&frame) {
+                        Some(line) => out.push(Piece::Line(line)),
+                        None => {
+                            out.push(Piece::Notice(format!(
+                                "a defmt frame ({} bytes) does not decode with this firmware's \
+                                 table (cut short, or from other firmware): skipped",
+                                frame.len()
+                            )));
+                            // A frame cut short runs into the next one's start, `0xFF 0x00`:
+                            // the zero taken for its end was the next frame's.
+                            if frame.last() == Some(&0xFF) {
+                                self.frame = Some(Vec::new());
+                            }
+                        }
+                    }
+                }
+                None => {
+                    frame.extend_from_slice(rest);
+                    rest = &[];
+                    if frame.len() > MAX_FRAME {
+                        out.push(too_long(frame.len()));
+                        self.frame = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The port has been quiet: a frame still open was cut short (a reset while it was being
+    /// sent), and a lone `0xFF` was text.
+    pub fn quiet(&mut self, out: &mut Vec<Piece>) {
+        if self.pending_ff {
+            self.pending_ff = false;
+            text(out, &[0xFF]);
+        }
+        if let Some(frame) = self.frame.take() {
+            out.push(Piece::Notice(format!(
+                "a defmt frame was cut short ({} bytes, then nothing): skipped",
+                frame.len()
+            )));
+        }
+    }
+}
+
+/// `[timestamp ]LEVEL message (file:line)`, if the frame is one of the table's, whole.
+fn decode(
+    table: &Table,
+    locations: &Locations,
+    root: Option<&Path>,
+    frame: &[u8],
+) -> Option<String> {
+    let raw = rzcobs::decode(frame).ok()?;
+    let (f, used) = table.decode(&raw).ok()?;
+    // rzCOBS pads the last group with zeros; anything else left over is not this frame.
+    if raw[used..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let mut s = String::new();
+    if let Some(t) = f.display_timestamp() {
+        let _ = write!(s, "{t} ");
+    }
+    if let Some(level) = f.level() {
+        let _ = write!(s, "{:<5} ", level.as_str().to_ascii_uppercase());
+    }
+    let _ = write!(s, "{}", f.display_message());
+    if let Some(loc) = locations.get(&f.index()) {
+        let file = match root {
+            Some(root) => loc.file.strip_prefix(root).unwrap_or(&loc.file),
+            None => &loc.file,
+        };
+        let _ = write!(s, " ({}:{})", file.display(), loc.line);
+    }
+    Some(s)
+}
+
+fn too_long(n: usize) -> Piece {
+    Piece::Notice(format!(
+        "{n} bytes after a defmt frame start and no frame end: not a defmt frame, skipped"
+    ))
+}
+
+fn text(out: &mut Vec<Piece>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(Piece::Text(t)) = out.last_mut() {
+        t.extend_from_slice(bytes);
+    } else {
+        out.push(Piece::Text(bytes.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames here are plain text; the ones starting with `bad` do not decode.
+    fn run(chunks: &[&[u8]], quiet: bool) -> Vec<Piece> {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        let mut decode = |frame: &[u8]| {
+            let s = String::from_utf8(frame.to_vec()).ok()?;
+            (!s.starts_with("bad")).then(|| format!("<{s}>"))
+        };
+        for c in chunks {
+            f.feed(c, &mut out, &mut decode);
+        }
+        if quiet {
+            f.quiet(&mut out);
+        }
+        out
+    }
+
+    fn t(s: &[u8]) -> Piece {
+        Piece::Text(s.to_vec())
+    }
+
+    fn l(s: &str) -> Piece {
+        Piece::Line(s.to_string())
+    }
+
+    #[test]
+    fn text_and_frames_are_told_apart() {
+        assert_eq!(run(&[b"hello\n"], false), [t(b"hello\n")]);
+        assert_eq!(
+            run(&[b"a\xff\x00one\x00b\xff\x00\x00two\x00"], false),
+            [t(b"a"), l("<one>"), t(b"b"), l("<two>")]
+        );
+        // Cut anywhere between reads, frame starts included.
+        assert_eq!(
+            run(
+                &[b"a\xff", b"\x00on", b"e\x00\xff", b"\x00two", b"\x00z"],
+                false
+            ),
+            [t(b"a"), l("<one>"), l("<two>"), t(b"z")]
+        );
+        // 0xFF that starts no frame is text, also twice in a row and at the very end.
+        assert_eq!(run(&[b"x\xff\xffy\xff"], true), [t(b"x\xff\xffy\xff")]);
+    }
+
+    #[test]
+    fn broken_frames_are_said_and_skipped() {
+        // Cut short, then nothing.
+        let out = run(&[b"\xff\x00half"], true);
+        assert!(
+            matches!(&out[..], [Piece::Notice(n)] if n.contains("cut short (4 bytes")),
+            "{out:?}"
+        );
+        // Cut short by the next frame's start: that frame still decodes.
+        let out = run(&[b"\xff\x00bad-half\xff\x00two\x00ok\n"], false);
+        assert!(matches!(&out[0], Piece::Notice(n) if n.contains("does not decode")));
+        assert_eq!(out[1..], [l("<two>"), t(b"ok\n")]);
+        // No end for too long.
+        let mut long = b"\xff\x00".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_FRAME + 1));
+        long.extend_from_slice(b"\x00after");
+        let out = run(&[&long], false);
+        assert!(
+            matches!(&out[0], Piece::Notice(n) if n.contains("not a defmt frame")),
+            "{out:?}"
+        );
+        assert_eq!(out[1..], [t(b"after")]);
+    }
+}

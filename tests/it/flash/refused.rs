@@ -1,0 +1,202 @@
+//! What `nixflash flash` refuses before anything is uploaded, and how it says so: a port it may
+//! not open, no firmware or no port, a broken Ravedude.toml, firmware for another processor.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{blink_firmware, firmware, new_project};
+use crate::common::process::{run_bounded, text};
+use crate::common::sim::{ravedude_missing, sim_missing, SimUno};
+use crate::common::{nixflash, on_path, skip};
+
+/// As an unprivileged user, flashing through a port it may not open says which group to join.
+#[test]
+fn permission_denied_on_the_port_says_which_group_to_join() {
+    let name = "permission_denied_on_the_port_says_which_group_to_join";
+    if let Some(why) = sim_missing() {
+        return skip(name, &why);
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" || !on_path("setpriv") {
+        return skip(
+            name,
+            "it needs root and setpriv to run nixflash as `nobody` (as root every port opens)",
+        );
+    }
+    let fw = firmware();
+    let (dir, project) = new_project("fw", "uno");
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let sim = SimUno::start();
+    // Like a USB serial port on Debian (root:dialout, 0660), when this machine has the group.
+    let dialout = std::fs::read_to_string("/etc/group")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("dialout:"));
+    if dialout {
+        for (tool, arg) in [("chgrp", "dialout"), ("chmod", "0660")] {
+            let s = Command::new(tool).arg(arg).arg(&sim.pty).status().unwrap();
+            assert!(s.success(), "{tool} {arg} {} failed", sim.pty);
+        }
+    }
+    let o = run_bounded(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_nixflash"))
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", &sim.pty])
+            .current_dir(&project)
+            .env("HOME", "/nonexistent"),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: permission denied opening serial port {}",
+            sim.pty
+        )),
+        "{stderr}"
+    );
+    for want in [
+        "sudo usermod -aG dialout $USER",
+        "`uucp`",
+        "log out and in again",
+    ] {
+        assert!(stderr.contains(want), "no {want:?} in:\n{stderr}");
+    }
+    if dialout {
+        assert!(
+            stderr.contains("(it belongs to group `dialout`)"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn flash_without_a_build_or_port_says_what_to_pass() {
+    let (_dir, project) = new_project("fw", "uno");
+    let run = |args: &[&str]| {
+        let o = run_bounded(
+            nixflash().arg("flash").args(args).current_dir(&project),
+            Duration::from_secs(60),
+        );
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+        text(&o).1
+    };
+    // No firmware is said before any port is looked for (this project has none).
+    let e = run(&["--no-build"]);
+    assert!(e.contains("there is no firmware to flash: "), "{e}");
+    assert!(
+        !e.contains("serial port"),
+        "a port was looked for first:\n{e}"
+    );
+    let e = run(&["--no-build", "--port", "/dev/null"]);
+    assert!(
+        e.contains("there is no firmware to flash: ")
+            && e.contains("fw/result/bin/fw.elf does not exist")
+            && e.contains("hint: run `nixflash build` first")
+            && e.contains("hint: to flash another ELF, pass --elf <path>"),
+        "{e}"
+    );
+    let e = run(&["--elf", "missing.elf", "--port", "/dev/null"]);
+    assert!(e.contains("the firmware missing.elf does not exist"), "{e}");
+    let e = run(&["--elf", "Cargo.toml", "--port", "/dev/null"]);
+    assert!(e.contains("Cargo.toml is not an ELF file"), "{e}");
+    // No --port and no port with one of the board's USB ids: a project board that inherits the
+    // Uno with a USB id no device has, so that a board plugged into this machine changes nothing.
+    std::fs::create_dir_all(project.join("boards")).unwrap();
+    std::fs::write(
+        project.join("boards/no-such-uno.toml"),
+        "inherit = \"uno\"\nid = \"no-such-uno\"\nname = \"Test Uno\"\naliases = []\n\
+         [flash]\nboard = \"uno\"\n[usb]\nids = [\"f0f0:0f0f\"]\n",
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        manifest.replace("board = \"uno\"", "board = \"no-such-uno\""),
+    )
+    .unwrap();
+    let e = run(&["--elf", "Cargo.toml"]);
+    assert!(
+        e.contains("no serial port found for the Test Uno (no-such-uno)")
+            && e.contains("expected a USB id of the board's:\n    f0f0:0f0f"),
+        "{e}"
+    );
+    std::fs::write(project.join("Cargo.toml"), manifest).unwrap();
+    let e = run(&[
+        "--elf",
+        "Cargo.toml",
+        "--port",
+        "/dev/nixflash-no-such-port",
+    ]);
+    assert!(
+        e.contains("serial port /dev/nixflash-no-such-port does not exist"),
+        "{e}"
+    );
+}
+
+/// A project's Ravedude.toml that is not TOML: flash stops before ravedude runs, and says how to
+/// get a good one back.
+#[test]
+fn a_malformed_ravedude_toml_is_named_with_the_fix() {
+    let name = "a_malformed_ravedude_toml_is_named_with_the_fix";
+    if let Some(why) = ravedude_missing() {
+        return skip(name, &why);
+    }
+    if !on_path("avr-gcc") {
+        return skip(
+            name,
+            "avr-gcc is not on PATH (it builds the firmware fixture)",
+        );
+    }
+    let fw = blink_firmware();
+    let (_dir, project) = new_project("fw", "uno");
+    std::fs::write(project.join("Ravedude.toml"), "[general\nboard = \"uno\"\n").unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", "/dev/null"])
+            .current_dir(&project),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Ravedude.toml: invalid TOML"), "{stderr}");
+    assert!(
+        stderr.contains("hint: fix it, or delete it: nixflash makes one from the board"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Running: "), "ravedude ran:\n{stderr}");
+}
+
+#[test]
+fn avr_firmware_is_refused_for_an_esp32_board() {
+    let name = "avr_firmware_is_refused_for_an_esp32_board";
+    if !on_path("avr-gcc") {
+        return skip(
+            name,
+            "avr-gcc is not on PATH (it builds the firmware fixture)",
+        );
+    }
+    let fw = firmware();
+    let (_dir, project) = new_project("c3", "esp32c3");
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--elf"])
+            .arg(&fw.elf)
+            .args(["--port", "/dev/null"])
+            .current_dir(&project),
+        Duration::from_secs(60),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not RISC-V firmware (ELF machine 83), but the ESP32-C3-DevKitM-1 needs RISC-V firmware"),
+        "{stderr}"
+    );
+}
