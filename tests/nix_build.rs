@@ -6,8 +6,9 @@
 //!
 //! These take minutes, so they have this binary to themselves, and run one at a time (each build
 //! uses every core, and the flash test's simulated Uno runs in real time). They need Nix, the
-//! firmware tools (../shared/tools/install-*.sh), ravedude, espflash and simavr; without them
-//! they say SKIPPED, and in CI they fail.
+//! firmware tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and
+//! elf2uf2-rs; without them they say SKIPPED, and in CI they fail. The Raspberry Pi Pico's build
+//! is in nix_build/rp2.rs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 #[path = "it/common/mod.rs"]
 mod common;
+#[path = "nix_build/rp2.rs"]
+mod rp2;
 #[path = "nix_build/sim.rs"]
 mod sim;
 

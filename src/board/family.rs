@@ -175,6 +175,9 @@ impl Resets {
 pub enum FlashTool {
     Ravedude,
     Espflash,
+    /// Raspberry Pi's picotool; nixflash copies a UF2 file onto the chip's boot drive itself and
+    /// needs it only when none is mounted.
+    Picotool,
 }
 
 impl FlashTool {
@@ -182,6 +185,7 @@ impl FlashTool {
         match self {
             FlashTool::Ravedude => "ravedude",
             FlashTool::Espflash => "espflash",
+            FlashTool::Picotool => "picotool",
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct HalSpec {
     pub krate: String,
     pub feature: String,
     pub led: String,
+    /// The second-stage bootloader for the board's flash chip, as rp2040-boot2 names it
+    /// (`BOOT_LOADER_W25Q080`); RP2040 boards only.
+    pub boot2: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +44,7 @@ pub struct Memory {
 
 /// What the family's flasher needs to know about the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct FlashSpec {
     /// ravedude's board name.
     pub board: Option<String>,
@@ -49,6 +52,10 @@ pub struct FlashSpec {
     pub chip: Option<String>,
     /// Upload speed, for flashers that take one.
     pub baud: Option<u32>,
+    /// The UF2 family of the board's firmware, as picotool names it (`rp2040`, `rp2350-arm-s`).
+    pub uf2_family: Option<String>,
+    /// The `Board-ID` in the INFO_UF2.TXT of the drive the chip's boot ROM shows (`RPI-RP2`).
+    pub boot_drive: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +243,12 @@ impl Board {
         if self.hal.led.trim().is_empty() {
             bail!("`hal.led` is empty");
         }
+        if self.hal.krate == "rp2040-hal" && self.hal.boot2.is_none() {
+            bail!(
+                "`hal.boot2` is not set: an RP2040 board needs the second-stage bootloader for \
+                 its flash chip, as rp2040-boot2 names it (`BOOT_LOADER_W25Q080`)"
+            );
+        }
         let flasher = &self.family().flasher;
         for arg in &flasher.args {
             for field in placeholders(arg) {
@@ -279,6 +292,20 @@ impl Board {
                         );
                     }
                 }
+            }
+        }
+        if flasher.tool == FlashTool::Picotool {
+            let Some(family) = &self.flash.uf2_family else {
+                bail!("`flash.uf2-family` (the UF2 family of its firmware) is not set");
+            };
+            if crate::uf2::family_id(family).is_none() {
+                bail!(
+                    "`flash.uf2-family = \"{family}\"` is no UF2 family nixflash knows: {}",
+                    crate::uf2::family_names().join(", ")
+                );
+            }
+            if self.flash.boot_drive.is_none() {
+                bail!("`flash.boot-drive` (the Board-ID of its boot drive) is not set");
             }
         }
         Ok(())

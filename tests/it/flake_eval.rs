@@ -566,6 +566,10 @@ fn generated_flakes_evaluate_without_ifd() {
     let c3 = nixflash_new(inputs, tmp.path(), "c3", "esp32c3");
     check_project(&c3, "c3", inputs, false);
 
+    // The Pico's firmware derivation names nixpkgs' own flip-link and picotool, evaluated here.
+    let pico = nixflash_new(inputs, tmp.path(), "pico", "pico");
+    check_project(&pico, "pico", inputs, false);
+
     let uno = nixflash_new(inputs, tmp.path(), "uno", "uno");
     // The flake reads nix/std-Cargo.lock, the pinned toolchain's standard library lock, for
     // -Z build-std. `nixflash build` writes it from packages.rust-src, which cannot be

@@ -20,4 +20,5 @@ mod new;
 mod new_log;
 mod ports;
 mod report;
+mod rp2;
 mod sim;

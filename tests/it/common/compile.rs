@@ -30,6 +30,9 @@ pub struct Recipe {
     pub args: Vec<String>,
     /// Whether the project fetches arduino-hal from GitHub (then from the avr-hal bundle).
     pub avr_hal: bool,
+    /// Whether the project links with flip-link, which runs `rust-lld` (here the host's ld.lld,
+    /// put on PATH under that name).
+    pub flip_link: bool,
     /// The ELF in the target folder, for a binary named `bin`.
     pub elf: fn(target: &str, bin: &str) -> PathBuf,
 }
@@ -42,6 +45,7 @@ pub fn recipe(board: &Board) -> Result<Recipe, String> {
         "avr" => Ok(Recipe {
             args: Vec::new(),
             avr_hal: true,
+            flip_link: false,
             elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}.elf")),
         }),
         // Debian's rustc has no prebuilt core for the RISC-V targets, and no rust-lld.
@@ -53,6 +57,15 @@ pub fn recipe(board: &Board) -> Result<Recipe, String> {
                 format!("target.{target}.linker=\"ld.lld\""),
             ],
             avr_hal: false,
+            flip_link: false,
+            elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}")),
+        }),
+        // No prebuilt core for thumbv6m/thumbv8m in Debian's rustc; .cargo/config.toml links
+        // with flip-link.
+        "rp2" => Ok(Recipe {
+            args: vec!["-Z".into(), "build-std=core".into()],
+            avr_hal: false,
+            flip_link: true,
             elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}")),
         }),
         other => Err(format!(
@@ -72,6 +85,16 @@ pub fn missing(recipe: &Recipe) -> Option<String> {
     if recipe.avr_hal {
         if let Err(why) = offline::avr_hal_git() {
             return Some(why);
+        }
+    }
+    if recipe.flip_link {
+        for (tool, install) in [
+            ("flip-link", "cargo install flip-link --locked"),
+            ("ld.lld", "apt install lld"),
+        ] {
+            if which::which(tool).is_err() {
+                return Some(format!("{tool} is not installed ({install})"));
+            }
         }
     }
     None
@@ -112,6 +135,23 @@ fn git_config() -> Result<&'static Path, String> {
     }))
 }
 
+/// A folder holding `rust-lld`, a link to the host's ld.lld (Debian's rustc has no rust-lld), for
+/// flip-link to run.
+fn rust_lld_dir() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let lld =
+            which::which("ld.lld").map_err(|_| "ld.lld is not installed (apt install lld)")?;
+        let dir = tmp().join("rust-lld-is-ld.lld");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("rust-lld");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lld, &link).unwrap();
+        Ok(dir)
+    })
+    .clone()
+}
+
 /// Compiles the project in `project` (package and binary `bin`, rendered for `board`) with
 /// `cargo build --release --locked` and the family's [`Recipe`]. `Err` says what went wrong (the
 /// machine lacking a tool is the caller's business: see [`missing`]).
@@ -143,6 +183,11 @@ pub fn compile_in(
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if recipe.flip_link {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(rust_lld_dir()?).chain(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    }
     if recipe.avr_hal {
         cmd.env("GIT_CONFIG_GLOBAL", git_config()?)
             .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");

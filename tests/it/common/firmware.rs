@@ -11,7 +11,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::compile;
-use super::offline::{avr_hal_git, firmware_env};
 use super::process::{run_bounded, text};
 use super::{fixtures, nixflash, skip, tmp};
 
@@ -32,6 +31,10 @@ pub enum Kind {
     Mega2560,
     /// `nixflash new fw --board leonardo` as it is.
     Leonardo,
+    /// `nixflash new fw --board pico` as it is.
+    Pico,
+    /// `nixflash new fw --board pico2` as it is.
+    Pico2,
 }
 
 /// A built project: its folder (package `fw`) and a copy of its ELF.
@@ -48,6 +51,8 @@ impl Kind {
             Kind::Uno | Kind::UnoAddresses => "uno",
             Kind::Mega2560 => "mega2560",
             Kind::Leonardo => "leonardo",
+            Kind::Pico => "pico",
+            Kind::Pico2 => "pico2",
         }
     }
 
@@ -60,6 +65,8 @@ impl Kind {
             Kind::UnoAddresses => "uno-addresses",
             Kind::Mega2560 => "mega2560",
             Kind::Leonardo => "leonardo",
+            Kind::Pico => "pico",
+            Kind::Pico2 => "pico2",
         }
     }
 }
@@ -70,6 +77,7 @@ static ONE_BUILD: Mutex<()> = Mutex::new(());
 pub const ELFCLASS32: u8 = 1;
 pub const EM_AVR: u16 = 83;
 pub const EM_RISCV: u16 = 243;
+pub const EM_ARM: u16 = 40;
 
 /// What each build gave.
 type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
@@ -92,10 +100,10 @@ pub fn build(kind: Kind) -> Result<Built, String> {
 
 fn build_now(kind: Kind) -> Result<Built, String> {
     // Said before anything is written: this machine may lack the tools.
-    firmware_env()?;
-    let esp = kind.board() == "esp32c3";
-    if !esp {
-        avr_hal_git()?;
+    let db = nixflash::board::Database::builtin().unwrap();
+    let board = db.get(kind.board()).map_err(|e| format!("{e:#}"))?;
+    if let Some(why) = compile::missing(&compile::recipe(board)?) {
+        return Err(why);
     }
     let dir = tmp().join("firmware").join(kind.name());
     let _ = std::fs::remove_dir_all(&dir);
@@ -127,8 +135,6 @@ fn build_now(kind: Kind) -> Result<Built, String> {
     }
     // Through the shared target folder of common::compile; the defmt project's rustflags differ
     // (-Tdefmt.x), which cargo would take for a change of every crate, so it has its own.
-    let db = nixflash::board::Database::builtin().unwrap();
-    let board = db.get(kind.board()).map_err(|e| format!("{e:#}"))?;
     let target = match kind {
         Kind::Esp32c3Defmt => tmp().join("firmware-target-defmt"),
         _ => compile::target_dir(),
