@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::board::Board;
+use crate::board::{Board, FlashTool};
 use crate::context::Context;
 use crate::git::{self, Git};
 use crate::nix::Nix;
@@ -189,6 +189,12 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
             .is_some_and(|t| t.contains("flasher"));
         match crate::flash::check(b, &path, crate::flash::Source::Path) {
             Ok(f) => add(Check::ok(f.to_string())),
+            // The boot drive needs no flasher: picotool is only the way without one.
+            Err(e) if spec.tool == FlashTool::Picotool => add(Check::ok(format!(
+                "flashing: nixflash copies the UF2 file onto the {}'s boot drive itself ({tool} \
+                 on PATH, for a board without a mounted drive, cannot be used: {e:#})",
+                b.name
+            ))),
             Err(e) if flake_has_one && nix.is_some() => add(Check::warn(
                 format!("{tool} on PATH cannot be used ({e:#}): `nixflash flash` builds the one the project's flake pins"),
                 format!(
@@ -203,10 +209,18 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         }
     }
 
-    // Serial ports.
+    // Serial ports, and USB access to an RP2 chip's boot ROM.
     if cfg!(target_os = "linux") {
         for c in serial_checks() {
             add(c);
+        }
+        if board.is_some_and(|b| b.family().flasher.tool == FlashTool::Picotool) {
+            add(udev_check(&[
+                Path::new("/etc/udev/rules.d"),
+                Path::new("/run/udev/rules.d"),
+                Path::new("/lib/udev/rules.d"),
+                Path::new("/usr/lib/udev/rules.d"),
+            ]));
         }
     }
     checks
@@ -385,6 +399,41 @@ fn serial_checks() -> Vec<Check> {
     }]
 }
 
+/// The udev rule that lets a logged-in user reach Raspberry Pi's USB devices (vendor 2e8a).
+pub const RP2_UDEV_RULE: &str = r#"SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a", TAG+="uaccess""#;
+
+/// Whether a udev rule in `dirs` gives access to Raspberry Pi's USB devices (vendor 2e8a): what
+/// picotool needs to talk to the boot ROM without root. The boot drive needs none.
+fn udev_check(dirs: &[&Path]) -> Check {
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let rule = text.lines().find(|l| {
+                !l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains("\"2e8a\"")
+            });
+            if rule.is_some() {
+                return Check::ok(format!(
+                    "udev: {} has a rule for Raspberry Pi's USB devices (2e8a)",
+                    f.display()
+                ));
+            }
+        }
+    }
+    Check::warn(
+        "udev: no rule gives you access to Raspberry Pi's USB devices (vendor 2e8a): copying onto \
+         the boot drive works, picotool needs root",
+        format!(
+            "echo '{RP2_UDEV_RULE}' | sudo tee /etc/udev/rules.d/60-rp2.rules && sudo udevadm \
+             control --reload && sudo udevadm trigger"
+        ),
+    )
+}
+
 /// USB serial ports present now (the device files of USB-serial bridges and CDC-ACM boards).
 fn usb_serial_ports() -> Vec<PathBuf> {
     let mut ports: Vec<PathBuf> = std::fs::read_dir("/dev")
@@ -406,6 +455,26 @@ fn usb_serial_ports() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rp2_udev_rule_is_found_or_given_as_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let none = udev_check(&[tmp.path(), Path::new("/nonexistent")]);
+        assert_eq!(none.status, Status::Warn);
+        let fix = none.fix.unwrap();
+        assert!(fix.contains(r#"'SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a", TAG+="uaccess"'"#));
+        assert!(fix.contains("/etc/udev/rules.d/60-rp2.rules"), "{fix}");
+        std::fs::write(
+            tmp.path().join("50-other.rules"),
+            "# ATTRS{idVendor}==\"2e8a\" in a comment\n",
+        )
+        .unwrap();
+        assert_eq!(udev_check(&[tmp.path()]).status, Status::Warn);
+        std::fs::write(tmp.path().join("60-picotool.rules"), RP2_UDEV_RULE).unwrap();
+        let found = udev_check(&[tmp.path()]);
+        assert_eq!(found.status, Status::Ok);
+        assert!(found.what.contains("60-picotool.rules"), "{found:?}");
+    }
 
     #[test]
     fn an_old_nix_fails_with_what_to_do() {

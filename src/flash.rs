@@ -355,7 +355,7 @@ pub fn flash(
                 .context("cannot write a temporary Ravedude.toml")?;
             Some(dir)
         }
-        FlashTool::Espflash => None,
+        FlashTool::Espflash | FlashTool::Picotool => None,
     };
     let cmd = command(
         &flasher,

@@ -175,6 +175,8 @@ struct TemplateContext<'a> {
     choices: BTreeMap<&'a str, &'a str>,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
+    /// The simulator's command line in the flake's `checks.sim`, for a family with a simulator.
+    sim_command: Option<String>,
 }
 
 /// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
@@ -405,6 +407,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         choices,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
+        sim_command: crate::sim::program::flake_command(board)?,
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {

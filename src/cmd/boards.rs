@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use nixflash::board::{Board, Entry, Source};
+use nixflash::board::{Board, Entry, FlashTool, Source};
 use nixflash::error::Failure;
 use serde::Serialize;
 
@@ -137,7 +137,10 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
             b.name.clone(),
             b.chip.clone(),
             b.family_id.clone(),
-            b.family().flasher.tool.as_str().to_string(),
+            match b.family().flasher.tool {
+                FlashTool::Picotool => "boot drive".to_string(),
+                tool => tool.as_str().to_string(),
+            },
             b.aliases.join(", "),
         ]);
     }
@@ -191,7 +194,13 @@ fn details(b: &Board, source: &Source) -> String {
         led = b.hal.led,
         flash = b.memory.flash,
         ram = b.memory.ram,
-        tool = b.family().flasher.tool.as_str(),
+        tool = match (b.family().flasher.tool, &b.flash.boot_drive) {
+            (FlashTool::Picotool, Some(drive)) => format!(
+                "a UF2 file onto its {drive} boot drive (UF2 family {}), or picotool",
+                b.flash.uf2_family.as_deref().unwrap_or_default()
+            ),
+            (tool, _) => tool.as_str().to_string(),
+        },
         target_name = b
             .flash
             .board
@@ -208,6 +217,19 @@ fn details(b: &Board, source: &Source) -> String {
         usb = usb.join(" "),
         docs = b.docs,
     );
+    if let (Some(sim), Some(spec)) = (&b.family().simulator, &b.sim) {
+        let line = format!(
+            "\x20 simulator     {} ({} at {} Hz, LED on {}, console {})\n",
+            sim.tool.as_str(),
+            spec.mcu,
+            b.clock.unwrap_or_default(),
+            spec.led,
+            spec.uart
+        );
+        // After the monitor's line.
+        let at = s.find("  USB ids").unwrap_or(s.len());
+        s.insert_str(at, &line);
+    }
     for (name, o) in &b.family().options {
         let choices: Vec<String> = o
             .choices

@@ -1,12 +1,18 @@
 //! `nixflash flash`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use nixflash::board::{Board, FlashTool};
+use nixflash::boot_drive;
+use nixflash::context::Context;
 use nixflash::error::Failure;
 use nixflash::monitor;
 use nixflash::progress::status;
 use nixflash::serial::reset;
+
+use super::firmware::Firmware;
 
 /// Build the firmware and flash it to the board
 #[derive(clap::Args)]
@@ -15,13 +21,19 @@ use nixflash::serial::reset;
     nixflash flash --monitor --timestamps   the same, then watch it, each line stamped\n  \
     nixflash flash --no-build --port /dev/ttyACM0\n  \
     nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n  \
-    nixflash flash --monitor -- --offline\n\n\
+    nixflash flash --monitor -- --offline\n  \
+    nixflash flash --port /media/$USER/RPI-RP2   a Pico's boot drive\n\n\
     The flasher is ravedude (AVR boards) or espflash (ESP32 boards): the one on PATH if it is \
-    new enough, otherwise the one the project's flake.nix pins (built with Nix).\n\n",
+    new enough, otherwise the one the project's flake.nix pins (built with Nix).\n\n\
+    A Raspberry Pi Pico (RP2040, RP2350) is flashed through its boot drive: hold BOOTSEL while \
+    you plug it in, and nixflash copies the firmware, as a UF2 file, onto the drive it shows \
+    (RPI-RP2 or RP2350), found under /media/$USER, /run/media/$USER, /media or /Volumes; \
+    --port <folder> or NIXFLASH_BOOT_DRIVE=<folder> names it. Without a drive, picotool on PATH \
+    (version 2 or newer) flashes it instead.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
-    /// The board's serial port, e.g. /dev/ttyACM0
+    /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive)
     #[arg(long, short)]
     pub port: Option<String>,
     /// Open nixflash's serial monitor after flashing (the monitor options below need it)
@@ -48,6 +60,9 @@ pub fn run(a: Args) -> Result<u8> {
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
     let firmware = a.firmware.check(&ctx, "flash")?;
+    if board.family().flasher.tool == FlashTool::Picotool {
+        return flash_rp2(&a, &ctx, board, firmware);
+    }
     let port = super::pick_port(a.port.as_deref(), board, &ctx.db)?;
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
@@ -97,6 +112,96 @@ pub fn run(a: Args) -> Result<u8> {
             a.monitor_flags
                 .decode(Some(elf.clone()), Some(board), Some(project.root.clone()));
         monitor::monitor(&opts)?;
+    }
+    Ok(0)
+}
+
+/// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is
+/// mounted and picotool is on PATH.
+fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Result<u8> {
+    let requested = a.port.clone().map(PathBuf::from).or_else(|| {
+        std::env::var_os(boot_drive::ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let roots = boot_drive::mount_roots();
+    // Found before a long build, like a serial port.
+    let drive = match boot_drive::choose(board, requested.as_deref(), &roots) {
+        Ok(d) => Ok(d),
+        Err(no_drive) => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            match nixflash::flash::check(board, &path, nixflash::flash::Source::Path) {
+                Ok(picotool) if requested.is_none() => Err(picotool),
+                _ => return Err(no_drive),
+            }
+        }
+    };
+    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    nixflash::flash::check_elf(board, &elf)?;
+    let drive = match drive {
+        Ok(drive) => drive,
+        Err(picotool) => {
+            status(
+                "Flashing",
+                &format!("with {picotool}: no boot drive is mounted"),
+            );
+            let cmd = nixflash::flash::command(&picotool, board, &elf, "", None)?;
+            eprintln!("Running: {}", cmd.display());
+            let code = cmd
+                .attached()
+                .with_context(|| format!("cannot run {}", picotool.program.display()))?;
+            nixflash::interrupt::check()?;
+            if code != 0 {
+                super::print_error(
+                    &Failure::new(format!("picotool failed (exit code {code})"))
+                        .hint(format!(
+                            "hold BOOTSEL while you plug the {} in, so that its boot ROM answers",
+                            board.name
+                        ))
+                        .into(),
+                );
+                return Ok(u8::try_from(code).unwrap_or(1));
+            }
+            eprintln!(
+                "Flashed {} to the {} with picotool.",
+                elf.display(),
+                board.name
+            );
+            return Ok(0);
+        }
+    };
+    status(
+        "Flashing",
+        &format!(
+            "{} onto the {}'s boot drive {} ({})",
+            elf.display(),
+            board.name,
+            drive.path.display(),
+            drive.board_id
+        ),
+    );
+    let done = boot_drive::flash(board, &elf, &drive)?;
+    eprintln!(
+        "Flashed {} to the {}: wrote {} ({} UF2 blocks for {:#010x}..{:#010x}, family {}); the \
+         board restarts into it.",
+        elf.display(),
+        board.name,
+        done.path.display(),
+        done.uf2.blocks,
+        done.uf2.start,
+        done.uf2.end,
+        board.flash.uf2_family.as_deref().unwrap_or_default()
+    );
+    if a.monitor {
+        status(
+            "Note",
+            &format!(
+                "the {}'s greeting goes to UART0 (GP0 TX, GP1 RX), not to its USB port: connect a \
+                 USB-serial adapter there and run `nixflash monitor --port <the adapter's port> \
+                 --baud {}`",
+                board.name, board.monitor.baud
+            ),
+        );
     }
     Ok(0)
 }

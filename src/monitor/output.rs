@@ -200,6 +200,8 @@ pub struct LineFormatter {
     at_line_start: bool,
     pending: Vec<u8>,
     clock: fn() -> String,
+    /// What lines started now are stamped with instead of the clock's time ([`Self::feed_at`]).
+    stamp: Option<String>,
 }
 
 impl LineFormatter {
@@ -210,6 +212,7 @@ impl LineFormatter {
             at_line_start: true,
             pending: Vec::new(),
             clock: local_clock,
+            stamp: None,
         }
     }
 
@@ -258,6 +261,15 @@ impl LineFormatter {
             }
         }
         decoded
+    }
+
+    /// Like [`Self::feed`], lines that these bytes start stamped `stamp` instead of the local
+    /// time (a simulation's own time).
+    pub fn feed_at(&mut self, bytes: &[u8], stamp: &str) -> String {
+        self.stamp = Some(stamp.to_string());
+        let text = self.feed(bytes);
+        self.stamp = None;
+        text
     }
 
     /// Text for bytes held back (escaped): called when the port has been quiet.
@@ -311,7 +323,10 @@ impl LineFormatter {
         let mut rest = text;
         while !rest.is_empty() {
             if self.at_line_start {
-                out.push_str(now.get_or_insert_with(self.clock));
+                match &self.stamp {
+                    Some(stamp) => out.push_str(stamp),
+                    None => out.push_str(now.get_or_insert_with(self.clock)),
+                }
             }
             let end = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
             out.push_str(&rest[..end]);
@@ -395,6 +410,13 @@ mod tests {
         assert_eq!(f.feed(b"\xffz"), "[T] \\xffz");
         let mut plain = LineFormatter::with_clock(false, fixed);
         assert_eq!(plain.feed(b"a\nb\n"), "a\nb\n");
+        // Given a stamp (a simulation's time), lines carry it instead of the clock's.
+        let mut sim = LineFormatter::with_clock(true, fixed);
+        assert_eq!(sim.feed_at(b"a\nb", "[1 s] "), "[1 s] a\n[1 s] b");
+        assert_eq!(sim.feed_at(b"\n", "[2 s] "), "\n");
+        assert_eq!(sim.feed(b"c"), "[T] c");
+        let mut off = LineFormatter::with_clock(false, fixed);
+        assert_eq!(off.feed_at(b"a\n", "[1 s] "), "a\n");
     }
 
     #[test]

@@ -226,10 +226,27 @@ pub fn init(
         }
     }
 
-    // Cargo.toml: the board, its dependencies and profile settings.
+    // src/main.rs is, or becomes (below), the board's blinky unless it is the user's own.
+    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
+    let old_blinky = old_files
+        .as_deref()
+        .and_then(|o| rendered(o, "src/main.rs"));
+    let main_rs = fs::read_to_string(root.join("src/main.rs")).ok();
+    let main_is_blinky = main_rs
+        .as_deref()
+        .is_none_or(|m| m == blinky || m == HELLO_WORLD || Some(m) == old_blinky);
+
+    // Cargo.toml: the board, its dependencies and profile settings, and what the flake's
+    // checks.sim expects of the blinky.
     let template = rendered(&files, "Cargo.toml").context("no rendered Cargo.toml")?;
     let old_template = old_files.as_deref().and_then(|o| rendered(o, "Cargo.toml"));
-    let edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
+    let mut edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
+    edits.extend(manifest_edit::apply_sim(
+        &mut doc,
+        template,
+        old_template,
+        main_is_blinky,
+    )?);
     if !edits.is_empty() {
         writes.push(("Cargo.toml".into(), doc.to_string()));
         changes.push(Change::Edited("Cargo.toml".into(), edits.join("; ")));
@@ -266,11 +283,7 @@ pub fn init(
     }
 
     // src/main.rs: the blinky, unless it is the user's.
-    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
-    let old_blinky = old_files
-        .as_deref()
-        .and_then(|o| rendered(o, "src/main.rs"));
-    match fs::read_to_string(root.join("src/main.rs")).ok() {
+    match main_rs {
         None => {
             writes.push(("src/main.rs".into(), blinky.into()));
             changes.push(Change::Added("src/main.rs".into()));

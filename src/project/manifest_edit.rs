@@ -204,6 +204,51 @@ pub fn apply(
     Ok(changes)
 }
 
+/// `[package.metadata.nixflash.sim]`, what the flake's `checks.sim` expects of the firmware: the
+/// template's (the blinky's greeting) when src/main.rs is the board's blinky (`blinky`), unless
+/// the package has one of its own; the previous board's template's is removed where the new board
+/// has none (a family without a simulator). Call after [`apply`]. Returns what changed.
+pub fn apply_sim(
+    doc: &mut DocumentMut,
+    template: &str,
+    previous: Option<&str>,
+    blinky: bool,
+) -> Result<Option<String>> {
+    fn sim(doc: &DocumentMut) -> Option<Item> {
+        doc.get("package")?
+            .get("metadata")?
+            .get("nixflash")?
+            .get("sim")
+            .cloned()
+    }
+    let want = sim(&template.parse().context("the template's Cargo.toml")?);
+    let was = match previous {
+        Some(p) => sim(&p.parse().context("the previous board's Cargo.toml")?),
+        None => None,
+    };
+    let nf = doc["package"]["metadata"]["nixflash"]
+        .as_table_mut()
+        .context("package.metadata.nixflash in Cargo.toml is not a table")?;
+    let have = nf.get("sim");
+    let theirs = have.is_some_and(|h| !was.as_ref().is_some_and(|w| same(h, w)));
+    Ok(match want {
+        Some(mut w) if blinky && !theirs && !have.is_some_and(|h| same(h, &w)) => {
+            // Right after [package.metadata.nixflash], as in the template (a table with no
+            // position follows the one before it).
+            if let Item::Table(t) = &mut w {
+                t.set_position(nf.position());
+            }
+            nf.insert("sim", w);
+            Some("[package.metadata.nixflash.sim] expects the blinky's greeting".into())
+        }
+        None if have.is_some() && !theirs => {
+            nf.remove("sim");
+            Some("removed [package.metadata.nixflash.sim] (the previous board's)".into())
+        }
+        _ => None,
+    })
+}
+
 /// The names of every dependency (normal, build and dev) of a manifest.
 pub fn dependency_names(doc: &DocumentMut) -> Vec<String> {
     ["dependencies", "build-dependencies", "dev-dependencies"]
@@ -316,5 +361,56 @@ mod tests {
                 .any(|c| c.starts_with("removed ") && c.contains("arduino-hal")),
             "{changes:?}"
         );
+    }
+
+    #[test]
+    fn the_sim_expectations_follow_the_blinky_and_a_package_s_own_are_kept() {
+        let db = Database::builtin().unwrap();
+        let (uno, nano) = (template(&db, "uno"), template(&db, "nano"));
+        let expects = |doc: &DocumentMut| -> Option<String> {
+            let t: toml::Table = doc.to_string().parse().unwrap();
+            Some(t["package"]["metadata"]["nixflash"].get("sim")?["expect"].to_string())
+        };
+        let fresh = || -> DocumentMut {
+            let mut doc: DocumentMut = "[package]\nname = \"mine\"\nversion = \"0.1.0\"\n"
+                .parse()
+                .unwrap();
+            apply(&mut doc, db.get("uno").unwrap(), &uno, None).unwrap();
+            doc
+        };
+        // src/main.rs is the user's: nothing is known that it sends.
+        let mut doc = fresh();
+        assert_eq!(apply_sim(&mut doc, &uno, None, false).unwrap(), None);
+        assert_eq!(expects(&doc), None);
+        // The blinky: its greeting, once.
+        let mut doc = fresh();
+        assert!(apply_sim(&mut doc, &uno, None, true).unwrap().is_some());
+        let greeting = "[\"Hello from mine on the Arduino Uno!\"]";
+        assert_eq!(expects(&doc).as_deref(), Some(greeting));
+        assert_eq!(apply_sim(&mut doc, &uno, None, true).unwrap(), None);
+        // Another board's blinky replaces it, and its greeting the Uno's.
+        apply_sim(&mut doc, &nano, Some(&uno), true).unwrap();
+        let nano_greeting = "[\"Hello from mine on the Arduino Nano (old bootloader)!\"]";
+        assert_eq!(expects(&doc).as_deref(), Some(nano_greeting));
+        // A table of the package's own stays, whatever src/main.rs is.
+        let mut doc = fresh();
+        doc["package"]["metadata"]["nixflash"]["sim"] = toml_edit::Item::Table(
+            "expect = [\"ready\"]"
+                .parse::<DocumentMut>()
+                .unwrap()
+                .as_table()
+                .clone(),
+        );
+        assert_eq!(apply_sim(&mut doc, &nano, Some(&uno), true).unwrap(), None);
+        assert_eq!(expects(&doc).as_deref(), Some("[\"ready\"]"));
+        // A family without a simulator: the previous board's table goes, the package's own stays.
+        let c3 = template(&db, "esp32c3");
+        assert_eq!(apply_sim(&mut doc, &c3, Some(&nano), true).unwrap(), None);
+        let mut doc = fresh();
+        apply_sim(&mut doc, &uno, None, true).unwrap();
+        assert!(apply_sim(&mut doc, &c3, Some(&uno), true)
+            .unwrap()
+            .is_some());
+        assert_eq!(expects(&doc), None);
     }
 }

@@ -154,9 +154,11 @@ fn a_closed_pipe_ends_every_command_quietly() {
         "[package]\nname = \"pkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
     )
     .unwrap();
+    let made = tmp.path().join("made");
+    let elf = common::fixtures().join("project/firmware.elf");
     // With the exit code each must end with; None: the code of the same command run normally
     // (doctor's depends on this machine).
-    let runs: Vec<(Vec<&str>, &Path, Option<i32>)> = vec![
+    let mut runs: Vec<(Vec<&str>, &Path, Option<i32>)> = vec![
         (vec!["--help"], tmp.path(), Some(0)),
         (vec!["boards"], tmp.path(), Some(0)),
         (vec!["boards", "--json"], tmp.path(), Some(0)),
@@ -182,6 +184,23 @@ fn a_closed_pipe_ends_every_command_quietly() {
         (vec!["update"], tmp.path(), Some(1)),
         (vec!["flash", "--no-build"], tmp.path(), Some(1)),
     ];
+    // In the project `new` made above: the fixture firmware in simavr, its report on stdout.
+    if common::on_path("simavr") {
+        let sim = [
+            "sim",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--duration",
+            "0.5",
+            "--json",
+        ];
+        runs.push((sim.to_vec(), &made, Some(0)));
+    } else {
+        common::skip(
+            "a_closed_pipe_ends_every_command_quietly (sim)",
+            "simavr is not on PATH",
+        );
+    }
     for (args, dir, want) in runs {
         let mut c = bin();
         c.args(&args).current_dir(dir).env("XDG_CONFIG_HOME", &cfg);

@@ -153,6 +153,16 @@ fn snapshot_esp_riscv_esp32c3() {
     snapshot_board("esp32c3-devkitm-1");
 }
 
+#[test]
+fn snapshot_rp2_pico() {
+    snapshot_board("pico");
+}
+
+#[test]
+fn snapshot_rp2_pico2() {
+    snapshot_board("pico2");
+}
+
 /// The CI workflow of a new project is YAML that GitHub Actions can run: it installs Nix, builds,
 /// runs `nix flake check`, keeps the ELF, and uses a binary cache only when its secret is set.
 #[test]
@@ -485,7 +495,7 @@ fn boards_lists_table_json_and_details() {
         .stdout(predicate::str::contains("Arduino Mega 2560"))
         .stdout(predicate::str::contains("esp32c6-devkitc-1"));
     let ids = board_ids();
-    assert!(ids.len() >= 7, "{ids:?}");
+    assert!(ids.len() >= 20, "{ids:?}");
     nixflash(tmp.path())
         .args(["boards", "show", "esp32c3"])
         .assert()

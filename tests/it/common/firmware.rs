@@ -3,15 +3,14 @@
 //! test binary and kept under `CARGO_TARGET_TMPDIR`.
 //!
 //! The `-Z build-std` and linker overrides are given on the command line, not written into the
-//! templates: the templates are right for rustup and Nix users. The Uno's arduino-hal comes from
-//! the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
+//! templates: the templates are right for rustup and Nix users. The AVR boards' arduino-hal comes
+//! from the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use super::offline::{avr_hal_git, firmware_env};
+use super::compile;
 use super::process::{run_bounded, text};
 use super::{fixtures, nixflash, skip, tmp};
 
@@ -28,6 +27,14 @@ pub enum Kind {
     Uno,
     /// The Uno project with tests/fixtures/firmware/uno-addresses.rs as src/main.rs.
     UnoAddresses,
+    /// `nixflash new fw --board mega2560` as it is.
+    Mega2560,
+    /// `nixflash new fw --board leonardo` as it is.
+    Leonardo,
+    /// `nixflash new fw --board pico` as it is.
+    Pico,
+    /// `nixflash new fw --board pico2` as it is.
+    Pico2,
 }
 
 /// A built project: its folder (package `fw`) and a copy of its ELF.
@@ -42,6 +49,10 @@ impl Kind {
         match self {
             Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
             Kind::Uno | Kind::UnoAddresses => "uno",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
+            Kind::Pico => "pico",
+            Kind::Pico2 => "pico2",
         }
     }
 
@@ -52,6 +63,10 @@ impl Kind {
             Kind::Esp32c3Addresses => "esp32c3-addresses",
             Kind::Uno => "uno",
             Kind::UnoAddresses => "uno-addresses",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
+            Kind::Pico => "pico",
+            Kind::Pico2 => "pico2",
         }
     }
 }
@@ -62,6 +77,7 @@ static ONE_BUILD: Mutex<()> = Mutex::new(());
 pub const ELFCLASS32: u8 = 1;
 pub const EM_AVR: u16 = 83;
 pub const EM_RISCV: u16 = 243;
+pub const EM_ARM: u16 = 40;
 
 /// What each build gave.
 type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
@@ -84,10 +100,10 @@ pub fn build(kind: Kind) -> Result<Built, String> {
 
 fn build_now(kind: Kind) -> Result<Built, String> {
     // Said before anything is written: this machine may lack the tools.
-    firmware_env()?;
-    let esp = kind.board() == "esp32c3";
-    if !esp {
-        avr_hal_git()?;
+    let db = nixflash::board::Database::builtin().unwrap();
+    let board = db.get(kind.board()).map_err(|e| format!("{e:#}"))?;
+    if let Some(why) = compile::missing(&compile::recipe(board)?) {
+        return Err(why);
     }
     let dir = tmp().join("firmware").join(kind.name());
     let _ = std::fs::remove_dir_all(&dir);
@@ -117,111 +133,38 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         )
         .unwrap();
     }
-    // The template's own flags decide whether dependencies can be shared: the defmt project's
-    // rustflags differ, so it has a target folder of its own.
-    let out = match kind {
-        Kind::Esp32c3 | Kind::Esp32c3Addresses => compile_esp(&project, "firmware-esp32c3", "fw"),
-        Kind::Esp32c3Defmt => compile_esp(&project, "firmware-esp32c3-defmt", "fw"),
-        Kind::Uno | Kind::UnoAddresses => compile_uno(&project, "fw"),
-    }?;
-    let elf = dir.join("fw.elf");
-    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    // Through the shared target folder of common::compile; the defmt project's rustflags differ
+    // (-Tdefmt.x), which cargo would take for a change of every crate, so it has its own.
+    let target = match kind {
+        Kind::Esp32c3Defmt => tmp().join("firmware-target-defmt"),
+        _ => compile::target_dir(),
+    };
+    let elf = compile::compile_in(board, &project, "fw", &target)?.elf;
     Ok(Built { project, elf })
 }
 
 /// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
 /// compiler for `test`: its ELF `bin`, or None after [`skip`].
 pub fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
-    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    compile_uno(project, bin)
-        .map_err(|why| skip(test, &why))
-        .ok()
+    compile_for(test, "uno", project, bin)
 }
 
 /// Compiles the ESP32-C3 project at `project` with the real compiler for `test`: its ELF `bin`,
 /// or None after [`skip`].
 pub fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
-    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    compile_esp(project, "firmware-esp32c3", bin)
-        .map_err(|why| skip(test, &why))
-        .ok()
+    compile_for(test, "esp32c3", project, bin)
 }
 
-/// `cargo build` of an AVR project, arduino-hal taken from the avr-hal bundle: its ELF `bin`.
-fn compile_uno(project: &Path, bin: &str) -> Result<PathBuf, String> {
-    let env = firmware_env()?;
-    let mirror = avr_hal_git()?;
-    let git_config = project.join("../gitconfig-for-avr-hal");
-    std::fs::write(
-        &git_config,
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
-    let target_dir = tmp().join("firmware-uno");
-    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
-    let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
-    Ok(elf)
-}
-
-/// `cargo build` of an ESP32-C3 project in the target folder `target` (under the tests' own):
-/// its ELF `bin`.
-fn compile_esp(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
-    let env = firmware_env()?;
-    let target_dir = tmp().join(target);
-    cargo_build(
-        &env,
-        project,
-        &target_dir,
-        &[
-            "-Z",
-            "build-std=core,alloc",
-            "--config",
-            "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
-        ],
-        None,
-    );
-    let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
-    Ok(elf)
-}
-
-/// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
-/// arguments; git reads `git_config` (for the avr-hal mirror) if given.
-pub fn cargo_build(
-    env: &Path,
-    project: &Path,
-    target_dir: &Path,
-    args: &[&str],
-    git_config: Option<&Path>,
-) {
-    let mut script = format!(
-        ". '{}' && exec cargo build --release --locked",
-        env.display()
-    );
-    for a in args {
-        script.push_str(&format!(" '{a}'"));
+fn compile_for(test: &str, board: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let db = nixflash::board::Database::builtin().unwrap();
+    let board = db.get(board).unwrap();
+    let recipe = compile::recipe(board).unwrap();
+    if let Some(why) = compile::missing(&recipe) {
+        skip(test, &why);
+        return None;
     }
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", &script])
-        .current_dir(project)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    if let Some(cfg) = git_config {
-        cmd.env("GIT_CONFIG_GLOBAL", cfg)
-            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
-    }
-    let out = run_bounded(&mut cmd, Duration::from_secs(3600));
-    assert!(
-        out.status.success(),
-        "cargo build failed in {}:\n{}",
-        project.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let compiled = compile::compile(board, project, bin).unwrap_or_else(|e| panic!("{e}"));
+    Some(compiled.elf)
 }
 
 /// ELF class and machine of a file.

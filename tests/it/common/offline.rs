@@ -175,9 +175,10 @@ pub fn nix_offline() -> Result<&'static NixOffline, String> {
 }
 
 /// nix-offline's `args` with its nixpkgs replaced by a copy that also has
-/// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash and nixfmt stood in (the
-/// slimmed nixpkgs cannot evaluate them), so that `nix flake check` evaluates every output of a
-/// generated flake, and clippy given the stand-in toolchain's sysroot.
+/// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash, nixfmt, flip-link and
+/// picotool stood in (the slimmed nixpkgs cannot evaluate or build them), so that `nix flake
+/// check` evaluates every output of a generated flake, simavr linked from the host (nixpkgs' cannot
+/// be built here), and clippy given the stand-in toolchain's sysroot.
 fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let stand_in = dir.join("nixpkgs");
     let tests = dir.join("nixpkgs-tests");
@@ -189,10 +190,25 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| format!("/{tool}-is-not-installed"))
     };
+    // Tools the builds run, not only link: copied where Nix's build users can run them (cargo
+    // installs them under a HOME they cannot enter).
+    let tools = dir.join("host-tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let runnable = |tool: &str| match which::which(tool) {
+        Ok(p) => {
+            let copy = tools.join(tool);
+            std::fs::copy(&p, &copy).unwrap();
+            copy.display().to_string()
+        }
+        Err(_) => format!("/{tool}-is-not-installed"),
+    };
     let overlay = std::fs::read_to_string(repo().join("tests/fixtures/nix-offline/overlay.nix"))
         .unwrap()
         .replace("@RAVEDUDE@", &host("ravedude"))
-        .replace("@ESPFLASH@", &host("espflash"));
+        .replace("@ESPFLASH@", &host("espflash"))
+        .replace("@SIMAVR@", &host("simavr"))
+        .replace("@FLIP_LINK@", &runnable("flip-link"))
+        .replace("@ELF2UF2@", &runnable("elf2uf2-rs"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();
     std::fs::write(
         tests.join("default.nix"),
@@ -202,7 +218,11 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     )
     .unwrap();
     let o = run_bounded(
-        Command::new("chmod").arg("-R").arg("a+rX").arg(&tests),
+        Command::new("chmod")
+            .arg("-R")
+            .arg("a+rX")
+            .arg(&tests)
+            .arg(&tools),
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "{:?}", text(&o));

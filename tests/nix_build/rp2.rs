@@ -1,0 +1,51 @@
+//! A Raspberry Pi Pico project built by real Nix (nix-offline): the ELF and the UF2 file in
+//! `$out/bin`, the UF2 made in the derivation by the flake's picotool call (stood in by the host's
+//! elf2uf2-rs, tests/fixtures/nix-offline/overlay.nix), equal to the one `nixflash flash` writes
+//! onto a boot drive, and the size report placed by the family's memory map.
+
+use std::fs;
+
+use super::{new_project, nixflash_build, ready, run_ok, size_line, BUILDS};
+use crate::common;
+
+#[test]
+fn pico_builds_an_elf_and_its_uf2_offline() {
+    let test = "pico_builds_an_elf_and_its_uf2_offline";
+    let Some(off) = ready(test, &["git", "flip-link", "elf2uf2-rs"]) else {
+        return;
+    };
+    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let p = new_project(off, "pico", "pico");
+    let (_, err, took) = nixflash_build(off, &p, &[]);
+    eprintln!(
+        "measured: {} (pico) built from scratch in {:.1} s",
+        p.name,
+        took.as_secs_f64()
+    );
+    let bin = p.dir.join("result/bin");
+    let elf = bin.join(format!("{}.elf", p.name));
+    let uf2 = fs::read(bin.join(format!("{}.uf2", p.name))).unwrap();
+    let data = fs::read(&elf).unwrap();
+    assert_eq!(u16::from_le_bytes([data[18], data[19]]), 40, "an ARM ELF");
+    assert_eq!(uf2.len() % 512, 0);
+    assert_eq!(&uf2[28..32], &0xe48b_ff56u32.to_le_bytes(), "RP2040 family");
+
+    // nixflash's own converter, through `flash` onto a boot drive, makes the same file.
+    let drive = p.dir.join("drive");
+    fs::create_dir_all(&drive).unwrap();
+    fs::write(drive.join("INFO_UF2.TXT"), "Board-ID: RPI-RP2\n").unwrap();
+    run_ok(
+        common::nixflash()
+            .current_dir(&p.dir)
+            .args(["flash", "--no-build", "--port"])
+            .arg(&drive),
+        "nixflash flash --no-build",
+    );
+    assert!(fs::read(drive.join(format!("{}.uf2", p.name))).unwrap() == uf2);
+
+    // The size report: flash is what the UF2 file writes, less the padding of its sectors.
+    let (flash, ram) = size_line(&err);
+    assert!(flash > 256 && (flash as usize) <= uf2.len() / 2, "{flash}");
+    assert!(ram > 0 && ram < 4096, "{ram}");
+    eprintln!("measured: {} is {flash} B of flash, {ram} B of RAM", p.name);
+}
