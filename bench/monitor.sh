@@ -9,7 +9,7 @@
 #
 # Without ELF, the firmware of `nixflash new --board esp32c3 --log defmt` is compiled with
 # ../shared/tools/firmware-env.sh into the target folder the integration tests use for it
-# (target/tmp/firmware-esp32c3-defmt; a minute when the tests have built it, several otherwise).
+# (target/tmp/firmware-target-defmt; a minute when the tests have built it, several otherwise).
 # The streams with addresses and defmt frames come from examples/monitor-bench.rs, which also
 # measures the latency from a line written to the pty to its annotation on the monitor's stdout.
 #
@@ -33,9 +33,10 @@ if [ -z "${ELF:-}" ]; then
   fw=target/bench-firmware/fw
   rm -rf "$fw"; mkdir -p "$(dirname "$fw")"
   "$NIXFLASH" new "$fw" --board esp32c3 --log defmt --no-git >/dev/null
-  target_dir=$PWD/target/tmp/firmware-esp32c3-defmt
+  target_dir=$PWD/target/tmp/firmware-target-defmt
   echo "compiling the --log defmt ESP32-C3 template firmware ($fw)..." >&2
-  (cd "$fw" && env -u RUSTFLAGS -u CARGO_BUILD_TARGET CARGO_TARGET_DIR="$target_dir" bash -c \
+  (cd "$fw" && env -u RUSTFLAGS -u CARGO_BUILD_TARGET -u CARGO_ENCODED_RUSTFLAGS \
+    CARGO_TARGET_DIR="$target_dir" bash -c \
     ". '$env_sh' && exec cargo build --release --locked --quiet -Z build-std=core,alloc \
      --config 'target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"'")
   ELF=$target_dir/riscv32imc-unknown-none-elf/release/fw

@@ -195,20 +195,26 @@ pub fn init(
         ));
     }
 
-    // The old family's files: removed when they are what nixflash wrote.
+    // The old family's files: removed when they are what nixflash wrote. A path several
+    // families write (build.rs) is looked at once, against every board that writes it.
     if ours {
         let keep = render::init_files(board.family());
+        let mut seen: Vec<String> = Vec::new();
         for family in db.families().filter(|f| f.id != board.family_id) {
             for path in render::init_files(family) {
-                if keep.contains(&path) || !root.join(&path).exists() {
+                if keep.contains(&path) || seen.contains(&path) || !root.join(&path).exists() {
                     continue;
                 }
+                seen.push(path.clone());
                 let have = fs::read_to_string(root.join(&path)).unwrap_or_default();
+                let writes_it = |b: &&Board| {
+                    b.family_id != board.family_id && render::init_files(b.family()).contains(&path)
+                };
                 let written_by_us = old_files
                     .as_deref()
                     .and_then(|o| rendered(o, &path))
                     .is_some_and(|o| o == have)
-                    || db.boards().filter(|b| b.family_id == family.id).any(|b| {
+                    || db.boards().filter(writes_it).any(|b| {
                         render::render_sources(b, &project_with(offered(b)))
                             .ok()
                             .is_some_and(|r| rendered(&r, &path) == Some(have.as_str()))
