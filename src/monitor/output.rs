@@ -27,6 +27,7 @@ pub(super) struct Output {
     /// Kept from one read to the next: what the decoder made of the bytes, and their text.
     pieces: Vec<Piece>,
     text: String,
+    shown: String,
 }
 
 impl Output {
@@ -46,6 +47,7 @@ impl Output {
             raw,
             pieces: Vec::new(),
             text: String::new(),
+            shown: String::new(),
         }
     }
 
@@ -127,8 +129,16 @@ impl Output {
                 }
             }
         }
-        let shown = self.fmt.stamped(text);
-        self.emit(&shown)
+        if !self.fmt.timestamps {
+            self.fmt.note_end(text);
+            return self.emit(text);
+        }
+        let mut shown = std::mem::take(&mut self.shown);
+        shown.clear();
+        self.fmt.stamp_into(text, &mut shown);
+        let closed = self.emit(&shown);
+        self.shown = shown;
+        closed
     }
 
     /// Writes text; `Ok(true)` when stdout has been closed.
@@ -286,27 +296,43 @@ impl LineFormatter {
     /// [`LineFormatter::stamp`] without a copy when there are no timestamps.
     pub(crate) fn stamped<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
         if !self.timestamps {
-            if let Some(&c) = text.as_bytes().last() {
-                self.at_line_start = c == b'\n';
-            }
+            self.note_end(text);
             return Cow::Borrowed(text);
         }
-        let mut now: Option<String> = None;
         let mut s = String::with_capacity(text.len() + 64);
+        self.stamp_into(text, &mut s);
+        Cow::Owned(s)
+    }
+
+    /// Notes whether `text`, shown as it is, ends a line.
+    fn note_end(&mut self, text: &str) {
+        if let Some(&c) = text.as_bytes().last() {
+            self.at_line_start = c == b'\n';
+        }
+    }
+
+    /// Appends `text` to `out` with the time at the start of each line, if asked.
+    pub(crate) fn stamp_into(&mut self, text: &str, out: &mut String) {
+        if !self.timestamps {
+            self.note_end(text);
+            out.push_str(text);
+            return;
+        }
+        let mut now: Option<String> = None;
+        out.reserve(text.len() + 64);
         let mut rest = text;
         while !rest.is_empty() {
             if self.at_line_start {
                 match &self.stamp {
-                    Some(stamp) => s.push_str(stamp),
-                    None => s.push_str(now.get_or_insert_with(self.clock)),
+                    Some(stamp) => out.push_str(stamp),
+                    None => out.push_str(now.get_or_insert_with(self.clock)),
                 }
             }
             let end = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
-            s.push_str(&rest[..end]);
+            out.push_str(&rest[..end]);
             self.at_line_start = rest.as_bytes()[end - 1] == b'\n';
             rest = &rest[end..];
         }
-        Cow::Owned(s)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -37,7 +38,7 @@ pub struct Defmt {
     /// ` (src/main.rs:20)`.
     places: BTreeMap<u64, String>,
     /// Lines of frames seen before, by the frame's bytes.
-    seen: HashMap<Box<[u8]>, Rc<str>>,
+    seen: HashMap<Box<[u8]>, Rc<str>, BuildHasherDefault<Fnv>>,
     framer: Framer,
 }
 
@@ -72,7 +73,7 @@ impl Defmt {
         Ok(Some(Defmt {
             table,
             places,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             framer: Framer::default(),
         }))
     }
@@ -108,6 +109,28 @@ impl Defmt {
     /// The port has been quiet: see [`Framer::quiet`].
     pub fn quiet(&mut self, out: &mut Vec<Piece>) {
         self.framer.quiet(out)
+    }
+}
+
+/// FNV-1a: frames are a few bytes long, and come from the board, not from an attacker.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

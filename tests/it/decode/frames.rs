@@ -97,6 +97,8 @@ fn defmt_frames_of_the_template_firmware_are_decoded() {
     stream.extend_from_slice(b"text between frames\r\n");
     stream.extend(frame(&mut enc, level, &str_arg("high")));
     stream.extend(frame(&mut enc, level, &str_arg("low")));
+    // A frame seen before (the monitor remembers its line).
+    stream.extend(frame(&mut enc, level, &str_arg("high")));
     // Through the pty in pieces that cut frames anywhere.
     for piece in stream.chunks(5) {
         pty.write(piece);
@@ -106,8 +108,10 @@ fn defmt_frames_of_the_template_firmware_are_decoded() {
         "text between frames\r\n".to_string(),
         format!("INFO  GPIO8 is high (src/main.rs:{at_level})\n"),
         format!("INFO  GPIO8 is low (src/main.rs:{at_level})\n"),
+        format!("INFO  GPIO8 is high (src/main.rs:{at_level})\n"),
     ];
-    m.wait_stdout(want[3].as_bytes());
+    m.wait_stdout(format!("{}[", want[3]).as_bytes());
+    m.wait_stdout(format!("] {}", want[4]).as_bytes());
     let out = close(m);
     let lines: Vec<&str> = out.split_inclusive('\n').collect();
     assert_eq!(lines.len(), want.len(), "{out}");
