@@ -101,10 +101,11 @@
 
           # The integration tests (one binary, tests/it) whose modules need no network, no Nix, no
           # firmware tools and no serial hardware, so they can run in the build sandbox: `new`,
-          # `init` and `cli` need git, cargo, bash and ptys. A test in them that needs more (the
+          # `new_log`, `init` and `cli` need git, cargo, bash and ptys. A test in them that needs more (the
           # real compiler) says SKIPPED there, as CI is not set in the sandbox.
           offlineModules = [
             "new::"
+            "new_log::"
             "init::"
             "cli::"
           ];

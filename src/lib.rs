@@ -3,7 +3,9 @@
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
 //! ([`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
 //! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
-//! ([`flash`]; an RP2 chip's boot drive, [`boot_drive`], with [`uf2`] files), serial ports ([`serial`]) and the monitor ([`monitor`]), and [`doctor`]. Every
+//! ([`flash`]; an RP2 chip's boot drive, [`boot_drive`], with [`uf2`] files), serial ports
+//! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
+//! [`doctor`]. Every
 //! other program is started through [`process`]; errors say what to do through [`error`].
 //! `main.rs` is only the command line.
 
@@ -25,6 +27,7 @@ pub mod progress;
 pub mod project;
 pub mod render;
 pub mod serial;
+pub mod sim;
 pub mod size;
 pub mod std_lock;
 pub mod uf2;

@@ -35,6 +35,7 @@ enum Command {
     Flash(cmd::flash::Args),
     Monitor(cmd::monitor::Args),
     Ports(cmd::ports::Args),
+    Sim(cmd::sim::Args),
     Completions(CompletionsArgs),
 }
 
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         Command::Flash(a) => cmd::flash::run(a),
         Command::Monitor(a) => cmd::monitor::run(a),
         Command::Ports(a) => cmd::ports::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
         Command::Completions(a) => {
             let mut script = Vec::new();
             clap_complete::generate(a.shell, &mut Cli::command(), "nixflash", &mut script);

@@ -234,6 +234,80 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Starts it without input, its stdout and stderr piped for the caller to read while it runs
+    /// (a simulator whose output is watched as it comes). [`Running`] passes Ctrl-C on, can stop
+    /// it, and kills it if it is dropped before it ended.
+    pub fn spawn_piped(&self) -> std::io::Result<Running> {
+        let child = self.spawn(Stdio::null(), Stdio::piped(), Stdio::piped())?;
+        Ok(Running {
+            child,
+            status: None,
+            forwarded: false,
+        })
+    }
+}
+
+/// A command started by [`Cmd::spawn_piped`].
+pub struct Running {
+    child: Child,
+    status: Option<ExitStatus>,
+    forwarded: bool,
+}
+
+impl Running {
+    /// Its stdout, to read (once).
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Its stderr, to read (once).
+    pub fn stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Its exit status if it has ended. A Ctrl-C that reached nixflash is passed on to it first
+    /// (once), as [`Cmd::run`] does.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        if self.status.is_none() && !self.forwarded && interrupt::interrupted() {
+            forward_interrupt(self.child.id());
+            self.forwarded = true;
+        }
+        Ok(self.status)
+    }
+
+    /// Asks it to stop, as Ctrl-C would (SIGINT), if it is still running.
+    pub fn interrupt(&mut self) -> std::io::Result<()> {
+        // The signal goes only to a child that has not been reaped, so its pid is its own.
+        if self.try_wait()?.is_none() {
+            forward_interrupt(self.child.id());
+        }
+        Ok(())
+    }
+
+    /// Waits for it to end (passing Ctrl-C on); its exit code, or 128 + the signal.
+    pub fn wait(&mut self) -> std::io::Result<i32> {
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(exit_code(status));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A command started by [`Cmd::start`].
 pub struct Started {
     child: Child,
@@ -287,7 +361,8 @@ fn forward_interrupt(pid: u32) {
 #[cfg(not(unix))]
 fn forward_interrupt(_pid: u32) {}
 
-fn exit_code(status: ExitStatus) -> i32 {
+/// The exit code, or 128 + the signal that ended it.
+pub fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| {
         #[cfg(unix)]
         {

@@ -170,8 +170,13 @@ struct TemplateContext<'a> {
     board: &'a Board,
     family: &'a Family,
     options: &'a BTreeMap<String, String>,
+    /// The options whose choice is not the default, recorded in the project's Cargo.toml
+    /// (`[package.metadata.nixflash] log = "defmt"`) so that `init` keeps them.
+    choices: BTreeMap<&'a str, &'a str>,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
+    /// The simulator's command line in the flake's `checks.sim`, for a family with a simulator.
+    sim_command: Option<String>,
 }
 
 /// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
@@ -388,13 +393,21 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
     let env = environment();
     let pins = pins()?;
     let options = options(board, project)?;
+    let family = board.family();
+    let choices = options
+        .iter()
+        .filter(|(name, chosen)| family.options[*name].default != **chosen)
+        .map(|(name, chosen)| (name.as_str(), chosen.as_str()))
+        .collect();
     let ctx = TemplateContext {
         project,
         board,
-        family: board.family(),
+        family,
         options: &options,
+        choices,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
+        sim_command: crate::sim::program::flake_command(board)?,
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 mod common;
 #[path = "nix_build/rp2.rs"]
 mod rp2;
+#[path = "nix_build/sim.rs"]
+mod sim;
 
 use common::offline::{nix_offline, NixOffline};
 use common::process::{collect, lossy, run_bounded, text, Spawned};
@@ -187,8 +189,8 @@ fn rebuild_after_an_edit(off: &NixOffline, p: &Project) -> Duration {
 }
 
 /// `nix flake check` with every output evaluated and every check built (the firmware, rustfmt,
-/// clippy): what the generated CI workflow runs.
-fn flake_check(off: &NixOffline, p: &Project) -> Duration {
+/// clippy; for AVR boards the simulator and the run in it): what the generated CI workflow runs.
+fn flake_check(off: &NixOffline, p: &Project, avr: bool) -> Duration {
     let (_, log, took) = run_ok(
         off.nix(&p.dir)
             .args(["flake", "check", "--print-build-logs"])
@@ -210,9 +212,25 @@ fn flake_check(off: &NixOffline, p: &Project) -> Duration {
             "nix flake check did not check {output}:\n{log}"
         );
     }
+    if avr {
+        for output in ["packages.x86_64-linux.simulator", "checks.x86_64-linux.sim"] {
+            assert!(
+                log.contains(output),
+                "nix flake check did not check {output}:\n{log}"
+            );
+        }
+        // checks.sim ran the firmware in simavr, which showed what it sent.
+        let greeting = format!("{}-sim> ", p.name);
+        assert!(
+            log.lines().any(|l| l.starts_with(&greeting)
+                && l.contains(&format!("Hello from {} on the Arduino Uno!", p.name))),
+            "checks.sim did not run the firmware in simavr:\n{log}"
+        );
+    }
     eprintln!(
-        "measured: nix flake check of {} (firmware, fmt, clippy) in {:.1} s",
+        "measured: nix flake check of {} (firmware, fmt, clippy{}) in {:.1} s",
         p.name,
+        if avr { ", sim" } else { "" },
         took.as_secs_f64()
     );
     took
@@ -386,13 +404,16 @@ fn uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware() {
     drop(_sim_lock);
 
     // An edit of src/main.rs rebuilds the firmware alone, and only its own crate in it.
-    rebuild_after_an_edit(off, &p);
-
-    // The flake's checks pass on the generated project...
-    flake_check(off, &p);
-    // ...and catch a formatting error...
     let main = p.dir.join("src/main.rs");
     let good = fs::read_to_string(&main).unwrap();
+    rebuild_after_an_edit(off, &p);
+    // Back to the greeting that checks.sim expects (tests/nix_build/sim.rs fails it).
+    fs::write(&main, &good).unwrap();
+    git_add(&p, "src/main.rs");
+
+    // The flake's checks pass on the generated project...
+    flake_check(off, &p, true);
+    // ...and catch a formatting error...
     fs::write(&main, good.replacen("fn main() -> ! {", "fn main()->!{", 1)).unwrap();
     git_add(&p, "src/main.rs");
     let (ok, log) = check_passes(off, &p, "fmt");
@@ -504,7 +525,7 @@ fn esp_board(test: &str, board: &str, chip: &str, checks: bool) {
 
     rebuild_after_an_edit(off, &p);
     if checks {
-        flake_check(off, &p);
+        flake_check(off, &p, false);
     }
 }
 

@@ -18,10 +18,24 @@ fn every_builtin_board_resolves_and_is_named_by_its_file() {
         "uno",
         "nano",
         "nano-new",
+        "nano168",
+        "diecimila",
+        "promini-5v",
+        "promini-3v3",
         "mega2560",
+        "mega1280",
         "leonardo",
+        "micro",
+        "promicro",
         "esp32c3-devkitm-1",
+        "esp32c3-devkitc-02",
+        "esp32c3-rust-board",
+        "esp32c3-supermini",
+        "xiao-esp32c3",
         "esp32c6-devkitc-1",
+        "xiao-esp32c6",
+        "esp8684-devkitm-1",
+        "esp32h2-devkitm-1",
     ] {
         assert!(ids.contains(&want), "{want} missing from {ids:?}");
     }
@@ -59,6 +73,33 @@ fn families_and_inheritance_fill_in_boards() {
     assert_eq!(c6.flash.chip.as_deref(), Some("esp32c6"));
     assert_eq!(c6.hal.feature, "esp32c6");
     assert_eq!(c6.rust.toolchain, "1.96.0");
+    // The chips without atomics (C2, C3) are rv32imc, the others rv32imac.
+    for (id, chip, target) in [
+        ("esp32c2", "esp32c2", "riscv32imc-unknown-none-elf"),
+        ("esp32h2", "esp32h2", "riscv32imac-unknown-none-elf"),
+        ("xiao-esp32c3", "esp32c3", "riscv32imc-unknown-none-elf"),
+        ("xiao-esp32c6", "esp32c6", "riscv32imac-unknown-none-elf"),
+    ] {
+        let b = db.get(id).unwrap();
+        assert_eq!(
+            (
+                b.chip.as_str(),
+                b.rust.target.as_str(),
+                b.hal.feature.as_str()
+            ),
+            (chip, target, chip),
+            "{id}"
+        );
+        assert_eq!(b.flash.chip.as_deref(), Some(chip), "{id}");
+    }
+    // A board inheriting another takes its chip's settings but names its own LED and USB ids.
+    let xiao = db.get("xiao-esp32c6").unwrap();
+    assert_eq!(xiao.hal.led, "GPIO15");
+    assert_eq!(xiao.usb.ids, ["303a:1001".parse().unwrap()]);
+    let micro = db.get("micro").unwrap();
+    assert_eq!(micro.hal.feature, "arduino-leonardo");
+    assert_eq!(micro.flash.board.as_deref(), Some("micro"));
+    assert!(!micro.monitor.usb_console);
 }
 
 #[test]
@@ -166,4 +207,72 @@ fn closest_names_suggest_real_boards() {
     let s = db.closest("esp32c");
     assert!(s.iter().any(|x| x.contains("esp32c3")), "{s:?}");
     assert!(db.closest("zzzzzzzz").is_empty());
+}
+
+#[test]
+fn avr_boards_have_what_the_simulator_needs() {
+    let db = Database::builtin().unwrap();
+    const M16: u64 = 16_000_000;
+    for (id, mcu, clock, led, uart, data) in [
+        ("uno", "atmega328p", M16, ('B', 5), "USART0", 0xc6),
+        ("nano", "atmega328p", M16, ('B', 5), "USART0", 0xc6),
+        ("nano-new", "atmega328p", M16, ('B', 5), "USART0", 0xc6),
+        ("promini-5v", "atmega328p", M16, ('B', 5), "USART0", 0xc6),
+        (
+            "promini-3v3",
+            "atmega328p",
+            8_000_000,
+            ('B', 5),
+            "USART0",
+            0xc6,
+        ),
+        ("nano168", "atmega168", M16, ('B', 5), "USART0", 0xc6),
+        ("diecimila", "atmega168", M16, ('B', 5), "USART0", 0xc6),
+        ("mega2560", "atmega2560", M16, ('B', 7), "USART0", 0xc6),
+        ("mega1280", "atmega1280", M16, ('B', 7), "USART0", 0xc6),
+        ("leonardo", "atmega32u4", M16, ('C', 7), "USART1", 0xce),
+        ("micro", "atmega32u4", M16, ('C', 7), "USART1", 0xce),
+        ("promicro", "atmega32u4", M16, ('B', 0), "USART1", 0xce),
+    ] {
+        let b = db.get(id).unwrap();
+        let sim = b.sim.as_ref().unwrap_or_else(|| panic!("{id} has no sim"));
+        assert_eq!(b.clock, Some(clock), "{id}");
+        assert_eq!(sim.mcu, mcu, "{id}");
+        assert_eq!(sim.led_pin(), Some(led), "{id}");
+        assert_eq!((sim.uart.as_str(), sim.uart_data), (uart, data), "{id}");
+        // The ATmega32U4's USB port is the chip's own.
+        assert_eq!(sim.native_usb, mcu == "atmega32u4", "{id}");
+        assert_eq!(
+            b.family().simulator.as_ref().unwrap().tool.as_str(),
+            "simavr"
+        );
+        assert_eq!(b.field("sim.mcu").as_deref(), Some(mcu));
+    }
+    for b in db.boards().filter(|b| b.family().id == "esp-riscv") {
+        assert!(
+            b.sim.is_none() && b.family().simulator.is_none(),
+            "{}",
+            b.id
+        );
+    }
+    // An AVR board file must say what the simulator needs.
+    let uno = builtin_source("uno").unwrap();
+    let no_clock = uno
+        .replace("id = \"uno\"", "id = \"x\"")
+        .replace("aliases = [\"arduino-uno\", \"uno-r3\"]", "aliases = []")
+        .lines()
+        .filter(|l| !l.starts_with("clock"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let e = format!("{:#}", db_with(&[("x.toml", &no_clock)]).unwrap_err());
+    assert!(e.contains("`clock` is not set, and simavr needs it"), "{e}");
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\n[sim]\nled = \"d13\"\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(e.contains("`sim.led = \"d13\"` is not a pin"), "{e}");
 }

@@ -33,6 +33,10 @@ pub struct Family {
     pub files: Files,
     pub reset: Resets,
     pub flasher: Flasher,
+    /// The simulator `nixflash sim` and the flake's `checks.sim` run the family's firmware in, if
+    /// the family has one.
+    #[serde(default)]
+    pub simulator: Option<Simulator>,
     /// Choices `nixflash new` offers for the family's projects, by option name (`log`, given as
     /// `--log <choice>`).
     #[serde(default)]
@@ -226,6 +230,39 @@ impl Flasher {
     }
 }
 
+/// The simulators nixflash can drive. How nixflash watches one run (the firmware's serial output,
+/// its LED) is the simulator's own ([`crate::sim`]); what it is called with is the family's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimTool {
+    Simavr,
+}
+
+impl SimTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimTool::Simavr => "simavr",
+        }
+    }
+}
+
+/// The family's simulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct Simulator {
+    pub tool: SimTool,
+    /// What makes it list the chips it simulates: one on PATH is used when the board's
+    /// `sim.mcu` is in the answer, otherwise the one the project's flake pins.
+    pub list_args: Vec<String>,
+    /// Its command line: `{elf}` and board fields (`{sim.mcu}`, `{clock}`) filled in.
+    pub args: Vec<String>,
+    /// Added to the command line for a run of bounded length: `{stop}` is a file that ends the
+    /// simulation at that time.
+    pub stop_args: Vec<String>,
+    /// How to install it without Nix (a sentence).
+    pub install: String,
+}
+
 impl Family {
     /// Parses a family file; `id` is its name.
     pub fn parse(id: &str, text: &str, origin: &str) -> Result<Family> {
@@ -263,6 +300,14 @@ impl Family {
         }
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");
+        }
+        if let Some(sim) = &self.simulator {
+            if !sim.args.iter().any(|a| a.contains("{elf}")) {
+                bail!("`simulator.args` never names the firmware (`{{elf}}`)");
+            }
+            if !sim.stop_args.iter().any(|a| a.contains("{stop}")) {
+                bail!("`simulator.stop-args` never names the file that ends a run (`{{stop}}`)");
+            }
         }
         for (name, o) in &self.options {
             if !o.choices.contains_key(&o.default) {

@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
-pub use family::{Family, FlashTool, Place};
+pub use family::{Family, FlashTool, Place, SimTool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
@@ -115,6 +115,45 @@ impl<'de> Deserialize<'de> for UsbId {
     }
 }
 
+/// What the family's simulator needs to know about the board (AVR: simavr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct SimSpec {
+    /// The MCU as the simulator names it (`atmega328p`).
+    pub mcu: String,
+    /// The on-board LED's pin as the chip names it, port and bit (`PB5`); `hal.led` is the HAL's
+    /// name for the same pin.
+    pub led: String,
+    /// The USART the firmware's console uses (`USART0`).
+    pub uart: String,
+    /// The data-space address of that USART's data register (UDR0 is 0xC6 on the ATmega328P):
+    /// what the firmware writes each byte it sends to.
+    pub uart_data: u16,
+    /// The chip has a USB port of its own (the Leonardo's ATmega32U4), to which the simulator
+    /// attaches no USB host: what firmware sends there (a USB serial console) cannot be shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native_usb: bool,
+}
+
+impl SimSpec {
+    /// The LED's port letter and bit (`PB5` is `('B', 5)`), if `led` names a pin that way.
+    pub fn led_pin(&self) -> Option<(char, u8)> {
+        parse_pin(&self.led)
+    }
+}
+
+/// `PB5` as `('B', 5)`: `P`, a port letter, a bit 0-7.
+pub fn parse_pin(pin: &str) -> Option<(char, u8)> {
+    let mut c = pin.chars();
+    match (c.next(), c.next(), c.next(), c.next()) {
+        (Some('P'), Some(port), Some(bit), None) if port.is_ascii_uppercase() => {
+            let bit = bit.to_digit(10).filter(|b| *b < 8)?;
+            Some((port, bit as u8))
+        }
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsbSpec {
@@ -133,6 +172,8 @@ pub struct Board {
     #[serde(rename = "family")]
     pub family_id: String,
     pub chip: String,
+    /// The CPU clock in Hz (simulators need it; AVR boards have one).
+    pub clock: Option<u64>,
     pub docs: String,
     pub notes: Option<String>,
     pub rust: RustSpec,
@@ -141,6 +182,8 @@ pub struct Board {
     pub flash: FlashSpec,
     pub monitor: MonitorSpec,
     pub usb: UsbSpec,
+    /// For the family's simulator (boards of a family without one have none).
+    pub sim: Option<SimSpec>,
     #[serde(skip)]
     family: Option<Arc<Family>>,
 }
@@ -220,6 +263,36 @@ impl Board {
         }
         if flasher.tool == FlashTool::Ravedude && self.flash.board.is_none() {
             bail!("`flash.board` (ravedude's name for the board) is not set");
+        }
+        if self.clock == Some(0) {
+            bail!("`clock` must be above zero (it is the CPU clock in Hz, e.g. 16000000)");
+        }
+        if let Some(sim) = self.family().simulator.as_ref() {
+            let Some(spec) = &self.sim else {
+                bail!(
+                    "`sim` is not set, and {} needs it: the MCU as it names it (`sim.mcu`), the \
+                     LED's pin (`sim.led = \"PB5\"`), the console's USART (`sim.uart`) and the \
+                     address of its data register (`sim.uart-data`)",
+                    sim.tool.as_str()
+                );
+            };
+            if spec.led_pin().is_none() {
+                bail!(
+                    "`sim.led = \"{}\"` is not a pin: write the port and bit, as in \"PB5\"",
+                    spec.led
+                );
+            }
+            for arg in sim.args.iter().chain(&sim.stop_args) {
+                for field in placeholders(arg) {
+                    if !["elf", "stop"].contains(&field) && self.field(field).is_none() {
+                        bail!(
+                            "`{field}` is not set, and {} needs it (its command line is `{}`)",
+                            sim.tool.as_str(),
+                            sim.args.join(" ")
+                        );
+                    }
+                }
+            }
         }
         if flasher.tool == FlashTool::Picotool {
             let Some(family) = &self.flash.uf2_family else {
@@ -340,6 +413,15 @@ mod tests {
             "",
         ] {
             assert!(!exact_channel(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn pins_are_a_port_and_a_bit() {
+        assert_eq!(parse_pin("PB5"), Some(('B', 5)));
+        assert_eq!(parse_pin("PC7"), Some(('C', 7)));
+        for bad in ["B5", "PB8", "Pb5", "PB", "PB55", "d13", ""] {
+            assert_eq!(parse_pin(bad), None, "{bad}");
         }
     }
 

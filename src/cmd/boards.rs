@@ -217,6 +217,19 @@ fn details(b: &Board, source: &Source) -> String {
         usb = usb.join(" "),
         docs = b.docs,
     );
+    if let (Some(sim), Some(spec)) = (&b.family().simulator, &b.sim) {
+        let line = format!(
+            "\x20 simulator     {} ({} at {} Hz, LED on {}, console {})\n",
+            sim.tool.as_str(),
+            spec.mcu,
+            b.clock.unwrap_or_default(),
+            spec.led,
+            spec.uart
+        );
+        // After the monitor's line.
+        let at = s.find("  USB ids").unwrap_or(s.len());
+        s.insert_str(at, &line);
+    }
     for (name, o) in &b.family().options {
         let choices: Vec<String> = o
             .choices

@@ -9,6 +9,7 @@ pub mod flash;
 pub mod monitor;
 pub mod new;
 pub mod ports;
+pub mod sim;
 pub mod update;
 
 use std::io::{self, IsTerminal, Write};

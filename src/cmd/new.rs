@@ -49,10 +49,13 @@ pub struct Args {
     /.direnv to .gitignore. It refuses to write over files it did not make (unless --force).\n\n\
     In a nixflash project, --board <other> switches boards: every board-derived file is written \
     for the new board, the old family's files go, src/ stays (across families it needs --force, \
-    and replaces src/main.rs only if it is still the generated blinky). It lists what changed.\n\n\
+    and replaces src/main.rs only if it is still the generated blinky). Choices made with `new` \
+    (`--log defmt`, recorded in [package.metadata.nixflash]) are kept where the new board offers \
+    them. It lists what changed.\n\n\
     Examples:\n  cargo new lamp && cd lamp && nixflash init --board uno\n  \
     nixflash init --board nano           the project was for the Uno: now for the Nano\n  \
-    nixflash init --board esp32c3 --force   from AVR to ESP32-C3")]
+    nixflash init --board esp32c3 --force   from AVR to ESP32-C3\n  \
+    nixflash init --board esp32c6 --log defmt   ESP32-C6, logging with defmt")]
 pub struct InitArgs {
     /// Board id or alias; `nixflash boards` lists them
     #[arg(long, short)]
@@ -66,6 +69,10 @@ pub struct InitArgs {
     /// Do not `git add` the new files
     #[arg(long)]
     pub no_git: bool,
+    /// How the firmware logs, where the board's family offers a choice, as for `new` (default:
+    /// the project's choice, recorded in Cargo.toml, else the family's default)
+    #[arg(long, value_name = "CHOICE")]
+    pub log: Option<String>,
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
@@ -111,7 +118,12 @@ pub fn run_new(a: Args) -> Result<u8> {
 pub fn run_init(a: InitArgs) -> Result<u8> {
     let ctx = nixflash::context::Context::at(&a.path)?;
     let board = ctx.db.get(&a.board)?;
-    let done = project::init(&a.path, board, &ctx.db, a.force, !a.no_git)?;
+    let options = a
+        .log
+        .iter()
+        .map(|l| ("log".to_string(), l.clone()))
+        .collect();
+    let done = project::init(&a.path, board, &ctx.db, &options, a.force, !a.no_git)?;
     match &done.switched_from {
         Some(old) => super::outln!(
             "Switched {} from `{old}` to the {} ({}):",

@@ -3,6 +3,7 @@
 //! ELF tells about them (addresses annotated, defmt frames decoded: [`super::decode`]), and its
 //! own status lines (`--- ...`) on stderr.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -23,6 +24,9 @@ pub(super) struct Output {
     crlf: bool,
     last_cr: bool,
     raw: bool,
+    /// Kept from one read to the next: what the decoder made of the bytes, and their text.
+    pieces: Vec<Piece>,
+    text: String,
 }
 
 impl Output {
@@ -40,6 +44,8 @@ impl Output {
             crlf: raw && io::stdout().is_terminal(),
             last_cr: false,
             raw,
+            pieces: Vec::new(),
+            text: String::new(),
         }
     }
 
@@ -49,9 +55,10 @@ impl Output {
             let text = self.fmt.feed(bytes);
             return self.emit(&text);
         };
-        let mut pieces = Vec::new();
+        let mut pieces = std::mem::take(&mut self.pieces);
         decoder.split(bytes, &mut pieces);
-        let closed = self.pieces(&mut decoder, pieces);
+        let closed = self.pieces(&mut decoder, &mut pieces);
+        self.pieces = pieces;
         self.decoder = Some(decoder);
         closed
     }
@@ -62,9 +69,9 @@ impl Output {
         if let Some(mut decoder) = self.decoder.take() {
             let mut pieces = Vec::new();
             decoder.quiet(&mut pieces);
-            let closed = self.pieces(&mut decoder, pieces);
-            let tail = self.fmt.escape_pending();
-            let tail = decoder.annotate(tail);
+            let closed = self.pieces(&mut decoder, &mut pieces);
+            let mut tail = String::new();
+            decoder.annotate_into(&self.fmt.escape_pending(), &mut tail);
             self.decoder = Some(decoder);
             if closed? {
                 return Ok(true);
@@ -76,36 +83,52 @@ impl Output {
         self.emit(&tail)
     }
 
-    fn pieces(&mut self, decoder: &mut Decoder, pieces: Vec<Piece>) -> Result<bool> {
-        for piece in pieces {
-            let text = match piece {
-                Piece::Text(bytes) => decoder.annotate(self.fmt.escape(&bytes)),
+    /// Shows the pieces of one read at once (one write), status lines in their place.
+    fn pieces(&mut self, decoder: &mut Decoder, pieces: &mut Vec<Piece>) -> Result<bool> {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let closed = self.pieces_into(decoder, pieces, &mut text);
+        self.text = text;
+        closed
+    }
+
+    fn pieces_into(
+        &mut self,
+        decoder: &mut Decoder,
+        pieces: &mut Vec<Piece>,
+        text: &mut String,
+    ) -> Result<bool> {
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Text(bytes) => {
+                    decoder.annotate_into(&self.fmt.escape(&bytes), text);
+                }
                 Piece::Line(line) => {
                     // A decoded line starts a line of its own; bytes held back for the rest
                     // of a UTF-8 sequence will not get it now.
-                    let mut text = self.fmt.escape_pending();
-                    let at_start = match text.chars().last() {
-                        Some(c) => c == '\n',
+                    let held = self.fmt.escape_pending();
+                    decoder.annotate_into(&held, text);
+                    let at_start = match text.as_bytes().last() {
+                        Some(&c) => c == b'\n',
                         None => self.fmt.at_line_start,
                     };
                     if !at_start {
-                        text.push('\n');
+                        decoder.annotate_into("\n", text);
                     }
-                    let mut text = decoder.annotate(text);
-                    text.push_str(&decoder.line(&line));
-                    text
+                    decoder.line_into(&line, text);
                 }
                 Piece::Notice(n) => {
+                    let shown = self.fmt.stamp(text);
+                    text.clear();
+                    if self.emit(&shown)? {
+                        return Ok(true);
+                    }
                     self.status(&n);
-                    continue;
                 }
-            };
-            let text = self.fmt.stamp(&text);
-            if self.emit(&text)? {
-                return Ok(true);
             }
         }
-        Ok(false)
+        let shown = self.fmt.stamped(text);
+        self.emit(&shown)
     }
 
     /// Writes text; `Ok(true)` when stdout has been closed.
@@ -130,9 +153,9 @@ impl Output {
                 self.last_cr = c == '\r';
                 s.push(c);
             }
-            s
+            Cow::Owned(s)
         } else {
-            text.to_string()
+            Cow::Borrowed(text)
         };
         let mut stdout = io::stdout().lock();
         match stdout
@@ -167,6 +190,8 @@ pub struct LineFormatter {
     at_line_start: bool,
     pending: Vec<u8>,
     clock: fn() -> String,
+    /// What lines started now are stamped with instead of the clock's time ([`Self::feed_at`]).
+    stamp: Option<String>,
 }
 
 impl LineFormatter {
@@ -177,6 +202,7 @@ impl LineFormatter {
             at_line_start: true,
             pending: Vec::new(),
             clock: local_clock,
+            stamp: None,
         }
     }
 
@@ -227,6 +253,15 @@ impl LineFormatter {
         decoded
     }
 
+    /// Like [`Self::feed`], lines that these bytes start stamped `stamp` instead of the local
+    /// time (a simulation's own time).
+    pub fn feed_at(&mut self, bytes: &[u8], stamp: &str) -> String {
+        self.stamp = Some(stamp.to_string());
+        let text = self.feed(bytes);
+        self.stamp = None;
+        text
+    }
+
     /// Text for bytes held back (escaped): called when the port has been quiet.
     pub fn flush(&mut self) -> String {
         let s = self.escape_pending();
@@ -242,26 +277,36 @@ impl LineFormatter {
         s
     }
 
-    /// Text with the time at the start of each line, if asked.
+    /// Text with the time at the start of each line, if asked: one time for all the lines of
+    /// `text`, which arrived together.
     pub(crate) fn stamp(&mut self, text: &str) -> String {
+        self.stamped(text).into_owned()
+    }
+
+    /// [`LineFormatter::stamp`] without a copy when there are no timestamps.
+    pub(crate) fn stamped<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
         if !self.timestamps {
-            if let Some(c) = text.chars().last() {
-                self.at_line_start = c == '\n';
+            if let Some(&c) = text.as_bytes().last() {
+                self.at_line_start = c == b'\n';
             }
-            return text.to_string();
+            return Cow::Borrowed(text);
         }
-        let mut s = String::with_capacity(text.len() + 16);
-        for c in text.chars() {
+        let mut now: Option<String> = None;
+        let mut s = String::with_capacity(text.len() + 64);
+        let mut rest = text;
+        while !rest.is_empty() {
             if self.at_line_start {
-                s.push_str(&(self.clock)());
-                self.at_line_start = false;
+                match &self.stamp {
+                    Some(stamp) => s.push_str(stamp),
+                    None => s.push_str(now.get_or_insert_with(self.clock)),
+                }
             }
-            s.push(c);
-            if c == '\n' {
-                self.at_line_start = true;
-            }
+            let end = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
+            s.push_str(&rest[..end]);
+            self.at_line_start = rest.as_bytes()[end - 1] == b'\n';
+            rest = &rest[end..];
         }
-        s
+        Cow::Owned(s)
     }
 }
 
@@ -339,6 +384,13 @@ mod tests {
         assert_eq!(f.feed(b"\xffz"), "[T] \\xffz");
         let mut plain = LineFormatter::with_clock(false, fixed);
         assert_eq!(plain.feed(b"a\nb\n"), "a\nb\n");
+        // Given a stamp (a simulation's time), lines carry it instead of the clock's.
+        let mut sim = LineFormatter::with_clock(true, fixed);
+        assert_eq!(sim.feed_at(b"a\nb", "[1 s] "), "[1 s] a\n[1 s] b");
+        assert_eq!(sim.feed_at(b"\n", "[2 s] "), "\n");
+        assert_eq!(sim.feed(b"c"), "[T] c");
+        let mut off = LineFormatter::with_clock(false, fixed);
+        assert_eq!(off.feed_at(b"a\n", "[1 s] "), "a\n");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! alone, except that across families (which needs `--force`) an untouched generated blinky is
 //! replaced by the new board's.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -64,11 +65,14 @@ fn rendered<'a>(files: &'a [File], path: &str) -> Option<&'a str> {
         .map(|f| f.contents.as_str())
 }
 
-/// `nixflash init`: see the module's documentation.
+/// `nixflash init`: see the module's documentation. `options` are template choices asked for now
+/// (`log` = `defmt`); the ones the project records in `[package.metadata.nixflash]` are kept
+/// where the board's family offers them.
 pub fn init(
     root: &Path,
     board: &Board,
     db: &Database,
+    options: &BTreeMap<String, String>,
     force: bool,
     git: bool,
 ) -> Result<Initialized> {
@@ -94,12 +98,23 @@ pub fn init(
         )
     })?;
     let version = field("version").unwrap_or("0.0.0").to_string();
-    let named = package
+    let ours_table = package
         .and_then(|p| p.get("metadata"))
         .and_then(|m| m.get("nixflash"))
+        .and_then(|n| n.as_table_like());
+    let named = ours_table
         .and_then(|n| n.get("board"))
         .and_then(|b| b.as_str())
         .map(str::to_string);
+    // Template choices the project records (`log = "defmt"`).
+    let recorded: BTreeMap<String, String> = ours_table
+        .map(|t| {
+            t.iter()
+                .filter(|(k, _)| *k != "board")
+                .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     // A nixflash project: its board-derived files are nixflash's to write again.
     let ours = named.is_some();
     let previous: Option<&Board> = named
@@ -123,9 +138,31 @@ pub fn init(
         }
     }
 
-    let project = Project::new(&name).with_version(&version);
+    // The project as it was made (its board, its recorded choices), and as it is to be: the
+    // recorded choices the new board's family offers, and the ones asked for now.
+    let project_with = |choices: BTreeMap<String, String>| {
+        let mut p = Project::new(&name).with_version(&version);
+        p.options = choices;
+        p
+    };
+    let offered = |b: &Board| -> BTreeMap<String, String> {
+        recorded
+            .iter()
+            .filter(|(k, _)| b.family().options.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let mut wanted = offered(board);
+    wanted.extend(options.clone());
+    let project = project_with(wanted);
     let files = render::render(board, &project)?;
-    let old_files = previous.map(|p| render::render(p, &project)).transpose()?;
+    let made_for: Option<&Board> = named
+        .as_deref()
+        .and_then(|id| db.find(id))
+        .map(|e| &e.board);
+    let old_files = made_for
+        .map(|p| render::render(p, &project_with(offered(p))))
+        .transpose()?;
     let mut writes: Vec<(PathBuf, String)> = Vec::new();
     let mut removes: Vec<PathBuf> = Vec::new();
     let mut changes = Vec::new();
@@ -172,7 +209,7 @@ pub fn init(
                     .and_then(|o| rendered(o, &path))
                     .is_some_and(|o| o == have)
                     || db.boards().filter(|b| b.family_id == family.id).any(|b| {
-                        render::render_sources(b, &project)
+                        render::render_sources(b, &project_with(offered(b)))
                             .ok()
                             .is_some_and(|r| rendered(&r, &path) == Some(have.as_str()))
                     });
@@ -189,10 +226,27 @@ pub fn init(
         }
     }
 
-    // Cargo.toml: the board, its dependencies and profile settings.
+    // src/main.rs is, or becomes (below), the board's blinky unless it is the user's own.
+    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
+    let old_blinky = old_files
+        .as_deref()
+        .and_then(|o| rendered(o, "src/main.rs"));
+    let main_rs = fs::read_to_string(root.join("src/main.rs")).ok();
+    let main_is_blinky = main_rs
+        .as_deref()
+        .is_none_or(|m| m == blinky || m == HELLO_WORLD || Some(m) == old_blinky);
+
+    // Cargo.toml: the board, its dependencies and profile settings, and what the flake's
+    // checks.sim expects of the blinky.
     let template = rendered(&files, "Cargo.toml").context("no rendered Cargo.toml")?;
     let old_template = old_files.as_deref().and_then(|o| rendered(o, "Cargo.toml"));
-    let edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
+    let mut edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
+    edits.extend(manifest_edit::apply_sim(
+        &mut doc,
+        template,
+        old_template,
+        main_is_blinky,
+    )?);
     if !edits.is_empty() {
         writes.push(("Cargo.toml".into(), doc.to_string()));
         changes.push(Change::Edited("Cargo.toml".into(), edits.join("; ")));
@@ -229,11 +283,7 @@ pub fn init(
     }
 
     // src/main.rs: the blinky, unless it is the user's.
-    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
-    let old_blinky = old_files
-        .as_deref()
-        .and_then(|o| rendered(o, "src/main.rs"));
-    match fs::read_to_string(root.join("src/main.rs")).ok() {
+    match main_rs {
         None => {
             writes.push(("src/main.rs".into(), blinky.into()));
             changes.push(Change::Added("src/main.rs".into()));

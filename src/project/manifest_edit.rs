@@ -42,6 +42,31 @@ pub fn apply(
         nf["board"] = toml_edit::value(board.id.as_str());
         changes.push(format!("board = \"{}\"", board.id));
     }
+    // The template options chosen (`log = "defmt"`): as the template records them; one the
+    // previous template recorded and this one does not goes.
+    let recorded = |d: &DocumentMut| -> Vec<(String, String)> {
+        d.get("package")
+            .and_then(|p| p.get("metadata")?.get("nixflash")?.as_table_like())
+            .map(|t| {
+                t.iter()
+                    .filter(|(k, _)| *k != "board")
+                    .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let chosen = recorded(&template);
+    for (key, value) in &chosen {
+        if nf.get(key).and_then(Item::as_str) != Some(value.as_str()) {
+            nf[key.as_str()] = toml_edit::value(value.as_str());
+            changes.push(format!("{key} = \"{value}\""));
+        }
+    }
+    for (key, value) in previous.as_ref().map(recorded).unwrap_or_default() {
+        if !chosen.iter().any(|(k, _)| *k == key) && nf.remove(&key).is_some() {
+            changes.push(format!("removed {key} = \"{value}\""));
+        }
+    }
 
     // Dependencies: the board's, the HAL as the template has it; other ones are the user's.
     let wanted = template
@@ -53,7 +78,12 @@ pub fn apply(
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_like_mut()
         .context("[dependencies] in Cargo.toml is not a table")?;
-    let mut added = Vec::new();
+    let had = |name: &str| {
+        previous
+            .as_ref()
+            .and_then(|p| p.get("dependencies")?.get(name))
+    };
+    let (mut added, mut updated) = (Vec::new(), Vec::new());
     for (name, item) in wanted.iter() {
         match deps.get(name) {
             None => {
@@ -64,11 +94,19 @@ pub fn apply(
                 deps.insert(name, item.clone());
                 changes.push(format!("{name} set to feature `{}`", board.hal.feature));
             }
+            // As the previous template had it (the old chip's features, say): the new one's.
+            Some(have) if !same(have, item) && had(name).is_some_and(|h| same(have, h)) => {
+                deps.insert(name, item.clone());
+                updated.push(name.to_string());
+            }
             Some(_) => {}
         }
     }
     if !added.is_empty() {
         changes.push(format!("added {}", added.join(", ")));
+    }
+    if !updated.is_empty() {
+        changes.push(format!("{} as the board needs them", updated.join(", ")));
     }
     if let Some(prev) = previous
         .as_ref()
@@ -164,6 +202,51 @@ pub fn apply(
         ));
     }
     Ok(changes)
+}
+
+/// `[package.metadata.nixflash.sim]`, what the flake's `checks.sim` expects of the firmware: the
+/// template's (the blinky's greeting) when src/main.rs is the board's blinky (`blinky`), unless
+/// the package has one of its own; the previous board's template's is removed where the new board
+/// has none (a family without a simulator). Call after [`apply`]. Returns what changed.
+pub fn apply_sim(
+    doc: &mut DocumentMut,
+    template: &str,
+    previous: Option<&str>,
+    blinky: bool,
+) -> Result<Option<String>> {
+    fn sim(doc: &DocumentMut) -> Option<Item> {
+        doc.get("package")?
+            .get("metadata")?
+            .get("nixflash")?
+            .get("sim")
+            .cloned()
+    }
+    let want = sim(&template.parse().context("the template's Cargo.toml")?);
+    let was = match previous {
+        Some(p) => sim(&p.parse().context("the previous board's Cargo.toml")?),
+        None => None,
+    };
+    let nf = doc["package"]["metadata"]["nixflash"]
+        .as_table_mut()
+        .context("package.metadata.nixflash in Cargo.toml is not a table")?;
+    let have = nf.get("sim");
+    let theirs = have.is_some_and(|h| !was.as_ref().is_some_and(|w| same(h, w)));
+    Ok(match want {
+        Some(mut w) if blinky && !theirs && !have.is_some_and(|h| same(h, &w)) => {
+            // Right after [package.metadata.nixflash], as in the template (a table with no
+            // position follows the one before it).
+            if let Item::Table(t) = &mut w {
+                t.set_position(nf.position());
+            }
+            nf.insert("sim", w);
+            Some("[package.metadata.nixflash.sim] expects the blinky's greeting".into())
+        }
+        None if have.is_some() && !theirs => {
+            nf.remove("sim");
+            Some("removed [package.metadata.nixflash.sim] (the previous board's)".into())
+        }
+        _ => None,
+    })
 }
 
 /// The names of every dependency (normal, build and dev) of a manifest.
@@ -278,5 +361,56 @@ mod tests {
                 .any(|c| c.starts_with("removed ") && c.contains("arduino-hal")),
             "{changes:?}"
         );
+    }
+
+    #[test]
+    fn the_sim_expectations_follow_the_blinky_and_a_package_s_own_are_kept() {
+        let db = Database::builtin().unwrap();
+        let (uno, nano) = (template(&db, "uno"), template(&db, "nano"));
+        let expects = |doc: &DocumentMut| -> Option<String> {
+            let t: toml::Table = doc.to_string().parse().unwrap();
+            Some(t["package"]["metadata"]["nixflash"].get("sim")?["expect"].to_string())
+        };
+        let fresh = || -> DocumentMut {
+            let mut doc: DocumentMut = "[package]\nname = \"mine\"\nversion = \"0.1.0\"\n"
+                .parse()
+                .unwrap();
+            apply(&mut doc, db.get("uno").unwrap(), &uno, None).unwrap();
+            doc
+        };
+        // src/main.rs is the user's: nothing is known that it sends.
+        let mut doc = fresh();
+        assert_eq!(apply_sim(&mut doc, &uno, None, false).unwrap(), None);
+        assert_eq!(expects(&doc), None);
+        // The blinky: its greeting, once.
+        let mut doc = fresh();
+        assert!(apply_sim(&mut doc, &uno, None, true).unwrap().is_some());
+        let greeting = "[\"Hello from mine on the Arduino Uno!\"]";
+        assert_eq!(expects(&doc).as_deref(), Some(greeting));
+        assert_eq!(apply_sim(&mut doc, &uno, None, true).unwrap(), None);
+        // Another board's blinky replaces it, and its greeting the Uno's.
+        apply_sim(&mut doc, &nano, Some(&uno), true).unwrap();
+        let nano_greeting = "[\"Hello from mine on the Arduino Nano (old bootloader)!\"]";
+        assert_eq!(expects(&doc).as_deref(), Some(nano_greeting));
+        // A table of the package's own stays, whatever src/main.rs is.
+        let mut doc = fresh();
+        doc["package"]["metadata"]["nixflash"]["sim"] = toml_edit::Item::Table(
+            "expect = [\"ready\"]"
+                .parse::<DocumentMut>()
+                .unwrap()
+                .as_table()
+                .clone(),
+        );
+        assert_eq!(apply_sim(&mut doc, &nano, Some(&uno), true).unwrap(), None);
+        assert_eq!(expects(&doc).as_deref(), Some("[\"ready\"]"));
+        // A family without a simulator: the previous board's table goes, the package's own stays.
+        let c3 = template(&db, "esp32c3");
+        assert_eq!(apply_sim(&mut doc, &c3, Some(&nano), true).unwrap(), None);
+        let mut doc = fresh();
+        apply_sim(&mut doc, &uno, None, true).unwrap();
+        assert!(apply_sim(&mut doc, &c3, Some(&uno), true)
+            .unwrap()
+            .is_some());
+        assert_eq!(expects(&doc), None);
     }
 }

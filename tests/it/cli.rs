@@ -154,9 +154,11 @@ fn a_closed_pipe_ends_every_command_quietly() {
         "[package]\nname = \"pkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
     )
     .unwrap();
+    let made = tmp.path().join("made");
+    let elf = common::fixtures().join("project/firmware.elf");
     // With the exit code each must end with; None: the code of the same command run normally
     // (doctor's depends on this machine).
-    let runs: Vec<(Vec<&str>, &Path, Option<i32>)> = vec![
+    let mut runs: Vec<(Vec<&str>, &Path, Option<i32>)> = vec![
         (vec!["--help"], tmp.path(), Some(0)),
         (vec!["boards"], tmp.path(), Some(0)),
         (vec!["boards", "--json"], tmp.path(), Some(0)),
@@ -182,6 +184,23 @@ fn a_closed_pipe_ends_every_command_quietly() {
         (vec!["update"], tmp.path(), Some(1)),
         (vec!["flash", "--no-build"], tmp.path(), Some(1)),
     ];
+    // In the project `new` made above: the fixture firmware in simavr, its report on stdout.
+    if common::on_path("simavr") {
+        let sim = [
+            "sim",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--duration",
+            "0.5",
+            "--json",
+        ];
+        runs.push((sim.to_vec(), &made, Some(0)));
+    } else {
+        common::skip(
+            "a_closed_pipe_ends_every_command_quietly (sim)",
+            "simavr is not on PATH",
+        );
+    }
     for (args, dir, want) in runs {
         let mut c = bin();
         c.args(&args).current_dir(dir).env("XDG_CONFIG_HOME", &cfg);
@@ -278,10 +297,29 @@ fn boards_filter_by_id_alias_name_chip_or_family() {
             .collect()
     };
     assert_eq!(ids("uno"), ["uno"]);
-    assert_eq!(ids("ESP32"), ["esp32c3-devkitm-1", "esp32c6-devkitc-1"]);
-    assert_eq!(ids("arduino-mega"), ["mega2560"], "by alias");
-    assert_eq!(ids("atmega32u4"), ["leonardo"], "by chip");
+    // Every ESP32 board, and nothing else (the list grows with the database).
+    let db = nixflash::board::Database::builtin().unwrap();
+    let of_family = |family: &str| -> Vec<String> {
+        let mut v: Vec<String> = db
+            .boards()
+            .filter(|b| b.family().id == family)
+            .map(|b| b.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut esp = ids("ESP32");
+    esp.sort();
+    assert_eq!(esp, of_family("esp-riscv"), "by name");
+    assert!(esp.contains(&"esp32c6-devkitc-1".to_string()), "{esp:?}");
+    assert_eq!(ids("arduino-mega2560"), ["mega2560"], "by alias");
+    let mut u4 = ids("atmega32u4");
+    u4.sort();
+    assert_eq!(u4, ["leonardo", "micro", "promicro"], "by chip");
     assert_eq!(ids("Leonardo"), ["leonardo"], "by name");
+    let mut rp2 = ids("rp2");
+    rp2.sort();
+    assert_eq!(rp2, of_family("rp2"), "by family");
     let avr = ids("avr");
     assert!(
         avr.len() >= 5 && avr.contains(&"nano".to_string()),

@@ -438,8 +438,9 @@ fn package_drvs(dir: &Path, inputs: &Inputs) -> [String; 3] {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Evaluates a generated project's flake and checks crane's dependencies/firmware split.
-fn check_project(dir: &Path, name: &str, inputs: &Inputs) {
+/// Evaluates a generated project's flake and checks crane's dependencies/firmware split; with
+/// `sim` (AVR), the simulator and `checks.sim` too.
+fn check_project(dir: &Path, name: &str, inputs: &Inputs, sim: bool) {
     let sys = nix_system();
     // `nix eval .#packages.<system>.default.drvPath`, to the letter:
     let out = run(
@@ -469,6 +470,19 @@ fn check_project(dir: &Path, name: &str, inputs: &Inputs) {
     );
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(checks["firmware"], firmware.as_str());
+    // AVR: checks.sim runs the firmware in packages.simulator (nixpkgs' simavr).
+    let nix = |args: &[&str]| {
+        let what = format!("nix {} for {name}", args.join(" "));
+        run(
+            inputs
+                .command("nix", dir)
+                .args(args)
+                .args(inputs.eval_flags()),
+            &what,
+        )
+        .stdout
+    };
+    crate::sim::flake::check_outputs(&nix, &sys, name, &firmware, sim);
     for (check, suffix) in [("fmt", "fmt"), ("clippy", "clippy")] {
         assert!(
             checks[check]
@@ -550,11 +564,11 @@ fn generated_flakes_evaluate_without_ifd() {
     let tmp = tempfile::tempdir().unwrap();
 
     let c3 = nixflash_new(inputs, tmp.path(), "c3", "esp32c3");
-    check_project(&c3, "c3", inputs);
+    check_project(&c3, "c3", inputs, false);
 
     // The Pico's firmware derivation names nixpkgs' own flip-link and picotool, evaluated here.
     let pico = nixflash_new(inputs, tmp.path(), "pico", "pico");
-    check_project(&pico, "pico", inputs);
+    check_project(&pico, "pico", inputs, false);
 
     let uno = nixflash_new(inputs, tmp.path(), "uno", "uno");
     // The flake reads nix/std-Cargo.lock, the pinned toolchain's standard library lock, for
@@ -573,5 +587,5 @@ fn generated_flakes_evaluate_without_ifd() {
             .args(["add", "nix/std-Cargo.lock"]),
         "git add",
     );
-    check_project(&uno, "uno", inputs);
+    check_project(&uno, "uno", inputs, true);
 }

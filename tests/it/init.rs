@@ -40,17 +40,32 @@ fn toml(dir: &Path, path: &str) -> toml::Table {
 /// `nixflash new <name> --board <board> --no-git` in a folder of its own: what a project for
 /// that board is.
 fn fresh(tmp: &Path, name: &str, board: &str) -> std::path::PathBuf {
-    let at = tmp.join(format!("fresh-{board}"));
+    fresh_with(tmp, name, board, &[])
+}
+
+/// The same with more arguments for `new` (`--log defmt`).
+fn fresh_with(tmp: &Path, name: &str, board: &str, args: &[&str]) -> std::path::PathBuf {
+    let at = tmp.join(format!("fresh-{board}{}", args.join("")));
     fs::create_dir_all(&at).unwrap();
     nixflash(&at)
         .args(["new", name, "--board", board, "--no-git"])
+        .args(args)
         .assert()
         .success();
     at.join(name)
 }
 
+/// What `[package.metadata.nixflash.sim]` of `dir`'s Cargo.toml expects (the flake's checks.sim),
+/// if it has the table.
+fn sim_expects(dir: &Path) -> Option<String> {
+    let t = toml(dir, "Cargo.toml");
+    let sim = t["package"]["metadata"]["nixflash"].get("sim")?;
+    Some(sim["expect"].to_string())
+}
+
 /// Every board-derived file of `dir` is what `nixflash new` writes for the board (`want`), and
-/// Cargo.toml says what the new project's says, apart from fields the package had before.
+/// Cargo.toml says what the new project's says, apart from fields the package had before and
+/// what checks.sim expects (which follows src/main.rs: see [`sim_expects`]).
 fn assert_is_board_project(dir: &Path, want: &Path, family: &str) {
     for f in family_files(family).into_iter().chain(["Cargo.lock"]) {
         assert_eq!(
@@ -60,10 +75,12 @@ fn assert_is_board_project(dir: &Path, want: &Path, family: &str) {
         );
     }
     let (have, want) = (toml(dir, "Cargo.toml"), toml(want, "Cargo.toml"));
-    assert_eq!(
-        have["package"]["metadata"], want["package"]["metadata"],
-        "the board in Cargo.toml"
-    );
+    let nixflash = |t: &toml::Table| {
+        let mut nf = t["package"]["metadata"]["nixflash"].clone();
+        nf.as_table_mut().unwrap().remove("sim");
+        nf
+    };
+    assert_eq!(nixflash(&have), nixflash(&want), "the board in Cargo.toml");
     assert_eq!(have["dependencies"], want["dependencies"]);
     assert_eq!(have.get("profile"), want.get("profile"));
 }
@@ -110,6 +127,12 @@ fn init_in_a_fresh_cargo_package_makes_a_project_that_compiles() {
     let want = fresh(tmp.path(), "porch", "uno");
     assert_is_board_project(&dir, &want, "avr");
     assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
+    // The blinky's greeting, which the flake's checks.sim expects.
+    assert_eq!(sim_expects(&dir), sim_expects(&want));
+    assert_eq!(
+        sim_expects(&dir).as_deref(),
+        Some("[\"Hello from porch on the Arduino Uno!\"]")
+    );
     assert_eq!(read(&dir, ".gitignore"), "/target\n/result\n/.direnv\n");
     let tracked = git_tracked(&dir);
     for f in family_files("avr").into_iter().chain([
@@ -277,6 +300,11 @@ fn init_switches_boards_within_a_family_and_leaves_src_alone() {
         .stdout(predicate::str::contains("removed").not());
     assert_is_board_project(&dir, &fresh(tmp.path(), "lamp", "nano"), "avr");
     assert_eq!(read(&dir, "src/main.rs"), main);
+    // src/main.rs, kept, greets as on the Uno: checks.sim expects what it did.
+    assert_eq!(
+        sim_expects(&dir).as_deref(),
+        Some("[\"Hello from lamp on the Arduino Uno!\"]")
+    );
     // The switch is staged; the user's edit is not.
     let status = common::git(&dir, &["status", "--porcelain"]);
     assert_eq!(
@@ -332,7 +360,11 @@ fn init_switches_across_families_only_with_force() {
         .stdout(predicate::str::contains("removed   Ravedude.toml"))
         .stdout(predicate::str::contains("added     build.rs"))
         .stdout(predicate::str::contains("replaced  src/main.rs"))
-        .stdout(predicate::str::contains("replaced  Cargo.lock"));
+        .stdout(predicate::str::contains("replaced  Cargo.lock"))
+        .stdout(predicate::str::contains(
+            "removed [package.metadata.nixflash.sim] (the previous board's)",
+        ));
+    assert_eq!(sim_expects(&dir), None, "the ESP32-C3 has no simulator");
     let want = fresh(tmp.path(), "hop", "esp32c3");
     assert_is_board_project(&dir, &want, "esp-riscv");
     assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
@@ -361,6 +393,8 @@ fn init_switches_across_families_only_with_force() {
         ));
     assert_eq!(read(&dir, "src/main.rs"), mine);
     assert_is_board_project(&dir, &fresh(tmp.path(), "hop", "uno"), "avr");
+    // Not the blinky: nothing it is known to send, so checks.sim expects nothing.
+    assert_eq!(sim_expects(&dir), None);
     assert!(!dir.join("build.rs").exists());
 }
 
@@ -382,6 +416,11 @@ fn init_repairs_a_board_edited_by_hand() {
         .success()
         .stdout(predicate::str::contains("replaced  .cargo/config.toml"));
     assert_is_board_project(&dir, &fresh(tmp.path(), "fw", "mega2560"), "avr");
+    // src/main.rs is still the Uno's blinky, kept: checks.sim expects its greeting.
+    assert_eq!(
+        sim_expects(&dir).as_deref(),
+        Some("[\"Hello from fw on the Arduino Uno!\"]")
+    );
     let o = nixflash(&dir).args(["doctor", "--json"]).output().unwrap();
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
@@ -426,4 +465,78 @@ fn init_at_a_workspace_root_says_to_run_it_in_the_package() {
             "hint: run `nixflash init` in the package's folder, not at a workspace root",
         ));
     assert_eq!(tree(tmp.path()), before, "init wrote something");
+}
+
+/// A project made with `new --log defmt` keeps the choice (recorded in Cargo.toml) when `init`
+/// switches it to another ESP32, every file then as `new --log defmt` writes it for that board,
+/// the chip's features in every dependency included; `init --log` changes the choice; a board
+/// whose family has no such choice refuses `--log`, and a switch to it drops the choice.
+#[test]
+fn init_keeps_the_log_choice_and_changes_it_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    nixflash(tmp.path())
+        .args([
+            "new", "probe", "--board", "esp32c3", "--log", "defmt", "--no-git",
+        ])
+        .assert()
+        .success();
+    let dir = tmp.path().join("probe");
+    assert_eq!(
+        toml(&dir, "Cargo.toml")["package"]["metadata"]["nixflash"]["log"].as_str(),
+        Some("defmt")
+    );
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: board = \"esp32c6-devkitc-1\"; esp-hal set to feature \
+             `esp32c6`; esp-bootloader-esp-idf, esp-backtrace, esp-println as the board needs them\n",
+        ))
+        .stdout(predicate::str::contains("replaced  src/main.rs"));
+    let want = fresh_with(tmp.path(), "probe", "esp32c6", &["--log", "defmt"]);
+    assert_is_board_project(&dir, &want, "esp-riscv");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
+
+    // Back to text lines.
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--log", "println", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: removed log = \"defmt\"; esp-backtrace, esp-println as the \
+             board needs them; removed defmt (the previous board's)\n",
+        ));
+    let want = fresh(tmp.path(), "probe", "esp32c6");
+    assert_is_board_project(&dir, &want, "esp-riscv");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
+
+    // The Uno has no choice of logging: asked for one, init changes nothing.
+    nixflash(&dir)
+        .args(["init", "--board", "esp32c6", "--log", "defmt", "--no-git"])
+        .assert()
+        .success();
+    let before: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
+    nixflash(&dir)
+        .args([
+            "init", "--board", "uno", "--force", "--log", "defmt", "--no-git",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "error: --log is not offered for the Arduino Uno (family `avr`)",
+        ));
+    let after: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
+    assert_eq!(after, before, "init changed files when it refused");
+    // Switched to it, the project drops the choice.
+    nixflash(&dir)
+        .args(["init", "--board", "uno", "--force", "--no-git"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "changed   Cargo.toml: board = \"uno\"; removed log = \"defmt\";",
+        ));
+    let want = fresh(tmp.path(), "probe", "uno");
+    assert_is_board_project(&dir, &want, "avr");
+    assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
 }

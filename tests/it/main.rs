@@ -1,10 +1,12 @@
 //! nixflash's integration tests, one binary with a module per area, sharing the helpers in
-//! `common` (skipping, processes, the simulated Uno, ../shared's fixtures and nix-offline).
+//! `common` (skipping, processes, the simulated Uno, ../shared's fixtures and nix-offline, compiled
+//! blinkies).
 //! The real Nix builds of generated projects take minutes and have their own binary,
 //! tests/nix_build.rs.
 
 mod common;
 
+mod boards;
 mod build;
 mod cli;
 mod decode;
@@ -19,3 +21,4 @@ mod new_log;
 mod ports;
 mod report;
 mod rp2;
+mod sim;

@@ -216,15 +216,9 @@ fn is_word(b: u8) -> bool {
 
 /// Where `0x` or `0X` starts in `bytes`.
 fn find_0x(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while let Some(i) = bytes[at..].iter().position(|&b| b == b'0') {
-        let i = at + i;
-        if matches!(bytes.get(i + 1), Some(b'x' | b'X')) {
-            return Some(i);
-        }
-        at = i + 1;
-    }
-    None
+    memchr::memchr2_iter(b'x', b'X', bytes)
+        .find(|&i| i > 0 && bytes[i - 1] == b'0')
+        .map(|i| i - 1)
 }
 
 #[cfg(test)]

@@ -3,13 +3,21 @@
 //! frames; `0xFF` is never UTF-8, so text cannot be taken for a frame start. Frames are decoded
 //! with the firmware's table (the ELF's `.defmt` section) by defmt-decoder.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::rc::Rc;
 
-use defmt_decoder::{Encoding, Locations, Table};
+use defmt_decoder::{Encoding, Table};
 
 /// A frame longer than this is not one: the bytes were something else.
 const MAX_FRAME: usize = 16 * 1024;
+
+/// Frames up to this long are remembered with their line: firmware sends the same ones again
+/// and again (a log call without arguments, or with the same values).
+const CACHED_FRAME: usize = 64;
+/// How many frames are remembered at most (then forgotten all at once).
+const CACHED_FRAMES: usize = 4096;
 
 /// What the port's bytes were.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +25,7 @@ pub enum Piece {
     /// Text, as it came.
     Text(Vec<u8>),
     /// A decoded frame: `INFO  message (src/main.rs:20)`, without a line end.
-    Line(String),
+    Line(Rc<str>),
     /// Something the user should know, for a `--- ` status line.
     Notice(String),
 }
@@ -25,8 +33,11 @@ pub enum Piece {
 /// The firmware's defmt table, and where the port's bytes are in the framing.
 pub struct Defmt {
     table: Table,
-    locations: Locations,
-    root: Option<PathBuf>,
+    /// Where each log call of the table is in the source, as shown after its message:
+    /// ` (src/main.rs:20)`.
+    places: BTreeMap<u64, String>,
+    /// Lines of frames seen before, by the frame's bytes.
+    seen: HashMap<Box<[u8]>, Rc<str>>,
     framer: Framer,
 }
 
@@ -46,30 +57,51 @@ impl Defmt {
                 table.encoding()
             ));
         }
-        let locations = table.get_locations(elf).unwrap_or_default();
+        let places = table
+            .get_locations(elf)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(index, loc)| {
+                let file = match root {
+                    Some(root) => loc.file.strip_prefix(root).unwrap_or(&loc.file),
+                    None => &loc.file,
+                };
+                (index, format!(" ({}:{})", file.display(), loc.line))
+            })
+            .collect();
         Ok(Some(Defmt {
             table,
-            locations,
-            root: root.map(Path::to_path_buf),
+            places,
+            seen: HashMap::new(),
             framer: Framer::default(),
         }))
     }
 
     /// Whether frames can be placed in the source (the ELF has DWARF for them).
     pub fn has_locations(&self) -> bool {
-        !self.locations.is_empty()
+        !self.places.is_empty()
     }
 
     /// Sorts the port's bytes into text, decoded frames and notices, in order.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Piece>) {
         let Defmt {
             table,
-            locations,
-            root,
+            places,
+            seen,
             framer,
         } = self;
         framer.feed(bytes, out, &mut |f| {
-            decode(table, locations, root.as_deref(), f)
+            if let Some(line) = seen.get(f) {
+                return Some(line.clone());
+            }
+            let line: Rc<str> = decode(table, places, f)?.into();
+            if f.len() <= CACHED_FRAME {
+                if seen.len() >= CACHED_FRAMES {
+                    seen.clear();
+                }
+                seen.insert(f.into(), line.clone());
+            }
+            Some(line)
         });
     }
 
@@ -84,8 +116,10 @@ impl Defmt {
 pub struct Framer {
     /// `0xFF` ended the last bytes: a frame may be starting.
     pending_ff: bool,
-    /// Inside a frame: its bytes so far.
-    frame: Option<Vec<u8>>,
+    /// Inside a frame.
+    in_frame: bool,
+    /// The bytes of a frame that started in an earlier read.
+    buf: Vec<u8>,
 }
 
 impl Framer {
@@ -95,7 +129,7 @@ impl Framer {
         &mut self,
         bytes: &[u8],
         out: &mut Vec<Piece>,
-        decode: &mut dyn FnMut(&[u8]) -> Option<String>,
+        decode: &mut dyn FnMut(&[u8]) -> Option<Rc<str>>,
     ) {
         let mut rest = bytes;
         if self.pending_ff {
@@ -106,15 +140,15 @@ impl Framer {
                     return;
                 }
                 Some(0) => {
-                    self.frame = Some(Vec::new());
+                    self.in_frame = true;
                     rest = &rest[1..];
                 }
                 Some(_) => text(out, &[0xFF]),
             }
         }
         while !rest.is_empty() {
-            let Some(frame) = &mut self.frame else {
-                match rest.iter().position(|&b| b == 0xFF) {
+            if !self.in_frame {
+                match memchr::memchr(0xFF, rest) {
                     None => {
                         text(out, rest);
                         rest = &[];
@@ -127,7 +161,7 @@ impl Framer {
                                 rest = &[];
                             }
                             Some(0) => {
-                                self.frame = Some(Vec::new());
+                                self.in_frame = true;
                                 rest = &rest[i + 2..];
                             }
                             // 0xFF in text (the next byte may be 0xFF again).
@@ -139,46 +173,46 @@ impl Framer {
                     }
                 }
                 continue;
-            };
+            }
             // The first frame after a boot starts with an extra separator.
-            if frame.is_empty() {
+            if self.buf.is_empty() {
                 let zeros = rest.iter().take_while(|&&b| b == 0).count();
                 rest = &rest[zeros..];
             }
-            match rest.iter().position(|&b| b == 0) {
-                Some(end) => {
-                    frame.extend_from_slice(&rest[..end]);
-                    rest = &rest[end + 1..];
-                    let frame = self.frame.take().unwrap_or_default();
-                    if frame.len() > MAX_FRAME {
-                        out.push(too_long(frame.len()));
-                        continue;
-                    }
-                    match decode(&frame) {
-                        Some(line) => out.push(Piece::Line(line)),
-                        None => {
-                            out.push(Piece::Notice(format!(
-                                "a defmt frame ({} bytes) does not decode with this firmware's \
-                                 table (cut short, or from other firmware): skipped",
-                                frame.len()
-                            )));
-                            // A frame cut short runs into the next one's start, `0xFF 0x00`:
-                            // the zero taken for its end was the next frame's.
-                            if frame.last() == Some(&0xFF) {
-                                self.frame = Some(Vec::new());
-                            }
-                        }
-                    }
+            let Some(end) = memchr::memchr(0, rest) else {
+                self.buf.extend_from_slice(rest);
+                rest = &[];
+                if self.buf.len() > MAX_FRAME {
+                    out.push(too_long(self.buf.len()));
+                    self.buf.clear();
+                    self.in_frame = false;
                 }
-                None => {
-                    frame.extend_from_slice(rest);
-                    rest = &[];
-                    if frame.len() > MAX_FRAME {
-                        out.push(too_long(frame.len()));
-                        self.frame = None;
-                    }
-                }
+                continue;
+            };
+            // A frame within one read is decoded where it is.
+            let frame = if self.buf.is_empty() {
+                &rest[..end]
+            } else {
+                self.buf.extend_from_slice(&rest[..end]);
+                &self.buf[..]
+            };
+            rest = &rest[end + 1..];
+            self.in_frame = false;
+            if frame.len() > MAX_FRAME {
+                out.push(too_long(frame.len()));
+            } else if let Some(line) = decode(frame) {
+                out.push(Piece::Line(line));
+            } else {
+                out.push(Piece::Notice(format!(
+                    "a defmt frame ({} bytes) does not decode with this firmware's table (cut \
+                     short, or from other firmware): skipped",
+                    frame.len()
+                )));
+                // A frame cut short runs into the next one's start, `0xFF 0x00`: the zero taken
+                // for its end was the next frame's.
+                self.in_frame = frame.last() == Some(&0xFF);
             }
+            self.buf.clear();
         }
     }
 
@@ -189,42 +223,40 @@ impl Framer {
             self.pending_ff = false;
             text(out, &[0xFF]);
         }
-        if let Some(frame) = self.frame.take() {
+        if std::mem::take(&mut self.in_frame) {
             out.push(Piece::Notice(format!(
                 "a defmt frame was cut short ({} bytes, then nothing): skipped",
-                frame.len()
+                self.buf.len()
             )));
+            self.buf.clear();
         }
     }
 }
 
 /// `[timestamp ]LEVEL message (file:line)`, if the frame is one of the table's, whole.
-fn decode(
-    table: &Table,
-    locations: &Locations,
-    root: Option<&Path>,
-    frame: &[u8],
-) -> Option<String> {
+fn decode(table: &Table, places: &BTreeMap<u64, String>, frame: &[u8]) -> Option<String> {
     let raw = rzcobs::decode(frame).ok()?;
     let (f, used) = table.decode(&raw).ok()?;
     // rzCOBS pads the last group with zeros; anything else left over is not this frame.
     if raw[used..].iter().any(|&b| b != 0) {
         return None;
     }
-    let mut s = String::new();
+    let mut s = String::with_capacity(96);
     if let Some(t) = f.display_timestamp() {
         let _ = write!(s, "{t} ");
     }
     if let Some(level) = f.level() {
-        let _ = write!(s, "{:<5} ", level.as_str().to_ascii_uppercase());
+        s.push_str(match level.as_str() {
+            "trace" => "TRACE ",
+            "debug" => "DEBUG ",
+            "info" => "INFO  ",
+            "warn" => "WARN  ",
+            _ => "ERROR ",
+        });
     }
     let _ = write!(s, "{}", f.display_message());
-    if let Some(loc) = locations.get(&f.index()) {
-        let file = match root {
-            Some(root) => loc.file.strip_prefix(root).unwrap_or(&loc.file),
-            None => &loc.file,
-        };
-        let _ = write!(s, " ({}:{})", file.display(), loc.line);
+    if let Some(place) = places.get(&f.index()) {
+        s.push_str(place);
     }
     Some(s)
 }
@@ -256,7 +288,7 @@ mod tests {
         let mut out = Vec::new();
         let mut decode = |frame: &[u8]| {
             let s = String::from_utf8(frame.to_vec()).ok()?;
-            (!s.starts_with("bad")).then(|| format!("<{s}>"))
+            (!s.starts_with("bad")).then(|| format!("<{s}>").into())
         };
         for c in chunks {
             f.feed(c, &mut out, &mut decode);
@@ -272,7 +304,7 @@ mod tests {
     }
 
     fn l(s: &str) -> Piece {
-        Piece::Line(s.to_string())
+        Piece::Line(s.into())
     }
 
     #[test]

@@ -48,45 +48,47 @@ impl Decoder {
         }
     }
 
-    /// `text` with, after each line it completes, the annotations of the addresses in it.
-    pub fn annotate(&mut self, text: String) -> String {
-        let mut out: Option<String> = None;
-        // Bytes of `text` already in `out`, and where the line being looked at starts.
-        let (mut copied, mut start) = (0, 0);
-        for (end, _) in text.match_indices('\n') {
+    /// Appends `text` to `out`, with, after each line it completes, the annotations of the
+    /// addresses in that line.
+    pub fn annotate_into(&mut self, text: &str, out: &mut String) {
+        out.reserve(text.len());
+        // Text without an `x` (nor the line it continues) has no `0x`: nothing to look up.
+        let has_x = |s: &str| memchr::memchr2(b'x', b'X', s.as_bytes()).is_some();
+        if !has_x(text) && !has_x(&self.line) {
+            out.push_str(text);
+            if let Some(i) = memchr::memrchr(b'\n', text.as_bytes()) {
+                self.line.clear();
+                self.remember(&text[i + 1..]);
+            } else {
+                self.remember(text);
+            }
+            return;
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
             let piece = &text[start..=end];
-            let mut notes = String::new();
+            out.push_str(piece);
             if self.line.is_empty() {
-                self.symbols.annotate(piece, &mut notes);
+                self.symbols.annotate(piece, out);
             } else {
                 self.remember(piece);
                 let line = std::mem::take(&mut self.line);
-                self.symbols.annotate(&line, &mut notes);
-            }
-            if !notes.is_empty() {
-                let o = out.get_or_insert_with(|| String::with_capacity(text.len() * 2));
-                o.push_str(&text[copied..=end]);
-                o.push_str(&notes);
-                copied = end + 1;
+                self.symbols.annotate(&line, out);
+                self.line = line;
+                self.line.clear();
             }
             start = end + 1;
         }
+        out.push_str(&text[start..]);
         self.remember(&text[start..]);
-        match out {
-            None => text,
-            Some(mut o) => {
-                o.push_str(&text[copied..]);
-                o
-            }
-        }
     }
 
-    /// A decoded defmt line, with the annotations of the addresses in its message, ending in
-    /// `\n`.
-    pub fn line(&mut self, line: &str) -> String {
-        let mut out = format!("{line}\n");
-        self.symbols.annotate(line, &mut out);
-        out
+    /// Appends a decoded defmt line to `out`, ending in `\n`, with the annotations of the
+    /// addresses in its message.
+    pub fn line_into(&mut self, line: &str, out: &mut String) {
+        out.push_str(line);
+        out.push('\n');
+        self.symbols.annotate(line, out);
     }
 
     /// Keeps the start of the line being received.

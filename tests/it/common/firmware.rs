@@ -3,15 +3,14 @@
 //! test binary and kept under `CARGO_TARGET_TMPDIR`.
 //!
 //! The `-Z build-std` and linker overrides are given on the command line, not written into the
-//! templates: the templates are right for rustup and Nix users. The Uno's arduino-hal comes from
-//! the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
+//! templates: the templates are right for rustup and Nix users. The AVR boards' arduino-hal comes
+//! from the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use super::offline::{avr_hal_git, firmware_env};
+use super::compile;
 use super::process::{run_bounded, text};
 use super::{fixtures, nixflash, skip, tmp};
 
@@ -28,6 +27,10 @@ pub enum Kind {
     Uno,
     /// The Uno project with tests/fixtures/firmware/uno-addresses.rs as src/main.rs.
     UnoAddresses,
+    /// `nixflash new fw --board mega2560` as it is.
+    Mega2560,
+    /// `nixflash new fw --board leonardo` as it is.
+    Leonardo,
     /// `nixflash new fw --board pico` as it is.
     Pico,
     /// `nixflash new fw --board pico2` as it is.
@@ -46,6 +49,8 @@ impl Kind {
         match self {
             Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
             Kind::Uno | Kind::UnoAddresses => "uno",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
             Kind::Pico => "pico",
             Kind::Pico2 => "pico2",
         }
@@ -58,6 +63,8 @@ impl Kind {
             Kind::Esp32c3Addresses => "esp32c3-addresses",
             Kind::Uno => "uno",
             Kind::UnoAddresses => "uno-addresses",
+            Kind::Mega2560 => "mega2560",
+            Kind::Leonardo => "leonardo",
             Kind::Pico => "pico",
             Kind::Pico2 => "pico2",
         }
@@ -93,16 +100,10 @@ pub fn build(kind: Kind) -> Result<Built, String> {
 
 fn build_now(kind: Kind) -> Result<Built, String> {
     // Said before anything is written: this machine may lack the tools.
-    firmware_env()?;
-    match kind {
-        Kind::Uno | Kind::UnoAddresses => {
-            avr_hal_git()?;
-        }
-        Kind::Pico | Kind::Pico2 => {
-            which::which("flip-link")
-                .map_err(|_| "flip-link is not installed (cargo install flip-link --locked)")?;
-        }
-        _ => {}
+    let db = nixflash::board::Database::builtin().unwrap();
+    let board = db.get(kind.board()).map_err(|e| format!("{e:#}"))?;
+    if let Some(why) = compile::missing(&compile::recipe(board)?) {
+        return Err(why);
     }
     let dir = tmp().join("firmware").join(kind.name());
     let _ = std::fs::remove_dir_all(&dir);
@@ -132,154 +133,38 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         )
         .unwrap();
     }
-    // The template's own flags decide whether dependencies can be shared: the defmt project's
-    // rustflags differ, so it has a target folder of its own.
-    let out = match kind {
-        Kind::Esp32c3 | Kind::Esp32c3Addresses => compile_esp(&project, "firmware-esp32c3", "fw"),
-        Kind::Esp32c3Defmt => compile_esp(&project, "firmware-esp32c3-defmt", "fw"),
-        Kind::Uno | Kind::UnoAddresses => compile_uno(&project, "fw"),
-        Kind::Pico => compile_rp2(&project, "thumbv6m-none-eabi", "fw"),
-        Kind::Pico2 => compile_rp2(&project, "thumbv8m.main-none-eabihf", "fw"),
-    }?;
-    let elf = dir.join("fw.elf");
-    std::fs::copy(&out, &elf).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    // Through the shared target folder of common::compile; the defmt project's rustflags differ
+    // (-Tdefmt.x), which cargo would take for a change of every crate, so it has its own.
+    let target = match kind {
+        Kind::Esp32c3Defmt => tmp().join("firmware-target-defmt"),
+        _ => compile::target_dir(),
+    };
+    let elf = compile::compile_in(board, &project, "fw", &target)?.elf;
     Ok(Built { project, elf })
 }
 
 /// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real
 /// compiler for `test`: its ELF `bin`, or None after [`skip`].
 pub fn compile_avr(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
-    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    compile_uno(project, bin)
-        .map_err(|why| skip(test, &why))
-        .ok()
+    compile_for(test, "uno", project, bin)
 }
 
 /// Compiles the ESP32-C3 project at `project` with the real compiler for `test`: its ELF `bin`,
 /// or None after [`skip`].
 pub fn compile_esp32c3(test: &str, project: &Path, bin: &str) -> Option<PathBuf> {
-    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    compile_esp(project, "firmware-esp32c3", bin)
-        .map_err(|why| skip(test, &why))
-        .ok()
+    compile_for(test, "esp32c3", project, bin)
 }
 
-/// `cargo build` of an AVR project, arduino-hal taken from the avr-hal bundle: its ELF `bin`.
-fn compile_uno(project: &Path, bin: &str) -> Result<PathBuf, String> {
-    let env = firmware_env()?;
-    let mirror = avr_hal_git()?;
-    let git_config = project.join("../gitconfig-for-avr-hal");
-    std::fs::write(
-        &git_config,
-        format!(
-            "[url \"{}\"]\n\tinsteadOf = https://github.com/rahix/avr-hal\n",
-            mirror.display()
-        ),
-    )
-    .unwrap();
-    let target_dir = tmp().join("firmware-uno");
-    cargo_build(&env, project, &target_dir, &[], Some(&git_config));
-    let elf = target_dir.join(format!("avr-none/release/{bin}.elf"));
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_AVR));
-    Ok(elf)
-}
-
-/// `cargo build` of an ESP32-C3 project in the target folder `target` (under the tests' own):
-/// its ELF `bin`.
-fn compile_esp(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
-    let env = firmware_env()?;
-    let target_dir = tmp().join(target);
-    cargo_build(
-        &env,
-        project,
-        &target_dir,
-        &[
-            "-Z",
-            "build-std=core,alloc",
-            "--config",
-            "target.riscv32imc-unknown-none-elf.linker=\"ld.lld\"",
-        ],
-        None,
-    );
-    let elf = target_dir.join(format!("riscv32imc-unknown-none-elf/release/{bin}"));
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_RISCV));
-    Ok(elf)
-}
-
-/// `cargo build` of an RP2 project for `target` (thumbv6m-none-eabi, thumbv8m.main-none-eabihf),
-/// linked by flip-link as the project says: its ELF `bin`. Debian's rustc has no `core` for these
-/// targets, so it is built (`-Z build-std=core`); flip-link runs `rust-lld`, which is the host's
-/// ld.lld here.
-fn compile_rp2(project: &Path, target: &str, bin: &str) -> Result<PathBuf, String> {
-    let env = firmware_env()?;
-    let tools = project.join("../rust-lld-is-ld.lld");
-    std::fs::create_dir_all(&tools).unwrap();
-    let lld = which::which("ld.lld").map_err(|_| "ld.lld is not installed")?;
-    let _ = std::fs::remove_file(tools.join("rust-lld"));
-    std::os::unix::fs::symlink(lld, tools.join("rust-lld")).unwrap();
-    let chip = target.split('-').next().unwrap();
-    let target_dir = tmp().join(format!("firmware-{chip}"));
-    cargo_build_in(
-        &env,
-        project,
-        &target_dir,
-        &["-Z", "build-std=core"],
-        None,
-        Some(&tools),
-    );
-    let elf = target_dir.join(format!("{target}/release/{bin}"));
-    assert_eq!(elf_machine(&elf), (ELFCLASS32, EM_ARM));
-    Ok(elf)
-}
-
-/// `cargo build --release --locked` in `project` under firmware-env.sh (`env`), with extra
-/// arguments; git reads `git_config` (for the avr-hal mirror) if given.
-pub fn cargo_build(
-    env: &Path,
-    project: &Path,
-    target_dir: &Path,
-    args: &[&str],
-    git_config: Option<&Path>,
-) {
-    cargo_build_in(env, project, target_dir, args, git_config, None)
-}
-
-/// [`cargo_build`] with `path` (if any) first on PATH.
-fn cargo_build_in(
-    env: &Path,
-    project: &Path,
-    target_dir: &Path,
-    args: &[&str],
-    git_config: Option<&Path>,
-    path: Option<&Path>,
-) {
-    let mut script = format!(
-        ". '{}' && exec cargo build --release --locked",
-        env.display()
-    );
-    if let Some(dir) = path {
-        script = format!("PATH='{}':\"$PATH\" && {script}", dir.display());
+fn compile_for(test: &str, board: &str, project: &Path, bin: &str) -> Option<PathBuf> {
+    let db = nixflash::board::Database::builtin().unwrap();
+    let board = db.get(board).unwrap();
+    let recipe = compile::recipe(board).unwrap();
+    if let Some(why) = compile::missing(&recipe) {
+        skip(test, &why);
+        return None;
     }
-    for a in args {
-        script.push_str(&format!(" '{a}'"));
-    }
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", &script])
-        .current_dir(project)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    if let Some(cfg) = git_config {
-        cmd.env("GIT_CONFIG_GLOBAL", cfg)
-            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
-    }
-    let out = run_bounded(&mut cmd, Duration::from_secs(3600));
-    assert!(
-        out.status.success(),
-        "cargo build failed in {}:\n{}",
-        project.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let compiled = compile::compile(board, project, bin).unwrap_or_else(|e| panic!("{e}"));
+    Some(compiled.elf)
 }
 
 /// ELF class and machine of a file.

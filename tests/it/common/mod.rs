@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test file that needs them says `mod common;`).
 #![allow(dead_code)]
 
+pub mod compile;
 pub mod firmware;
 pub mod fixture;
 pub mod offline;
@@ -41,6 +42,13 @@ pub fn skip(test: &str, why: &str) {
     }
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// A `measured: ...` line (a figure CI collects from the test log), written to the process's
+/// stderr itself as [`skip`] does, so that libtest does not swallow it when the test passes.
+pub fn measured(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "measured: {what}");
 }
 
 /// Whether `tool` is on PATH.

@@ -177,8 +177,8 @@ pub fn nix_offline() -> Result<&'static NixOffline, String> {
 /// nix-offline's `args` with its nixpkgs replaced by a copy that also has
 /// tests/fixtures/nix-offline/overlay.nix: shellcheck, ravedude, espflash, nixfmt, flip-link and
 /// picotool stood in (the slimmed nixpkgs cannot evaluate or build them), so that `nix flake
-/// check` evaluates every output of a generated flake, and clippy given the stand-in toolchain's
-/// sysroot.
+/// check` evaluates every output of a generated flake, simavr linked from the host (nixpkgs' cannot
+/// be built here), and clippy given the stand-in toolchain's sysroot.
 fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
     let stand_in = dir.join("nixpkgs");
     let tests = dir.join("nixpkgs-tests");
@@ -206,6 +206,7 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
         .unwrap()
         .replace("@RAVEDUDE@", &host("ravedude"))
         .replace("@ESPFLASH@", &host("espflash"))
+        .replace("@SIMAVR@", &host("simavr"))
         .replace("@FLIP_LINK@", &runnable("flip-link"))
         .replace("@ELF2UF2@", &runnable("elf2uf2-rs"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();

@@ -1,0 +1,414 @@
+//! Running firmware without the board: `nixflash sim` runs it in the board family's simulator
+//! (simavr for AVR boards) on the board's MCU at its clock, and shows what the board would do:
+//! the firmware's serial output and its LED.
+//!
+//! simavr is run as a program, the one on PATH or the one the project's flake pins
+//! ([`program`]). It is told what to trace by a `.mmcu` section added to a copy of the ELF
+//! ([`elf`]): every byte the firmware writes to its console USART's data register and the LED
+//! pin's level, as a VCD trace ([`vcd`]) that it writes into a pseudo-terminal, line by line as
+//! the simulation goes. A run of bounded length gets an input trace that ends at that time,
+//! which is what stops simavr there. [`watch`] shows and keeps what the trace says.
+
+pub mod elf;
+pub mod led;
+pub mod program;
+#[cfg(unix)]
+mod pty;
+pub mod vcd;
+pub mod watch;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::board::Board;
+use crate::error::Failure;
+use crate::process::Cmd;
+pub use program::{find, Program, Source};
+pub use watch::{Display, Expectation};
+
+/// What `nixflash sim` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Simulated time to run for; `None`: until Ctrl-C (or, with `expect`, until every text
+    /// appeared).
+    pub duration: Option<Duration>,
+    /// Texts the firmware must send on its console.
+    pub expect: Vec<String>,
+    /// Write the LED and the console's bytes as a VCD trace here.
+    pub vcd: Option<PathBuf>,
+    /// Stamp each line of serial output with the simulated time.
+    pub timestamps: bool,
+    /// Show the serial output on stderr (stdout is for the `--json` report).
+    pub uart_to_stderr: bool,
+}
+
+/// Why a simulation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum End {
+    /// It ran for the duration asked.
+    Duration,
+    /// Every expected text appeared (no duration was given).
+    Expected,
+    /// Ctrl-C, or another signal.
+    Interrupted,
+    /// The firmware put the CPU to sleep with interrupts off: nothing can wake it.
+    Halted,
+    /// The simulated CPU crashed (simavr: "avr_sadly_crashed").
+    Crashed,
+}
+
+/// The LED's part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedReport {
+    /// Its pin (`PB5`).
+    pub pin: String,
+    pub changes: u64,
+    /// The first changes, one by one.
+    pub edges: Vec<led::Edge>,
+    /// The longest run of changes at one interval, if there was one.
+    pub steady: Option<led::Steady>,
+}
+
+/// The serial console's part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct UartReport {
+    /// The USART (`USART0`).
+    pub name: String,
+    pub bytes: u64,
+    /// What it sent, bytes that are not UTF-8 escaped as `\xNN` (at most the first MiB).
+    pub text: String,
+}
+
+/// What happened in a simulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub board: String,
+    pub mcu: String,
+    pub clock_hz: u64,
+    pub elf: PathBuf,
+    pub simulator: PathBuf,
+    /// `path` or `flake`.
+    pub simulator_source: &'static str,
+    pub end: End,
+    pub simulated_seconds: f64,
+    /// Whether `simulated_seconds` is exact; when the run was stopped (Ctrl-C, a crash), it is
+    /// the time of the last change seen, and the simulation went on a little further.
+    pub simulated_exact: bool,
+    pub wall_seconds: f64,
+    /// Simulated seconds per wall second.
+    pub speed: f64,
+    pub uart: UartReport,
+    pub led: LedReport,
+    pub expect: Vec<Expectation>,
+    /// What simavr said about a crash.
+    pub crash: Vec<String>,
+}
+
+impl Report {
+    /// The expected texts that never appeared.
+    pub fn missing(&self) -> Vec<&str> {
+        self.expect
+            .iter()
+            .filter(|e| e.seen_at_seconds.is_none())
+            .map(|e| e.text.as_str())
+            .collect()
+    }
+}
+
+/// Checks that `elf` is firmware for the board's MCU: the family's ELF machine, and, where the
+/// ELF says which MCU it was linked for (avr-libc's device note), that one.
+pub fn check_firmware(board: &Board, elf: &Path) -> Result<()> {
+    crate::flash::check_elf(board, elf)?;
+    let data = std::fs::read(elf)
+        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+    if let Some(device) = elf::avr_device(&data) {
+        if !device.eq_ignore_ascii_case(&board.chip) {
+            return Err(Failure::new(format!(
+                "{} is firmware for the {device}, but the {} has an {}",
+                elf.display(),
+                board.name,
+                board.chip
+            ))
+            .hint(format!(
+                "is it built for the right board? This project is for `{}`; simulate firmware \
+                 built for it (drop --elf to build it)",
+                board.id
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// What comes out of the threads that read simavr.
+enum Msg {
+    Change(vcd::Change),
+    TraceEnd(Option<String>),
+    Stderr(String),
+    StderrEnd,
+}
+
+/// Runs `elf` on `board` with `program` as `opts` say, showing the firmware's serial output on
+/// stdout (or stderr) and the LED's changes on stderr as they come.
+#[cfg(unix)]
+pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Result<Report> {
+    check_firmware(board, elf)?;
+    let spec = board
+        .sim
+        .as_ref()
+        .with_context(|| format!("board `{}` has no `sim` table for the simulator", board.id))?;
+    let clock = board
+        .clock
+        .with_context(|| format!("board `{}` has no `clock`", board.id))?;
+    let (port, bit) = spec
+        .led_pin()
+        .with_context(|| format!("`sim.led = \"{}\"` is not a pin", spec.led))?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("nixflash-sim-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let mut pty = pty::Pty::open()?;
+    let mmcu = elf::Mmcu::default()
+        .vcd_file(&pty.path.to_string_lossy(), 1000)?
+        .register(spec.uart_data, "uart")?
+        .pin(port, bit, "led")?;
+    let data = std::fs::read(elf)
+        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+    let traced = dir.path().join("firmware.elf");
+    let copy = elf::with_section(&data, ".mmcu", mmcu.bytes())
+        .with_context(|| format!("cannot add simavr's trace section to {}", elf.display()))?;
+    std::fs::write(&traced, copy).context("cannot write the firmware's copy")?;
+    let stop = dir.path().join("stop.vcd");
+    let traced_s = traced.display().to_string();
+    let stop_s = stop.display().to_string();
+    let fill = [("elf", traced_s.as_str()), ("stop", stop_s.as_str())];
+    let mut args = Vec::new();
+    if let Some(d) = opts.duration {
+        std::fs::write(&stop, vcd::stop_input(d.as_micros() as u64))
+            .context("cannot write the trace that ends the simulation")?;
+        for a in &program.spec.stop_args {
+            args.push(board.fill(a, &fill)?);
+        }
+    }
+    for a in &program.spec.args {
+        args.push(board.fill(a, &fill)?);
+    }
+    let cmd = Cmd::new(&program.program).args(&args).dir(dir.path());
+
+    let comment = format!(
+        "nixflash sim: {} ({} at {} Hz) running {}. {}_TX: each byte the firmware sent, for one \
+         frame at {} baud (the board's console speed).",
+        board.name,
+        spec.mcu,
+        clock,
+        elf.display(),
+        spec.uart,
+        board.monitor.baud
+    );
+    let vcd_out = opts.vcd.as_deref().map(|p| {
+        (
+            p,
+            spec.led.as_str(),
+            spec.uart.as_str(),
+            board.monitor.baud,
+            comment.as_str(),
+        )
+    });
+    let display = Display {
+        timestamps: opts.timestamps,
+        uart_to_stderr: opts.uart_to_stderr,
+    };
+    let mut watch = watch::Watch::new(display, &opts.expect, vcd_out)?;
+
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn_piped()
+        .with_context(|| format!("cannot run {}", program.program.display()))?;
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut master = pty.master.try_clone().context("cannot read the pty")?;
+    let trace_tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut reader = vcd::Reader::default();
+        let (mut buf, mut line) = (vec![0u8; 8192], Vec::new());
+        let mut error = None;
+        'read: loop {
+            let n = match pty::read_chunk(&mut master, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for &b in &buf[..n] {
+                if b != b'\n' {
+                    line.push(b);
+                    continue;
+                }
+                match reader.line(&String::from_utf8_lossy(&line)) {
+                    Ok(changes) => {
+                        for c in changes {
+                            if trace_tx.send(Msg::Change(c)).is_err() {
+                                break 'read;
+                            }
+                        }
+                    }
+                    Err(e) => error = Some(format!("{e:#}")),
+                }
+                line.clear();
+            }
+        }
+        let _ = trace_tx.send(Msg::TraceEnd(error));
+    });
+    let stderr = child.stderr().context("simavr's stderr")?;
+    let err_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).split(b'\n') {
+            let Ok(line) = line else { break };
+            let _ = err_tx.send(Msg::Stderr(String::from_utf8_lossy(&line).into_owned()));
+        }
+        let _ = err_tx.send(Msg::StderrEnd);
+    });
+    drop(tx);
+    let mut stdout = child.stdout().context("simavr's stdout")?;
+    let stdout = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+
+    let mut crash: Vec<String> = Vec::new();
+    let mut crashed = false;
+    let mut said: Vec<String> = Vec::new();
+    let mut stopped_when_seen = false;
+    let mut exited: Option<(i32, Instant)> = None;
+    let (mut trace_done, mut stderr_done) = (false, false);
+    let mut trace_error = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Msg::Change(c)) => watch.change(&c)?,
+            Ok(Msg::TraceEnd(e)) => {
+                trace_done = true;
+                trace_error = e;
+            }
+            Ok(Msg::Stderr(line)) => {
+                // simavr's own copy of the serial output is green; its messages are not.
+                if !line.starts_with('\x1b') && !line.trim().is_empty() {
+                    if line.contains("avr_sadly_crashed") {
+                        crashed = true;
+                        child.interrupt().ok();
+                    }
+                    if crashed || said.len() < 20 {
+                        said.push(line.clone());
+                    }
+                    if crashed && crash.len() < 20 {
+                        crash.push(line);
+                    }
+                }
+            }
+            Ok(Msg::StderrEnd) => stderr_done = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let open_ended = opts.duration.is_none() && !opts.expect.is_empty();
+        if open_ended && !stopped_when_seen && watch.all_seen() {
+            stopped_when_seen = true;
+            child.interrupt().ok();
+        }
+        match exited {
+            None => {
+                if let Some(status) = child.try_wait()? {
+                    exited = Some((crate::process::exit_code(status), Instant::now()));
+                    // Reading the trace ends once everything simavr wrote is read.
+                    pty.close_slave();
+                }
+            }
+            // Whatever is left comes at once; a trace that never ends is not waited for long.
+            Some((_, at)) if trace_done && stderr_done || at.elapsed() > Duration::from_secs(5) => {
+                break
+            }
+            Some(_) => {}
+        }
+    }
+    let (code, ended) = exited.context("simavr did not end")?;
+    let wall = ended.duration_since(started);
+    let out = stdout.join().unwrap_or_default();
+
+    if let Some(e) = trace_error {
+        return Err(Failure::new(format!("cannot read simavr's trace: {e}")).into());
+    }
+    let end = if crashed {
+        End::Crashed
+    } else if stopped_when_seen {
+        End::Expected
+    } else if out.contains("Finished reading, ending simavr") {
+        End::Duration
+    } else if out.contains("sleeping with interrupts off") {
+        End::Halted
+    } else if crate::interrupt::interrupted() || out.contains("signal caught") {
+        End::Interrupted
+    } else {
+        let mut words: Vec<&str> = said.iter().map(String::as_str).collect();
+        words.extend(out.lines().filter(|l| !l.trim().is_empty()).take(20));
+        return Err(Failure::new(format!(
+            "{} ended unexpectedly (exit code {code}) simulating {} on the {}:\n  {}",
+            program.program.display(),
+            elf.display(),
+            board.name,
+            words.join("\n  ")
+        ))
+        .hint(format!(
+            "its messages above say why; run it yourself: {}",
+            cmd.display()
+        ))
+        .into());
+    };
+    let (simulated_ns, exact) = match (end, opts.duration) {
+        (End::Duration, Some(d)) => (d.as_nanos() as u64, true),
+        _ => (watch.last_ns, false),
+    };
+    watch.finish(simulated_ns)?;
+    for line in watch.led_summary() {
+        watch.status(&line);
+    }
+    let wall_seconds = wall.as_secs_f64();
+    let simulated_seconds = simulated_ns as f64 / 1e9;
+    Ok(Report {
+        board: board.id.clone(),
+        mcu: spec.mcu.clone(),
+        clock_hz: clock,
+        elf: elf.to_path_buf(),
+        simulator: program.program.clone(),
+        simulator_source: match program.source {
+            Source::Path => "path",
+            Source::Flake(_) => "flake",
+        },
+        end,
+        simulated_seconds,
+        simulated_exact: exact,
+        wall_seconds,
+        speed: simulated_seconds / wall_seconds.max(1e-9),
+        uart: UartReport {
+            name: spec.uart.clone(),
+            bytes: watch.uart_bytes,
+            text: std::mem::take(&mut watch.text),
+        },
+        led: LedReport {
+            pin: spec.led.clone(),
+            changes: watch.led.changes,
+            edges: watch.led.edges.clone(),
+            steady: watch.led.steady,
+        },
+        expect: watch.expect.clone(),
+        crash,
+    })
+}
+
+/// Without a Unix pseudo-terminal, simavr's trace cannot be read as it is written.
+#[cfg(not(unix))]
+pub fn run(_: &Board, _: &Program, _: &Path, _: &Options) -> Result<Report> {
+    anyhow::bail!("`nixflash sim` needs a Unix system (Linux or macOS)")
+}

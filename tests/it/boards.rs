@@ -1,0 +1,234 @@
+//! Every board in the database, rendered by `nixflash new` and compiled with the real compiler
+//! (tests/it/common/compile.rs knows how, per family): the firmware is an ELF of the family's
+//! machine that fits the board's memory. Then, by what the family's data says it has:
+//! - a simulator (AVR: simavr), through `nixflash sim`: the greeting arrives on the board's console
+//!   USART and the LED toggles at the blinky's period, at the board's clock;
+//! - espflash as its flasher (ESP32): `espflash save-image --chip <the board's chip>` makes an app
+//!   image of it.
+//!
+//! A board added to `boards/` is covered without touching this file; one of a family that
+//! compile.rs does not know how to compile fails the test, naming the match arm to add.
+//!
+//! Needs the firmware tools from `../shared/tools/install-firmware-tools.sh` (Debian's rustc with
+//! the std source, ld.lld, avr-gcc, simavr), the avr-hal bundle in ../shared/fixtures, and
+//! espflash on PATH.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nixflash::board::{Board, Database, FlashTool};
+
+use crate::common::process::{run_bounded, text};
+use crate::common::{self, compile, on_path};
+
+const TEST: &str = "every_board_renders_compiles_and_runs";
+
+#[test]
+fn every_board_renders_compiles_and_runs() {
+    let db = Database::builtin().unwrap();
+    let mut boards: Vec<&Board> = db.boards().collect();
+    assert!(boards.len() >= 20, "only {} boards", boards.len());
+    // Every board's family must be one this test can compile, before anything is compiled: a
+    // board this test cannot compile fails it, on any machine.
+    let recipes: Vec<_> = boards.iter().map(|b| compile::recipe(b)).collect();
+    let unknown: Vec<&str> = recipes
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(String::as_str))
+        .collect();
+    assert!(unknown.is_empty(), "{}", unknown.join("\n"));
+    for r in recipes.iter().flatten() {
+        if let Some(why) = compile::missing(r) {
+            return common::skip(TEST, &why);
+        }
+    }
+    // Boards with the same target and CPU one after the other.
+    boards.sort_by_key(|b| {
+        (
+            b.rust.target.clone(),
+            b.rust.target_cpu.clone(),
+            b.id.clone(),
+        )
+    });
+
+    let tmp = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut failed = Vec::new();
+    for b in &boards {
+        if let Err(why) = check_board(b, tmp.path()) {
+            failed.push(format!("{}: {why}", b.id));
+        }
+    }
+    common::measured(&format!(
+        "all {} boards rendered, compiled and checked in {:.0} s",
+        boards.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    assert!(
+        failed.is_empty(),
+        "{} of {} boards failed:\n\n{}",
+        failed.len(),
+        boards.len(),
+        failed.join("\n\n")
+    );
+}
+
+/// Renders, compiles and checks one board's firmware.
+fn check_board(b: &Board, dir: &Path) -> Result<(), String> {
+    let name = format!("fw-{}", b.id);
+    let project = compile::render(dir, &name, &b.id)?;
+    let built = compile::compile(b, &project, &name)?;
+    let machine = compile::elf_machine(&built.elf)?;
+    let family = b.family();
+    if machine != family.elf_machine {
+        return Err(format!(
+            "the ELF's machine is {machine}, not the {} family's {}",
+            family.id, family.elf_machine
+        ));
+    }
+    let size = nixflash::size::analyze_file(&built.elf, b).map_err(|e| format!("{e:#}"))?;
+    if !size.fits() {
+        return Err(format!(
+            "the blinky does not fit: flash {} of {} bytes, RAM {} of {}",
+            size.flash.used, size.flash.total, size.ram.used, size.ram.total
+        ));
+    }
+    common::measured(&format!(
+        "{} ({}): compiled in {:.1} s; flash {} of {} bytes, RAM {} of {} bytes",
+        b.id,
+        b.chip,
+        built.took.as_secs_f64(),
+        size.flash.used,
+        size.flash.total,
+        size.ram.used,
+        size.ram.total
+    ));
+    if family.simulator.is_some() {
+        simulate(b, &project, &built.elf)?;
+    }
+    if family.flasher.tool == FlashTool::Espflash {
+        app_image(b, &built.elf)?;
+    }
+    Ok(())
+}
+
+/// The blinky's half period in seconds: the `delay_ms(<ms>)` of the rendered src/main.rs.
+fn blink_interval(project: &Path) -> Result<f64, String> {
+    let main = std::fs::read_to_string(project.join("src/main.rs")).map_err(|e| e.to_string())?;
+    let ms = main
+        .split("delay_ms(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .ok_or("src/main.rs has no delay_ms(<ms>)")?;
+    Ok(ms / 1e3)
+}
+
+/// Runs the firmware with `nixflash sim --elf ... --expect <greeting> --json` for four blinks.
+fn simulate(b: &Board, project: &Path, elf: &Path) -> Result<(), String> {
+    let sim = b
+        .sim
+        .as_ref()
+        .ok_or("the family has a simulator, the board no `sim`")?;
+    if !on_path("simavr") {
+        common::skip(TEST, "simavr is not on PATH (apt install simavr)");
+        return Ok(());
+    }
+    let cores = run_bounded(
+        Command::new("simavr").arg("--list-cores"),
+        Duration::from_secs(30),
+    );
+    let (out, err) = text(&cores);
+    if !format!("{out}{err}")
+        .split_whitespace()
+        .any(|c| c == sim.mcu)
+    {
+        common::skip(
+            TEST,
+            &format!("this simavr cannot simulate the {}", sim.mcu),
+        );
+        return Ok(());
+    }
+    let interval = blink_interval(project)?;
+    let name = project.file_name().unwrap().to_string_lossy();
+    let greeting = format!("Hello from {name} on the {}!", b.name);
+    let duration = 4.0 * interval + 0.2;
+    let o = run_bounded(
+        common::nixflash()
+            .args(["sim", "--json", "--elf"])
+            .arg(elf)
+            .args(["--expect", &greeting, "--duration", &duration.to_string()])
+            .current_dir(project)
+            .env("XDG_CONFIG_HOME", project.join(".no-user-config")),
+        Duration::from_secs(180),
+    );
+    let (out, err) = text(&o);
+    if !o.status.success() {
+        return Err(format!("nixflash sim failed:\n{err}"));
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("nixflash sim --json: {e}: {out}"))?;
+    let clock = b.clock.ok_or("no clock")?;
+    if r["clock_hz"].as_u64() != Some(clock) || r["mcu"].as_str() != Some(sim.mcu.as_str()) {
+        return Err(format!("simulated the wrong chip or clock: {r}"));
+    }
+    if r["end"] != "duration" || !r["uart"]["text"].as_str().unwrap_or("").contains(&greeting) {
+        return Err(format!("the greeting did not arrive on {}: {r}", sim.uart));
+    }
+    let steady = &r["led"]["steady"];
+    let every = steady["interval_seconds"].as_f64().unwrap_or(0.0);
+    let changes = steady["changes"].as_u64().unwrap_or(0);
+    // arduino-hal's delay_ms counts cycles of the clock it was built for: at any other clock
+    // than the board's, the period would be off by the ratio.
+    if changes < 3 || (every - interval).abs() > 0.005 * interval {
+        return Err(format!(
+            "{} ({}) does not toggle every {interval} s at {clock} Hz: {}",
+            sim.led, b.hal.led, r["led"]
+        ));
+    }
+    common::measured(&format!(
+        "{} in simavr at {} MHz: the greeting on {} at {:.1} ms, {} toggles {changes} times \
+         every {:.2} ms",
+        b.id,
+        clock as f64 / 1e6,
+        sim.uart,
+        r["expect"][0]["seen_at_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            * 1e3,
+        sim.led,
+        every * 1e3
+    ));
+    Ok(())
+}
+
+/// `espflash save-image --chip <flash.chip>`: an ESP-IDF app image (magic byte 0xE9).
+fn app_image(b: &Board, elf: &Path) -> Result<(), String> {
+    if !on_path("espflash") {
+        common::skip(
+            TEST,
+            "espflash is not on PATH (cargo install espflash --locked)",
+        );
+        return Ok(());
+    }
+    let chip = b.flash.chip.as_deref().ok_or("no flash.chip")?;
+    let image = elf.with_extension("bin");
+    let o = run_bounded(
+        Command::new("espflash")
+            .args(["save-image", "--chip", chip])
+            .arg(elf)
+            .arg(&image),
+        Duration::from_secs(120),
+    );
+    let (_, err) = text(&o);
+    let bytes = std::fs::read(&image).unwrap_or_default();
+    if !o.status.success() || bytes.first() != Some(&0xE9) {
+        return Err(format!("espflash save-image --chip {chip} failed:\n{err}"));
+    }
+    common::measured(&format!(
+        "{}: espflash save-image --chip {chip} made a {}-byte app image",
+        b.id,
+        bytes.len()
+    ));
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Compiling rendered projects to firmware with the real compiler: Debian's rustc under
+//! `../shared/tools/firmware-env.sh` (`-Z build-std` through RUSTC_BOOTSTRAP), arduino-hal taken
+//! from the avr-hal bundle in ../shared/fixtures. What this machine adds to `cargo build` is
+//! given on the command line, never written into the templates: they are right for rustup and
+//! Nix users.
+//!
+//! One place knows how each family is compiled here ([`recipe`]); a family it does not know
+//! makes the caller fail, naming the match arm to add.
+//!
+//! Every project compiles into one shared target folder: cargo keeps apart what differs (the
+//! target, `-C target-cpu`, which is part of its metadata hash, the HAL's features), so boards
+//! with the same chip compile `core` and the HAL once, ESP32 chips of one target share `core`,
+//! and all share the crates built for the host (proc macros, build scripts). Compiles run one at
+//! a time: each copies its ELF out of the shared folder before the next can overwrite it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nixflash::board::Board;
+
+use super::process::{run_bounded, text};
+use super::{offline, tmp};
+
+/// How a family's projects are compiled here.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Added to `cargo build --release --locked`.
+    pub args: Vec<String>,
+    /// Whether the project fetches arduino-hal from GitHub (then from the avr-hal bundle).
+    pub avr_hal: bool,
+    /// Whether the project links with flip-link, which runs `rust-lld` (here the host's ld.lld,
+    /// put on PATH under that name).
+    pub flip_link: bool,
+    /// The ELF in the target folder, for a binary named `bin`.
+    pub elf: fn(target: &str, bin: &str) -> PathBuf,
+}
+
+/// How to compile a project of `board`'s family here, or why this test binary does not know.
+pub fn recipe(board: &Board) -> Result<Recipe, String> {
+    let target = &board.rust.target;
+    match board.family().id.as_str() {
+        // .cargo/config.toml already asks for -Z build-std=core and the target CPU; avr-gcc links.
+        "avr" => Ok(Recipe {
+            args: Vec::new(),
+            avr_hal: true,
+            flip_link: false,
+            elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}.elf")),
+        }),
+        // Debian's rustc has no prebuilt core for the RISC-V targets, and no rust-lld.
+        "esp-riscv" => Ok(Recipe {
+            args: vec![
+                "-Z".into(),
+                "build-std=core,alloc".into(),
+                "--config".into(),
+                format!("target.{target}.linker=\"ld.lld\""),
+            ],
+            avr_hal: false,
+            flip_link: false,
+            elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}")),
+        }),
+        // No prebuilt core for thumbv6m/thumbv8m in Debian's rustc; .cargo/config.toml links
+        // with flip-link.
+        "rp2" => Ok(Recipe {
+            args: vec!["-Z".into(), "build-std=core".into()],
+            avr_hal: false,
+            flip_link: true,
+            elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}")),
+        }),
+        other => Err(format!(
+            "board `{}` is of family `{other}`, which tests/it/common/compile.rs does not know how \
+             to compile: add an arm for `{other}` to `recipe` (the cargo arguments this machine \
+             needs for {target}, and where the ELF lands)",
+            board.id
+        )),
+    }
+}
+
+/// What is missing on this machine to compile firmware, if anything (for [`super::skip`]).
+pub fn missing(recipe: &Recipe) -> Option<String> {
+    if let Err(why) = offline::firmware_env() {
+        return Some(why);
+    }
+    if recipe.avr_hal {
+        if let Err(why) = offline::avr_hal_git() {
+            return Some(why);
+        }
+    }
+    if recipe.flip_link {
+        for (tool, install) in [
+            ("flip-link", "cargo install flip-link --locked"),
+            ("ld.lld", "apt install lld"),
+        ] {
+            if which::which(tool).is_err() {
+                return Some(format!("{tool} is not installed ({install})"));
+            }
+        }
+    }
+    None
+}
+
+/// The target folder every project compiles into.
+pub fn target_dir() -> PathBuf {
+    tmp().join("firmware-target")
+}
+
+/// A compiled project.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The ELF, copied next to the project (`<project>.elf`), out of the shared target folder.
+    pub elf: PathBuf,
+    /// How long cargo took.
+    pub took: Duration,
+}
+
+/// One compile at a time: they share target folders, and each uses both CPUs anyway.
+static COMPILING: Mutex<()> = Mutex::new(());
+
+/// The git config that sends avr-hal's GitHub URL to the bundle's clone.
+fn git_config() -> Result<&'static Path, String> {
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    let mirror = offline::avr_hal_git()?;
+    Ok(CONFIG.get_or_init(|| {
+        let path = tmp().join("gitconfig-avr-hal");
+        let mut text = String::new();
+        for spelling in ["rahix", "Rahix"] {
+            text.push_str(&format!(
+                "[url \"{}\"]\n\tinsteadOf = https://github.com/{spelling}/avr-hal\n",
+                mirror.display()
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }))
+}
+
+/// A folder holding `rust-lld`, a link to the host's ld.lld (Debian's rustc has no rust-lld), for
+/// flip-link to run.
+fn rust_lld_dir() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let lld =
+            which::which("ld.lld").map_err(|_| "ld.lld is not installed (apt install lld)")?;
+        let dir = tmp().join("rust-lld-is-ld.lld");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("rust-lld");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lld, &link).unwrap();
+        Ok(dir)
+    })
+    .clone()
+}
+
+/// Compiles the project in `project` (package and binary `bin`, rendered for `board`) with
+/// `cargo build --release --locked` and the family's [`Recipe`]. `Err` says what went wrong (the
+/// machine lacking a tool is the caller's business: see [`missing`]).
+pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, String> {
+    compile_in(board, project, bin, &target_dir())
+}
+
+/// [`compile`] into another target folder (a project whose rustflags differ from the template's
+/// would make cargo rebuild every crate in the shared one).
+pub fn compile_in(
+    board: &Board,
+    project: &Path,
+    bin: &str,
+    target_dir: &Path,
+) -> Result<Compiled, String> {
+    let recipe = recipe(board)?;
+    let env = offline::firmware_env()?;
+    let mut script = format!(
+        ". '{}' && exec cargo build --release --locked",
+        env.display()
+    );
+    for a in &recipe.args {
+        script.push_str(&format!(" '{a}'"));
+    }
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script])
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if recipe.flip_link {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(rust_lld_dir()?).chain(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    }
+    if recipe.avr_hal {
+        cmd.env("GIT_CONFIG_GLOBAL", git_config()?)
+            .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
+    }
+    let _one = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    let start = Instant::now();
+    let out = run_bounded(&mut cmd, Duration::from_secs(1800));
+    let took = start.elapsed();
+    if !out.status.success() {
+        let (_, err) = text(&out);
+        return Err(format!(
+            "cargo build failed in {} for board {}:\n{err}",
+            project.display(),
+            board.id
+        ));
+    }
+    let built = target_dir.join((recipe.elf)(&board.rust.target, bin));
+    let elf = project.with_extension("elf");
+    std::fs::copy(&built, &elf).map_err(|e| format!("{}: {e}", built.display()))?;
+    Ok(Compiled { elf, took })
+}
+
+/// The ELF machine (`e_machine`) of a 32-bit ELF file.
+pub fn elf_machine(path: &Path) -> Result<u16, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" || bytes[4] != 1 {
+        return Err(format!("{} is not a 32-bit ELF file", path.display()));
+    }
+    Ok(u16::from_le_bytes([bytes[18], bytes[19]]))
+}
+
+/// Renders `nixflash new <name> --board <board> --no-git` in `dir` with the real binary (and no
+/// user boards) and returns the project's folder.
+pub fn render(dir: &Path, name: &str, board: &str) -> Result<PathBuf, String> {
+    let out = run_bounded(
+        super::nixflash()
+            .args(["new", name, "--board", board, "--no-git"])
+            .current_dir(dir)
+            .env("XDG_CONFIG_HOME", dir.join(".no-user-config")),
+        Duration::from_secs(120),
+    );
+    if !out.status.success() {
+        let (_, err) = text(&out);
+        return Err(format!("nixflash new --board {board} failed:\n{err}"));
+    }
+    Ok(dir.join(name))
+}
