@@ -108,6 +108,7 @@
             "new_log::"
             "init::"
             "cli::"
+            "layout::"
           ];
           testArgs = {
             inherit cargoArtifacts;

@@ -15,6 +15,7 @@ mod firmware;
 mod flake_eval;
 mod flash;
 mod init;
+mod layout;
 mod monitor;
 mod new;
 mod new_log;
