@@ -13,7 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+
 use std::time::{Duration, Instant};
 
 #[path = "it/common/mod.rs"]
@@ -25,11 +25,8 @@ mod sim;
 
 use common::offline::{nix_offline, NixOffline};
 use common::process::{collect, lossy, run_bounded, text, Spawned};
-use common::sim::{measured_half_period, ravedude_missing, sim_missing, SimUno, SIM_LOCK};
+use common::sim::{measured_half_period, ravedude_missing, sim_lock, sim_missing, SimUno};
 use common::{on_path, skip};
-
-/// One build at a time.
-static BUILDS: Mutex<()> = Mutex::new(());
 
 /// A generated project in a temporary folder.
 struct Project {
@@ -180,11 +177,11 @@ fn rebuild_after_an_edit(off: &NixOffline, p: &Project) -> Duration {
         vec![p.name.clone()],
         "the firmware's derivation compiled more than the project's own crate:\n{log}"
     );
-    eprintln!(
-        "measured: {} rebuilt after an edit of src/main.rs in {:.1} s (one derivation, one crate)",
+    common::measured(&format!(
+        "{} rebuilt after an edit of src/main.rs in {:.1} s (one derivation, one crate)",
         p.name,
         took.as_secs_f64()
-    );
+    ));
     took
 }
 
@@ -227,12 +224,12 @@ fn flake_check(off: &NixOffline, p: &Project, avr: bool) -> Duration {
             "checks.sim did not run the firmware in simavr:\n{log}"
         );
     }
-    eprintln!(
-        "measured: nix flake check of {} (firmware, fmt, clippy{}) in {:.1} s",
+    common::measured(&format!(
+        "nix flake check of {} (firmware, fmt, clippy{}) in {:.1} s",
         p.name,
         if avr { ", sim" } else { "" },
         took.as_secs_f64()
-    );
+    ));
     took
 }
 
@@ -278,18 +275,18 @@ fn uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware() {
     let Some(off) = ready(test, &["git", "avr-size"]) else {
         return;
     };
-    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+
     let p = new_project(off, "uno", "uno");
 
     // From scratch: nixflash makes the std lock from the (stand-in) toolchain's rust-src, then
     // Nix builds the dependencies and the firmware.
     assert!(!p.dir.join("nix/std-Cargo.lock").exists());
     let (_, log, took) = nixflash_build(off, &p, &[]);
-    eprintln!(
-        "measured: {} built from scratch (std lock, deps, firmware) in {:.1} s",
+    common::measured(&format!(
+        "{} built from scratch (std lock, deps, firmware) in {:.1} s",
         p.name,
         took.as_secs_f64()
-    );
+    ));
     assert!(
         log.contains("Updated nix/std-Cargo.lock to the standard library's lock"),
         "nixflash did not create the std lock:\n{log}"
@@ -324,10 +321,10 @@ fn uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware() {
         avr_size(&elf),
         "the size report disagrees with avr-size"
     );
-    eprintln!(
-        "measured: {} is {flash} B of flash and {ram} B of RAM",
+    common::measured(&format!(
+        "{} is {flash} B of flash and {ram} B of RAM",
         p.name
-    );
+    ));
 
     // Built again, as JSON: nothing new to build, the std lock left alone.
     let (json, log, _) = nixflash_build(off, &p, &["--json"]);
@@ -341,7 +338,7 @@ fn uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware() {
 
     // Flash the simulated Uno with the same arguments: nothing is built, real ravedude uploads,
     // nixflash's monitor shows the greeting, and the board blinks.
-    let _sim_lock = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _sim_lock = sim_lock();
     let mut sim = SimUno::start();
     let mut flash = Spawned::new(
         off.nixflash(&p.dir)
@@ -443,14 +440,14 @@ fn esp_board(test: &str, board: &str, chip: &str, checks: bool) {
     let Some(off) = ready(test, &["git", "espflash"]) else {
         return;
     };
-    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+
     let p = new_project(off, chip, board);
     let (json, log, took) = nixflash_build(off, &p, &["--json"]);
-    eprintln!(
-        "measured: {} ({board}) built from scratch in {:.1} s",
+    common::measured(&format!(
+        "{} ({board}) built from scratch in {:.1} s",
         p.name,
         took.as_secs_f64()
-    );
+    ));
     let built = built_derivations(&log);
     assert!(
         built
@@ -516,12 +513,12 @@ fn esp_board(test: &str, board: &str, chip: &str, checks: bool) {
         "flash {flash} B is not much less than the ELF's {} B (debug info counted?)",
         data.len()
     );
-    eprintln!(
-        "measured: {} is {flash} B of flash, {} B of RAM; app image {} B",
+    common::measured(&format!(
+        "{} is {flash} B of flash, {} B of RAM; app image {} B",
         p.name,
         j["size"]["ram"]["used"],
         bytes.len()
-    );
+    ));
 
     rebuild_after_an_edit(off, &p);
     if checks {
@@ -556,7 +553,7 @@ fn update_moves_the_pins_and_says_what_moved() {
     let Some(off) = ready(test, &["git"]) else {
         return;
     };
-    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+
     let p = new_project(off, "upd", "uno");
     let before = fs::read_to_string(p.dir.join("flake.lock")).unwrap();
     // nix-offline's inputs, this time written into flake.lock (no --no-write-lock-file).

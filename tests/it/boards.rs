@@ -9,10 +9,16 @@
 //! A board added to `boards/` is covered without touching this file; one of a family that
 //! compile.rs does not know how to compile fails the test, naming the match arm to add.
 //!
+//! The boards are split into [`SHARDS`] tests that the test runner can run at the same time:
+//! boards that compile into one target folder (one compile set of compile.rs: the same target,
+//! CPU and flags) are always in the same shard, one after the other, so each set's `core` and
+//! HAL are compiled once; sets are spread over the shards by what they compile.
+//!
 //! Needs the firmware tools from `../shared/tools/install-firmware-tools.sh` (Debian's rustc with
 //! the std source, ld.lld, avr-gcc, simavr), the avr-hal bundle in ../shared/fixtures, and
 //! espflash on PATH.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,14 +30,100 @@ use crate::common::{self, compile, on_path};
 
 const TEST: &str = "every_board_renders_compiles_and_runs";
 
+/// How many tests the boards are split into.
+const SHARDS: usize = 4;
+
 #[test]
-fn every_board_renders_compiles_and_runs() {
+fn every_board_renders_compiles_and_runs_1_of_4() {
+    shard(0);
+}
+
+#[test]
+fn every_board_renders_compiles_and_runs_2_of_4() {
+    shard(1);
+}
+
+#[test]
+fn every_board_renders_compiles_and_runs_3_of_4() {
+    shard(2);
+}
+
+#[test]
+fn every_board_renders_compiles_and_runs_4_of_4() {
+    shard(3);
+}
+
+/// Every board is in exactly one shard, and boards of one compile set in the same one.
+#[test]
+fn the_shards_cover_every_board_once() {
     let db = Database::builtin().unwrap();
-    let mut boards: Vec<&Board> = db.boards().collect();
-    assert!(boards.len() >= 20, "only {} boards", boards.len());
+    let all: Vec<&Board> = db.boards().collect();
+    assert!(all.len() >= 20, "only {} boards", all.len());
+    let shards = shards(&all);
+    let mut seen: Vec<&str> = shards.iter().flatten().map(|b| b.id.as_str()).collect();
+    seen.sort();
+    let mut ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(seen, ids);
+    for (i, shard) in shards.iter().enumerate() {
+        assert!(
+            !shard.is_empty(),
+            "shard {} of {SHARDS} has no board",
+            i + 1
+        );
+        for other in shards.iter().skip(i + 1) {
+            for b in shard {
+                assert!(
+                    other.iter().all(|o| set(o) != set(b)),
+                    "{}'s compile set is in two shards",
+                    b.id
+                );
+            }
+        }
+    }
+}
+
+/// What decides a board's compile set before anything is rendered: its target, CPU and family
+/// (whose templates give the flags).
+fn set(b: &Board) -> (String, String, String) {
+    (
+        b.rust.target.clone(),
+        b.rust.target_cpu.clone().unwrap_or_default(),
+        b.family().id.clone(),
+    )
+}
+
+/// The boards split into [`SHARDS`] lists: the compile sets, heaviest first (a set compiles
+/// `core` once and its HAL once per chip), each to the lightest shard so far.
+fn shards<'b>(boards: &[&'b Board]) -> Vec<Vec<&'b Board>> {
+    let mut sets: BTreeMap<(String, String, String), Vec<&Board>> = BTreeMap::new();
+    for b in boards {
+        sets.entry(set(b)).or_default().push(b);
+    }
+    let weight = |members: &Vec<&Board>| {
+        let mut chips: Vec<&str> = members.iter().map(|b| b.chip.as_str()).collect();
+        chips.sort();
+        chips.dedup();
+        1 + chips.len()
+    };
+    let mut sets: Vec<_> = sets.into_values().collect();
+    sets.sort_by_key(|m| std::cmp::Reverse(weight(m)));
+    let mut shards: Vec<(usize, Vec<&Board>)> = vec![(0, Vec::new()); SHARDS];
+    for members in sets {
+        let lightest = shards.iter_mut().min_by_key(|(w, _)| *w).unwrap();
+        lightest.0 += weight(&members);
+        lightest.1.extend(members);
+    }
+    shards.into_iter().map(|(_, b)| b).collect()
+}
+
+/// Renders, compiles and checks the boards of shard `index`.
+fn shard(index: usize) {
+    let db = Database::builtin().unwrap();
+    let all: Vec<&Board> = db.boards().collect();
     // Every board's family must be one this test can compile, before anything is compiled: a
     // board this test cannot compile fails it, on any machine.
-    let recipes: Vec<_> = boards.iter().map(|b| compile::recipe(b)).collect();
+    let recipes: Vec<_> = all.iter().map(|b| compile::recipe(b)).collect();
     let unknown: Vec<&str> = recipes
         .iter()
         .filter_map(|r| r.as_ref().err().map(String::as_str))
@@ -42,14 +134,9 @@ fn every_board_renders_compiles_and_runs() {
             return common::skip(TEST, &why);
         }
     }
-    // Boards with the same target and CPU one after the other.
-    boards.sort_by_key(|b| {
-        (
-            b.rust.target.clone(),
-            b.rust.target_cpu.clone(),
-            b.id.clone(),
-        )
-    });
+    let mut boards = shards(&all).swap_remove(index);
+    // Boards of a compile set one after the other.
+    boards.sort_by_key(|b| (set(b), b.id.clone()));
 
     let tmp = tempfile::tempdir().unwrap();
     let start = Instant::now();
@@ -59,9 +146,11 @@ fn every_board_renders_compiles_and_runs() {
             failed.push(format!("{}: {why}", b.id));
         }
     }
+    let ids: Vec<&str> = boards.iter().map(|b| b.id.as_str()).collect();
     common::measured(&format!(
-        "all {} boards rendered, compiled and checked in {:.0} s",
-        boards.len(),
+        "boards shard {} of {SHARDS} ({}) rendered, compiled and checked in {:.0} s",
+        index + 1,
+        ids.join(", "),
         start.elapsed().as_secs_f64()
     ));
     assert!(

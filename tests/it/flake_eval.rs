@@ -171,7 +171,7 @@ fn generated_sources_pass_the_flake_fmt_check() {
     );
 }
 
-/// The fixture trees of ../shared/fixtures in the Nix store, once per test binary: crane and
+/// The fixture trees of ../shared/fixtures in the Nix store, once per test run: crane and
 /// rust-overlay where Nix looks for the pins of flake.lock, nixpkgs (slimmed, not byte-identical
 /// to any real revision) as a store path to override the nixpkgs pin with.
 struct Inputs {
@@ -215,17 +215,20 @@ fn add_to_store(dir: &Path) -> String {
     text(&out.stdout).trim().to_string()
 }
 
-/// The inputs, or None (after [`skip`]) when this machine cannot have them.
+/// The inputs, or None (after [`skip`]) when this machine cannot have them. The trees are added
+/// to the store once per run.
 fn flake_inputs(test: &str) -> Option<&'static Inputs> {
     static INPUTS: OnceLock<Result<Inputs, String>> = OnceLock::new();
     let inputs = INPUTS.get_or_init(|| {
         let offline = nix_offline()?;
-        let nixpkgs = fixture_tree("nixpkgs")?;
-        for tree in ["crane", "rust-overlay"] {
-            add_to_store(&fixture_tree(tree)?);
-        }
+        let nixpkgs = crate::common::shared::once("fixture-trees-in-store", || {
+            for tree in ["crane", "rust-overlay"] {
+                add_to_store(&fixture_tree(tree)?);
+            }
+            Ok(add_to_store(&fixture_tree("nixpkgs")?))
+        })?;
         Ok(Inputs {
-            nixpkgs: format!("path:{}", add_to_store(&nixpkgs)),
+            nixpkgs: format!("path:{nixpkgs}"),
             offline,
         })
     });
@@ -313,7 +316,9 @@ fn pins_are_the_fixture_trees_and_know_every_pinned_toolchain() {
         }
         checked.insert(channel.clone());
     }
-    eprintln!("measured: the pinned rust-overlay has manifests for {checked:?}");
+    crate::common::measured(&format!(
+        "the pinned rust-overlay has manifests for {checked:?}"
+    ));
 
     // nixflash's own flake.lock pins the same crane and nixpkgs.
     let own: serde_json::Value =

@@ -163,7 +163,7 @@ fn pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
         size.flash.used as usize, bytes,
         "the size report counts the image"
     );
-    eprintln!("measured: pico blinky: {size}; UF2 {} blocks", blocks.len());
+    crate::common::measured(&format!("pico blinky: {size}; UF2 {} blocks", blocks.len()));
 
     // Independently: elf2uf2-rs (RP2040 only), when installed, makes the same file.
     match which::which("elf2uf2-rs") {
@@ -210,7 +210,9 @@ fn pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
         );
     }
     let mean = halves.iter().sum::<f64>() / halves.len() as f64;
-    eprintln!("measured: pico blinky in rp2040js: GPIO25 toggles every {mean:.3} ms");
+    crate::common::measured(&format!(
+        "pico blinky in rp2040js: GPIO25 toggles every {mean:.3} ms"
+    ));
 }
 
 /// Runs tests/rp2040/run.mjs on `uf2` for `millis` simulated milliseconds: its events, or None

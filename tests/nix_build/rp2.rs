@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use super::{new_project, nixflash_build, ready, run_ok, size_line, BUILDS};
+use super::{new_project, nixflash_build, ready, run_ok, size_line};
 use crate::common;
 
 #[test]
@@ -14,14 +14,14 @@ fn pico_builds_an_elf_and_its_uf2_offline() {
     let Some(off) = ready(test, &["git", "flip-link", "elf2uf2-rs"]) else {
         return;
     };
-    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+
     let p = new_project(off, "pico", "pico");
     let (_, err, took) = nixflash_build(off, &p, &[]);
-    eprintln!(
-        "measured: {} (pico) built from scratch in {:.1} s",
+    crate::common::measured(&format!(
+        "{} (pico) built from scratch in {:.1} s",
         p.name,
         took.as_secs_f64()
-    );
+    ));
     let bin = p.dir.join("result/bin");
     let elf = bin.join(format!("{}.elf", p.name));
     let uf2 = fs::read(bin.join(format!("{}.uf2", p.name))).unwrap();
@@ -47,5 +47,5 @@ fn pico_builds_an_elf_and_its_uf2_offline() {
     let (flash, ram) = size_line(&err);
     assert!(flash > 256 && (flash as usize) <= uf2.len() / 2, "{flash}");
     assert!(ram > 0 && ram < 4096, "{ram}");
-    eprintln!("measured: {} is {flash} B of flash, {ram} B of RAM", p.name);
+    crate::common::measured(&format!("{} is {flash} B of flash, {ram} B of RAM", p.name));
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::time::Duration;
 
-use super::{check_passes, git_add, new_project, ready, BUILDS};
+use super::{check_passes, git_add, new_project, ready};
 use crate::common::process::{run_bounded, text};
 use crate::common::skip;
 
@@ -20,7 +20,7 @@ fn uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_come
     let Some(off) = ready(test, &["git"]) else {
         return;
     };
-    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+
     let p = new_project(off, "unosim", "uno");
     let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
 

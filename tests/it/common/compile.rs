@@ -7,21 +7,23 @@
 //! One place knows how each family is compiled here ([`recipe`]); a family it does not know
 //! makes the caller fail, naming the match arm to add.
 //!
-//! Every project compiles into one shared target folder: cargo keeps apart what differs (the
-//! target, `-C target-cpu`, which is part of its metadata hash, the HAL's features), so boards
-//! with the same chip compile `core` and the HAL once, ESP32 chips of one target share `core`,
-//! and all share the crates built for the host (proc macros, build scripts). Compiles run one at
-//! a time: each copies its ELF out of the shared folder before the next can overwrite it.
+//! Projects compile into target folders kept between runs under `target/tmp/firmware-target/`,
+//! one per compile set: the target, the flags of the project's `.cargo/config.toml` (the CPU
+//! among them) and the recipe ([`target_dir_for`]). Every project of a set shares its `core`,
+//! HAL and host crates (proc macros, build scripts), so boards that differ only in data (LED,
+//! USB ids, name) compile only their own crate; cargo keeps apart what differs within a set
+//! (the HAL's features). Sets compile at the same time, each in its own process; within a set
+//! one compile at a time (a lock shared by every test process of the run), as each copies its
+//! ELF out of the folder before the next can overwrite it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nixflash::board::Board;
 
 use super::process::{run_bounded, text};
-use super::{offline, tmp};
+use super::{offline, shared, tmp};
 
 /// How a family's projects are compiled here.
 #[derive(Debug, Clone)]
@@ -100,9 +102,50 @@ pub fn missing(recipe: &Recipe) -> Option<String> {
     None
 }
 
-/// The target folder every project compiles into.
-pub fn target_dir() -> PathBuf {
+/// The folder that holds every compile set's target folder.
+pub fn target_root() -> PathBuf {
     tmp().join("firmware-target")
+}
+
+/// The target folder of `project`'s compile set: `<target>-<hash>`, the hash over the recipe's
+/// arguments and what `.cargo/config.toml` says about the build (target, rustflags, build-std,
+/// environment). Projects whose flags differ get folders of their own: cargo would take a
+/// change of flags for a change of every crate, and rebuild them all each time.
+pub fn target_dir_for(board: &Board, project: &Path) -> Result<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let recipe = recipe(board)?;
+    let path = project.join(".cargo/config.toml");
+    let config: toml::Table = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(_) => toml::Table::new(),
+    };
+    let target = &board.rust.target;
+    let mut key = format!("{target}\n{:?}\n", recipe.args);
+    for (section, field) in [
+        ("build", "rustflags"),
+        ("unstable", "build-std"),
+        ("env", ""),
+    ] {
+        let value = config.get(section).and_then(|t| {
+            if field.is_empty() {
+                Some(t)
+            } else {
+                t.get(field)
+            }
+        });
+        key.push_str(&format!("{section}.{field}={value:?}\n"));
+    }
+    // [target.<triple>] and [target.'cfg(...)'] tables: rustflags and linker.
+    if let Some(toml::Value::Table(targets)) = config.get("target") {
+        for (name, t) in targets {
+            for field in ["rustflags", "linker"] {
+                key.push_str(&format!("target.{name}.{field}={:?}\n", t.get(field)));
+            }
+        }
+    }
+    let hash = Sha256::digest(key.as_bytes());
+    let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(target_root().join(format!("{target}-{short}")))
 }
 
 /// A compiled project.
@@ -114,15 +157,11 @@ pub struct Compiled {
     pub took: Duration,
 }
 
-/// One compile at a time: they share target folders, and each uses both CPUs anyway.
-static COMPILING: Mutex<()> = Mutex::new(());
-
-/// The git config that sends avr-hal's GitHub URL to the bundle's clone.
-fn git_config() -> Result<&'static Path, String> {
-    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+/// The git config that sends avr-hal's GitHub URL to the bundle's clone, written once per run.
+fn git_config() -> Result<PathBuf, String> {
     let mirror = offline::avr_hal_git()?;
-    Ok(CONFIG.get_or_init(|| {
-        let path = tmp().join("gitconfig-avr-hal");
+    shared::once("gitconfig-avr-hal", || {
+        let path = shared::run_dir().join("gitconfig-avr-hal");
         let mut text = String::new();
         for spelling in ["rahix", "Rahix"] {
             text.push_str(&format!(
@@ -131,43 +170,29 @@ fn git_config() -> Result<&'static Path, String> {
             ));
         }
         std::fs::write(&path, text).unwrap();
-        path
-    }))
+        Ok(path)
+    })
 }
 
 /// A folder holding `rust-lld`, a link to the host's ld.lld (Debian's rustc has no rust-lld), for
-/// flip-link to run.
+/// flip-link to run; made once per run.
 fn rust_lld_dir() -> Result<PathBuf, String> {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DIR.get_or_init(|| {
+    shared::once("rust-lld-is-ld.lld", || {
         let lld =
             which::which("ld.lld").map_err(|_| "ld.lld is not installed (apt install lld)")?;
-        let dir = tmp().join("rust-lld-is-ld.lld");
+        let dir = shared::run_dir().join("rust-lld-is-ld.lld");
         std::fs::create_dir_all(&dir).unwrap();
-        let link = dir.join("rust-lld");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(lld, &link).unwrap();
+        std::os::unix::fs::symlink(lld, dir.join("rust-lld")).unwrap();
         Ok(dir)
     })
-    .clone()
 }
 
 /// Compiles the project in `project` (package and binary `bin`, rendered for `board`) with
 /// `cargo build --release --locked` and the family's [`Recipe`]. `Err` says what went wrong (the
 /// machine lacking a tool is the caller's business: see [`missing`]).
 pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, String> {
-    compile_in(board, project, bin, &target_dir())
-}
-
-/// [`compile`] into another target folder (a project whose rustflags differ from the template's
-/// would make cargo rebuild every crate in the shared one).
-pub fn compile_in(
-    board: &Board,
-    project: &Path,
-    bin: &str,
-    target_dir: &Path,
-) -> Result<Compiled, String> {
     let recipe = recipe(board)?;
+    let target_dir = target_dir_for(board, project)?;
     let env = offline::firmware_env()?;
     let mut script = format!(
         ". '{}' && exec cargo build --release --locked",
@@ -179,7 +204,7 @@ pub fn compile_in(
     let mut cmd = Command::new("bash");
     cmd.args(["-c", &script])
         .current_dir(project)
-        .env("CARGO_TARGET_DIR", target_dir)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
@@ -192,7 +217,8 @@ pub fn compile_in(
         cmd.env("GIT_CONFIG_GLOBAL", git_config()?)
             .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
     }
-    let _one = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    let name = target_dir.file_name().unwrap().to_string_lossy();
+    let _set = shared::lock(&format!("firmware-target-{name}"));
     let start = Instant::now();
     let out = run_bounded(&mut cmd, Duration::from_secs(1800));
     let took = start.elapsed();

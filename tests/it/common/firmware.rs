@@ -1,18 +1,18 @@
 //! Real firmware for the tests: projects rendered by the nixflash binary and compiled by the
 //! machine's cargo with Debian's rustc (`../shared/tools/firmware-env.sh`), each built once per
-//! test binary and kept under `CARGO_TARGET_TMPDIR`.
+//! test run (by the first test that asks, in whichever test process) and kept under
+//! `CARGO_TARGET_TMPDIR`.
 //!
 //! The `-Z build-std` and linker overrides are given on the command line, not written into the
 //! templates: the templates are right for rustup and Nix users. The AVR boards' arduino-hal comes
 //! from the avr-hal bundle in ../shared/fixtures (git's `insteadOf`), since GitHub is unreachable.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::compile;
 use super::process::{run_bounded, text};
-use super::{fixtures, nixflash, skip, tmp};
+use super::{fixtures, nixflash, shared, skip, tmp};
 
 /// Which project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +38,7 @@ pub enum Kind {
 }
 
 /// A built project: its folder (package `fw`) and a copy of its ELF.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Built {
     pub project: PathBuf,
     pub elf: PathBuf,
@@ -71,31 +71,14 @@ impl Kind {
     }
 }
 
-/// One firmware build at a time: they share target folders (and two cores).
-static ONE_BUILD: Mutex<()> = Mutex::new(());
-
 pub const ELFCLASS32: u8 = 1;
 pub const EM_AVR: u16 = 83;
 pub const EM_RISCV: u16 = 243;
 pub const EM_ARM: u16 = 40;
 
-/// What each build gave.
-type Builds = Mutex<Vec<(Kind, Result<Built, String>)>>;
-
-/// Builds `kind` once per test binary; `Err(why)` when this machine cannot (for `skip`).
+/// Builds `kind` once per test run; `Err(why)` when this machine cannot (for `skip`).
 pub fn build(kind: Kind) -> Result<Built, String> {
-    static BUILT: OnceLock<Builds> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
-    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
-        return r.clone();
-    }
-    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, r)) = built.lock().unwrap().iter().find(|(k, _)| *k == kind) {
-        return r.clone();
-    }
-    let r = build_now(kind);
-    built.lock().unwrap().push((kind, r.clone()));
-    r
+    shared::once(&format!("firmware-{}", kind.name()), || build_now(kind))
 }
 
 fn build_now(kind: Kind) -> Result<Built, String> {
@@ -133,13 +116,7 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         )
         .unwrap();
     }
-    // Through the shared target folder of common::compile; the defmt project's rustflags differ
-    // (-Tdefmt.x), which cargo would take for a change of every crate, so it has its own.
-    let target = match kind {
-        Kind::Esp32c3Defmt => tmp().join("firmware-target-defmt"),
-        _ => compile::target_dir(),
-    };
-    let elf = compile::compile_in(board, &project, "fw", &target)?.elf;
+    let elf = compile::compile(board, &project, "fw")?.elf;
     Ok(Built { project, elf })
 }
 

@@ -7,6 +7,7 @@ pub mod fixture;
 pub mod offline;
 pub mod process;
 pub mod pty;
+pub mod shared;
 pub mod sim;
 
 use std::fs;
@@ -34,21 +35,34 @@ pub fn ci() -> bool {
 }
 
 /// A test, or a part of one, that cannot run on this machine: in CI it fails, naming what is
-/// missing; elsewhere it says `SKIPPED` and why. The note is written to the process's stderr
-/// itself: libtest captures `eprintln!` of passing tests, which would hide it.
+/// missing; elsewhere it says `SKIPPED` and why (see [`note`]).
 pub fn skip(test: &str, why: &str) {
     if ci() {
         panic!("{test} cannot run, and in CI every test must: {why}");
     }
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+    note(&format!("SKIPPED: {test}: {why}"));
 }
 
-/// A `measured: ...` line (a figure CI collects from the test log), written to the process's
-/// stderr itself as [`skip`] does, so that libtest does not swallow it when the test passes.
+/// A `measured: ...` line: a figure CI collects from the tests (see [`note`]).
 pub fn measured(what: &str) {
+    note(&format!("measured: {what}"));
+}
+
+/// A line for whoever runs the tests, written to the process's stderr itself (libtest captures
+/// `eprintln!` of passing tests, which would hide it) and appended to this run's notes file,
+/// `target/tmp/notes/<run>.log` (cargo-nextest shows nothing of a passing test's output;
+/// `.ci/run` prints the file at the end).
+pub fn note(line: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "measured: {what}");
+    let _ = writeln!(std::io::stderr(), "{line}");
+    let dir = tmp().join("notes");
+    let _ = fs::create_dir_all(&dir);
+    let file = dir.join(format!("{}.log", shared::run_id()));
+    // One write(2) of a whole line to a file opened for appending: lines of tests running at
+    // once never interleave.
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
 }
 
 /// Whether `tool` is on PATH.

@@ -3,16 +3,16 @@
 //! rust-overlay, an avr-hal git bundle) and `tools/nix-offline`, which lets real Nix build a
 //! generated flake here with the real crane and nixpkgs logic, only the downloads stood in for.
 //!
-//! Each is prepared once per test binary, under the binary's `CARGO_TARGET_TMPDIR`. A function
-//! returns `Err(why)` when the machine lacks something, for [`super::skip`].
+//! Each is prepared once per test run (by the first test that needs it, in whichever test
+//! process: see [`super::shared`]), under `CARGO_TARGET_TMPDIR`. A function returns `Err(why)`
+//! when the machine lacks something, for [`super::skip`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::process::{run_bounded, text};
-use super::{on_path, repo, tmp};
+use super::{on_path, repo, shared, tmp};
 
 /// The flags that let any Nix 2.4+ use flakes.
 pub const NIX_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
@@ -45,6 +45,7 @@ pub fn fixture_tree(name: &'static str) -> Result<PathBuf, String> {
     let dir = tmp().join("fixtures");
     let tree = dir.join(name);
     let done = dir.join(format!("{name}.unpacked"));
+    let _one = shared::lock(&format!("fixture-{name}"));
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&tree);
         std::fs::create_dir_all(&dir).unwrap();
@@ -69,31 +70,31 @@ pub fn fixture_tree(name: &'static str) -> Result<PathBuf, String> {
 }
 
 /// A bare clone of `../shared/fixtures/avr-hal.bundle` (avr-hal up to the commit generated AVR
-/// projects pin), once per test binary: what `url.<clone>.insteadOf` points GitHub's URL at.
-pub fn avr_hal_git() -> Result<&'static Path, String> {
-    static CLONE: OnceLock<PathBuf> = OnceLock::new();
+/// projects pin), made once (and kept between runs): what `url.<clone>.insteadOf` points
+/// GitHub's URL at.
+pub fn avr_hal_git() -> Result<PathBuf, String> {
     let bundle = shared()?.join("fixtures/avr-hal.bundle");
     if !bundle.is_file() {
         return Err(format!("{} is missing", bundle.display()));
     }
-    Ok(CLONE.get_or_init(|| {
-        let clone = tmp().join("avr-hal.git");
-        if !clone.join("HEAD").exists() {
-            let o = run_bounded(
-                Command::new("git")
-                    .args(["-c", "init.defaultBranch=main", "clone", "-q", "--bare"])
-                    .arg(&bundle)
-                    .arg(&clone),
-                Duration::from_secs(120),
-            );
-            assert!(
-                o.status.success(),
-                "git clone of the avr-hal bundle: {:?}",
-                text(&o)
-            );
-        }
-        clone
-    }))
+    let clone = tmp().join("avr-hal.git");
+    let _one = shared::lock("avr-hal.git");
+    if !clone.join("HEAD").exists() {
+        let _ = std::fs::remove_dir_all(&clone);
+        let o = run_bounded(
+            Command::new("git")
+                .args(["-c", "init.defaultBranch=main", "clone", "-q", "--bare"])
+                .arg(&bundle)
+                .arg(&clone),
+            Duration::from_secs(120),
+        );
+        assert!(
+            o.status.success(),
+            "git clone of the avr-hal bundle: {:?}",
+            text(&o)
+        );
+    }
+    Ok(clone)
 }
 
 /// `../shared/tools/firmware-env.sh`, which makes the machine's cargo compile firmware with
@@ -111,6 +112,7 @@ pub fn firmware_env() -> Result<PathBuf, String> {
 
 /// A folder made by `../shared/tools/nix-offline/setup.sh`: with its arguments, real Nix builds
 /// a generated flake offline.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct NixOffline {
     pub dir: PathBuf,
     /// `--override-input` for nixpkgs (nix-offline's with tests/fixtures/nix-offline/overlay.nix
@@ -123,55 +125,57 @@ pub struct NixOffline {
     cargo_home: PathBuf,
 }
 
-/// The nix-offline folder, set up once per test binary.
+/// The nix-offline folder, set up once per test run (the first test that asks runs setup.sh).
 pub fn nix_offline() -> Result<&'static NixOffline, String> {
-    static SETUP: OnceLock<Result<NixOffline, String>> = OnceLock::new();
+    static SETUP: std::sync::OnceLock<Result<NixOffline, String>> = std::sync::OnceLock::new();
     SETUP
-        .get_or_init(|| {
-            let setup = shared()?.join("tools/nix-offline/setup.sh");
-            if !setup.is_file() {
-                return Err(format!("{} is missing", setup.display()));
-            }
-            if !on_path("nix") {
-                return Err("nix is not installed (../shared/tools/install-nix.sh)".into());
-            }
-            if !Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").exists() {
-                return Err("Debian's rustc with its std source is missing \
-                     (../shared/tools/install-firmware-tools.sh)"
-                    .into());
-            }
-            let dir = tmp().join("nix-offline");
-            let o = run_bounded(
-                Command::new("bash").arg(&setup).arg(&dir),
-                Duration::from_secs(900),
-            );
-            let (out, err) = text(&o);
-            if !o.status.success() {
-                return Err(format!(
-                    "{} {} failed:\n{out}{err}",
-                    setup.display(),
-                    dir.display()
-                ));
-            }
-            let args = std::fs::read_to_string(dir.join("override-args")).unwrap();
-            let args = with_test_overlay(&dir, args.lines().map(str::to_string).collect());
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            Ok(NixOffline {
-                override_args: args,
-                home: dir.join("home"),
-                rustup_home: std::env::var_os("RUSTUP_HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or(home.join(".rustup")),
-                cargo_home: std::env::var_os("CARGO_HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or(home.join(".cargo")),
-                dir,
-            })
-        })
+        .get_or_init(|| shared::once("nix-offline", set_up_nix_offline))
         .as_ref()
         .map_err(Clone::clone)
+}
+
+fn set_up_nix_offline() -> Result<NixOffline, String> {
+    let setup = shared()?.join("tools/nix-offline/setup.sh");
+    if !setup.is_file() {
+        return Err(format!("{} is missing", setup.display()));
+    }
+    if !on_path("nix") {
+        return Err("nix is not installed (../shared/tools/install-nix.sh)".into());
+    }
+    if !Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").exists() {
+        return Err("Debian's rustc with its std source is missing \
+             (../shared/tools/install-firmware-tools.sh)"
+            .into());
+    }
+    let dir = tmp().join("nix-offline");
+    let o = run_bounded(
+        Command::new("bash").arg(&setup).arg(&dir),
+        Duration::from_secs(900),
+    );
+    let (out, err) = text(&o);
+    if !o.status.success() {
+        return Err(format!(
+            "{} {} failed:\n{out}{err}",
+            setup.display(),
+            dir.display()
+        ));
+    }
+    let args = std::fs::read_to_string(dir.join("override-args")).unwrap();
+    let args = with_test_overlay(&dir, args.lines().map(str::to_string).collect());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    Ok(NixOffline {
+        override_args: args,
+        home: dir.join("home"),
+        rustup_home: std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".rustup")),
+        cargo_home: std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".cargo")),
+        dir,
+    })
 }
 
 /// nix-offline's `args` with its nixpkgs replaced by a copy that also has

@@ -5,18 +5,20 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::process::{run_bounded, text};
-use super::{on_path, repo, tmp};
+use super::{on_path, repo, shared};
 
 pub const BOOTLOADER: &str =
     "/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/ATmegaBOOT_168_atmega328.hex";
 pub const F_CPU: f64 = 16e6;
 
-/// One simulation at a time: each runs in real time and uses a core.
-pub static SIM_LOCK: Mutex<()> = Mutex::new(());
+/// One simulated Uno at a time, in every test process of the run: each runs in real time and
+/// uses a core. Held until dropped.
+pub fn sim_lock() -> shared::Held {
+    shared::lock("sim-uno")
+}
 
 /// Why the simulated Uno cannot run here, if it cannot.
 pub fn sim_missing() -> Option<String> {
@@ -49,10 +51,9 @@ pub fn ravedude_missing() -> Option<String> {
 }
 
 /// Compiles tests/sim/sim-uno.c once per test run.
-pub fn sim_binary() -> &'static Path {
-    static SIM: OnceLock<PathBuf> = OnceLock::new();
-    SIM.get_or_init(|| {
-        let out = tmp().join("sim-uno");
+pub fn sim_binary() -> PathBuf {
+    let made = shared::once("sim-uno", || {
+        let out = shared::run_dir().join("sim-uno");
         let o = run_bounded(
             Command::new("cc")
                 .args(["-O2", "-Wall", "-o"])
@@ -66,8 +67,9 @@ pub fn sim_binary() -> &'static Path {
             "compiling sim-uno failed: {:?}",
             text(&o)
         );
-        out
-    })
+        Ok(out)
+    });
+    made.unwrap()
 }
 
 /// A running simulated Uno; killed when dropped.
@@ -179,11 +181,11 @@ pub fn measured_half_period(sim: &mut SimUno, done: Instant, what: &str, expecte
             "PB5 does not toggle steadily: gaps {gaps:?} s"
         );
     }
-    eprintln!(
-        "measured: {} toggles PB5 every {:.4} ms (period {:.4} ms) in the simulated Uno",
+    crate::common::measured(&format!(
+        "{} toggles PB5 every {:.4} ms (period {:.4} ms) in the simulated Uno",
         what,
         mean * 1e3,
         2.0 * mean * 1e3
-    );
+    ));
     mean
 }

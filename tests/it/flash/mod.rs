@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::common::firmware::{build, Kind};
 use crate::common::process::{run_bounded, text};
 use crate::common::sim::{measured_half_period, SimUno};
-use crate::common::{nixflash, repo, skip, tmp};
+use crate::common::{nixflash, repo, skip};
 
 /// `nixflash new <name> --board <board> --no-git` in a fresh temporary folder (outside this
 /// repository, so that Nix sees a plain folder and not a git checkout).
@@ -85,11 +85,20 @@ pub(super) fn firmware() -> &'static Firmware {
 /// tests/fixtures/firmware/blink.c compiled with avr-gcc, once per test run.
 pub(super) fn blink_firmware() -> &'static Firmware {
     static FW: OnceLock<Firmware> = OnceLock::new();
-    FW.get_or_init(c_firmware)
+    FW.get_or_init(|| {
+        let elf = crate::common::shared::once("blink.elf", || Ok(c_firmware())).unwrap();
+        Firmware {
+            elf,
+            half_period: 0.250,
+            greeting: "Hello from the nixflash test firmware!".into(),
+            what: "the avr-gcc fixture blink.c".into(),
+        }
+    })
 }
 
-fn c_firmware() -> Firmware {
-    let elf = tmp().join("blink.elf");
+/// tests/fixtures/firmware/blink.c compiled with avr-gcc into this run's folder.
+fn c_firmware() -> PathBuf {
+    let elf = crate::common::shared::run_dir().join("blink.elf");
     let o = run_bounded(
         Command::new("avr-gcc")
             .args([
@@ -105,12 +114,7 @@ fn c_firmware() -> Firmware {
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "avr-gcc failed: {:?}", text(&o));
-    Firmware {
-        elf,
-        half_period: 0.250,
-        greeting: "Hello from the nixflash test firmware!".into(),
-        what: "the avr-gcc fixture blink.c".into(),
-    }
+    elf
 }
 
 /// Flashes `fw` with `nixflash flash --no-build --elf ... --port <pty>` run in `project` with

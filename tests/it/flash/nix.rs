@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{blink_firmware, firmware, new_project};
 use crate::common;
 use crate::common::process::{collect, lossy, run_bounded, text, Spawned};
-use crate::common::sim::{measured_half_period, ravedude_missing, sim_missing, SimUno, SIM_LOCK};
+use crate::common::sim::{measured_half_period, ravedude_missing, sim_lock, sim_missing, SimUno};
 use crate::common::{nixflash, on_path, skip};
 
 /// The fixture flake of tests/it/build.rs (tests/fixtures/project: package `fixture`, board
@@ -66,7 +66,7 @@ fn flash_builds_with_nix_then_uploads_to_a_simulated_uno() {
     }
     let fw = blink_firmware();
     let (_tmp, project) = nix_fixture_project(&fw.elf);
-    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = sim_lock();
     let mut sim = SimUno::start();
     let o = run_bounded(
         nixflash()
@@ -147,7 +147,7 @@ fn flash_monitor_shows_the_greeting_after_flashing() {
     }
     let fw = firmware();
     let (_dir, project) = new_project("fw", "uno");
-    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = sim_lock();
     let sim = SimUno::start();
     let started = Instant::now();
     let mut p = Spawned::new(

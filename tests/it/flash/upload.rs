@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{blink_firmware, firmware, flash_and_check, new_project};
 use crate::common::process::{run_bounded, text};
-use crate::common::sim::{ravedude_missing, sim_missing, SIM_LOCK};
+use crate::common::sim::{ravedude_missing, sim_lock, sim_missing};
 use crate::common::{nixflash, on_path, skip};
 
 #[test]
@@ -15,7 +15,7 @@ fn ravedude_from_path_uploads_to_a_simulated_uno() {
     if let Some(why) = sim_missing().or_else(ravedude_missing) {
         return skip(name, &why);
     }
-    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = sim_lock();
     let (_dir, project) = new_project("fw", "uno");
     let path = std::env::var_os("PATH").unwrap();
     let stderr = flash_and_check(&project, &path, Duration::from_secs(180));
@@ -71,7 +71,7 @@ fn flake_flasher_is_used_when_path_has_no_ravedude() {
             "ravedude is installed next to nix/avrdude, so PATH cannot leave it out",
         );
     }
-    let _serial = SIM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = sim_lock();
     let (_dir, project) = new_project("fw", "uno");
     let system = format!("{}-linux", std::env::consts::ARCH);
     std::fs::copy(&ravedude, project.join("ravedude-for-test")).unwrap();

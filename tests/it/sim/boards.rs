@@ -59,12 +59,12 @@ fn mega2560_and_leonardo_run_their_own_blinkies_at_their_clocks() {
                 "{err}"
             );
         }
-        eprintln!(
-            "measured: the {name} blinky in simavr: LED every {:.4} ms, {:.2} simulated seconds \
+        crate::common::measured(&format!(
+            "the {name} blinky in simavr: LED every {:.4} ms, {:.2} simulated seconds \
              per wall second",
             interval * 1e3,
             r["speed"].as_f64().unwrap()
-        );
+        ));
     }
 }
 

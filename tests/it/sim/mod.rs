@@ -16,15 +16,17 @@ mod uno;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::common::firmware::{build, Built, Kind};
 use crate::common::process::{run_bounded, text};
 use crate::common::{nixflash, on_path, skip};
 
-/// One simulation at a time: each runs as fast as a core lets it, and the speeds are measured.
-pub static SIMS: Mutex<()> = Mutex::new(());
+/// One simulation at a time, in every test process of the run: each runs as fast as a core lets
+/// it, and the speeds are measured. Held until dropped.
+pub fn one_sim() -> crate::common::shared::Held {
+    crate::common::shared::lock("nixflash-sim")
+}
 
 /// The blinky for `board` and a simavr on PATH, or None after [`skip`].
 pub fn ready(test: &str, kind: Kind) -> Option<Built> {
@@ -43,7 +45,7 @@ pub fn ready(test: &str, kind: Kind) -> Option<Built> {
 
 /// `nixflash sim <args>` in `dir`, to its end (at most two minutes).
 pub fn sim(dir: &Path, args: &[&str]) -> Output {
-    let _one = SIMS.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_sim();
     let mut cmd = nixflash();
     cmd.current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join(".cfg"))

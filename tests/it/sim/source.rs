@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ready, SIMS};
+use super::{one_sim, ready};
 use crate::common::firmware::Kind;
 use crate::common::offline::nix_offline;
 use crate::common::process::{run_bounded, text};
@@ -27,7 +27,7 @@ fn without_simavr_on_path_the_flake_s_simulator_is_built_and_used() {
     let bin = tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::os::unix::fs::symlink(which::which("nix").unwrap(), bin.join("nix")).unwrap();
-    let _one = SIMS.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_sim();
     let o = run_bounded(
         off.nixflash(&project)
             .env("PATH", &bin)

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{json, led_interval, led_lines, ready, sim, SIMS};
+use super::{json, led_interval, led_lines, one_sim, ready, sim};
 use crate::common::firmware::Kind;
 use crate::common::nixflash;
 use crate::common::process::{collect, lossy, text, Spawned};
@@ -85,12 +85,12 @@ fn uno_blinky_greets_and_blinks_every_500_ms() {
     );
     let (interval, changes) = led_interval(&r, "uno");
     assert_eq!(changes, 7, "{r}");
-    eprintln!(
-        "measured: the Uno blinky in simavr: LED every {:.4} ms, {:.2} simulated seconds per wall \
+    crate::common::measured(&format!(
+        "the Uno blinky in simavr: LED every {:.4} ms, {:.2} simulated seconds per wall \
          second",
         interval * 1e3,
         r["speed"].as_f64().unwrap()
-    );
+    ));
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn until_ctrl_c_the_run_ends_with_what_it_saw() {
     let Some(uno) = ready(test, Kind::Uno) else {
         return;
     };
-    let _one = SIMS.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_sim();
     let mut run = Spawned::new(
         nixflash()
             .current_dir(&uno.project)
