@@ -1,62 +1,168 @@
 //! Generated projects BUILT by real Nix: `nixflash new`, then `nixflash build -- <args>` with the
 //! arguments of ../shared/tools/nix-offline, which lets real Nix run the project's own flake.nix
 //! with the real crane and nixpkgs logic here, only the downloads (stdenv bootstrap, the Rust
-//! toolchain, a few tools) stood in for by the host's programs. Each project has a name of its
-//! own, so Nix really builds its dependencies and firmware instead of finding them in the store.
+//! toolchain, a few tools) stood in for by the host's programs.
 //!
-//! These take minutes, so they have this binary to themselves, and run one at a time (each build
-//! uses every core, and the flash test's simulated Uno runs in real time). They need Nix, the
-//! firmware tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and
-//! elf2uf2-rs; without them they say SKIPPED, and in CI they fail. The Raspberry Pi Pico's build
-//! is in nix_build/rp2.rs.
+//! Each chip is built from scratch once per run ([`from_scratch`]): a project whose name is new
+//! to the store (a nonce), so Nix really builds its dependencies and firmware; the from-scratch
+//! checks are made on that build's own log, whichever test asked for it first. Every test then
+//! works on a copy of that project under the same name, so that its dependencies' derivation is
+//! the one already built and only what the test changes is built again. Everything runs in one
+//! store: crane's utilities, the stand-in toolchain's core for a target and the vendored crates
+//! are built once, by whichever build needs them first.
+//!
+//! These take minutes, so they have this binary to themselves; cargo-nextest runs them beside
+//! the `it` tests, two heavy tests at a time (.config/nextest.toml). They need Nix, the firmware
+//! tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and elf2uf2-rs;
+//! without them they say SKIPPED, and in CI they fail. By board: [`uno`] (with `sim` for
+//! `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves the pins.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "it/common/mod.rs"]
 mod common;
+#[path = "nix_build/esp.rs"]
+mod esp;
 #[path = "nix_build/rp2.rs"]
 mod rp2;
 #[path = "nix_build/sim.rs"]
 mod sim;
+#[path = "nix_build/uno.rs"]
+mod uno;
+#[path = "nix_build/update.rs"]
+mod update;
 
 use common::offline::{nix_offline, NixOffline};
-use common::process::{collect, lossy, run_bounded, text, Spawned};
-use common::sim::{measured_half_period, ravedude_missing, sim_lock, sim_missing, SimUno};
-use common::{on_path, skip};
+use common::process::{run_bounded, text};
+use common::{on_path, shared, skip};
 
-/// A generated project in a temporary folder.
+/// A generated project in a folder of its own.
 struct Project {
-    _tmp: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     dir: PathBuf,
     name: String,
 }
 
-/// `nixflash new <prefix>-<nonce> --board <board>`, a git repository with every file added.
-fn new_project(off: &NixOffline, prefix: &str, board: &str) -> Project {
+/// A name new to the store: `<prefix>-t<nonce>`.
+fn new_name(prefix: &str) -> String {
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     // A letter first: Nix takes a name part that starts with a digit for the version.
-    let name = format!("{prefix}-t{:x}", nonce & 0xffff_ffff);
+    format!("{prefix}-t{:x}", nonce & 0xffff_ffff)
+}
+
+/// `nixflash new <prefix>-<nonce> --board <board>` in a temporary folder, a git repository with
+/// every file added.
+fn new_project(off: &NixOffline, prefix: &str, board: &str) -> Project {
     let tmp = tempfile::Builder::new()
         .prefix("nixflash-nix-build-")
         .tempdir()
         .unwrap();
+    let mut p = new_project_in(off, tmp.path(), &new_name(prefix), board);
+    p._tmp = Some(tmp);
+    p
+}
+
+/// `nixflash new <name> --board <board>` in `dir`.
+fn new_project_in(off: &NixOffline, dir: &Path, name: &str, board: &str) -> Project {
+    fs::create_dir_all(dir).unwrap();
     let o = run_bounded(
-        off.nixflash(tmp.path())
-            .args(["new", &name, "--board", board]),
+        off.nixflash(dir).args(["new", name, "--board", board]),
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "nixflash new: {:?}", text(&o));
     Project {
-        dir: tmp.path().join(&name),
-        _tmp: tmp,
-        name,
+        dir: dir.join(name),
+        _tmp: None,
+        name: name.to_string(),
+    }
+}
+
+/// A project built from scratch, by the first test of the run that asked for it: its folder,
+/// never changed after the build (tests change [`FromScratch::copy`]s), and what the build said.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FromScratch {
+    dir: PathBuf,
+    name: String,
+    /// `nixflash build`'s stdout (its JSON with `--json`) and stderr (the Nix log).
+    out: String,
+    log: String,
+    seconds: f64,
+    /// Whether nix/std-Cargo.lock was there before the build.
+    had_std_lock: bool,
+}
+
+/// `nixflash new <prefix>-<nonce> --board <board>` built from scratch with `nixflash build
+/// [extra]`, once per run. Checked here, whichever test asked first: Nix built the project's
+/// dependencies and its firmware (no derivation of the project was in the store), and the ELF is
+/// in `result/bin`.
+fn from_scratch(off: &NixOffline, prefix: &str, board: &str, extra: &[&str]) -> FromScratch {
+    let made = shared::once(&format!("nix-from-scratch-{board}"), || {
+        let dir = shared::run_dir().join("nix-projects");
+        let p = new_project_in(off, &dir, &new_name(prefix), board);
+        let had_std_lock = p.dir.join("nix/std-Cargo.lock").exists();
+        let cpu = common::process::children_cpu();
+        let (out, log, took) = nixflash_build(off, &p, extra);
+        common::measured(&format!(
+            "{} ({board}) built from scratch in {:.1} s ({:.1} s of CPU, with whatever it was \
+             first to need: crane's utilities, the toolchain's core for the target)",
+            p.name,
+            took.as_secs_f64(),
+            (common::process::children_cpu() - cpu).as_secs_f64()
+        ));
+        let built = built_derivations(&log);
+        for drv in [
+            format!("-{}-deps-0.1.0.drv", p.name),
+            format!("-{}-0.1.0.drv", p.name),
+        ] {
+            assert!(
+                built.iter().any(|d| d.ends_with(&drv)),
+                "Nix did not build *{drv} from scratch: {built:?}\n{log}"
+            );
+        }
+        let elf = p.dir.join(format!("result/bin/{}.elf", p.name));
+        assert!(elf.is_file(), "no {}:\n{log}", elf.display());
+        Ok(FromScratch {
+            dir: p.dir,
+            name: p.name,
+            out,
+            log,
+            seconds: took.as_secs_f64(),
+            had_std_lock,
+        })
+    });
+    made.unwrap()
+}
+
+impl FromScratch {
+    /// A copy of the built project (its git repository and `result` link too) in a temporary
+    /// folder, under the same name: Nix finds its derivations built as long as nothing changes.
+    fn copy(&self) -> Project {
+        let tmp = tempfile::Builder::new()
+            .prefix("nixflash-nix-build-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join(&self.name);
+        let o = run_bounded(
+            Command::new("cp").arg("-a").arg(&self.dir).arg(&dir),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "cp -a: {:?}", text(&o));
+        Project {
+            _tmp: Some(tmp),
+            dir,
+            name: self.name.clone(),
+        }
+    }
+
+    /// The firmware's ELF in the store, as the build left it.
+    fn elf(&self) -> PathBuf {
+        self.dir.join(format!("result/bin/{}.elf", self.name))
     }
 }
 
@@ -129,27 +235,6 @@ fn size_line(stderr: &str) -> (u64, u64) {
         .collect();
     // flash <used> B / <total> B (<pct> %), RAM <used> B / <total> B (<pct> %)
     (numbers[0], numbers[2])
-}
-
-/// `.text + .data` and `.data + .bss + .noinit` of an AVR ELF, by `avr-size -A`.
-fn avr_size(elf: &Path) -> (u64, u64) {
-    let o = run_bounded(
-        Command::new("avr-size").arg("-A").arg(elf),
-        Duration::from_secs(30),
-    );
-    assert!(o.status.success(), "avr-size: {:?}", text(&o));
-    let mut s = std::collections::HashMap::new();
-    for l in text(&o).0.lines() {
-        let mut f = l.split_whitespace();
-        if let (Some(name), Some(Ok(size))) = (f.next(), f.next().map(str::parse::<u64>)) {
-            s.insert(name.to_string(), size);
-        }
-    }
-    let get = |n: &str| s.get(n).copied().unwrap_or(0);
-    (
-        get(".text") + get(".data"),
-        get(".data") + get(".bss") + get(".noinit"),
-    )
 }
 
 /// Edits src/main.rs (a new greeting) and checks that the rebuild is exactly one derivation,
@@ -264,326 +349,4 @@ fn ready(test: &str, tools: &[&str]) -> Option<&'static NixOffline> {
             None
         }
     }
-}
-
-#[test]
-fn uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware() {
-    let test = "uno_builds_from_scratch_flashes_and_rebuilds_only_the_firmware";
-    if let Some(why) = sim_missing().or_else(ravedude_missing) {
-        return skip(test, &why);
-    }
-    let Some(off) = ready(test, &["git", "avr-size"]) else {
-        return;
-    };
-
-    let p = new_project(off, "uno", "uno");
-
-    // From scratch: nixflash makes the std lock from the (stand-in) toolchain's rust-src, then
-    // Nix builds the dependencies and the firmware.
-    assert!(!p.dir.join("nix/std-Cargo.lock").exists());
-    let (_, log, took) = nixflash_build(off, &p, &[]);
-    common::measured(&format!(
-        "{} built from scratch (std lock, deps, firmware) in {:.1} s",
-        p.name,
-        took.as_secs_f64()
-    ));
-    assert!(
-        log.contains("Updated nix/std-Cargo.lock to the standard library's lock"),
-        "nixflash did not create the std lock:\n{log}"
-    );
-    let std_lock = fs::read(p.dir.join("nix/std-Cargo.lock")).unwrap();
-    assert_eq!(
-        std_lock,
-        fs::read("/usr/lib/rustlib/src/rust/library/Cargo.lock").unwrap(),
-        "nix/std-Cargo.lock is not the lock of the toolchain's rust-src (nix-offline's toolchain \
-         is Debian's rustc, whose rust-src this is)"
-    );
-    let tracked = common::git(&p.dir, &["ls-files", "nix"]);
-    assert!(
-        tracked.contains("nix/std-Cargo.lock") && tracked.contains("nix/std-Cargo.lock.source"),
-        "the std lock is not git-added: {tracked}"
-    );
-    let built = built_derivations(&log);
-    for drv in [
-        format!("-{}-deps-0.1.0.drv", p.name),
-        format!("-{}-0.1.0.drv", p.name),
-    ] {
-        assert!(
-            built.iter().any(|d| d.ends_with(&drv)),
-            "Nix did not build *{drv}: {built:?}"
-        );
-    }
-    let elf = p.dir.join(format!("result/bin/{}.elf", p.name));
-    assert!(elf.is_file(), "no {}:\n{log}", elf.display());
-    let (flash, ram) = size_line(&log);
-    assert_eq!(
-        (flash, ram),
-        avr_size(&elf),
-        "the size report disagrees with avr-size"
-    );
-    common::measured(&format!(
-        "{} is {flash} B of flash and {ram} B of RAM",
-        p.name
-    ));
-
-    // Built again, as JSON: nothing new to build, the std lock left alone.
-    let (json, log, _) = nixflash_build(off, &p, &["--json"]);
-    assert!(
-        built_derivations(&log).is_empty(),
-        "a second build built something:\n{log}"
-    );
-    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(j["std_lock"]["state"], "unchanged", "{json}");
-    assert_eq!(j["size"]["flash"]["used"], flash);
-
-    // Flash the simulated Uno with the same arguments: nothing is built, real ravedude uploads,
-    // nixflash's monitor shows the greeting, and the board blinks.
-    let _sim_lock = sim_lock();
-    let mut sim = SimUno::start();
-    let mut flash = Spawned::new(
-        off.nixflash(&p.dir)
-            .args(["flash", "--port", &sim.pty, "--monitor", "--"])
-            .args(&off.override_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let (out, t_out) = collect(flash.child.stdout.take().unwrap());
-    let (err, t_err) = collect(flash.child.stderr.take().unwrap());
-    let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
-    let started = Instant::now();
-    while !lossy(&out).contains(&greeting) {
-        if let Some(status) = flash.try_wait() {
-            panic!(
-                "nixflash flash ended ({status}) before the greeting\n{}\n{}",
-                lossy(&out),
-                lossy(&err)
-            );
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            flash.kill_group();
-            panic!(
-                "no greeting {greeting:?} within 300 s\n{}\n{}",
-                lossy(&out),
-                lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let done = Instant::now();
-    flash.signal(libc::SIGINT);
-    let status = flash
-        .wait_for(Duration::from_secs(20))
-        .expect("nixflash flash --monitor did not end after SIGINT");
-    let (_, _) = (t_out.join(), t_err.join());
-    let log = lossy(&err);
-    assert_eq!(status.code(), Some(0), "{log}");
-    assert!(
-        built_derivations(&log).is_empty(),
-        "flash built something although the build was done:\n{log}"
-    );
-    let running = log
-        .lines()
-        .find(|l| l.starts_with("Running: "))
-        .unwrap_or_else(|| panic!("flash shows no ravedude command:\n{log}"));
-    assert!(
-        running.contains(&format!(" -P {} /nix/store/", sim.pty))
-            && running.ends_with(&format!("/bin/{}.elf", p.name)),
-        "ravedude was not given the built ELF: {running}"
-    );
-    assert!(log.contains("bytes of flash verified"), "{log}");
-    let half = measured_half_period(&mut sim, done, &p.name, 0.5);
-    assert!(
-        (half - 0.5).abs() < 0.0025,
-        "PB5 toggles every {half} s, not every 500 ms"
-    );
-    drop(sim);
-    drop(_sim_lock);
-
-    // An edit of src/main.rs rebuilds the firmware alone, and only its own crate in it.
-    let main = p.dir.join("src/main.rs");
-    let good = fs::read_to_string(&main).unwrap();
-    rebuild_after_an_edit(off, &p);
-    // Back to the greeting that checks.sim expects (tests/nix_build/sim.rs fails it).
-    fs::write(&main, &good).unwrap();
-    git_add(&p, "src/main.rs");
-
-    // The flake's checks pass on the generated project...
-    flake_check(off, &p, true);
-    // ...and catch a formatting error...
-    fs::write(&main, good.replacen("fn main() -> ! {", "fn main()->!{", 1)).unwrap();
-    git_add(&p, "src/main.rs");
-    let (ok, log) = check_passes(off, &p, "fmt");
-    assert!(
-        !ok,
-        "checks.fmt passed a badly formatted src/main.rs:\n{log}"
-    );
-    assert!(log.contains("Diff in"), "{log}");
-    // ...and a clippy warning (an unused variable).
-    let unused = good.replacen(
-        "let dp = arduino_hal::Peripherals::take().unwrap();",
-        "let dp = arduino_hal::Peripherals::take().unwrap();\n    let unused = 1;",
-        1,
-    );
-    assert_ne!(unused, good);
-    fs::write(&main, unused).unwrap();
-    git_add(&p, "src/main.rs");
-    let (ok, log) = check_passes(off, &p, "clippy");
-    assert!(!ok, "checks.clippy passed an unused variable:\n{log}");
-    assert!(log.contains("unused variable"), "{log}");
-}
-
-/// An ESP32 board: built from scratch, its ELF accepted by `espflash save-image`, its size report
-/// counting only loaded sections, and a rebuild after an edit of src/ compiling only the
-/// project's crate. With `checks`, `nix flake check` too.
-fn esp_board(test: &str, board: &str, chip: &str, checks: bool) {
-    let Some(off) = ready(test, &["git", "espflash"]) else {
-        return;
-    };
-
-    let p = new_project(off, chip, board);
-    let (json, log, took) = nixflash_build(off, &p, &["--json"]);
-    common::measured(&format!(
-        "{} ({board}) built from scratch in {:.1} s",
-        p.name,
-        took.as_secs_f64()
-    ));
-    let built = built_derivations(&log);
-    assert!(
-        built
-            .iter()
-            .any(|d| d.ends_with(&format!("-{}-deps-0.1.0.drv", p.name))),
-        "{built:?}"
-    );
-    assert!(
-        !p.dir.join("nix/std-Cargo.lock").exists(),
-        "an ESP build needs no std lock"
-    );
-    let elf = p.dir.join(format!("result/bin/{}.elf", p.name));
-
-    // espflash turns it into an app image.
-    let image = p.dir.join("app.bin");
-    let (_, err, _) = run_ok(
-        Command::new("espflash")
-            .args(["save-image", "--chip", chip])
-            .arg(&elf)
-            .arg(&image),
-        "espflash save-image",
-    );
-    let bytes = fs::read(&image).unwrap();
-    assert_eq!(bytes.first(), Some(&0xE9), "not an ESP app image:\n{err}");
-
-    // The size report counts the sections that are loaded, read independently here: every
-    // counted section occupies memory (SHF_ALLOC), none is debug data or a stack reservation,
-    // and flash is the bytes of the allocated sections that have contents.
-    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let counted: Vec<&str> = j["size"]["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    let data = fs::read(&elf).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    use object::{Object, ObjectSection, SectionFlags, SectionKind};
-    let mut loaded = 0u64;
-    for s in file.sections() {
-        let SectionFlags::Elf { sh_flags } = s.flags() else {
-            continue;
-        };
-        let alloc = sh_flags & u64::from(object::elf::SHF_ALLOC) != 0;
-        let name = s.name().unwrap();
-        if counted.contains(&name) {
-            assert!(alloc, "{name} is counted but not loaded");
-        }
-        if alloc && s.kind() != SectionKind::UninitializedData {
-            loaded += s.size();
-        }
-    }
-    for name in &counted {
-        assert!(
-            !name.starts_with(".debug") && !name.starts_with(".stack") && !name.contains("dummy"),
-            "{name} is counted"
-        );
-    }
-    let flash = j["size"]["flash"]["used"].as_u64().unwrap();
-    assert_eq!(flash, loaded, "flash is not the loaded sections' bytes");
-    assert!(
-        flash * 2 < data.len() as u64,
-        "flash {flash} B is not much less than the ELF's {} B (debug info counted?)",
-        data.len()
-    );
-    common::measured(&format!(
-        "{} is {flash} B of flash, {} B of RAM; app image {} B",
-        p.name,
-        j["size"]["ram"]["used"],
-        bytes.len()
-    ));
-
-    rebuild_after_an_edit(off, &p);
-    if checks {
-        flake_check(off, &p, false);
-    }
-}
-
-#[test]
-fn esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware() {
-    esp_board(
-        "esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware",
-        "esp32c3",
-        "esp32c3",
-        true,
-    );
-}
-
-#[test]
-fn esp32c6_builds_from_scratch_and_rebuilds_only_the_firmware() {
-    esp_board(
-        "esp32c6_builds_from_scratch_and_rebuilds_only_the_firmware",
-        "esp32c6",
-        "esp32c6",
-        false,
-    );
-}
-
-/// `nixflash update` moves pins on purpose and says old -> new; the std lock follows.
-#[test]
-fn update_moves_the_pins_and_says_what_moved() {
-    let test = "update_moves_the_pins_and_says_what_moved";
-    let Some(off) = ready(test, &["git"]) else {
-        return;
-    };
-
-    let p = new_project(off, "upd", "uno");
-    let before = fs::read_to_string(p.dir.join("flake.lock")).unwrap();
-    // nix-offline's inputs, this time written into flake.lock (no --no-write-lock-file).
-    let args: Vec<&String> = off
-        .override_args
-        .iter()
-        .filter(|a| *a != "--no-write-lock-file")
-        .collect();
-    let crane = args[args.iter().position(|a| *a == "crane").unwrap() + 1].clone();
-    let (_, log, _) = run_ok(
-        off.nixflash(&p.dir)
-            .args(["update", "crane", "--"])
-            .args(&args),
-        "nixflash update crane",
-    );
-    let after = fs::read_to_string(p.dir.join("flake.lock")).unwrap();
-    assert_ne!(before, after, "flake.lock did not change:\n{log}");
-    assert!(
-        log.contains(&format!("Moved crane 2c71e19 (2026-08-03) → {crane}")),
-        "update did not say how crane moved:\n{log}"
-    );
-    for input in [
-        "nixpkgs 104240a (2026-08-03) → path:",
-        "rust-overlay fd2ebb9 (2026-08-22) → path:",
-    ] {
-        assert!(log.contains(input), "update did not say `{input}`:\n{log}");
-    }
-    assert!(
-        log.contains("Updated nix/std-Cargo.lock"),
-        "update did not make the std lock:\n{log}"
-    );
-    assert!(p.dir.join("nix/std-Cargo.lock").is_file());
 }

@@ -183,10 +183,11 @@ fn check_board(b: &Board, dir: &Path) -> Result<(), String> {
         ));
     }
     common::measured(&format!(
-        "{} ({}): compiled in {:.1} s; flash {} of {} bytes, RAM {} of {} bytes",
+        "{} ({}): compiled in {:.1} s ({:.1} s of CPU); flash {} of {} bytes, RAM {} of {} bytes",
         b.id,
         b.chip,
         built.took.as_secs_f64(),
+        built.cpu.as_secs_f64(),
         size.flash.used,
         size.flash.total,
         size.ram.used,

@@ -7,7 +7,8 @@
 use std::fs;
 use std::time::Duration;
 
-use super::{check_passes, git_add, new_project, ready};
+use super::uno::uno;
+use super::{check_passes, git_add, ready};
 use crate::common::process::{run_bounded, text};
 use crate::common::skip;
 
@@ -21,7 +22,12 @@ fn uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_come
         return;
     };
 
-    let p = new_project(off, "unosim", "uno");
+    // The Uno project of this run (built from scratch once), its std lock taken away: `sim`
+    // makes it again as `build` does, and finds the firmware already built.
+    let p = uno(off).copy();
+    for lock in ["nix/std-Cargo.lock", "nix/std-Cargo.lock.source"] {
+        fs::remove_file(p.dir.join(lock)).unwrap();
+    }
     let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
 
     // `nixflash sim` builds as `nixflash build` does (the std lock, then the flake's firmware,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use nixflash::board::Board;
 
-use super::process::{run_bounded, text};
+use super::process::{children_cpu, run_bounded, text};
 use super::{offline, shared, tmp};
 
 /// How a family's projects are compiled here.
@@ -153,8 +153,9 @@ pub fn target_dir_for(board: &Board, project: &Path) -> Result<PathBuf, String> 
 pub struct Compiled {
     /// The ELF, copied next to the project (`<project>.elf`), out of the shared target folder.
     pub elf: PathBuf,
-    /// How long cargo took.
+    /// How long cargo took, and the CPU time it used.
     pub took: Duration,
+    pub cpu: Duration,
 }
 
 /// The git config that sends avr-hal's GitHub URL to the bundle's clone, written once per run.
@@ -220,8 +221,10 @@ pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, Str
     let name = target_dir.file_name().unwrap().to_string_lossy();
     let _set = shared::lock(&format!("firmware-target-{name}"));
     let start = Instant::now();
+    let cpu_before = children_cpu();
     let out = run_bounded(&mut cmd, Duration::from_secs(1800));
     let took = start.elapsed();
+    let cpu = children_cpu() - cpu_before;
     if !out.status.success() {
         let (_, err) = text(&out);
         return Err(format!(
@@ -233,7 +236,7 @@ pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, Str
     let built = target_dir.join((recipe.elf)(&board.rust.target, bin));
     let elf = project.with_extension("elf");
     std::fs::copy(&built, &elf).map_err(|e| format!("{}: {e}", built.display()))?;
-    Ok(Compiled { elf, took })
+    Ok(Compiled { elf, took, cpu })
 }
 
 /// The ELF machine (`e_machine`) of a 32-bit ELF file.

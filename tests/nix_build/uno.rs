@@ -1,0 +1,202 @@
+//! The Arduino Uno built by real Nix: from scratch (the std lock made from the toolchain's
+//! rust-src, then the dependencies and the firmware), flashed with real ravedude into a simulated
+//! Uno with the same Nix arguments (nothing built again), rebuilt after an edit (one derivation,
+//! one crate), and the flake's checks (firmware, rustfmt, clippy, simavr), which pass and catch
+//! a formatting error and a clippy warning. `nixflash sim` and `checks.sim` are in sim.rs.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{
+    built_derivations, check_passes, flake_check, from_scratch, git_add, nixflash_build, ready,
+    rebuild_after_an_edit, size_line, FromScratch,
+};
+use crate::common::process::{collect, lossy, run_bounded, text, Spawned};
+use crate::common::sim::{measured_half_period, ravedude_missing, sim_lock, sim_missing, SimUno};
+use crate::common::{self, offline::NixOffline, skip};
+
+/// The Uno project of this run, built from scratch by the first test that asks.
+pub(super) fn uno(off: &NixOffline) -> FromScratch {
+    from_scratch(off, "uno", "uno", &[])
+}
+
+#[test]
+fn uno_builds_from_scratch_and_flashes() {
+    let test = "uno_builds_from_scratch_and_flashes";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(test, &why);
+    }
+    let Some(off) = ready(test, &["git", "avr-size"]) else {
+        return;
+    };
+    let built = uno(off);
+    let log = &built.log;
+    // From scratch: nixflash made the std lock from the (stand-in) toolchain's rust-src, then Nix
+    // built the dependencies and the firmware (checked by from_scratch).
+    assert!(!built.had_std_lock, "a new Uno project has a std lock");
+    assert!(
+        log.contains("Updated nix/std-Cargo.lock to the standard library's lock"),
+        "nixflash did not create the std lock:\n{log}"
+    );
+    let p = built.copy();
+    let std_lock = fs::read(p.dir.join("nix/std-Cargo.lock")).unwrap();
+    assert_eq!(
+        std_lock,
+        fs::read("/usr/lib/rustlib/src/rust/library/Cargo.lock").unwrap(),
+        "nix/std-Cargo.lock is not the lock of the toolchain's rust-src (nix-offline's toolchain \
+         is Debian's rustc, whose rust-src this is)"
+    );
+    let tracked = common::git(&p.dir, &["ls-files", "nix"]);
+    assert!(
+        tracked.contains("nix/std-Cargo.lock") && tracked.contains("nix/std-Cargo.lock.source"),
+        "the std lock is not git-added: {tracked}"
+    );
+    let (flash, ram) = size_line(log);
+    assert_eq!(
+        (flash, ram),
+        avr_size(&built.elf()),
+        "the size report disagrees with avr-size"
+    );
+    common::measured(&format!(
+        "{} is {flash} B of flash and {ram} B of RAM",
+        p.name
+    ));
+
+    // Built again, as JSON: nothing new to build, the std lock left alone.
+    let (json, log, _) = nixflash_build(off, &p, &["--json"]);
+    assert!(
+        built_derivations(&log).is_empty(),
+        "a second build built something:\n{log}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(j["std_lock"]["state"], "unchanged", "{json}");
+    assert_eq!(j["size"]["flash"]["used"], flash);
+
+    // Flash the simulated Uno with the same arguments: nothing is built, real ravedude uploads,
+    // nixflash's monitor shows the greeting, and the board blinks.
+    let _sim_lock = sim_lock();
+    let mut sim = SimUno::start();
+    let mut flash = Spawned::new(
+        off.nixflash(&p.dir)
+            .args(["flash", "--port", &sim.pty, "--monitor", "--"])
+            .args(&off.override_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (out, t_out) = collect(flash.child.stdout.take().unwrap());
+    let (err, t_err) = collect(flash.child.stderr.take().unwrap());
+    let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
+    let started = Instant::now();
+    while !lossy(&out).contains(&greeting) {
+        if let Some(status) = flash.try_wait() {
+            panic!(
+                "nixflash flash ended ({status}) before the greeting\n{}\n{}",
+                lossy(&out),
+                lossy(&err)
+            );
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            flash.kill_group();
+            panic!(
+                "no greeting {greeting:?} within 300 s\n{}\n{}",
+                lossy(&out),
+                lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = Instant::now();
+    flash.signal(libc::SIGINT);
+    let status = flash
+        .wait_for(Duration::from_secs(20))
+        .expect("nixflash flash --monitor did not end after SIGINT");
+    let (_, _) = (t_out.join(), t_err.join());
+    let log = lossy(&err);
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        built_derivations(&log).is_empty(),
+        "flash built something although the build was done:\n{log}"
+    );
+    let running = log
+        .lines()
+        .find(|l| l.starts_with("Running: "))
+        .unwrap_or_else(|| panic!("flash shows no ravedude command:\n{log}"));
+    assert!(
+        running.contains(&format!(" -P {} /nix/store/", sim.pty))
+            && running.ends_with(&format!("/bin/{}.elf", p.name)),
+        "ravedude was not given the built ELF: {running}"
+    );
+    assert!(log.contains("bytes of flash verified"), "{log}");
+    let half = measured_half_period(&mut sim, done, &p.name, 0.5);
+    assert!(
+        (half - 0.5).abs() < 0.0025,
+        "PB5 toggles every {half} s, not every 500 ms"
+    );
+    drop(sim);
+    drop(_sim_lock);
+}
+
+/// An edit of src/main.rs rebuilds the firmware alone, and only its own crate in it; the flake's
+/// checks pass on the generated project, and catch a formatting error and a clippy warning.
+#[test]
+fn uno_rebuilds_only_the_firmware_and_its_checks_pass_and_fail() {
+    let test = "uno_rebuilds_only_the_firmware_and_its_checks_pass_and_fail";
+    let Some(off) = ready(test, &["git"]) else {
+        return;
+    };
+    let p = uno(off).copy();
+    let main = p.dir.join("src/main.rs");
+    let good = fs::read_to_string(&main).unwrap();
+    rebuild_after_an_edit(off, &p);
+    // Back to the greeting that checks.sim expects (tests/nix_build/sim.rs fails it).
+    fs::write(&main, &good).unwrap();
+    git_add(&p, "src/main.rs");
+
+    // The flake's checks pass on the generated project...
+    flake_check(off, &p, true);
+    // ...and catch a formatting error...
+    fs::write(&main, good.replacen("fn main() -> ! {", "fn main()->!{", 1)).unwrap();
+    git_add(&p, "src/main.rs");
+    let (ok, log) = check_passes(off, &p, "fmt");
+    assert!(
+        !ok,
+        "checks.fmt passed a badly formatted src/main.rs:\n{log}"
+    );
+    assert!(log.contains("Diff in"), "{log}");
+    // ...and a clippy warning (an unused variable).
+    let unused = good.replacen(
+        "let dp = arduino_hal::Peripherals::take().unwrap();",
+        "let dp = arduino_hal::Peripherals::take().unwrap();\n    let unused = 1;",
+        1,
+    );
+    assert_ne!(unused, good);
+    fs::write(&main, unused).unwrap();
+    git_add(&p, "src/main.rs");
+    let (ok, log) = check_passes(off, &p, "clippy");
+    assert!(!ok, "checks.clippy passed an unused variable:\n{log}");
+    assert!(log.contains("unused variable"), "{log}");
+}
+
+/// `.text + .data` and `.data + .bss + .noinit` of an AVR ELF, by `avr-size -A`.
+fn avr_size(elf: &Path) -> (u64, u64) {
+    let o = run_bounded(
+        Command::new("avr-size").arg("-A").arg(elf),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "avr-size: {:?}", text(&o));
+    let mut s = std::collections::HashMap::new();
+    for l in text(&o).0.lines() {
+        let mut f = l.split_whitespace();
+        if let (Some(name), Some(Ok(size))) = (f.next(), f.next().map(str::parse::<u64>)) {
+            s.insert(name.to_string(), size);
+        }
+    }
+    let get = |n: &str| s.get(n).copied().unwrap_or(0);
+    (
+        get(".text") + get(".data"),
+        get(".data") + get(".bss") + get(".noinit"),
+    )
+}
