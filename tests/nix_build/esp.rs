@@ -54,7 +54,7 @@ fn image_and_size(built: &FromScratch, chip: &str) {
     // The size report counts the sections that are loaded, read independently here: every
     // counted section occupies memory (SHF_ALLOC), none is debug data or a stack reservation,
     // and flash is the bytes of the allocated sections that have contents.
-    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let j: serde_json::Value = serde_json::from_str(json).unwrap();
     let counted: Vec<&str> = j["size"]["sections"]
         .as_array()
         .unwrap()
