@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use super::{new_project, nixflash_build, ready, run_ok, size_line};
+use super::{from_scratch, ready, run_ok, size_line};
 use crate::common;
 
 #[test]
@@ -15,13 +15,9 @@ fn pico_builds_an_elf_and_its_uf2_offline() {
         return;
     };
 
-    let p = new_project(off, "pico", "pico");
-    let (_, err, took) = nixflash_build(off, &p, &[]);
-    crate::common::measured(&format!(
-        "{} (pico) built from scratch in {:.1} s",
-        p.name,
-        took.as_secs_f64()
-    ));
+    let built = from_scratch(off, "pico", "pico", &[]);
+    let err = &built.log;
+    let p = built.copy();
     let bin = p.dir.join("result/bin");
     let elf = bin.join(format!("{}.elf", p.name));
     let uf2 = fs::read(bin.join(format!("{}.uf2", p.name))).unwrap();
@@ -44,7 +40,7 @@ fn pico_builds_an_elf_and_its_uf2_offline() {
     assert!(fs::read(drive.join(format!("{}.uf2", p.name))).unwrap() == uf2);
 
     // The size report: flash is what the UF2 file writes, less the padding of its sectors.
-    let (flash, ram) = size_line(&err);
+    let (flash, ram) = size_line(err);
     assert!(flash > 256 && (flash as usize) <= uf2.len() / 2, "{flash}");
     assert!(ram > 0 && ram < 4096, "{ram}");
     crate::common::measured(&format!("{} is {flash} B of flash, {ram} B of RAM", p.name));

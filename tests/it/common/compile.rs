@@ -8,13 +8,16 @@
 //! makes the caller fail, naming the match arm to add.
 //!
 //! Projects compile into target folders kept between runs under `target/tmp/firmware-target/`,
-//! one per compile set: the target, the flags of the project's `.cargo/config.toml` (the CPU
-//! among them) and the recipe ([`target_dir_for`]). Every project of a set shares its `core`,
-//! HAL and host crates (proc macros, build scripts), so boards that differ only in data (LED,
-//! USB ids, name) compile only their own crate; cargo keeps apart what differs within a set
-//! (the HAL's features). Sets compile at the same time, each in its own process; within a set
-//! one compile at a time (a lock shared by every test process of the run), as each copies its
-//! ELF out of the folder before the next can overwrite it.
+//! one per family ([`target_dir_for`]). Cargo keeps apart what differs between the projects of
+//! a family (the target, the CPU and other flags of `.cargo/config.toml`, the HAL's features)
+//! and shares the rest: every project of a compile set (the same target, CPU and flags) shares
+//! its `core` and HAL, so boards that differ only in data (LED, USB ids, name) compile only
+//! their own crate, and every set of a family shares the crates built for the host (proc
+//! macros, build scripts: lalrpop for the RP2 family's PIO assembler, esp-hal's macros), which
+//! a target folder per set would compile once per set. Families compile at the same time, each
+//! in its own process; within a family one compile at a time (a lock shared by every test
+//! process of the run), as each copies its ELF out of the folder before the next can overwrite
+//! it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,51 +110,15 @@ pub fn target_root() -> PathBuf {
     tmp().join("firmware-target")
 }
 
-/// The target folder of `project`'s compile set: `<target>-<hash>`, the hash over the recipe's
-/// arguments and what `.cargo/config.toml` says about the build (target, rustflags, build-std,
-/// environment). Projects whose flags differ get folders of their own: cargo would take a
-/// change of flags for a change of every crate, and rebuild them all each time.
-pub fn target_dir_for(board: &Board, project: &Path) -> Result<PathBuf, String> {
-    use sha2::{Digest, Sha256};
-    let recipe = recipe(board)?;
-    let path = project.join(".cargo/config.toml");
-    let config: toml::Table = match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-        Err(_) => toml::Table::new(),
-    };
-    let target = &board.rust.target;
-    let mut key = format!("{target}\n{:?}\n", recipe.args);
-    for (section, field) in [
-        ("build", "rustflags"),
-        ("unstable", "build-std"),
-        ("env", ""),
-    ] {
-        let value = config.get(section).and_then(|t| {
-            if field.is_empty() {
-                Some(t)
-            } else {
-                t.get(field)
-            }
-        });
-        key.push_str(&format!("{section}.{field}={value:?}\n"));
-    }
-    // [target.<triple>] and [target.'cfg(...)'] tables: rustflags and linker.
-    if let Some(toml::Value::Table(targets)) = config.get("target") {
-        for (name, t) in targets {
-            for field in ["rustflags", "linker"] {
-                key.push_str(&format!("target.{name}.{field}={:?}\n", t.get(field)));
-            }
-        }
-    }
-    let hash = Sha256::digest(key.as_bytes());
-    let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(target_root().join(format!("{target}-{short}")))
+/// The target folder of `board`'s family.
+pub fn target_dir_for(board: &Board) -> PathBuf {
+    target_root().join(&board.family().id)
 }
 
 /// A compiled project.
 #[derive(Debug, Clone)]
 pub struct Compiled {
-    /// The ELF, copied next to the project (`<project>.elf`), out of the shared target folder.
+    /// The ELF, copied next to the project (`<project>.elf`), out of the family's target folder.
     pub elf: PathBuf,
     /// How long cargo took, and the CPU time it used.
     pub took: Duration,
@@ -193,7 +160,7 @@ fn rust_lld_dir() -> Result<PathBuf, String> {
 /// machine lacking a tool is the caller's business: see [`missing`]).
 pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, String> {
     let recipe = recipe(board)?;
-    let target_dir = target_dir_for(board, project)?;
+    let target_dir = target_dir_for(board);
     let env = offline::firmware_env()?;
     let mut script = format!(
         ". '{}' && exec cargo build --release --locked",

@@ -53,11 +53,58 @@ pub fn run_id() -> String {
     std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid-{}", std::process::id()))
 }
 
-/// A folder of this run's own under `tmp/runs/`, for what [`once`] makes.
+/// A folder of this run's own under `tmp/runs/`, for what [`once`] makes. The first test of a
+/// run to ask removes the folders of runs that ended more than a day ago (their Nix projects'
+/// `result` links would keep what they built in the store).
 pub fn run_dir() -> PathBuf {
-    let dir = tmp().join("runs").join(run_id());
-    fs::create_dir_all(&dir).unwrap();
+    let runs = tmp().join("runs");
+    let dir = runs.join(run_id());
+    if !dir.is_dir() {
+        let _held = lock("runs");
+        if !dir.is_dir() {
+            remove_older_than_a_day(&runs);
+            fs::create_dir_all(&dir).unwrap();
+        }
+    }
     dir
+}
+
+/// A folder of this run's own outside the repository (in the system's temporary folder), for
+/// what must not be inside a git checkout: `nixflash new` there would add to the repository.
+/// Swept like [`run_dir`].
+pub fn run_dir_outside() -> PathBuf {
+    let runs = std::env::temp_dir().join("nixflash-test-runs");
+    let dir = runs.join(run_id());
+    if !dir.is_dir() {
+        let _held = lock("runs-outside");
+        if !dir.is_dir() {
+            remove_older_than_a_day(&runs);
+            fs::create_dir_all(&dir).unwrap();
+        }
+    }
+    dir
+}
+
+/// Removes what is in `dir` and was last changed more than a day ago.
+pub fn remove_older_than_a_day(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+        if old {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
 }
 
 /// The value named `name` for this run: made by `make` in the first test that asks, under the
