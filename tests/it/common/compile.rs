@@ -186,7 +186,13 @@ pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, Str
             .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
     }
     let name = target_dir.file_name().unwrap().to_string_lossy();
-    let _set = shared::lock(&format!("firmware-target-{name}"));
+    let _family = shared::lock(&format!("firmware-target-{name}"));
+    // Several test projects share a package name (`fw`), and cargo tells a package's own units
+    // apart by name and version, not by folder: it takes them for fresh when their files are
+    // older than its last build of that name. A project rendered while another compiled would
+    // then get the other's build script output (its link arguments). Its files are made newer
+    // than anything built so far.
+    touch_tree(project);
     let start = Instant::now();
     let cpu_before = children_cpu();
     let out = run_bounded(&mut cmd, Duration::from_secs(1800));
@@ -204,6 +210,21 @@ pub fn compile(board: &Board, project: &Path, bin: &str) -> Result<Compiled, Str
     let elf = project.with_extension("elf");
     std::fs::copy(&built, &elf).map_err(|e| format!("{}: {e}", built.display()))?;
     Ok(Compiled { elf, took, cpu })
+}
+
+/// Sets the modification time of every file under `dir` (but `target/`) to now.
+fn touch_tree(dir: &Path) {
+    let now = std::time::SystemTime::now();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if e.file_type().unwrap().is_dir() {
+            if e.file_name() != "target" {
+                touch_tree(&path);
+            }
+        } else if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+            f.set_modified(now).unwrap();
+        }
+    }
 }
 
 /// The ELF machine (`e_machine`) of a 32-bit ELF file.
