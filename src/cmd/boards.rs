@@ -40,6 +40,17 @@ pub fn matches(b: &Board, filter: &str) -> bool {
 #[derive(Subcommand)]
 enum Show {
     /// Everything nixflash knows about one board
+    #[command(after_help = "Examples:\n  \
+        nixflash boards show uno                 the Uno: chip, HAL, memory, flasher, USB ids\n  \
+        nixflash boards show arduino-uno         the same board, by an alias\n  \
+        nixflash boards show esp32c3 --json      for tools\n  \
+        nixflash boards show uno --toml > my-uno.toml\n  \
+        \x20                                       its board file, to start your own from\n\n\
+        To make your own board, save the --toml output in $XDG_CONFIG_HOME/nixflash/boards/ \
+        (default ~/.config/nixflash/boards/) or in a project's boards/ folder, and give it an \
+        id of its own (the aliases it keeps stay the Uno's, with a warning); or write a short file with `inherit = \"uno\"`, an `id`, a `name` and \
+        only what differs. A project made with `nixflash new --board <your board>` gets a copy \
+        in its boards/ folder, so that it builds on other machines too.")]
     Show {
         /// Board id or alias (see `nixflash boards`)
         board: String,

@@ -20,9 +20,9 @@ fn bin() -> Command {
     c
 }
 
-/// The subcommands `nixflash --help` lists (`help` left out).
-fn commands() -> Vec<String> {
-    let o = bin().arg("--help").output().unwrap();
+/// The subcommands `nixflash <words> --help` lists (`help` left out).
+fn subcommands(words: &[&str]) -> Vec<String> {
+    let o = bin().args(words).arg("--help").output().unwrap();
     let help = String::from_utf8(o.stdout).unwrap();
     help.lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -34,12 +34,27 @@ fn commands() -> Vec<String> {
         .collect()
 }
 
+/// The subcommands `nixflash --help` lists (`help` left out).
+fn commands() -> Vec<String> {
+    subcommands(&[])
+}
+
+/// Every command and every subcommand of one (`boards show`).
 #[test]
 fn every_command_s_help_has_examples() {
     let commands = commands();
     assert!(commands.len() >= 10, "{commands:?}");
-    for c in commands {
-        let o = bin().args([c.as_str(), "--help"]).output().unwrap();
+    let mut all: Vec<String> = Vec::new();
+    for c in &commands {
+        all.push(c.clone());
+        for sub in subcommands(&[c.as_str()]) {
+            all.push(format!("{c} {sub}"));
+        }
+    }
+    assert!(all.iter().any(|c| c == "boards show"), "{all:?}");
+    for c in all {
+        let words: Vec<&str> = c.split(' ').collect();
+        let o = bin().args(&words).arg("--help").output().unwrap();
         let help = String::from_utf8(o.stdout).unwrap();
         assert!(o.status.success(), "{c} --help");
         let examples = help
