@@ -63,6 +63,24 @@ impl Check {
     }
 }
 
+/// The user's and the project's board files: one that nixflash cannot use fails (its board is
+/// left out, and a command that needs it fails), one with something to fix is worth knowing.
+fn board_file_checks(db: &crate::board::Database) -> Vec<Check> {
+    db.warnings()
+        .iter()
+        .map(|w| match &w.error {
+            Some(_) => Check::fail(
+                w.message.clone(),
+                format!(
+                    "fix {} (compare with `nixflash boards show uno --toml`) or remove it",
+                    w.file
+                ),
+            ),
+            None => Check::warn(w.message.clone(), format!("edit {} as said", w.file)),
+        })
+        .collect()
+}
+
 /// Runs every check for the context, giving each to `report` as soon as it is known (evaluating
 /// the flake can take a while), and returns them all.
 pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -> Vec<Check> {
@@ -93,6 +111,10 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
                 )),
             }
         }
+    }
+
+    for c in board_file_checks(&ctx.db) {
+        add(c);
     }
 
     // The project: outside one, only the system is checked.

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
-use super::{line_col, Board, Family};
+use super::{line_col, Board, Family, Warning};
 use crate::error::Failure;
 
 static BUILTIN_BOARDS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/boards");
@@ -61,6 +61,8 @@ struct RawBoard {
 pub struct Database {
     families: BTreeMap<String, Arc<Family>>,
     entries: BTreeMap<String, Entry>,
+    /// What is wrong with the user's and the project's board files.
+    warnings: Vec<Warning>,
 }
 
 /// The families compiled into nixflash.
@@ -176,27 +178,48 @@ fn locate(text: &str, path: &[&str], key: bool) -> Option<usize> {
 }
 
 impl Database {
-    /// The boards compiled into nixflash.
+    /// The boards compiled into nixflash (every one of them must be good).
     pub fn builtin() -> Result<Database> {
-        Database::from_raw(builtin_raw()?)
+        let db = Database::from_raw(builtin_raw()?, Vec::new())?;
+        match db.warnings.first() {
+            Some(w) => Err(w.to_error()),
+            None => Ok(db),
+        }
     }
 
-    /// Built-in boards, then `$XDG_CONFIG_HOME/nixflash/boards/`, then `<project>/boards/`.
+    /// Built-in boards, then `$XDG_CONFIG_HOME/nixflash/boards/`, then `<project>/boards/`. A
+    /// file that cannot be used is left out with a [`Warning`] ([`Database::warnings`]).
     pub fn load(project_root: Option<&Path>) -> Result<Database> {
+        Database::load_from(user_boards_dir().as_deref(), project_root)
+    }
+
+    /// [`Database::load`] with the user's board folder given.
+    pub fn load_from(user_dir: Option<&Path>, project_root: Option<&Path>) -> Result<Database> {
         let mut raw = builtin_raw()?;
-        if let Some(dir) = user_boards_dir() {
-            raw.extend(raw_dir(&dir, Source::User)?);
+        let mut warnings = Vec::new();
+        if let Some(dir) = user_dir {
+            raw.extend(raw_dir(dir, Source::User, &mut warnings));
         }
         if let Some(root) = project_root {
-            raw.extend(raw_dir(&root.join("boards"), Source::Project)?);
+            raw.extend(raw_dir(
+                &root.join("boards"),
+                Source::Project,
+                &mut warnings,
+            ));
         }
-        Database::from_raw(raw)
+        Database::from_raw(raw, warnings)
     }
 
-    fn from_raw(raw: Vec<RawBoard>) -> Result<Database> {
+    /// What is wrong with the board files, in the order the files were read.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    fn from_raw(raw: Vec<RawBoard>, warnings: Vec<Warning>) -> Result<Database> {
         let mut db = Database {
             families: builtin_families()?,
             entries: BTreeMap::new(),
+            warnings,
         };
         // By id: a later file replaces an earlier one.
         let mut by_id: BTreeMap<String, RawBoard> = BTreeMap::new();
@@ -205,7 +228,10 @@ impl Database {
             let id = match r.table.get("id").and_then(|v| v.as_str()) {
                 Some(id) => id.to_string(),
                 None => {
-                    return Err(invalid(&r.origin, 1, 1, "missing field `id`"));
+                    let e = invalid(&r.origin, 1, 1, "missing field `id`");
+                    db.warnings
+                        .push(Warning::left_out(&r.origin, names(&r), &e));
+                    continue;
                 }
             };
             if !order.contains(&id) {
@@ -214,9 +240,13 @@ impl Database {
             by_id.insert(id, r);
         }
         for id in order {
-            let board = db.resolve(&id, &by_id)?;
-            let source = by_id[&id].source.clone();
-            db.insert(board, source)?;
+            let r = &by_id[&id];
+            let done = db
+                .resolve(&id, &by_id)
+                .and_then(|board| db.insert(board, r.source.clone()));
+            if let Err(e) = done {
+                db.warnings.push(Warning::left_out(&r.origin, names(r), &e));
+            }
         }
         Ok(db)
     }
@@ -300,27 +330,59 @@ impl Database {
         Ok(board)
     }
 
-    fn insert(&mut self, board: Board, source: Source) -> Result<()> {
-        // An alias may not point at a different board than the one it names.
-        for name in std::iter::once(&board.id).chain(&board.aliases) {
-            if let Some(other) = self
-                .entries
+    /// Adds a resolved board. Its id may not name another board (an error); an alias that
+    /// does keeps naming that one, and the board goes without it (a warning).
+    fn insert(&mut self, mut board: Board, source: Source) -> Result<()> {
+        let other = |name: &str| {
+            self.entries
                 .values()
                 .find(|e| e.board.id != board.id && e.board.answers_to(name))
-            {
-                return Err(anyhow::Error::new(
-                    Failure::new(format!(
-                        "{}: `{name}` already names board `{}` ({})",
-                        source_label(&source),
-                        other.board.id,
-                        other.source
-                    ))
-                    .hint(format!(
-                        "give the board another id or alias, or override `{}` by using its id",
-                        other.board.id
-                    )),
-                ));
+        };
+        if let Some(other) = other(&board.id) {
+            return Err(anyhow::Error::new(
+                Failure::new(format!(
+                    "{}: `{}` already names board `{}` ({})",
+                    source_label(&source),
+                    board.id,
+                    other.board.id,
+                    other.source
+                ))
+                .hint(format!(
+                    "give the board another id, or replace `{}` by using its id",
+                    other.board.id
+                )),
+            ));
+        }
+        // The aliases another board has, by that board.
+        let mut taken: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for a in &board.aliases {
+            if let Some(o) = other(a) {
+                let entry = taken
+                    .entry(o.board.id.clone())
+                    .or_insert_with(|| (o.source.to_string(), Vec::new()));
+                entry.1.push(format!("`{a}`"));
             }
+        }
+        for (other_id, (other_source, aliases)) in &taken {
+            let file = source_label(&source);
+            let (what, verb, they) = match aliases.len() {
+                1 => ("alias", "names", "it stays"),
+                _ => ("aliases", "name", "they stay"),
+            };
+            self.warnings.push(Warning::note(
+                &file,
+                format!(
+                    "{file}: {what} {} already {verb} board `{other_id}` ({other_source}): {they} \
+                     `{other_id}`'s, and `{}` goes without; remove {} from {file} (or give the \
+                     board the id `{other_id}` to replace that board)",
+                    aliases.join(", "),
+                    board.id,
+                    if aliases.len() == 1 { "it" } else { "them" },
+                ),
+            ));
+            board
+                .aliases
+                .retain(|a| !aliases.contains(&format!("`{a}`")));
         }
         self.entries
             .insert(board.id.clone(), Entry { board, source });
@@ -348,8 +410,13 @@ impl Database {
         self.entries.values().find(|e| e.board.answers_to(name))
     }
 
-    /// Like [`Database::find`], with an error that suggests the closest names.
+    /// Like [`Database::find`], with an error that suggests the closest names. A board whose
+    /// file was left out ([`Database::warnings`]) is that file's error, even when a board of an
+    /// earlier source answers to the name: the file was meant to replace it.
     pub fn get(&self, name: &str) -> Result<&Board> {
+        if let Some(w) = self.warnings.iter().find(|w| w.about(name)) {
+            return Err(w.to_error());
+        }
         if let Some(e) = self.find(name) {
             return Ok(&e.board);
         }
@@ -465,31 +532,74 @@ fn builtin_raw() -> Result<Vec<RawBoard>> {
         .collect()
 }
 
-/// Every `*.toml` in `dir` (a missing folder has none).
-fn raw_dir(dir: &Path, source: fn(PathBuf) -> Source) -> Result<Vec<RawBoard>> {
+/// Every `*.toml` in `dir` (a missing folder has none); a file that cannot be read or parsed,
+/// or that is empty, is left out with a warning.
+fn raw_dir(
+    dir: &Path,
+    source: fn(PathBuf) -> Source,
+    warnings: &mut Vec<Warning>,
+) -> Vec<RawBoard> {
+    let shown = dir.display().to_string();
     let read = match std::fs::read_dir(dir) {
         Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            let e = anyhow::Error::new(e).context(format!("cannot read the board folder {shown}"));
+            warnings.push(Warning::left_out(&shown, Vec::new(), &e));
+            return Vec::new();
+        }
     };
-    let mut paths = Vec::new();
-    for entry in read {
-        let path = entry
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            paths.push(path);
+    let mut paths: Vec<PathBuf> = read
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let origin = path.display().to_string();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| vec![s.to_ascii_lowercase()])
+            .unwrap_or_default();
+        let read = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read board file {origin}"))
+            .and_then(|text| read_raw(&text, &origin, source(path.clone())));
+        match read {
+            Ok(r) if r.table.is_empty() => warnings.push(Warning::note(
+                &origin,
+                format!(
+                    "{origin} is empty, so it defines no board: write one in it (`nixflash \
+                     boards show uno --toml` is a start) or remove it"
+                ),
+            )),
+            Ok(r) => out.push(r),
+            Err(e) => warnings.push(Warning::left_out(&origin, stem, &e)),
         }
     }
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read board file {}", path.display()))?;
-            read_raw(&text, &path.display().to_string(), source(path.clone()))
-        })
-        .collect()
+    out
+}
+
+/// The names a board file gives its board, as far as it can be read: its id, its aliases, and
+/// the file's name.
+fn names(r: &RawBoard) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let strings = |v: Option<&toml::Value>| -> Vec<String> {
+        match v {
+            Some(toml::Value::String(s)) => vec![s.to_ascii_lowercase()],
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    out.extend(strings(r.table.get("id")));
+    out.extend(strings(r.table.get("aliases")));
+    if let Some(stem) = Path::new(&r.origin).file_stem().and_then(|s| s.to_str()) {
+        out.push(stem.to_ascii_lowercase());
+    }
+    out
 }
 
 fn source_label(s: &Source) -> String {

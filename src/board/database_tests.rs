@@ -2,12 +2,17 @@
 
 use super::*;
 
+/// The built-in boards and `files`; the first file left out is the error.
 fn db_with(files: &[(&str, &str)]) -> Result<Database> {
     let mut raw = builtin_raw().unwrap();
     for (name, text) in files {
         raw.push(read_raw(text, name, Source::Project(PathBuf::from(name)))?);
     }
-    Database::from_raw(raw)
+    let db = Database::from_raw(raw, Vec::new())?;
+    match db.warnings().iter().find(|w| w.error.is_some()) {
+        Some(w) => Err(w.to_error()),
+        None => Ok(db),
+    }
 }
 
 #[test]
@@ -183,15 +188,6 @@ fn bad_board_files_say_where_and_what() {
         "{:#}",
         db_with(&[(
             "my.toml",
-            "inherit = \"uno\"\nid = \"x\"\naliases = [\"nano\"]\n"
-        )])
-        .unwrap_err()
-    );
-    assert!(e.contains("`nano` already names board `nano`"), "{e}");
-    let e = format!(
-        "{:#}",
-        db_with(&[(
-            "my.toml",
             "inherit = \"esp32c3-devkitm-1\"\nid = \"x\"\n[rust]\ntoolchain = \"stable\"\n"
         )])
         .unwrap_err()
@@ -275,4 +271,118 @@ fn avr_boards_have_what_the_simulator_needs() {
         .unwrap_err()
     );
     assert!(e.contains("`sim.led = \"d13\"` is not a pin"), "{e}");
+}
+
+/// A folder of board files as the user's (`cfg`) or a project's (`project/boards`), loaded.
+fn load_files(user: &[(&str, &str)], project: &[(&str, &str)]) -> (tempfile::TempDir, Database) {
+    let tmp = tempfile::tempdir().unwrap();
+    let user_dir = tmp.path().join("cfg");
+    let project_root = tmp.path().join("project");
+    for (dir, files) in [(&user_dir, user), (&project_root.join("boards"), project)] {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+    let db = Database::load_from(Some(&user_dir), Some(&project_root)).unwrap();
+    (tmp, db)
+}
+
+fn warnings(db: &Database) -> String {
+    db.warnings()
+        .iter()
+        .map(|w| w.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_bad_board_file_is_a_warning_unless_its_board_is_needed() {
+    let (_tmp, db) = load_files(
+        &[
+            (
+                "myuno.toml",
+                "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+            ),
+            ("garbage.toml", "garbage [\n"),
+            ("unrelated.toml", "[package]\nname = \"x\"\n"),
+        ],
+        &[(
+            "broken.toml",
+            "inherit = \"uno\"\nid = \"broken\"\naliases = [\"br\"]\nname = 5\n",
+        )],
+    );
+    // Every other board works.
+    assert_eq!(db.get("uno").unwrap().id, "uno");
+    assert_eq!(db.get("myuno").unwrap().id, "myuno");
+    // One warning per bad file, naming it.
+    let w = warnings(&db);
+    assert_eq!(db.warnings().len(), 3, "{w}");
+    assert!(w.contains("garbage.toml:1:9: invalid board file"), "{w}");
+    assert!(
+        w.contains("unrelated.toml:1:1: invalid board file: missing field `id`"),
+        "{w}"
+    );
+    assert!(w.contains("broken.toml:4:8: invalid board file"), "{w}");
+    // A command that needs the board gets the file's error.
+    for (name, want) in [
+        ("broken", "broken.toml:4:8: invalid board file"),
+        ("br", "broken.toml:4:8: invalid board file"),
+        ("garbage", "garbage.toml:1:9: invalid board file"),
+    ] {
+        let e = format!("{:#}", db.get(name).unwrap_err());
+        assert!(e.contains(want), "{name}: {e}");
+    }
+    assert!(db.warnings()[0].about("garbage") || db.warnings().iter().any(|w| w.about("garbage")));
+    assert!(!db.warnings().iter().any(|w| w.about("uno")));
+}
+
+#[test]
+fn an_empty_board_file_is_a_warning() {
+    // `nixflash boards show uno --toml > x.toml` in the board folder: the shell makes x.toml
+    // empty before nixflash reads the folder.
+    let (_tmp, db) = load_files(&[("x.toml", ""), ("y.toml", "# nothing yet\n")], &[]);
+    let w = warnings(&db);
+    assert_eq!(db.warnings().len(), 2, "{w}");
+    assert!(w.contains("x.toml is empty"), "{w}");
+    assert!(w.contains("y.toml is empty"), "{w}");
+    assert_eq!(db.get("uno").unwrap().id, "uno");
+}
+
+#[test]
+fn an_exported_board_works_as_a_user_board() {
+    let uno = builtin_source("uno").unwrap();
+    // Saved as it is: it replaces the built-in Uno, aliases and all.
+    let (_tmp, db) = load_files(&[("uno.toml", uno)], &[]);
+    assert!(db.warnings().is_empty(), "{}", warnings(&db));
+    let e = db.find("arduino-uno").unwrap();
+    assert_eq!(e.board.id, "uno");
+    assert!(matches!(e.source, Source::User(_)), "{:?}", e.source);
+    // With an id of its own: a board of its own; the aliases it copied stay the Uno's, with a
+    // warning that names both boards.
+    let copy = uno.replace("id = \"uno\"", "id = \"my-uno\"");
+    let (_tmp, db) = load_files(&[("my-uno.toml", &copy)], &[]);
+    let w = warnings(&db);
+    assert_eq!(db.warnings().len(), 1, "{w}");
+    assert!(
+        w.contains("my-uno.toml")
+            && w.contains("`arduino-uno`, `uno-r3`")
+            && w.contains("board `uno`"),
+        "{w}"
+    );
+    assert_eq!(db.get("arduino-uno").unwrap().id, "uno");
+    let mine = db.get("my-uno").unwrap();
+    assert!(mine.aliases.is_empty(), "{:?}", mine.aliases);
+    // An alias of a built-in board is a warning too, the board usable.
+    let (_tmp, db) = load_files(
+        &[(
+            "x.toml",
+            "inherit = \"uno\"\nid = \"x\"\naliases = [\"nano\", \"xx\"]\n",
+        )],
+        &[],
+    );
+    let w = warnings(&db);
+    assert!(w.contains("`nano` already names board `nano`"), "{w}");
+    assert_eq!(db.get("xx").unwrap().id, "x");
+    assert_eq!(db.get("nano").unwrap().id, "nano");
 }

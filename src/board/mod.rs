@@ -4,6 +4,7 @@
 
 mod database;
 pub mod family;
+mod warning;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
 pub use family::{Family, FlashTool, Place, SimTool};
+pub use warning::Warning;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]

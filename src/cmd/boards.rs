@@ -45,7 +45,7 @@ enum Show {
         nixflash boards show arduino-uno         the same board, by an alias\n  \
         nixflash boards show esp32c3 --json      for tools\n  \
         nixflash boards show uno --toml > my-uno.toml\n  \
-        \x20                                       its board file, to start your own from\n\n\
+        \x20                                        its board file, to start your own from\n\n\
         To make your own board, save the --toml output in $XDG_CONFIG_HOME/nixflash/boards/ \
         (default ~/.config/nixflash/boards/) or in a project's boards/ folder, and give it an \
         id of its own (the aliases it keeps stay the Uno's, with a warning); or write a short file with `inherit = \"uno\"`, an `id`, a `name` and \
@@ -71,7 +71,10 @@ struct JsonEntry<'a> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let ctx = nixflash::context::Context::current()?;
+    let ctx = super::context(match &args.show {
+        Some(Show::Show { board, .. }) => super::Needs::Board(board),
+        None => super::Needs::Nothing,
+    })?;
     let db = &ctx.db;
     let filter = args.filter.as_deref().unwrap_or("");
     let entries = || db.entries().filter(|e| matches(&e.board, filter));

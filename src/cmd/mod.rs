@@ -23,6 +23,50 @@ use nixflash::nix::BuildOptions;
 use nixflash::progress::status;
 use nixflash::serial::{self, PortChoice};
 
+/// The board a command needs, if any: a warning about a board file is left to the error when
+/// its board is the one needed.
+#[derive(Debug, Clone, Copy)]
+pub enum Needs<'a> {
+    /// No board in particular (a list).
+    Nothing,
+    /// This one (`--board uno`).
+    Board(&'a str),
+    /// The one the project's Cargo.toml names, in a project.
+    ProjectBoard,
+}
+
+/// The context of the current folder, after the warnings about board files the command can do
+/// without (see [`context_at`]).
+pub fn context(needs: Needs) -> Result<Context> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    context_at(&cwd, needs)
+}
+
+/// The context of `dir`. A board file that cannot be used is a warning, printed here, and its
+/// board is left out; the board the command needs is its error instead, when the command asks
+/// for it.
+pub fn context_at(dir: &std::path::Path, needs: Needs) -> Result<Context> {
+    let ctx = Context::at(dir)?;
+    let project_board;
+    let needed = match needs {
+        Needs::Nothing => None,
+        Needs::Board(b) => Some(b),
+        Needs::ProjectBoard => {
+            project_board = match ctx.root {
+                Some(_) => ctx.manifest().ok().and_then(|m| m.board.clone()),
+                None => None,
+            };
+            project_board.as_deref()
+        }
+    };
+    for w in ctx.db.warnings() {
+        if !needed.is_some_and(|b| w.about(b)) {
+            status("Warning", &w.message);
+        }
+    }
+    Ok(ctx)
+}
+
 /// What follows `--` on the command line of the commands that run nix.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct NixArgs {
@@ -47,7 +91,7 @@ pub struct NixFlags {
 impl NixFlags {
     /// The context of the current folder; with --verbose, how its project was read is said.
     pub fn context(&self) -> Result<Context> {
-        let ctx = Context::current()?;
+        let ctx = context(Needs::ProjectBoard)?;
         if self.verbose {
             let m = ctx.manifest()?;
             status(

@@ -173,7 +173,10 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(a: Args) -> Result<u8> {
-    let ctx = Context::current()?;
+    let ctx = super::context(match &a.board {
+        Some(b) => super::Needs::Board(b),
+        None => super::Needs::ProjectBoard,
+    })?;
     let board = board(&ctx, a.board.as_deref())?;
     let baud = match (a.monitor.baud, board) {
         (Some(b), _) => b,

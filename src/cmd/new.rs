@@ -76,7 +76,10 @@ pub struct InitArgs {
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
-    let ctx = nixflash::context::Context::current()?;
+    let ctx = super::context(match &a.board {
+        Some(b) => super::Needs::Board(b),
+        None => super::Needs::Nothing,
+    })?;
     let board = match &a.board {
         Some(b) => ctx.db.get(b)?,
         None => choose_board(&ctx.db)?,
@@ -116,7 +119,7 @@ pub fn run_new(a: Args) -> Result<u8> {
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
-    let ctx = nixflash::context::Context::at(&a.path)?;
+    let ctx = super::context_at(&a.path, super::Needs::Board(&a.board))?;
     let board = ctx.db.get(&a.board)?;
     let options = a
         .log

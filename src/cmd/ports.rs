@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use nixflash::board::Database;
-use nixflash::context::Context;
 use nixflash::serial::{self, PortInfo};
 use serde::Serialize;
 
@@ -30,7 +29,7 @@ struct JsonPort<'a> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let ctx = Context::current()?;
+    let ctx = super::context(super::Needs::Nothing)?;
     let db = &ctx.db;
     let ports = serial::list_ports()?;
     if args.json {

@@ -23,3 +23,4 @@ mod ports;
 mod report;
 mod rp2;
 mod sim;
+mod user_boards;

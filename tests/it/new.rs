@@ -238,66 +238,76 @@ fn unknown_board_suggests_and_writes_nothing() {
         .stderr(predicate::str::contains("esp32-c3"));
 }
 
+/// A bad board file is the error of a command that needs its board, with the file, line and
+/// column, and nothing is written; every other command goes on, with one warning naming it.
 #[test]
 fn malformed_board_file_is_named_with_line_and_column_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join(".no-user-config/nixflash/boards");
     std::fs::create_dir_all(&cfg).unwrap();
-    // A family nixflash does not know: the file, line and column, and the families there are.
+    let before = tree(tmp.path());
+    for (text, error) in [
+        // A family nixflash does not know: the file, line and column, and the families there are.
+        (
+            "id = \"mine\"\nname = \"Mine\"\nfamily = \"pic\"\n",
+            "mine.toml:3:10: board `mine` is of family `pic`, which nixflash does not know",
+        ),
+        // A value of the wrong type, and a field no board has.
+        (
+            "inherit = \"uno\"\nid = \"mine\"\nname = 5\n",
+            "mine.toml:3:8: invalid board file: invalid type: integer `5`, expected a string",
+        ),
+        (
+            "inherit = \"uno\"\nid = \"mine\"\n[monitor]\nbaud = 9600\nspeed = 1\n",
+            "mine.toml:5:1: invalid board file: unknown field `speed`",
+        ),
+        // Not TOML at all.
+        ("mine [\n", "mine.toml:1:6: invalid board file"),
+    ] {
+        std::fs::write(cfg.join("mine.toml"), text).unwrap();
+        nixflash(tmp.path())
+            .args(["new", "blinky", "--board", "mine"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(error))
+            .stderr(predicate::str::contains("Warning").not());
+        assert_eq!(tree(tmp.path()), before);
+        nixflash(tmp.path())
+            .args(["boards", "show", "uno"])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(format!(
+                "Warning {}",
+                cfg.join(error).display()
+            )))
+            .stderr(predicate::str::contains("its board is left out"));
+    }
     std::fs::write(
         cfg.join("mine.toml"),
         "id = \"mine\"\nname = \"Mine\"\nfamily = \"pic\"\n",
     )
     .unwrap();
-    let before = tree(tmp.path());
     nixflash(tmp.path())
         .args(["new", "blinky", "--board", "uno"])
         .assert()
-        .failure()
+        .success()
         .stderr(predicate::str::contains(
-            "mine.toml:3:10: board `mine` is of family `pic`, which nixflash does not know",
-        ))
-        .stderr(predicate::str::contains("hint: families: avr, esp-riscv"));
-    assert_eq!(tree(tmp.path()), before);
-    // A value of the wrong type, and a field no board has.
-    std::fs::write(
-        cfg.join("mine.toml"),
-        "inherit = \"uno\"\nid = \"mine\"\nname = 5\n",
-    )
-    .unwrap();
-    nixflash(tmp.path())
-        .args(["new", "blinky", "--board", "uno"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "mine.toml:3:8: invalid board file: invalid type: integer `5`, expected a string",
+            "mine.toml:3:10: board `mine` is of family `pic`",
         ));
-    std::fs::write(
-        cfg.join("mine.toml"),
-        "inherit = \"uno\"\nid = \"mine\"\n[monitor]\nbaud = 9600\nspeed = 1\n",
-    )
-    .unwrap();
-    nixflash(tmp.path())
-        .args(["new", "blinky", "--board", "uno"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "mine.toml:5:1: invalid board file: unknown field `speed`",
-        ));
-    // An alias another board already answers to.
+    // An alias another board already answers to: it stays that board's, with a warning.
     std::fs::write(
         cfg.join("mine.toml"),
         "inherit = \"uno\"\nid = \"mine\"\naliases = [\"mega\"]\n",
     )
     .unwrap();
     nixflash(tmp.path())
-        .args(["new", "blinky", "--board", "uno"])
+        .args(["boards", "show", "mega"])
         .assert()
-        .failure()
+        .success()
+        .stdout(predicate::str::contains("Arduino Mega 2560 (mega2560)"))
         .stderr(predicate::str::contains(
-            "`mega` already names board `mega2560`",
+            "alias `mega` already names board `mega2560` (built in)",
         ));
-    assert_eq!(tree(tmp.path()), before);
 }
 
 #[test]
