@@ -258,14 +258,7 @@ pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
                 ),
             )
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut general = toml_edit::Table::new();
-            general["board"] = toml_edit::value(board.flash.board.as_deref().unwrap_or(&board.id));
-            general["serial-baudrate"] = toml_edit::value(i64::from(board.monitor.baud));
-            let mut doc = toml_edit::DocumentMut::new();
-            doc["general"] = toml_edit::Item::Table(general);
-            doc
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ravedude_board(board),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let general = doc
@@ -275,6 +268,26 @@ pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
         .with_context(|| format!("{}: `general` is not a table", path.display()))?;
     general["open-console"] = toml_edit::value(false);
     Ok(doc.to_string())
+}
+
+/// A Ravedude.toml for the board: ravedude's name for it, or, for a board ravedude has no name
+/// for (a user's board), the board defined inline as the one it inherits that ravedude has.
+fn ravedude_board(board: &Board) -> toml_edit::DocumentMut {
+    let mut doc = toml_edit::DocumentMut::new();
+    let mut general = toml_edit::Table::new();
+    let fb = board.flasher_board();
+    if let Some(name) = fb.as_ref().and_then(|f| f.named.as_deref()) {
+        general["board"] = toml_edit::value(name);
+    }
+    general["serial-baudrate"] = toml_edit::value(i64::from(board.monitor.baud));
+    doc["general"] = toml_edit::Item::Table(general);
+    if let Some(like) = fb.as_ref().and_then(|f| f.like.as_deref()) {
+        let mut inline = toml_edit::Table::new();
+        inline["name"] = toml_edit::value(board.name.as_str());
+        inline["inherit"] = toml_edit::value(like);
+        doc["board"] = toml_edit::Item::Table(inline);
+    }
+    doc
 }
 
 /// Checks that `elf` is an ELF for the board's processor (the family's ELF machine).
@@ -498,6 +511,27 @@ mod tests {
             e.hints[0].contains("nixflash init --board uno --force"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn ravedude_config_defines_a_user_board_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("myuno.toml"),
+            "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+        )
+        .unwrap();
+        let db = Database::load_from(Some(dir.path()), None).unwrap();
+        let board = db.get("myuno").unwrap();
+        // No Ravedude.toml: ravedude's own format for a board it has no name for.
+        let made: toml::Table =
+            toml::from_str(&ravedude_config(board, dir.path()).unwrap()).unwrap();
+        assert_eq!(made["general"].get("board"), None, "{made}");
+        assert_eq!(made["general"]["open-console"].as_bool(), Some(false));
+        assert_eq!(made["board"]["inherit"].as_str(), Some("uno"), "{made}");
+        assert_eq!(made["board"]["name"].as_str(), Some("My Uno"));
+        // Its chip is the one of ravedude's `uno` (a partial [board.avrdude] is an error).
+        assert_eq!(made["board"].get("avrdude"), None, "{made}");
     }
 
     #[test]

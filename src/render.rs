@@ -177,6 +177,8 @@ struct TemplateContext<'a> {
     nixflash_version: &'static str,
     /// The simulator's command line in the flake's `checks.sim`, for a family with a simulator.
     sim_command: Option<String>,
+    /// How the flasher knows the board (Ravedude.toml: `[general] board`, or `[board] inherit`).
+    flasher_board: Option<crate::board::FlasherBoard>,
 }
 
 /// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
@@ -408,6 +410,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
         sim_command: crate::sim::program::flake_command(board)?,
+        flasher_board: board.flasher_board(),
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {

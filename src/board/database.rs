@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
+use super::layers::{ancestors, broken_fixed, chain, expand, locate, merge};
 use super::{line_col, Board, Family, Warning};
 use crate::error::Failure;
 
@@ -48,12 +49,12 @@ pub struct Entry {
 
 /// One board file, read but not resolved.
 #[derive(Debug, Clone)]
-struct RawBoard {
-    table: toml::Table,
-    text: String,
+pub(super) struct RawBoard {
+    pub(super) table: toml::Table,
+    pub(super) text: String,
     /// Its path, or `boards/<file>` for built-in ones.
-    origin: String,
-    source: Source,
+    pub(super) origin: String,
+    pub(super) source: Source,
 }
 
 /// All known families and boards.
@@ -108,73 +109,6 @@ fn invalid(origin: &str, line: usize, col: usize, message: &str) -> anyhow::Erro
              `nixflash boards show uno --toml`",
         ),
     )
-}
-
-/// `over` laid on `base`: tables merge key by key, anything else is replaced.
-fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
-                let merged = merge(std::mem::take(b), o);
-                *b = merged;
-            }
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-    base
-}
-
-/// Every string in `v` with `{id}` and `{chip}` filled in.
-fn expand(v: &mut toml::Value, id: &str, chip: &str) {
-    match v {
-        toml::Value::String(s) => *s = s.replace("{id}", id).replace("{chip}", chip),
-        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| expand(v, id, chip)),
-        toml::Value::Array(a) => a.iter_mut().for_each(|v| expand(v, id, chip)),
-        _ => {}
-    }
-}
-
-/// The fixed values of a family that `board` does not keep, as `(dotted key, wanted)`.
-fn broken_fixed(fixed: &toml::Table, board: &toml::Table, prefix: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, want) in fixed {
-        let key = format!("{prefix}{k}");
-        match (want, board.get(k)) {
-            (toml::Value::Table(w), Some(toml::Value::Table(b))) => {
-                out.extend(broken_fixed(w, b, &format!("{key}.")))
-            }
-            (w, got) if got != Some(w) => out.push((key, w.to_string())),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Where in a board file the value at `path` starts (its key, with `key`), as far as the file
-/// has it.
-fn locate(text: &str, path: &[&str], key: bool) -> Option<usize> {
-    let doc = toml_edit::Document::parse(text).ok()?;
-    let mut table = doc.as_table() as &dyn toml_edit::TableLike;
-    let mut found = None;
-    for (i, name) in path.iter().enumerate() {
-        let Some((k, item)) = table.get_key_value(name) else {
-            break;
-        };
-        let last = i + 1 == path.len();
-        let span = if key && last {
-            k.span().or(item.span())
-        } else {
-            item.span().or(k.span())
-        };
-        found = span.map(|s| s.start).or(found);
-        match item.as_table_like() {
-            Some(t) => table = t,
-            None => break,
-        }
-    }
-    found
 }
 
 impl Database {
@@ -323,6 +257,7 @@ impl Database {
             };
             invalid(&r.origin, line, col, &format!("{message}{place}"))
         })?;
+        board.ancestors = ancestors(id, raw, &family);
         board.family = Some(family);
         board
             .validate()
@@ -462,6 +397,22 @@ impl Database {
         out
     }
 
+    /// The board files of the user's or a project's that `board` is made of (its own, and those
+    /// of the boards it inherits), as `(boards/<id>.toml, text)`: what a new project for the
+    /// board carries in its `boards/`, so that it builds where those files are not. Built-in
+    /// boards need none.
+    pub fn carried_files(&self, board: &Board) -> Result<Vec<(PathBuf, String)>> {
+        let mut out = Vec::new();
+        for id in std::iter::once(board.id.as_str()).chain(board.inherits()) {
+            if let Some(Source::User(p) | Source::Project(p)) = self.source_of(id) {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read board file {}", p.display()))?;
+                out.push((PathBuf::from("boards").join(format!("{id}.toml")), text));
+            }
+        }
+        Ok(out)
+    }
+
     /// Where a board came from.
     pub fn source_of(&self, id: &str) -> Option<&Source> {
         self.entries.get(id).map(|e| &e.source)
@@ -473,45 +424,6 @@ impl Database {
             .find_map(|f| f.usb_serial.get(&id))
             .map(String::as_str)
     }
-}
-
-/// The board `id`'s own table laid on those of the boards it inherits (without `inherit`).
-fn chain(
-    id: &str,
-    raw: &BTreeMap<String, RawBoard>,
-    seen: &mut Vec<String>,
-) -> Result<toml::Table> {
-    if seen.iter().any(|s| s == id) {
-        seen.push(id.to_string());
-        bail!(
-            "boards inherit from each other in a circle: {}",
-            seen.join(" → ")
-        );
-    }
-    seen.push(id.to_string());
-    let r = &raw[id];
-    let mut own = r.table.clone();
-    let Some(parent) = own.remove("inherit") else {
-        return Ok(own);
-    };
-    // Aliases name one board: they are not inherited.
-    let parent = parent
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("{}: `inherit` must be a board id", r.origin))?;
-    if !raw.contains_key(&parent) {
-        let at = locate(&r.text, &["inherit"], false).map_or((1, 1), |o| line_col(&r.text, o));
-        return Err(anyhow::Error::new(
-            Failure::new(format!(
-                "{}:{}:{}: board `{id}` inherits `{parent}`, which is no board's id",
-                r.origin, at.0, at.1
-            ))
-            .hint("`nixflash boards` lists the ids"),
-        ));
-    }
-    let mut base = chain(&parent, raw, seen)?;
-    base.remove("aliases");
-    Ok(merge(base, own))
 }
 
 fn builtin_raw() -> Result<Vec<RawBoard>> {

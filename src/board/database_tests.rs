@@ -351,7 +351,8 @@ fn an_empty_board_file_is_a_warning() {
 
 #[test]
 fn an_exported_board_works_as_a_user_board() {
-    let uno = builtin_source("uno").unwrap();
+    let builtin = Database::builtin().unwrap();
+    let uno = &super::super::exported(builtin.get("uno").unwrap(), builtin_source("uno").unwrap());
     // Saved as it is: it replaces the built-in Uno, aliases and all.
     let (_tmp, db) = load_files(&[("uno.toml", uno)], &[]);
     assert!(db.warnings().is_empty(), "{}", warnings(&db));
@@ -373,6 +374,15 @@ fn an_exported_board_works_as_a_user_board() {
     assert_eq!(db.get("arduino-uno").unwrap().id, "uno");
     let mine = db.get("my-uno").unwrap();
     assert!(mine.aliases.is_empty(), "{:?}", mine.aliases);
+    // It flashes as ravedude's Uno, by name.
+    assert_eq!(mine.flasher_board().unwrap().named.as_deref(), Some("uno"));
+    // The Nano's file inherits the Uno's; a copy still flashes as ravedude's Nano.
+    let nano = builtin.get("nano").unwrap();
+    let copy = super::super::exported(nano, builtin_source("nano").unwrap())
+        .replace("id = \"nano\"", "id = \"my-nano\"");
+    let (_tmp, db) = load_files(&[("my-nano.toml", &copy)], &[]);
+    let mine = db.get("my-nano").unwrap();
+    assert_eq!(mine.flasher_board().unwrap().named.as_deref(), Some("nano"));
     // An alias of a built-in board is a warning too, the board usable.
     let (_tmp, db) = load_files(
         &[(
@@ -385,4 +395,64 @@ fn an_exported_board_works_as_a_user_board() {
     assert!(w.contains("`nano` already names board `nano`"), "{w}");
     assert_eq!(db.get("xx").unwrap().id, "x");
     assert_eq!(db.get("nano").unwrap().id, "nano");
+}
+
+#[test]
+fn a_user_board_is_flashed_as_the_board_it_inherits() {
+    let (_tmp, db) = load_files(
+        &[
+            ("myuno.toml", "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n"),
+            ("myuno2.toml", "inherit = \"myuno\"\nid = \"myuno2\"\nname = \"My Uno 2\"\n"),
+            (
+                "mynano.toml",
+                "inherit = \"nano168\"\nid = \"mynano\"\nname = \"My Nano\"\n",
+            ),
+            (
+                "named.toml",
+                "inherit = \"uno\"\nid = \"named\"\nname = \"N\"\n[flash]\nboard = \"promini-5v\"\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(db.warnings().is_empty(), "{}", warnings(&db));
+    let like = |id: &str| db.get(id).unwrap().flasher_board().unwrap();
+    assert_eq!(like("myuno").like.as_deref(), Some("uno"));
+    assert_eq!(like("myuno").named, None);
+    assert_eq!(like("myuno2").like.as_deref(), Some("uno"));
+    assert_eq!(
+        db.get("myuno2").unwrap().inherits().collect::<Vec<_>>(),
+        ["myuno", "uno"]
+    );
+    assert_eq!(like("mynano").like.as_deref(), Some("nano168"));
+    // Another chip than the board it inherits: ravedude's board for that chip is not known.
+    let (_tmp, db) = load_files(
+        &[(
+            "m.toml",
+            "inherit = \"uno\"\nid = \"m\"\nname = \"M\"\nchip = \"atmega168\"\n",
+        )],
+        &[],
+    );
+    let e = format!("{:#}", db.get("m").unwrap_err());
+    assert!(
+        e.contains("inherits none it has with its chip (atmega168)"),
+        "{e}"
+    );
+    assert_eq!(like("named").named.as_deref(), Some("promini-5v"));
+    assert_eq!(like("uno").named.as_deref(), Some("uno"));
+    // A board that neither has a name ravedude has nor inherits one is left out.
+    let (_tmp, db) = load_files(
+        &[(
+            "lone.toml",
+            &builtin_source("uno")
+                .unwrap()
+                .replace("id = \"uno\"", "id = \"lone\"")
+                .replace("aliases = [\"arduino-uno\", \"uno-r3\"]", "aliases = []"),
+        )],
+        &[],
+    );
+    let e = format!("{:#}", db.get("lone").unwrap_err());
+    assert!(
+        e.contains("ravedude has no board `lone`, and the board inherits none it has"),
+        "{e}"
+    );
 }

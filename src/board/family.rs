@@ -212,6 +212,10 @@ pub struct Flasher {
     pub min_version: Version,
     /// Its command line: `{port}`, `{elf}` and board fields (`{flash.chip}`) filled in.
     pub args: Vec<String>,
+    /// The boards it has by name (`flash.board`), for a flasher that has such a list
+    /// (ravedude): see [`super::Board::flasher_board`].
+    #[serde(default)]
+    pub boards: Vec<String>,
     /// How to install it without Nix (a command).
     pub install: String,
     /// What else that needs, if anything.

@@ -4,6 +4,7 @@
 
 mod database;
 pub mod family;
+mod layers;
 mod warning;
 
 use std::fmt;
@@ -188,6 +189,27 @@ pub struct Board {
     pub sim: Option<SimSpec>,
     #[serde(skip)]
     family: Option<Arc<Family>>,
+    /// The boards it inherits, nearest first.
+    #[serde(skip)]
+    ancestors: Vec<Ancestor>,
+}
+
+/// A board that a board inherits, as far as the board needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    pub id: String,
+    pub chip: String,
+    /// Its own `flash.board`, resolved.
+    pub flash_board: Option<String>,
+}
+
+/// How the family's flasher knows a board, as Ravedude.toml says it: by a name it has
+/// (`[general] board = "uno"`), or defined there as a board it has (`[board] inherit = "uno"`,
+/// for a board it has no name for). One of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlasherBoard {
+    pub named: Option<String>,
+    pub like: Option<String>,
 }
 
 fn valid_id(s: &str) -> bool {
@@ -198,6 +220,36 @@ fn valid_id(s: &str) -> bool {
 }
 
 impl Board {
+    /// The ids of the boards it inherits, nearest first.
+    pub fn inherits(&self) -> impl Iterator<Item = &str> {
+        self.ancestors.iter().map(|a| a.id.as_str())
+    }
+
+    /// How the family's flasher knows the board, for a flasher that knows boards by name
+    /// (`flash.board`): by its own name when the flasher has it (the family's `flasher.boards`),
+    /// else as the nearest board it inherits with the same chip whose name the flasher has; None
+    /// when neither. (ravedude's inline board cannot change the chip alone: its `[board.avrdude]`
+    /// table must then be whole, and nixflash does not know the bootloader's speed.)
+    pub fn flasher_board(&self) -> Option<FlasherBoard> {
+        let known = &self.family().flasher.boards;
+        let own = self.flash.board.as_ref()?;
+        if known.is_empty() || known.contains(own) {
+            return Some(FlasherBoard {
+                named: Some(own.clone()),
+                like: None,
+            });
+        }
+        self.ancestors
+            .iter()
+            .filter(|a| a.chip == self.chip)
+            .filter_map(|a| a.flash_board.as_ref())
+            .find(|b| known.contains(b))
+            .map(|b| FlasherBoard {
+                named: None,
+                like: Some(b.clone()),
+            })
+    }
+
     /// The board's family.
     pub fn family(&self) -> &Family {
         self.family
@@ -310,6 +362,18 @@ impl Board {
                 bail!("`flash.boot-drive` (the Board-ID of its boot drive) is not set");
             }
         }
+        if let (Some(name), None) = (&self.flash.board, self.flasher_board()) {
+            bail!(
+                "{tool} has no board `{name}`, and the board inherits none it has with its chip \
+                 ({chip}): `inherit` one of nixflash's {family} boards with that chip \
+                 (`inherit = \"uno\"`), or set `flash.board` to the {tool} board it flashes \
+                 like: {}",
+                flasher.boards.join(", "),
+                chip = self.chip,
+                tool = flasher.tool.as_str(),
+                family = self.family_id,
+            );
+        }
         Ok(())
     }
 
@@ -347,6 +411,35 @@ impl Board {
         }
         Ok(out)
     }
+}
+
+/// A board file as `nixflash boards show --toml` gives it: `text`, the file of `board`, with
+/// the flasher's name for the board written in when the file leaves it to the family's default
+/// (`flash.board = "{id}"`), so that a copy saved with an id of its own still flashes as this
+/// board.
+pub fn exported(board: &Board, text: &str) -> String {
+    let (Some(named), Ok(mut doc)) = (
+        board.flasher_board().and_then(|f| f.named),
+        text.parse::<toml_edit::DocumentMut>(),
+    ) else {
+        return text.to_string();
+    };
+    if board.family().flasher.boards.is_empty()
+        || doc.get("flash").and_then(|f| f.get("board")).is_some()
+    {
+        return text.to_string();
+    }
+    let mut value = toml_edit::value(named.as_str());
+    if let Some(v) = value.as_value_mut() {
+        v.decor_mut().set_suffix(format!(
+            "  # {}'s name for it: a copy with another id still flashes as `{named}`",
+            board.family().flasher.tool.as_str()
+        ));
+    }
+    let mut table = toml_edit::Table::new();
+    table.insert("board", value);
+    doc.insert("flash", toml_edit::Item::Table(table));
+    doc.to_string()
 }
 
 /// The `{names}` in a text.

@@ -110,14 +110,16 @@ pub fn run(args: Args) -> Result<u8> {
                 super::outln!("{}", serde_json::to_string_pretty(&e)?);
             } else if toml {
                 match &source {
-                    Source::Builtin => {
-                        super::outp!(
-                            "{}",
+                    Source::Builtin => super::outp!(
+                        "{}",
+                        nixflash::board::exported(
+                            b,
                             nixflash::board::builtin_source(&b.id).unwrap_or_default()
                         )
-                    }
+                    ),
                     Source::User(p) | Source::Project(p) => {
-                        super::outp!("{}", std::fs::read_to_string(p)?)
+                        let text = std::fs::read_to_string(p)?;
+                        super::outp!("{}", nixflash::board::exported(b, &text))
                     }
                 }
             } else {
@@ -215,13 +217,19 @@ fn details(b: &Board, source: &Source) -> String {
             ),
             (tool, _) => tool.as_str().to_string(),
         },
-        target_name = b
-            .flash
-            .board
-            .as_deref()
-            .or(b.flash.chip.as_deref())
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
+        target_name = match b.flasher_board().and_then(|f| f.like) {
+            Some(like) => format!(
+                " (as its `{like}`: it has no board `{}`)",
+                b.flash.board.as_deref().unwrap_or_default()
+            ),
+            None => b
+                .flash
+                .board
+                .as_deref()
+                .or(b.flash.chip.as_deref())
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+        },
         fbaud = b
             .flash
             .baud

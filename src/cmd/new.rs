@@ -95,6 +95,12 @@ pub fn run_new(a: Args) -> Result<u8> {
             .iter()
             .map(|l| ("log".to_string(), l.clone()))
             .collect(),
+        extra: ctx
+            .db
+            .carried_files(board)?
+            .into_iter()
+            .map(|(path, contents)| nixflash::render::File { path, contents })
+            .collect(),
     })?;
     super::outln!(
         "Created {} for the {} ({}) in {}",

@@ -61,16 +61,40 @@ pub fn board_mismatch(root: &Path, board: &Board) -> Option<String> {
             ));
         }
     }
-    if board.family().flasher.tool == FlashTool::Ravedude {
-        let named = read("Ravedude.toml")
-            .and_then(|t| t.get("general")?.get("board")?.as_str().map(str::to_string));
-        if let (Some(named), Some(want)) = (named, &board.flash.board) {
-            if &named != want {
+    if let (FlashTool::Ravedude, Some(want)) = (board.family().flasher.tool, board.flasher_board())
+    {
+        let config = read("Ravedude.toml");
+        let get = |table: &str, key: &str| -> Option<String> {
+            config
+                .as_ref()?
+                .get(table)?
+                .get(key)?
+                .as_str()
+                .map(str::to_string)
+        };
+        match (get("general", "board"), get("board", "inherit"), want.like) {
+            (Some(named), _, Some(like)) => {
                 return Some(format!(
-                    "Ravedude.toml flashes ravedude's board `{named}`, and the {} is `{want}`",
+                    "Ravedude.toml flashes ravedude's board `{named}`, and ravedude has no board \
+                     `{named}`: the {} is defined for ravedude as its `{like}`",
                     board.name
-                ));
+                ))
             }
+            (Some(named), _, None) if want.named.as_ref() != Some(&named) => {
+                return Some(format!(
+                    "Ravedude.toml flashes ravedude's board `{named}`, and the {} is `{}`",
+                    board.name,
+                    want.named.unwrap_or_default()
+                ))
+            }
+            (None, Some(inherit), Some(like)) if inherit != like => {
+                return Some(format!(
+                    "Ravedude.toml defines its board as ravedude's `{inherit}`, and the {} is \
+                     defined as its `{like}`",
+                    board.name
+                ))
+            }
+            _ => {}
         }
     }
     None
@@ -98,5 +122,33 @@ mod tests {
         assert!(nano.contains("not `arduino-nano`"), "{nano}");
         let c3 = board_mismatch(tmp.path(), db.get("esp32c3").unwrap()).unwrap();
         assert!(c3.contains("builds for `avr-none`"), "{c3}");
+    }
+
+    #[test]
+    fn a_user_board_s_project_agrees_with_ravedude_s_inline_board() {
+        let cfg = tempfile::tempdir().unwrap();
+        std::fs::write(
+            cfg.path().join("myuno.toml"),
+            "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+        )
+        .unwrap();
+        let db = Database::load_from(Some(cfg.path()), None).unwrap();
+        let myuno = db.get("myuno").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        for f in render(myuno, &Project::new("p")).unwrap() {
+            let p = tmp.path().join(&f.path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f.contents).unwrap();
+        }
+        assert_eq!(board_mismatch(tmp.path(), myuno), None);
+        // A Ravedude.toml that names the board as ravedude has no such board (as nixflash
+        // wrote it before it defined such boards inline) is no board's.
+        std::fs::write(
+            tmp.path().join("Ravedude.toml"),
+            "[general]\nboard = \"myuno\"\nserial-baudrate = 57600\n",
+        )
+        .unwrap();
+        let why = board_mismatch(tmp.path(), myuno).unwrap();
+        assert!(why.contains("ravedude has no board `myuno`"), "{why}");
     }
 }

@@ -10,7 +10,7 @@ use super::{is_empty_dir, refuse, validate_crate_name, write_files};
 use crate::board::Board;
 use crate::git::{self, enclosing_work_tree};
 use crate::interrupt;
-use crate::render::{self, Project};
+use crate::render::{self, File, Project};
 
 /// What `new` was asked to do.
 pub struct NewOptions<'a> {
@@ -21,6 +21,9 @@ pub struct NewOptions<'a> {
     pub git: bool,
     /// Choices among the board family's options (`log` = `defmt`); the rest take their defaults.
     pub options: BTreeMap<String, String>,
+    /// Files written besides the rendered ones: a user's board files
+    /// ([`crate::board::Database::carried_files`]).
+    pub extra: Vec<File>,
 }
 
 /// What `new` made.
@@ -106,7 +109,8 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
 
     let mut project = Project::new(&name);
     project.options = opts.options.clone();
-    let files = render::render(opts.board, &project)?;
+    let mut files = render::render(opts.board, &project)?;
+    files.extend(opts.extra.iter().cloned());
     let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     let enclosing = if opts.git {
         enclosing_work_tree(&parent)

@@ -166,3 +166,84 @@ fn boards_show_toml_saved_in_the_board_folder_is_a_working_board_file() {
         .success()
         .stdout(predicate::str::contains("Arduino Uno (uno)"));
 }
+
+/// `new --board <a user board>` copies the board's file, and those of the user's boards it
+/// inherits, into the project's boards/ and adds them to git: on a machine without the user's
+/// files (an empty XDG_CONFIG_HOME and HOME) the project still knows its board, and `init`
+/// renders the same files.
+#[test]
+fn a_project_made_for_a_user_board_carries_it() {
+    let (tmp, cfg, boards) = user_config();
+    std::fs::write(
+        boards.join("myuno.toml"),
+        "# my board\ninherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n[monitor]\nbaud = 9600\n",
+    )
+    .unwrap();
+    std::fs::write(
+        boards.join("myuno2.toml"),
+        "inherit = \"myuno\"\nid = \"myuno2\"\nname = \"My Uno 2\"\n",
+    )
+    .unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let o = nixflash(tmp.path(), &cfg)
+        .args(["new", "fw", "--board", "myuno2"])
+        .env("HOME", &home)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("boards/myuno2.toml") && out.contains("boards/myuno.toml"),
+        "{out}"
+    );
+    let project = tmp.path().join("fw");
+    for f in ["myuno.toml", "myuno2.toml"] {
+        assert_eq!(
+            std::fs::read_to_string(project.join("boards").join(f)).unwrap(),
+            std::fs::read_to_string(boards.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let tracked = Std::new("git")
+        .args(["ls-files", "boards"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tracked.stdout),
+        "boards/myuno.toml\nboards/myuno2.toml\n"
+    );
+    let ravedude = std::fs::read_to_string(project.join("Ravedude.toml")).unwrap();
+
+    // The teammate: nothing in their config.
+    let empty = tmp.path().join("teammate");
+    std::fs::create_dir(&empty).unwrap();
+    nixflash(&project, &empty)
+        .env("HOME", &empty)
+        .args(["boards", "show", "myuno2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("My Uno 2 (myuno2)"))
+        .stdout(predicate::str::contains("9600 baud"))
+        .stdout(predicate::str::contains("project file"))
+        .stderr(predicate::str::is_empty());
+    nixflash(&project, &empty)
+        .env("HOME", &empty)
+        .args(["init", "--board", "myuno2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to change"));
+    assert_eq!(
+        std::fs::read_to_string(project.join("Ravedude.toml")).unwrap(),
+        ravedude
+    );
+}

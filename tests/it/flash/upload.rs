@@ -190,3 +190,92 @@ fn no_flasher_anywhere_names_both_ways_to_get_one() {
         "{stderr}"
     );
 }
+
+/// A project made for a user's board (`inherit = "uno"`, an id ravedude does not have) flashes
+/// with the real ravedude on a machine without the user's board files: the project carries the
+/// board file in boards/, and its Ravedude.toml defines the board for ravedude inline, as its
+/// `uno`.
+#[test]
+fn a_user_board_s_project_flashes_with_the_real_ravedude() {
+    let name = "a_user_board_s_project_flashes_with_the_real_ravedude";
+    if let Some(why) = sim_missing().or_else(ravedude_missing) {
+        return skip(name, &why);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("nixflash-flash-test-")
+        .tempdir()
+        .unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(cfg.join("nixflash/boards")).unwrap();
+    std::fs::write(
+        cfg.join("nixflash/boards/myuno.toml"),
+        "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+    )
+    .unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["new", "fw", "--board", "myuno", "--no-git"])
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", &cfg),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new failed: {:?}", text(&o));
+    let project = dir.path().join("fw");
+    let ravedude_toml = std::fs::read_to_string(project.join("Ravedude.toml")).unwrap();
+    assert!(
+        ravedude_toml.contains("inherit = \"uno\"") && !ravedude_toml.contains("\"myuno\""),
+        "{ravedude_toml}"
+    );
+    // The teammate's machine: no user board files at all.
+    std::fs::remove_dir_all(&cfg).unwrap();
+    assert!(project.join("boards/myuno.toml").is_file());
+    let _serial = sim_lock();
+    let path = std::env::var_os("PATH").unwrap();
+    let stderr = flash_and_check(&project, &path, Duration::from_secs(180));
+    // ravedude took the board from the inline definition.
+    assert!(stderr.contains("My Uno"), "{stderr}");
+}
+
+/// The AVR family's `flasher.boards` are the boards the installed ravedude has by name: a board
+/// named otherwise is defined inline in Ravedude.toml, one named so is not.
+#[test]
+fn ravedude_has_the_boards_the_avr_family_names() {
+    let name = "ravedude_has_the_boards_the_avr_family_names";
+    if let Some(why) = ravedude_missing() {
+        return skip(name, &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Ravedude.toml"),
+        "[general]\nboard = \"nixflash-no-such-board\"\n",
+    )
+    .unwrap();
+    // ravedude reads its config before it looks at the port or the firmware.
+    let o = run_bounded(
+        std::process::Command::new("ravedude")
+            .args(["-P", "/dev/null", "/nonexistent.elf"])
+            .env("CARGO_MANIFEST_DIR", dir.path()),
+        Duration::from_secs(30),
+    );
+    let (out, err) = text(&o);
+    let all = format!("{out}{err}");
+    let mut has: Vec<&str> = all
+        .split_once("valid boards:")
+        .unwrap_or_else(|| panic!("ravedude listed no boards:\n{all}"))
+        .1
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    has.sort();
+    let db = nixflash::board::Database::builtin().unwrap();
+    let family = db.families().find(|f| f.id == "avr").unwrap();
+    let mut named: Vec<&str> = family.flasher.boards.iter().map(String::as_str).collect();
+    named.sort();
+    assert_eq!(named, has, "boards/families/avr.toml's flasher.boards");
+    // Every built-in AVR board is one ravedude has by name.
+    for b in db.boards().filter(|b| b.family().id == "avr") {
+        let fb = b.flasher_board().unwrap();
+        assert_eq!(fb.named.as_ref(), b.flash.board.as_ref(), "{}", b.id);
+    }
+}

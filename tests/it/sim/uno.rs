@@ -264,3 +264,49 @@ fn until_ctrl_c_the_run_ends_with_what_it_saw() {
     assert!(err.contains("--- Stopped after at least "), "{err}");
     assert!(err.contains("steadily every 499.8 ms"), "{err}");
 }
+
+/// A project made for a user's board (`inherit = "uno"`) runs in the simulator on a machine
+/// without the user's board files: the project carries its board in boards/. The firmware is the
+/// Uno blinky's, which is what such a project compiles to.
+#[test]
+fn a_user_board_s_project_simulates_without_the_user_s_board_files() {
+    let test = "a_user_board_s_project_simulates_without_the_user_s_board_files";
+    let Some(uno) = ready(test, Kind::Uno) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    std::fs::create_dir_all(cfg.join("nixflash/boards")).unwrap();
+    std::fs::write(
+        cfg.join("nixflash/boards/myuno.toml"),
+        "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+    )
+    .unwrap();
+    let o = nixflash()
+        .args(["new", "fw", "--board", "myuno", "--no-git"])
+        .current_dir(tmp.path())
+        .env("XDG_CONFIG_HOME", &cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    std::fs::remove_dir_all(&cfg).unwrap();
+    let project = tmp.path().join("fw");
+    // `sim` gives the project's folder an empty XDG_CONFIG_HOME of its own.
+    let o = sim(
+        &project,
+        &[
+            "--elf",
+            uno.elf.to_str().unwrap(),
+            "--expect",
+            "Hello from",
+            "--duration",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let r = json(&o);
+    assert_eq!(r["board"], "myuno", "{r}");
+    assert_eq!(r["mcu"], "atmega328p", "{r}");
+    led_interval(&r, "myuno");
+}
