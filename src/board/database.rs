@@ -178,7 +178,17 @@ impl Database {
             let done = db
                 .resolve(&id, &by_id)
                 .and_then(|board| db.insert(board, r.source.clone()));
-            if let Err(e) = done {
+            if let Err(mut e) = done {
+                // Inheriting a board whose own file was left out: that file is the cause.
+                let parent = r.table.get("inherit").and_then(|v| v.as_str());
+                if let Some(w) = parent.and_then(|p| db.warnings.iter().find(|w| w.about(p))) {
+                    e = anyhow::Error::new(Failure::new(format!(
+                        "{}: board `{id}` inherits `{}`, whose file {} cannot be used",
+                        r.origin,
+                        parent.unwrap_or_default(),
+                        w.file
+                    )));
+                }
                 db.warnings.push(Warning::left_out(&r.origin, names(r), &e));
             }
         }
