@@ -14,10 +14,12 @@ use crate::manifest::Manifest;
 use crate::process::{self, Cmd, Output, Show};
 
 mod build;
+mod excerpt;
 pub mod log;
 mod store;
 
-pub use build::{build, diagnosis_vars, relevant_lines, BuildFailed, BuildOptions, Built};
+pub use build::{build, diagnosis_vars, BuildFailed, BuildOptions, Built};
+pub use excerpt::{failed_drv, relevant_lines};
 
 use crate::progress::status;
 use crate::version::Version;
