@@ -179,13 +179,13 @@ mod tests {
     #[test]
     fn placeholders_are_filled_from_captures_then_vars() {
         let log = "warning: x\n       error: path '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-source/src/led.rs' does not exist\n";
-        let d = diagnose(log, &[("git_root", "/home/me/blinky")]);
+        let d = diagnose(log, &[("git_root", "/src/blinky")]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].id, "untracked-file");
         assert!(d[0].problem.contains("`src/led.rs`"), "{}", d[0].problem);
         assert_eq!(
             d[0].fix[0],
-            "git -C /home/me/blinky add --intent-to-add -- src/led.rs"
+            "git -C /src/blinky add --intent-to-add -- src/led.rs"
         );
         // Without the var, the placeholder says what belongs there.
         let d = diagnose(log, &[]);

@@ -66,15 +66,12 @@ fn diagnoses_fill_in_what_the_logs_say() {
         let text = fs::read_to_string(logs.join(name)).unwrap();
         nixflash::diagnose::diagnose(
             &text,
-            &[
-                ("git_root", "/home/me/blinky"),
-                ("board", "esp32c3-devkitm-1"),
-            ],
+            &[("git_root", "/src/blinky"), ("board", "esp32c3-devkitm-1")],
         )
     };
     assert_eq!(
         d("untracked-file.log")[0].fix[0],
-        "git -C /home/me/blinky add --intent-to-add -- firmware.elf"
+        "git -C /src/blinky add --intent-to-add -- firmware.elf"
     );
     assert!(d("unknown-target.log")[0]
         .problem
