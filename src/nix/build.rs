@@ -89,10 +89,16 @@ impl BuildFailed {
 }
 
 /// The values diagnoses may use besides what they capture from the log.
-pub fn diagnosis_vars(flake_dir: &Path, git: &Git, board: &Board) -> Vec<(&'static str, String)> {
+pub fn diagnosis_vars(
+    flake_dir: &Path,
+    git: &Git,
+    board: &Board,
+    nix_args: &[String],
+) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("flake_dir", flake_dir.display().to_string()),
         ("board", board.id.clone()),
+        ("nix_args", crate::process::shell_line(nix_args)),
     ];
     if let Some(root) = git.root() {
         vars.push(("git_root", root.display().to_string()));
@@ -158,7 +164,20 @@ impl std::error::Error for BuildFailed {}
 /// line is printed too.
 pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<Built> {
     let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
+    nix.require_version()?;
     let flake_dir = flake_dir(manifest)?;
+    if crate::flake_lock::prepare(&flake_dir)? {
+        status(
+            "Wrote",
+            "flake.lock from nixflash's tested pins (it was missing; `nixflash update` moves \
+             them on purpose)",
+        );
+    } else if crate::flake_lock::inspect(&flake_dir) == crate::flake_lock::LockFile::Missing {
+        status(
+            "Warning",
+            "there is no flake.lock: Nix locks the flake's inputs to their newest revisions",
+        );
+    }
     let git = Git::of(&flake_dir);
     check_git(&flake_dir, &git, opts.git_add)?;
     interrupt::check()?;
@@ -184,7 +203,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     let run = nix.run(&flake_dir, &args, &format!("building {}", manifest.name))?;
     interrupt::check()?;
     if !run.success() {
-        let vars = diagnosis_vars(&flake_dir, &git, board);
+        let vars = diagnosis_vars(&flake_dir, &git, board, &opts.nix_args);
         let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
         return Err(BuildFailed::new("nix build .#default", run, shown, &vars).into());
     }

@@ -46,6 +46,21 @@ pub fn min_version() -> Version {
         .max(Version(2, 4, 0))
 }
 
+/// What is wrong with Nix `v` at `path` when it is older than `min`: the problem and what to do.
+pub fn version_problem(path: &Path, v: Version, min: Version) -> Option<(String, String)> {
+    (v < min).then(|| {
+        (
+            format!(
+                "nix {v} ({}) is older than {min}, which the nixpkgs that projects pin needs",
+                path.display()
+            ),
+            "install a current Nix (https://nixos.org/download), or put a newer one first on \
+             PATH; distributions' packages are often old (Debian 12 has 2.8)"
+                .to_string(),
+        )
+    })
+}
+
 /// Nix, found on PATH.
 #[derive(Debug, Clone)]
 pub struct Nix {
@@ -115,6 +130,17 @@ impl Nix {
         let mut out = run?;
         out.stderr = text;
         Ok(out)
+    }
+
+    /// Checks that this Nix is one a generated project builds with ([`min_version`]): an older
+    /// one fails in ways that say nothing of its age (a flake it cannot read, a download it
+    /// cannot make look like being offline).
+    pub fn require_version(&self) -> Result<Version> {
+        let v = self.version()?;
+        match version_problem(&self.path, v, min_version()) {
+            None => Ok(v),
+            Some((problem, fix)) => Err(Failure::new(problem).hint(fix).into()),
+        }
     }
 
     /// `nix --version`, e.g. 2.26.3.

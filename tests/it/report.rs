@@ -41,7 +41,12 @@ fn every_diagnosis_matches_its_captured_logs_and_only_those() {
     for log in &logs {
         let id = owner(log).unwrap_or_else(|| panic!("{} names no diagnosis", log.display()));
         let text = fs::read_to_string(log).unwrap();
-        let found = nixflash::diagnose::diagnose(&text, &[("git_root", "/r"), ("board", "uno")]);
+        // Captured with the nix arguments its entry needs (capture.sh).
+        let args = table.iter().find(|e| e.id == id).unwrap().args.join(" ");
+        let found = nixflash::diagnose::diagnose(
+            &text,
+            &[("git_root", "/r"), ("board", "uno"), ("nix_args", &args)],
+        );
         let mut ids: Vec<&str> = found.iter().map(|d| d.id.as_str()).collect();
         ids.sort();
         let mut want = vec![id];
