@@ -249,6 +249,28 @@ mod tests {
     }
 
     #[test]
+    fn unknown_inputs_are_refused_with_the_closest() {
+        let lock = parse(&crate::render::flake_lock(&crate::render::pins().unwrap())).unwrap();
+        assert!(check_inputs(&["nixpkgs".into(), "rust-overlay/nixpkgs".into()], &lock).is_ok());
+        let e = check_inputs(&["crane".into(), "nixpkgz".into()], &lock).unwrap_err();
+        let r = crate::error::Report::of(&e);
+        assert_eq!(
+            r.error,
+            "the flake has no input `nixpkgz` (its inputs: crane, nixpkgs, rust-overlay)"
+        );
+        assert_eq!(
+            r.hints[0],
+            "did you mean `nixpkgs`? nixflash update nixpkgs"
+        );
+        let e = check_inputs(&["zzz".into()], &lock).unwrap_err();
+        assert!(!crate::error::Report::of(&e).hints[0].starts_with("did you mean"));
+        // A flake without inputs has a lock without them.
+        let none = r#"{"nodes":{"root":{}},"root":"root","version":7}"#;
+        assert!(parse(none).unwrap().is_empty());
+        assert!(parse("{").is_err());
+    }
+
+    #[test]
     fn the_generated_lock_reads_back_and_changes_are_named() {
         let lock = crate::render::flake_lock(&crate::render::pins().unwrap());
         let before = parse(&lock).unwrap();

@@ -148,10 +148,13 @@ fn builder_text(l: &str) -> &str {
     }
 }
 
-/// A compiler's or cargo's error: `error[E0308]: ...`, `error: ...`.
+/// A compiler's or cargo's error: `error[E0308]: ...`, `error: ...`, a C compiler's
+/// `file.c:3:5: error: ...`.
 fn is_error(text: &str) -> bool {
     let t = text.trim_start();
-    t.starts_with("error:") || (t.starts_with("error[") && t.contains("]:"))
+    t.starts_with("error:")
+        || (t.starts_with("error[") && t.contains("]:"))
+        || t.contains(": error: ")
 }
 
 #[cfg(test)]

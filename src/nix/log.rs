@@ -304,6 +304,9 @@ mod tests {
             r#"@nix {"action":"result","fields":["installing the firmware"],"id":7,"type":101}"#,
             r#"@nix {"action":"stop","id":7}"#,
             "a line that is not JSON",
+            r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m error: unable to download 'https://x.invalid/a': Could not resolve host: x.invalid; retrying in 297 ms"}"#,
+            r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m error: unable to download 'https://x.invalid/a': Could not resolve host: x.invalid; retrying in 652 ms"}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"\u001b[31;1merror:\u001b[0m\n       … while fetching\n\n       \u001b[31;1merror:\u001b[0m unable to download 'https://x.invalid/a'"}"#,
         ] {
             log.line(l);
         }
@@ -314,7 +317,9 @@ mod tests {
              /nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv\n\
              building '/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv'...\n\
              fixture> installing the firmware\n\
-             a line that is not JSON"
+             a line that is not JSON\n\
+             warning: retrying the download of https://x.invalid/a…\n\
+             error:\n       … while fetching\n\n       error: unable to download 'https://x.invalid/a'"
         );
     }
 }

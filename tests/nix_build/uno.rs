@@ -242,6 +242,8 @@ fn uno_compile_error_is_shown_on_a_terminal_and_in_a_pipe() {
         );
     };
 
+    let started = Instant::now();
+    let cpu = common::process::children_cpu();
     // On a terminal.
     let mut pty = crate::common::pty::Pty::new();
     let mut cmd = off.nixflash(&p.dir);
@@ -274,6 +276,13 @@ fn uno_compile_error_is_shown_on_a_terminal_and_in_a_pipe() {
     // The failure's own report (after the live log) has the rustc error too.
     let report = &piped[piped.rfind("error: `nix build").expect("no failure report")..];
     rustc_lines(report, "the failure report");
+
+    common::measured(&format!(
+        "{} failed to compile twice (a terminal, a pipe) in {:.1} s ({:.1} s of CPU)",
+        p.name,
+        started.elapsed().as_secs_f64(),
+        (common::process::children_cpu() - cpu).as_secs_f64()
+    ));
 
     // The hint's command shows the whole log, flakes enabled or not.
     for shown in [&shown, &piped] {
