@@ -134,7 +134,7 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
                 flake_dir = Some(dir);
             }
         }
-        let (checks, readable) = file_checks(&m.root, flake_dir.as_deref());
+        let (checks, readable) = file_checks(&m.root, flake_dir.as_deref(), m.board.as_deref());
         evaluable &= readable;
         for c in checks {
             add(c);

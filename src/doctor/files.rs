@@ -5,12 +5,17 @@ use std::path::Path;
 use super::{Check, Status};
 use crate::std_lock;
 
-/// The files a build reads besides flake.nix (which the evaluation checks): Cargo.lock, flake.lock,
-/// rust-toolchain.toml and nix/std-Cargo.lock, each there (the locks) and readable. Only what is
+/// The files a build reads besides flake.nix (which the evaluation checks) and Cargo.toml (read
+/// first): Cargo.lock, .cargo/config.toml, flake.lock, rust-toolchain.toml and nix/std-Cargo.lock,
+/// each there (the locks) and readable. Only what is
 /// wrong is reported; and whether the flake can be evaluated as the files are (a missing
 /// flake.lock of nixflash's inputs is written from the pins by a build, where an evaluation
 /// would lock them to their newest revisions).
-pub(super) fn file_checks(root: &Path, flake_dir: Option<&Path>) -> (Vec<Check>, bool) {
+pub(super) fn file_checks(
+    root: &Path,
+    flake_dir: Option<&Path>,
+    board: Option<&str>,
+) -> (Vec<Check>, bool) {
     use crate::flake_lock::{self, LockFile};
     let mut out = Vec::new();
     let mut evaluable = true;
@@ -35,12 +40,18 @@ pub(super) fn file_checks(root: &Path, flake_dir: Option<&Path>) -> (Vec<Check>,
             "cargo generate-lockfile (it needs the network)",
         ),
     )];
+    let init = |file: &Path| {
+        format!(
+            "nixflash init --board {} writes {} again",
+            board.unwrap_or("<id>"),
+            file.display()
+        )
+    };
+    let config = root.join(".cargo/config.toml");
+    tomls.push((config.clone(), restore(&config, &init(&config))));
     if let Some(dir) = flake_dir {
         let toolchain = dir.join("rust-toolchain.toml");
-        let again = format!(
-            "nixflash init --board <id> writes {} again",
-            toolchain.display()
-        );
+        let again = init(&toolchain);
         tomls.push((toolchain, restore(&dir.join("rust-toolchain.toml"), &again)));
         let std = dir.join(std_lock::STD_LOCK);
         tomls.push((

@@ -237,8 +237,8 @@ fn a_deleted_flake_lock_is_written_again_from_the_pins() {
     assert!(!o.stderr.contains("commits/HEAD"), "{}", o.stderr);
 }
 
-/// doctor fails on a Cargo.lock and a Cargo.toml that cannot be read, naming the file (a broken
-/// Cargo.toml is not "outside a project").
+/// doctor fails on a Cargo.lock, a rust-toolchain.toml and a Cargo.toml that cannot be read,
+/// naming the file (a broken Cargo.toml is not "outside a project").
 #[test]
 fn doctor_fails_on_a_broken_cargo_lock_or_cargo_toml() {
     require!("nix", "doctor_fails_on_a_broken_cargo_lock_or_cargo_toml");
@@ -264,6 +264,28 @@ fn doctor_fails_on_a_broken_cargo_lock_or_cargo_toml() {
     );
     assert!(o.stdout.contains("checkout -- Cargo.lock"), "{}", o.stdout);
     fs::write(dir.join("Cargo.lock"), good).unwrap();
+
+    // rust-toolchain.toml too, which the flake reads the channel from.
+    let good = f.read("rust-toolchain.toml");
+    fs::write(
+        dir.join("rust-toolchain.toml"),
+        "[toolchain
+",
+    )
+    .unwrap();
+    let mut c = f.nixflash("");
+    c.arg("doctor");
+    let o = run(c);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout.contains(&format!(
+            "✗ {}:1:",
+            dir.join("rust-toolchain.toml").display()
+        )) && o.stdout.contains("checkout -- rust-toolchain.toml"),
+        "{}",
+        o.stdout
+    );
+    fs::write(dir.join("rust-toolchain.toml"), good).unwrap();
 
     let toml = f.read("Cargo.toml");
     fs::write(dir.join("Cargo.toml"), toml.replacen("]", "", 1)).unwrap();
