@@ -37,6 +37,14 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
     let flake_dir = ctx.flake_dir()?;
     let git = ctx.git();
     if !a.std_lock {
+        // A corrupted flake.lock is refused, a missing one starts from the tested pins (so that
+        // only the inputs named move).
+        if flake_lock::prepare(&flake_dir)? {
+            status(
+                "Wrote",
+                "flake.lock from nixflash's tested pins (it was missing)",
+            );
+        }
         let before = flake_lock::read(&flake_dir)?;
         if !before.is_empty() {
             flake_lock::check_inputs(&a.inputs, &before)?;
