@@ -74,6 +74,14 @@ impl Context {
         }
     }
 
+    /// Whether the current folder is outside any project: no Cargo.toml with a `[package]` at
+    /// or above it. A project whose Cargo.toml cannot be read is not outside one.
+    pub fn outside_a_project(&self) -> bool {
+        self.no_root
+            .as_ref()
+            .is_some_and(|r| r.error.starts_with(manifest::NO_PROJECT))
+    }
+
     /// The project's board, from its Cargo.toml, as the database knows it.
     pub fn board(&self) -> Result<&Board> {
         let m = self.manifest()?;

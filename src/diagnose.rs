@@ -26,6 +26,10 @@ struct RawEntry {
     requires: Vec<String>,
     #[serde(default)]
     details: Vec<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    not_args: Vec<String>,
     problem: String,
     fix: Vec<String>,
 }
@@ -37,6 +41,10 @@ pub struct Entry {
     patterns: Vec<Regex>,
     requires: Vec<Regex>,
     details: Vec<Regex>,
+    /// Arguments the user must have given nix (after `--`) for the entry to apply.
+    pub args: Vec<String>,
+    /// Arguments the user must not have given.
+    pub not_args: Vec<String>,
     pub problem: String,
     pub fix: Vec<String>,
 }
@@ -68,6 +76,8 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
                 patterns: e.patterns.iter().map(compile).collect::<Result<_>>()?,
                 requires: e.requires.iter().map(compile).collect::<Result<_>>()?,
                 details: e.details.iter().map(compile).collect::<Result<_>>()?,
+                args: e.args,
+                not_args: e.not_args,
                 id: e.id,
                 problem: e.problem,
                 fix: e.fix,
@@ -83,15 +93,26 @@ pub fn table() -> &'static [Entry] {
 }
 
 /// Every known failure in `log`, in table order, each once. `vars` fill placeholders that are
-/// not captured from the log ({git_root}, {flake_dir}, {board}).
+/// not captured from the log ({git_root}, {flake_dir}, {board}); `nix_args` among them, the
+/// user's own nix arguments (words of a shell line), also decide the entries with `args`.
 pub fn diagnose(log: &str, vars: &[(&str, &str)]) -> Vec<Diagnosis> {
     diagnose_with(table(), log, vars)
 }
 
 /// [`diagnose`] with a given table.
 pub fn diagnose_with(table: &[Entry], log: &str, vars: &[(&str, &str)]) -> Vec<Diagnosis> {
+    let given: Vec<&str> = vars
+        .iter()
+        .find(|(k, _)| *k == "nix_args")
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
     let mut found = Vec::new();
     for entry in table {
+        if !entry.args.iter().all(|a| given.contains(&a.as_str()))
+            || entry.not_args.iter().any(|a| given.contains(&a.as_str()))
+        {
+            continue;
+        }
         let hit = log.lines().find_map(|line| {
             entry
                 .patterns
@@ -179,13 +200,13 @@ mod tests {
     #[test]
     fn placeholders_are_filled_from_captures_then_vars() {
         let log = "warning: x\n       error: path '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-source/src/led.rs' does not exist\n";
-        let d = diagnose(log, &[("git_root", "/home/me/blinky")]);
+        let d = diagnose(log, &[("git_root", "/src/blinky")]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].id, "untracked-file");
         assert!(d[0].problem.contains("`src/led.rs`"), "{}", d[0].problem);
         assert_eq!(
             d[0].fix[0],
-            "git -C /home/me/blinky add --intent-to-add -- src/led.rs"
+            "git -C /src/blinky add --intent-to-add -- src/led.rs"
         );
         // Without the var, the placeholder says what belongs there.
         let d = diagnose(log, &[]);

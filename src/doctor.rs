@@ -15,6 +15,9 @@ use crate::serial::access;
 use crate::std_lock;
 use crate::version::Version;
 
+mod files;
+use files::file_checks;
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -122,7 +125,19 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
     let mut flake_dir = None;
     // Whether the flake can be evaluated as it is, or only after what a build does first.
     let mut evaluable = true;
-    if let Ok(m) = ctx.manifest() {
+    let manifest = ctx.manifest();
+    if let (Err(e), false) = (&manifest, ctx.outside_a_project()) {
+        // A Cargo.toml that cannot be read is a broken project, not the lack of one.
+        let r = crate::error::Report::of(e);
+        add(Check::fail(
+            r.error,
+            r.hints
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "fix it: cargo cannot read it either".into()),
+        ));
+    }
+    if let Ok(m) = manifest {
         match ctx.flake_dir() {
             Err(_) => add(Check::fail(
                 format!("{} has no flake.nix", m.root.display()),
@@ -141,11 +156,10 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
                 flake_dir = Some(dir);
             }
         }
-        if !m.root.join("Cargo.lock").is_file() {
-            add(Check::fail(
-                format!("{} has no Cargo.lock, which the flake builds from", m.root.display()),
-                "cargo generate-lockfile (it needs the network), or `nixflash init --board <id>` in a package without dependencies of its own",
-            ));
+        let (checks, readable) = file_checks(&m.root, flake_dir.as_deref(), m.board.as_deref());
+        evaluable &= readable;
+        for c in checks {
+            add(c);
         }
         match m.board_id() {
             Err(_) => add(Check::fail(
@@ -251,14 +265,10 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
 /// The check of a Nix version against the oldest that works.
 fn version_check(path: &Path, version: anyhow::Result<Version>, min: Version) -> Check {
     match version {
-        Ok(v) if v < min => Check::fail(
-            format!(
-                "nix {v} ({}) is older than {min}, which the nixpkgs that projects pin needs",
-                path.display()
-            ),
-            "install a current Nix (https://nixos.org/download); distributions' packages are often old (Debian 12 has 2.8)",
-        ),
-        Ok(v) => Check::ok(format!("nix {v} ({})", path.display())),
+        Ok(v) => match crate::nix::version_problem(path, v, min) {
+            Some((problem, fix)) => Check::fail(problem, fix),
+            None => Check::ok(format!("nix {v} ({})", path.display())),
+        },
         Err(e) => Check::fail(
             format!("nix at {} does not run: {e:#}", path.display()),
             "reinstall Nix (https://nixos.org/download)",

@@ -40,12 +40,14 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Locked>> {
     let v: Value = serde_json::from_str(text).context("flake.lock is not valid JSON")?;
     let nodes = v.get("nodes").context("flake.lock has no `nodes`")?;
     let root = v.get("root").and_then(Value::as_str).unwrap_or("root");
-    let inputs = nodes
+    let root = nodes
         .get(root)
-        .and_then(|r| r.get("inputs"))
-        .and_then(Value::as_object)
-        .context("flake.lock's root node has no inputs")?;
+        .with_context(|| format!("flake.lock has no root node `{root}`"))?;
     let mut out = BTreeMap::new();
+    // A flake without inputs has a root node without them.
+    let Some(inputs) = root.get("inputs").and_then(Value::as_object) else {
+        return Ok(out);
+    };
     for (name, target) in inputs {
         let Some(node) = target.as_str().and_then(|n| nodes.get(n)) else {
             continue;
@@ -78,6 +80,119 @@ pub fn read(flake_dir: &Path) -> Result<BTreeMap<String, Locked>> {
         Ok(text) => parse(&text).with_context(|| format!("cannot read {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Checks that each of `asked` (input names, or paths such as `rust-overlay/nixpkgs`) is an input
+/// of the flake whose lock's inputs are `inputs`: an unknown name is an error that lists the
+/// flake's inputs and suggests the closest (`nix flake update` would ignore it and change
+/// nothing).
+pub fn check_inputs(asked: &[String], inputs: &BTreeMap<String, Locked>) -> Result<()> {
+    for name in asked {
+        let top = name.split('/').next().unwrap_or(name);
+        if inputs.contains_key(top) {
+            continue;
+        }
+        let names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+        let mut f = crate::error::Failure::new(format!(
+            "the flake has no input `{name}` (its inputs: {})",
+            names.join(", ")
+        ));
+        let closest = names
+            .iter()
+            .map(|n| (strsim::jaro_winkler(top, n), *n))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, n)) = closest {
+            f = f.hint(format!("did you mean `{n}`? nixflash update {n}"));
+        }
+        return Err(f
+            .hint("nixflash update, without names, updates every input")
+            .into());
+    }
+    Ok(())
+}
+
+/// How a project's flake.lock stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockFile {
+    /// There, and readable.
+    Valid,
+    /// Not there: Nix would lock every input to its newest revision.
+    Missing,
+    /// There, but not a lock Nix can read (why).
+    Invalid(String),
+}
+
+/// The state of the flake.lock in `flake_dir`.
+pub fn inspect(flake_dir: &Path) -> LockFile {
+    match std::fs::read_to_string(flake_dir.join("flake.lock")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockFile::Missing,
+        Err(e) => LockFile::Invalid(e.to_string()),
+        Ok(text) => match parse(&text) {
+            Ok(_) => LockFile::Valid,
+            Err(e) => LockFile::Invalid(format!("{e:#}")),
+        },
+    }
+}
+
+/// Whether flake.nix in `flake_dir` names the inputs nixflash pins (templates/pins.toml), as
+/// `nixflash new` and `init` write it: then the pinned flake.lock is the one that belongs to it.
+pub fn has_pinned_inputs(flake_dir: &Path) -> bool {
+    let (Ok(flake), Ok(pins)) = (
+        std::fs::read_to_string(flake_dir.join("flake.nix")),
+        crate::render::pins(),
+    ) else {
+        return false;
+    };
+    pins.values()
+        .all(|p| flake.contains(&format!("\"{}\"", p.url)))
+}
+
+/// What to do about a flake.lock that is not there or cannot be read (for build and doctor).
+pub fn fix(flake_dir: &Path, state: &LockFile) -> Vec<String> {
+    let git = format!("git -C {} checkout -- flake.lock", flake_dir.display());
+    let pins = "nixflash build writes it again from nixflash's tested pins";
+    let newest = "nix flake lock locks the flake's inputs again, to their newest revisions";
+    match (state, has_pinned_inputs(flake_dir)) {
+        (LockFile::Valid, _) => Vec::new(),
+        (LockFile::Missing, true) => vec![format!("{pins} (or restore it: {git})")],
+        (LockFile::Missing, false) => vec![format!("{newest}; or, if git had one: {git}")],
+        (LockFile::Invalid(_), true) => vec![format!(
+            "if git has a good copy: {git}; or delete it: {pins}"
+        )],
+        (LockFile::Invalid(_), false) => vec![format!(
+            "if git has a good copy: {git}; or delete it: {newest}"
+        )],
+    }
+}
+
+/// Before a build: a flake.lock Nix cannot read is an error that says what to do (Nix itself
+/// only shows a JSON parser's exception); a missing one is written again from nixflash's tested
+/// pins when flake.nix has nixflash's inputs, instead of Nix locking them to whatever is newest
+/// today. Returns whether it wrote one.
+pub fn prepare(flake_dir: &Path) -> Result<bool> {
+    let state = inspect(flake_dir);
+    let path = flake_dir.join("flake.lock");
+    match &state {
+        LockFile::Valid => Ok(false),
+        LockFile::Invalid(why) => {
+            let mut f = crate::error::Failure::new(format!(
+                "{} is not a lock file Nix can read: {why}",
+                path.display()
+            ));
+            for h in fix(flake_dir, &state) {
+                f = f.hint(h);
+            }
+            Err(f.into())
+        }
+        LockFile::Missing if has_pinned_inputs(flake_dir) => {
+            let lock = crate::render::flake_lock(&crate::render::pins()?);
+            std::fs::write(&path, lock)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(true)
+        }
+        LockFile::Missing => Ok(false),
     }
 }
 
@@ -131,6 +246,28 @@ mod tests {
         assert_eq!(utc_date(0), "1970-01-01");
         assert_eq!(utc_date(1785747939), "2026-08-03");
         assert_eq!(utc_date(951_782_400), "2000-02-29");
+    }
+
+    #[test]
+    fn unknown_inputs_are_refused_with_the_closest() {
+        let lock = parse(&crate::render::flake_lock(&crate::render::pins().unwrap())).unwrap();
+        assert!(check_inputs(&["nixpkgs".into(), "rust-overlay/nixpkgs".into()], &lock).is_ok());
+        let e = check_inputs(&["crane".into(), "nixpkgz".into()], &lock).unwrap_err();
+        let r = crate::error::Report::of(&e);
+        assert_eq!(
+            r.error,
+            "the flake has no input `nixpkgz` (its inputs: crane, nixpkgs, rust-overlay)"
+        );
+        assert_eq!(
+            r.hints[0],
+            "did you mean `nixpkgs`? nixflash update nixpkgs"
+        );
+        let e = check_inputs(&["zzz".into()], &lock).unwrap_err();
+        assert!(!crate::error::Report::of(&e).hints[0].starts_with("did you mean"));
+        // A flake without inputs has a lock without them.
+        let none = r#"{"nodes":{"root":{}},"root":"root","version":7}"#;
+        assert!(parse(none).unwrap().is_empty());
+        assert!(parse("{").is_err());
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub fn discover(dir: &Path) -> Result<Manifest> {
     read(&root)
 }
 
+/// How the error of [`find_root`] starts when there is no project at all (not a broken one).
+pub const NO_PROJECT: &str = "no Cargo project here";
+
 /// The nearest folder at or above `dir` whose Cargo.toml has a `[package]`. A Cargo.toml on the
 /// way that is not valid TOML is an error that says where.
 pub fn find_root(dir: &Path) -> Result<PathBuf> {
@@ -86,7 +89,7 @@ pub fn find_root(dir: &Path) -> Result<PathBuf> {
         }
     }
     Err(Failure::new(format!(
-        "no Cargo project here ({} and the folders above it have no Cargo.toml with a [package])",
+        "{NO_PROJECT} ({} and the folders above it have no Cargo.toml with a [package])",
         dir.display()
     ))
     .hint(

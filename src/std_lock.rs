@@ -137,7 +137,7 @@ pub fn sync(
                 "nix build .#rust-src",
                 run,
                 !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                &crate::nix::diagnosis_vars(flake_dir, git, board),
+                &crate::nix::diagnosis_vars(flake_dir, git, board, &opts.nix_args),
             ))
             .context(
                 "cannot get the pinned toolchain's rust-src, which nix/std-Cargo.lock is copied from",

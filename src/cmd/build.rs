@@ -9,7 +9,8 @@ use serde::Serialize;
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Run it anywhere inside a project made by `nixflash new` (like cargo). \
-    It needs Nix, not Rust: the flake brings the toolchain. It git-adds (intent-to-add) the files \
+    It needs Nix (2.18 or newer, checked first), not Rust: the flake brings the toolchain. A \
+    missing flake.lock is written again from nixflash's tested pins. It git-adds (intent-to-add) the files \
     the flake needs that git does not track yet, keeps nix/std-Cargo.lock equal to the pinned \
     toolchain's for boards that build std (AVR), runs `nix build .#default`, keeps a ./result link \
     and prints how much flash and RAM the firmware uses.\n\nExamples:\n  nixflash build\n  \

@@ -8,8 +8,9 @@ use nixflash::doctor::{self, Check, Status};
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Checks Nix (its version against what the pinned nixpkgs needs), whether flakes are \
-    enabled, and in a project: git tracking of the flake's files, Cargo.lock and \
-    nix/std-Cargo.lock, the board (and that its files are the board's), that the flake evaluates \
+    enabled, and in a project: git tracking of the flake's files, that the files a build \
+    reads are there and readable (Cargo.toml, Cargo.lock, .cargo/config.toml, flake.lock, \
+    rust-toolchain.toml, nix/std-Cargo.lock), the board (and that its files are the board's), that the flake evaluates \
     (with the arguments after `--`), the flasher, serial-port permissions. Outside a project only \
     the system is checked. One line each: ✓ fine, ! works but worth knowing, ✗ will fail, with \
     the fix; the exit code is 1 only when something will fail.\n\nExamples:\n  nixflash doctor\n  \

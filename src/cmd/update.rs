@@ -33,9 +33,22 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
     let ctx = a.flags.context()?;
     let board = ctx.board_to_build()?;
     let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
+    nix.require_version()?;
     let flake_dir = ctx.flake_dir()?;
     let git = ctx.git();
     if !a.std_lock {
+        // A corrupted flake.lock is refused, a missing one starts from the tested pins (so that
+        // only the inputs named move).
+        if flake_lock::prepare(&flake_dir)? {
+            status(
+                "Wrote",
+                "flake.lock from nixflash's tested pins (it was missing)",
+            );
+        }
+        let before = flake_lock::read(&flake_dir)?;
+        if !before.is_empty() {
+            flake_lock::check_inputs(&a.inputs, &before)?;
+        }
         let what = if a.inputs.is_empty() {
             "every input".to_string()
         } else {
@@ -45,7 +58,6 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
             "Updating",
             &format!("the flake's inputs ({what}) in flake.lock"),
         );
-        let before = flake_lock::read(&flake_dir)?;
         nix::flake_update(&nix, &flake_dir, &a.inputs)?;
         report_moves(&before, &flake_lock::read(&flake_dir)?);
         if let (Git::Repo { .. }, true) = (git, !a.flags.no_git_add) {

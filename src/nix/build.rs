@@ -18,78 +18,6 @@ use crate::progress::status;
 use crate::size::{self, SizeReport};
 use crate::std_lock::{self, StdLock};
 
-/// The lines of a nix log worth repeating after a failure: the builder's last lines and the
-/// error, without progress chatter. At most `max` lines.
-pub fn relevant_lines(log: &str, max: usize) -> Vec<String> {
-    let lines: Vec<&str> = log.lines().filter(|l| !is_chatter(l.trim())).collect();
-    let Some(start) = lines.iter().position(|l| l.starts_with("error:")) else {
-        // No `error:` line: the end of the log.
-        let from = lines.len().saturating_sub(max);
-        return lines[from..].iter().map(|l| l.to_string()).collect();
-    };
-    // The error block has priority (its end says most); then what the builder said last
-    // (`pname> ...` lines, as nix -L prints them), up to 15 lines.
-    // Nix's evaluation trace (`… while evaluating …` frames with their code excerpts) is on
-    // screen already; the `error:` lines themselves say what failed.
-    let mut in_frame = false;
-    let error: Vec<&str> = lines[start..]
-        .iter()
-        .filter(|l| {
-            let t = l.trim();
-            if t.starts_with('…') {
-                in_frame = true;
-                return false;
-            }
-            if t.starts_with("error:") {
-                in_frame = false;
-                return t != "error:";
-            }
-            !in_frame
-        })
-        .copied()
-        .collect();
-    let error_keep = error.len().min(max);
-    let builder: Vec<&str> = lines[..start]
-        .iter()
-        .rev()
-        .take_while(|l| is_builder_line(l))
-        .take((max - error_keep).min(15))
-        .copied()
-        .collect();
-    builder
-        .into_iter()
-        .rev()
-        .chain(error[error.len() - error_keep..].iter().copied())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Lines of a nix log that say nothing about a failure.
-fn is_chatter(t: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "copying path",
-        "building '/nix/store",
-        "these ",
-        "this derivation",
-        "this path",
-    ];
-    t.is_empty()
-        || (t.starts_with("warning: Git tree") && t.ends_with("is dirty"))
-        || PREFIXES.iter().any(|p| t.starts_with(p))
-        || (t.starts_with("/nix/store/") && t.ends_with(".drv"))
-}
-
-fn is_builder_line(l: &str) -> bool {
-    // `name> text`, the prefix nix -L puts on build output.
-    l.split_once("> ").is_some_and(|(name, _)| {
-        !name.is_empty()
-            && !name.contains(' ')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // build
 
@@ -161,10 +89,16 @@ impl BuildFailed {
 }
 
 /// The values diagnoses may use besides what they capture from the log.
-pub fn diagnosis_vars(flake_dir: &Path, git: &Git, board: &Board) -> Vec<(&'static str, String)> {
+pub fn diagnosis_vars(
+    flake_dir: &Path,
+    git: &Git,
+    board: &Board,
+    nix_args: &[String],
+) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("flake_dir", flake_dir.display().to_string()),
         ("board", board.id.clone()),
+        ("nix_args", crate::process::shell_line(nix_args)),
     ];
     if let Some(root) = git.root() {
         vars.push(("git_root", root.display().to_string()));
@@ -178,9 +112,9 @@ impl std::fmt::Display for BuildFailed {
             Some(c) => write!(f, "`{}` failed (exit code {c})", self.command)?,
             None => write!(f, "`{}` was stopped by a signal", self.command)?,
         }
-        let lines = relevant_lines(&self.log, 25);
+        let lines = super::relevant_lines(&self.log, 25);
         if !lines.is_empty() {
-            write!(f, "\nthe end of the nix log:")?;
+            write!(f, "\nfrom the nix log:")?;
             for l in lines {
                 write!(f, "\n  | {l}")?;
             }
@@ -196,17 +130,27 @@ impl Help for BuildFailed {
 
     fn hints(&self) -> Vec<String> {
         let mut hints: Vec<String> = self.diagnoses.iter().flat_map(|d| d.fix.clone()).collect();
-        if hints.is_empty() && self.shown {
-            hints.push(
-                "the full log is above; `nix log` on the failed derivation shows a builder's log \
-                 again"
-                    .into(),
-            );
-        } else if hints.is_empty() {
-            hints.push(format!(
-                "run `{}` in the project to see the whole log",
-                self.command
-            ));
+        if !hints.is_empty() {
+            return hints;
+        }
+        // Commands that work whether or not the user's nix.conf enables flakes.
+        let nix = format!("nix {} '{}'", super::FEATURES[0], super::FEATURES[1]);
+        let above = if self.shown {
+            "the full log is above; "
+        } else {
+            ""
+        };
+        match super::failed_drv(&self.log) {
+            Some(drv) => hints.push(format!(
+                "{above}`{nix} log {drv}` shows the whole log of the derivation that failed"
+            )),
+            None => {
+                let args = self.command.strip_prefix("nix ").unwrap_or(&self.command);
+                hints.push(format!(
+                    "{above}run `{nix} {args} --print-build-logs` in the project to see the \
+                     whole log"
+                ));
+            }
         }
         hints
     }
@@ -220,7 +164,20 @@ impl std::error::Error for BuildFailed {}
 /// line is printed too.
 pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<Built> {
     let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
+    nix.require_version()?;
     let flake_dir = flake_dir(manifest)?;
+    if crate::flake_lock::prepare(&flake_dir)? {
+        status(
+            "Wrote",
+            "flake.lock from nixflash's tested pins (it was missing; `nixflash update` moves \
+             them on purpose)",
+        );
+    } else if crate::flake_lock::inspect(&flake_dir) == crate::flake_lock::LockFile::Missing {
+        status(
+            "Warning",
+            "there is no flake.lock: Nix locks the flake's inputs to their newest revisions",
+        );
+    }
     let git = Git::of(&flake_dir);
     check_git(&flake_dir, &git, opts.git_add)?;
     interrupt::check()?;
@@ -246,7 +203,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     let run = nix.run(&flake_dir, &args, &format!("building {}", manifest.name))?;
     interrupt::check()?;
     if !run.success() {
-        let vars = diagnosis_vars(&flake_dir, &git, board);
+        let vars = diagnosis_vars(&flake_dir, &git, board, &opts.nix_args);
         let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
         return Err(BuildFailed::new("nix build .#default", run, shown, &vars).into());
     }
@@ -341,32 +298,5 @@ fn pathdiff(path: &Path, base: &Path) -> String {
     match path.strip_prefix(base) {
         Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
         _ => path.display().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relevant_lines_keep_builder_output_and_error() {
-        let log = "warning: Git tree '/x' is dirty\nthis derivation will be built:\n  /nix/store/w-fxbad.drv\n\
-                   building '/nix/store/w-fxbad.drv'...\nfxbad> compiling\nfxbad> error[E0152]: found duplicate lang item `panic_impl`\n\
-                   error: builder for '/nix/store/w-fxbad.drv' failed with exit code 3";
-        assert_eq!(
-            relevant_lines(log, 25),
-            vec![
-                "fxbad> compiling",
-                "fxbad> error[E0152]: found duplicate lang item `panic_impl`",
-                "error: builder for '/nix/store/w-fxbad.drv' failed with exit code 3",
-            ]
-        );
-        let eval = "error:\n       … while calling the 'derivationStrict' builtin\n         at <nix/derivation-internal.nix>:37:12:\n           37|   strict = derivationStrict drvAttrs;\n             |            ^\n\n       error: path '/nix/store/c-source/firmware.elf' does not exist";
-        assert_eq!(
-            relevant_lines(eval, 25),
-            vec!["       error: path '/nix/store/c-source/firmware.elf' does not exist"]
-        );
-        let no_error = "a\nb\nc";
-        assert_eq!(relevant_lines(no_error, 2), vec!["b", "c"]);
     }
 }

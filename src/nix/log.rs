@@ -45,6 +45,8 @@ pub struct NixLog {
     expected: u64,
     doing: String,
     last_line: String,
+    /// The URLs whose download Nix retries, each said once.
+    retried: Vec<String>,
 }
 
 impl NixLog {
@@ -70,6 +72,7 @@ impl NixLog {
             expected: 0,
             doing: String::new(),
             last_line: String::new(),
+            retried: Vec::new(),
         }
     }
 
@@ -90,9 +93,23 @@ impl NixLog {
         match text("action") {
             "msg" => {
                 let level = num("level");
-                // Errors and warnings always show; notices (what will be built) when plain.
-                if level <= 3 {
-                    for l in strip_ansi(text("msg")).lines() {
+                let msg = strip_ansi(text("msg"));
+                if level == 0 && msg.starts_with("error:") {
+                    // The command's error: kept for the failure, which reports it (once).
+                    for l in msg.lines() {
+                        self.record(l);
+                    }
+                } else if let Some(url) = retried_download(&msg) {
+                    // Nix retries a failed download a few times, each with the same error:
+                    // one line per URL, and the final error reports why.
+                    if !self.retried.contains(&url) {
+                        self.doing = format!("retrying the download of {url}");
+                        self.plain(&format!("warning: {}…", self.doing), false);
+                        self.retried.push(url);
+                    }
+                } else if level <= 3 {
+                    // Warnings always show; notices (what will be built) when plain.
+                    for l in msg.lines() {
                         self.plain(l, level <= 1);
                     }
                 }
@@ -154,15 +171,21 @@ impl NixLog {
     /// Records a plain line, and prints it: always when there is no progress line; above the
     /// progress line when `loud` (warnings, errors).
     fn plain(&mut self, line: &str, loud: bool) {
-        let line = line.trim_end().to_string();
+        let line = line.trim_end();
         match &self.bar {
             None => {
                 let mut err = anstream::stderr().lock();
                 let _ = writeln!(err, "{line}");
             }
-            Some(bar) if loud => bar.println(&line),
+            Some(bar) if loud => bar.println(line),
             Some(_) => {}
         }
+        self.record(line);
+    }
+
+    /// Keeps a line of the plain log without showing it.
+    fn record(&mut self, line: &str) {
+        let line = line.trim_end().to_string();
         if self.head.len() < HEAD {
             self.head.push(line);
         } else {
@@ -215,6 +238,14 @@ pub fn pname(drv: &str) -> String {
         }
     }
     name.to_string()
+}
+
+/// The URL of a download Nix retries: `warning: error: unable to download '<url>': ...;
+/// retrying in 297 ms`.
+fn retried_download(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("warning: error: unable to download '")?;
+    let (url, reason) = rest.split_once('\'')?;
+    reason.contains("; retrying in ").then(|| url.to_string())
 }
 
 /// `text` without ANSI escape sequences (Nix colours its messages).
@@ -273,6 +304,9 @@ mod tests {
             r#"@nix {"action":"result","fields":["installing the firmware"],"id":7,"type":101}"#,
             r#"@nix {"action":"stop","id":7}"#,
             "a line that is not JSON",
+            r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m error: unable to download 'https://x.invalid/a': Could not resolve host: x.invalid; retrying in 297 ms"}"#,
+            r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m error: unable to download 'https://x.invalid/a': Could not resolve host: x.invalid; retrying in 652 ms"}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"\u001b[31;1merror:\u001b[0m\n       … while fetching\n\n       \u001b[31;1merror:\u001b[0m unable to download 'https://x.invalid/a'"}"#,
         ] {
             log.line(l);
         }
@@ -283,7 +317,9 @@ mod tests {
              /nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv\n\
              building '/nix/store/6sgnpipigvl4m5z6nj9bg0ib8bg0mlgw-fixture-0.1.0.drv'...\n\
              fixture> installing the firmware\n\
-             a line that is not JSON"
+             a line that is not JSON\n\
+             warning: retrying the download of https://x.invalid/a…\n\
+             error:\n       … while fetching\n\n       error: unable to download 'https://x.invalid/a'"
         );
     }
 }

@@ -14,10 +14,12 @@ use crate::manifest::Manifest;
 use crate::process::{self, Cmd, Output, Show};
 
 mod build;
+mod excerpt;
 pub mod log;
 mod store;
 
-pub use build::{build, diagnosis_vars, relevant_lines, BuildFailed, BuildOptions, Built};
+pub use build::{build, diagnosis_vars, BuildFailed, BuildOptions, Built};
+pub use excerpt::{failed_drv, relevant_lines};
 
 use crate::progress::status;
 use crate::version::Version;
@@ -42,6 +44,21 @@ pub fn min_version() -> Version {
         .and_then(|p| p.values().filter_map(|p| p.min_nix).max())
         .unwrap_or(Version(2, 4, 0))
         .max(Version(2, 4, 0))
+}
+
+/// What is wrong with Nix `v` at `path` when it is older than `min`: the problem and what to do.
+pub fn version_problem(path: &Path, v: Version, min: Version) -> Option<(String, String)> {
+    (v < min).then(|| {
+        (
+            format!(
+                "nix {v} ({}) is older than {min}, which the nixpkgs that projects pin needs",
+                path.display()
+            ),
+            "install a current Nix (https://nixos.org/download), or put a newer one first on \
+             PATH; distributions' packages are often old (Debian 12 has 2.8)"
+                .to_string(),
+        )
+    })
 }
 
 /// Nix, found on PATH.
@@ -113,6 +130,17 @@ impl Nix {
         let mut out = run?;
         out.stderr = text;
         Ok(out)
+    }
+
+    /// Checks that this Nix is one a generated project builds with ([`min_version`]): an older
+    /// one fails in ways that say nothing of its age (a flake it cannot read, a download it
+    /// cannot make look like being offline).
+    pub fn require_version(&self) -> Result<Version> {
+        let v = self.version()?;
+        match version_problem(&self.path, v, min_version()) {
+            None => Ok(v),
+            Some((problem, fix)) => Err(Failure::new(problem).hint(fix).into()),
+        }
     }
 
     /// `nix --version`, e.g. 2.26.3.

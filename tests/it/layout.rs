@@ -1,5 +1,6 @@
 //! The code's own rules that a reviewer would otherwise have to count by hand: no Rust file of
-//! nixflash (src/, tests/, examples/) over 600 lines.
+//! nixflash (src/, tests/, examples/) over 600 lines, and no tracked file with a path of the
+//! machine it was written on.
 
 use std::path::{Path, PathBuf};
 
@@ -40,5 +41,109 @@ fn no_rust_file_is_over_600_lines() {
         long.is_empty(),
         "split these by area (at most {MAX_LINES} lines a file):\n{}",
         long.join("\n")
+    );
+}
+
+/// The absolute paths in `text` that name a folder of some machine: a home folder (`/home/…`,
+/// `/Users/…`, `/root`), a work folder (`/work/…`), or where this checkout lies (`checkout`, the
+/// folder holding the repository). Nix store paths, URLs (`https://host/home/…`) and paths
+/// under a variable (`$HOME/…`, `~/…`) are not.
+fn machine_paths(text: &str, checkout: &str) -> Vec<String> {
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "._/@+-~%".contains(c);
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let bytes = line.as_bytes();
+        for (i, _) in line.match_indices('/') {
+            // The start of a path: not after a name, a folder or a variable.
+            if i > 0 && (path_char(bytes[i - 1] as char) || "$}".contains(bytes[i - 1] as char)) {
+                continue;
+            }
+            // Not in a URL.
+            let word_start = line[..i]
+                .rfind(|c: char| c.is_whitespace() || "'\"`(<[{,=".contains(c))
+                .map_or(0, |w| w + 1);
+            if line[word_start..i].contains("://") {
+                continue;
+            }
+            let end = line[i..]
+                .find(|c: char| !path_char(c))
+                .map_or(line.len(), |e| i + e);
+            let path = &line[i..end];
+            let under = |folder: &str| path == folder || path.starts_with(&format!("{folder}/"));
+            if ["/home", "/Users", "/root", "/work"]
+                .iter()
+                .any(|f| path.len() > f.len() + 1 && under(f) || *f == "/root" && path == "/root")
+                || (checkout.len() > 1 && under(checkout))
+            {
+                found.push(path.to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn machine_paths_are_found_and_store_paths_and_urls_are_not() {
+    let found = machine_paths(
+        "    'path:/work/wt-build/tests/fixtures/overlay?lastModified=1' (2026-11-23)\n\
+         export PATH=/root/.cargo/bin HOME=/root\n\
+         git -C /home/me/blinky add\n\
+         /Users/me/p and /srv/ci/nixflash/src/main.rs\n\
+         /nix/store/aaaa-source/home/x https://github.com/home/x $HOME/work/x ~/work a/work/b\n\
+         /homework /tmp/tmp.XCAZzN4ufo/p /path/to/nixflash",
+        "/srv/ci",
+    );
+    assert_eq!(
+        found,
+        [
+            "/work/wt-build/tests/fixtures/overlay",
+            "/root/.cargo/bin",
+            "/root",
+            "/home/me/blinky",
+            "/Users/me/p",
+            "/srv/ci/nixflash/src/main.rs",
+        ]
+    );
+}
+
+/// No tracked file names a folder of the machine it was written on (a captured log with the
+/// path of a worktree, a test with someone's home): they mean nothing on another machine.
+#[test]
+fn no_tracked_file_has_a_machine_s_path() {
+    let o = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git ls-files failed");
+    let checkout = repo()
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut bad = Vec::new();
+    let files: Vec<&[u8]> = o
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(files.len() > 100, "only {} tracked files", files.len());
+    for f in files {
+        let f = String::from_utf8_lossy(f).into_owned();
+        // This file's own examples.
+        if f == "tests/it/layout.rs" {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(repo().join(&f)) else {
+            continue; // not text (or deleted in the work tree)
+        };
+        for p in machine_paths(&text, &checkout) {
+            bad.push(format!("{f}: {p}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "tracked files name folders of a machine (use a placeholder, or a path relative to the \
+         repository):\n{}",
+        bad.join("\n")
     );
 }

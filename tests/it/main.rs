@@ -8,6 +8,7 @@ mod common;
 
 mod boards;
 mod build;
+mod build_checks;
 mod cli;
 mod decode;
 mod doctor;

@@ -41,7 +41,12 @@ fn every_diagnosis_matches_its_captured_logs_and_only_those() {
     for log in &logs {
         let id = owner(log).unwrap_or_else(|| panic!("{} names no diagnosis", log.display()));
         let text = fs::read_to_string(log).unwrap();
-        let found = nixflash::diagnose::diagnose(&text, &[("git_root", "/r"), ("board", "uno")]);
+        // Captured with the nix arguments its entry needs (capture.sh).
+        let args = table.iter().find(|e| e.id == id).unwrap().args.join(" ");
+        let found = nixflash::diagnose::diagnose(
+            &text,
+            &[("git_root", "/r"), ("board", "uno"), ("nix_args", &args)],
+        );
         let mut ids: Vec<&str> = found.iter().map(|d| d.id.as_str()).collect();
         ids.sort();
         let mut want = vec![id];
@@ -66,15 +71,12 @@ fn diagnoses_fill_in_what_the_logs_say() {
         let text = fs::read_to_string(logs.join(name)).unwrap();
         nixflash::diagnose::diagnose(
             &text,
-            &[
-                ("git_root", "/home/me/blinky"),
-                ("board", "esp32c3-devkitm-1"),
-            ],
+            &[("git_root", "/src/blinky"), ("board", "esp32c3-devkitm-1")],
         )
     };
     assert_eq!(
         d("untracked-file.log")[0].fix[0],
-        "git -C /home/me/blinky add --intent-to-add -- firmware.elf"
+        "git -C /src/blinky add --intent-to-add -- firmware.elf"
     );
     assert!(d("unknown-target.log")[0]
         .problem

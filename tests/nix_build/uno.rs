@@ -200,3 +200,133 @@ fn avr_size(elf: &Path) -> (u64, u64) {
         get(".data") + get(".bss") + get(".noinit"),
     )
 }
+
+/// A compile error in src/main.rs: rustc's own diagnostic (the error with its code, the
+/// `--> file:line:col` line, the caret lines) is in what `nixflash build` prints, on a terminal
+/// (where the builder's lines are not shown as they come) and in a pipe; and the command the hint
+/// gives to see the whole log works on a Nix without flakes enabled.
+#[test]
+fn uno_compile_error_is_shown_on_a_terminal_and_in_a_pipe() {
+    let test = "uno_compile_error_is_shown_on_a_terminal_and_in_a_pipe";
+    let Some(off) = ready(test, &["git"]) else {
+        return;
+    };
+    let p = uno(off).copy();
+    let main = p.dir.join("src/main.rs");
+    let good = fs::read_to_string(&main).unwrap();
+    let bad = good.replacen(
+        "let dp = arduino_hal::Peripherals::take().unwrap();",
+        "let dp = arduino_hal::Peripherals::take().unwrap();\n    let wrong: u8 = \"not a number\";",
+        1,
+    );
+    assert_ne!(bad, good, "src/main.rs has no Peripherals::take line");
+    let line = bad
+        .lines()
+        .position(|l| l.contains("let wrong: u8"))
+        .unwrap()
+        + 1;
+    fs::write(&main, bad).unwrap();
+    git_add(&p, "src/main.rs");
+    let rustc_lines = |shown: &str, how: &str| {
+        assert!(
+            shown.contains("error[E0308]: mismatched types"),
+            "{how}: no rustc error:\n{shown}"
+        );
+        assert!(
+            shown.contains(&format!("--> src/main.rs:{line}:")),
+            "{how}: no `--> src/main.rs:{line}:` line:\n{shown}"
+        );
+        assert!(
+            shown.contains("expected `u8`, found `&str`"),
+            "{how}: no caret line:\n{shown}"
+        );
+    };
+
+    let started = Instant::now();
+    let cpu = common::process::children_cpu();
+    // On a terminal.
+    let mut pty = crate::common::pty::Pty::new();
+    let mut cmd = off.nixflash(&p.dir);
+    cmd.arg("build")
+        .arg("--")
+        .args(&off.override_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(pty.slave());
+    let mut child = Spawned::new(&mut cmd);
+    drop(cmd);
+    let shown = strip_ansi(&lossy_bytes(&pty.read_all(Duration::from_secs(900))));
+    let status = child
+        .wait_for(Duration::from_secs(60))
+        .expect("nixflash build did not end");
+    assert_eq!(status.code(), Some(1), "{shown}");
+    rustc_lines(&shown, "on a terminal");
+
+    // In a pipe.
+    let o = run_bounded(
+        off.nixflash(&p.dir)
+            .arg("build")
+            .arg("--")
+            .args(&off.override_args),
+        Duration::from_secs(900),
+    );
+    let (_, piped) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{piped}");
+    rustc_lines(&piped, "in a pipe");
+    // The failure's own report (after the live log) has the rustc error too.
+    let report = &piped[piped.rfind("error: `nix build").expect("no failure report")..];
+    rustc_lines(report, "the failure report");
+
+    common::measured(&format!(
+        "{} failed to compile twice (a terminal, a pipe) in {:.1} s ({:.1} s of CPU)",
+        p.name,
+        started.elapsed().as_secs_f64(),
+        (common::process::children_cpu() - cpu).as_secs_f64()
+    ));
+
+    // The hint's command shows the whole log, flakes enabled or not.
+    for shown in [&shown, &piped] {
+        assert!(
+            !shown.contains("run `nix build .#default`"),
+            "a hint needs flakes enabled:\n{shown}"
+        );
+        let hint = shown
+            .lines()
+            .find_map(|l| {
+                l.split_once("`nix --extra-experimental-features 'nix-command flakes' log ")
+            })
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(drv, _)| drv.to_string())
+            .unwrap_or_else(|| panic!("no `nix ... log <drv>` hint:\n{shown}"));
+        let o = run_bounded(
+            off.nix(&p.dir)
+                .env("NIX_CONFIG", "experimental-features =")
+                .args(["log", &hint]),
+            Duration::from_secs(60),
+        );
+        rustc_lines(&strip_ansi(&text(&o).0), "nix log");
+    }
+}
+
+fn lossy_bytes(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `text` without ANSI escape sequences and carriage returns (a terminal's progress line).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
