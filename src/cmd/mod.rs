@@ -133,6 +133,12 @@ macro_rules! outp {
 }
 pub(crate) use outp;
 
+/// A path as the user would type it in a shell: quoted when it has spaces or other characters a
+/// shell would take apart (`'my projects/lamp'`), as it is otherwise.
+pub fn path(p: &std::path::Path) -> String {
+    nixflash::process::shell_word(&p.to_string_lossy())
+}
+
 /// Rows of cells as left-aligned columns two spaces apart, one line each.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)

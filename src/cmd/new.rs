@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::error::Failure;
-use nixflash::project::{self, Change, NewOptions};
+use nixflash::project::{self, Change, NewOptions, Written};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
@@ -76,6 +76,7 @@ pub struct InitArgs {
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
+    nixflash::interrupt::also_on_termination();
     let ctx = nixflash::context::Context::current()?;
     let board = match &a.board {
         Some(b) => ctx.db.get(b)?,
@@ -98,10 +99,18 @@ pub fn run_new(a: Args) -> Result<u8> {
         created.name,
         board.name,
         board.id,
-        created.root.display()
+        super::path(&created.root)
     );
-    for f in &created.files {
-        super::outln!("  {}", f.display());
+    for (f, what) in &created.files {
+        match what {
+            Written::Created => super::outln!("  {}", f.display()),
+            Written::Replaced { kept } => super::outln!(
+                "  {}  (replaced: yours is kept as {})",
+                f.display(),
+                super::path(kept)
+            ),
+            Written::Unchanged => super::outln!("  {}  (already there, unchanged)", f.display()),
+        }
     }
     match created.git {
         Some(true) => super::outln!("Initialised a git repository and added every file (a flake only sees tracked files)."),
@@ -111,11 +120,19 @@ pub fn run_new(a: Args) -> Result<u8> {
     if let Some(n) = &board.notes {
         super::outln!("\nNote: {}", n.trim().replace('\n', " "));
     }
-    super::outln!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
+    if created.root == std::path::Path::new(".") {
+        super::outln!("\nNext:\n  nixflash build");
+    } else {
+        super::outln!(
+            "\nNext:\n  cd {}\n  nixflash build",
+            super::path(&created.root)
+        );
+    }
     Ok(0)
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
+    nixflash::interrupt::also_on_termination();
     let ctx = nixflash::context::Context::at(&a.path)?;
     let board = ctx.db.get(&a.board)?;
     let options = a
@@ -144,7 +161,12 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     for c in &done.changes {
         match c {
             Change::Added(p) => super::outln!("  added     {}", p.display()),
-            Change::Replaced(p) => super::outln!("  replaced  {}", p.display()),
+            Change::Replaced(p, None) => super::outln!("  replaced  {}", p.display()),
+            Change::Replaced(p, Some(copy)) => super::outln!(
+                "  replaced  {} (yours is kept as {})",
+                p.display(),
+                super::path(copy)
+            ),
             Change::Removed(p) => super::outln!("  removed   {}", p.display()),
             Change::Edited(p, what) => super::outln!("  changed   {}: {what}", p.display()),
             Change::Kept(p, why) => super::outln!("  kept      {}: {why}", p.display()),

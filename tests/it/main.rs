@@ -11,6 +11,7 @@ mod build;
 mod cli;
 mod decode;
 mod doctor;
+mod edits;
 mod firmware;
 mod flake_eval;
 mod flash;
