@@ -129,11 +129,11 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     })
 }
 
+/// The files and what was done with each, and the git state (as in [`Created`]).
+type Made = (Vec<(PathBuf, Written)>, Option<bool>);
+
 /// `new` into a folder that does not exist yet.
-fn into_new_folder(
-    opts: &NewOptions,
-    files: &[File],
-) -> Result<(Vec<(PathBuf, Written)>, Option<bool>)> {
+fn into_new_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
     let target = opts.path;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -193,10 +193,7 @@ fn into_new_folder(
 
 /// `new` into a folder that exists: empty but for a git repository, or with files of the user's
 /// (--force), which are kept beside the new ones.
-fn into_folder(
-    opts: &NewOptions,
-    files: &[File],
-) -> Result<(Vec<(PathBuf, Written)>, Option<bool>)> {
+fn into_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
     let target = opts.path;
     let mut tx = Transaction::new(target);
     let repo = if opts.git {
