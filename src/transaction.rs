@@ -248,7 +248,13 @@ impl Transaction {
                 Undo::Index {
                     index,
                     before: Some(b),
-                } => fs::rename(b, index),
+                } => {
+                    // When git did not replace the index, both names are links to one file and
+                    // rename(2) does nothing: the extra link goes.
+                    let r = fs::rename(&b, index);
+                    let _ = fs::remove_file(&b);
+                    r
+                }
                 Undo::Index {
                     index,
                     before: None,

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod all_or_nothing;
 mod boards;
 mod build;
 mod cli;
