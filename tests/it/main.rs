@@ -20,6 +20,7 @@ mod init;
 mod layout;
 mod monitor;
 mod new;
+mod new_habits;
 mod new_log;
 mod ports;
 mod report;
