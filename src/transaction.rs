@@ -181,14 +181,33 @@ impl Transaction {
         Ok(())
     }
 
-    /// `git add` of `add` and `git rm --cached` of `untrack` (those git tracks), in the work tree
-    /// around `dir` (paths relative to `dir`); the index as it was is kept until the commit.
-    pub fn git_add(&mut self, dir: &Path, add: &[PathBuf], untrack: &[PathBuf]) -> Result<()> {
-        interrupt::check()?;
+    /// A copy of `rel` as it is now, for another program to change (nix writes flake.lock): put
+    /// back if the transaction is undone (and removed if there was none).
+    pub fn back_up(&mut self, rel: &Path) -> Result<()> {
+        let dest = self.root.join(rel);
+        if !dest.exists() {
+            self.undo.push(Undo::Created(dest));
+            return Ok(());
+        }
+        let aside = sibling(&dest, "old-");
+        self.undo.push(Undo::Staged(aside.clone()));
+        fs::copy(&dest, &aside).with_context(|| format!("cannot copy {}", dest.display()))?;
+        self.undo.pop();
+        self.undo.push(Undo::Aside {
+            dest,
+            aside,
+            keep: false,
+        });
+        Ok(())
+    }
+
+    /// Keeps git's index (of the work tree around `dir`) as it is now, for git or another program
+    /// (nix marks a flake.lock it creates intent-to-add) to change: put back if undone.
+    pub fn back_up_index(&mut self, dir: &Path) -> Result<()> {
         let out = git::run(dir, &["rev-parse", "--git-path", "index"])?;
         let index = dir.join(String::from_utf8_lossy(&out).trim());
         let before = if index.exists() {
-            let keep = sibling(&index, "");
+            let keep = sibling(&index, &format!("{}-", self.undo.len()));
             let _ = fs::remove_file(&keep);
             if fs::hard_link(&index, &keep).is_err() {
                 fs::copy(&index, &keep).context("cannot keep a copy of git's index")?;
@@ -198,7 +217,22 @@ impl Transaction {
             None
         };
         self.undo.push(Undo::Index { index, before });
-        git::add(dir, &[], add)?;
+        Ok(())
+    }
+
+    /// `git add <flags>` of `add` and `git rm --cached` of `untrack` (those git tracks), in the
+    /// work tree around `dir` (paths relative to `dir`); the index as it was is kept until the
+    /// commit.
+    pub fn git_add(
+        &mut self,
+        dir: &Path,
+        flags: &[&str],
+        add: &[PathBuf],
+        untrack: &[PathBuf],
+    ) -> Result<()> {
+        interrupt::check()?;
+        self.back_up_index(dir)?;
+        git::add(dir, flags, add)?;
         if !untrack.is_empty() {
             let names: Vec<String> = untrack.iter().map(|p| p.display().to_string()).collect();
             let mut args = vec!["ls-files", "-z", "--"];

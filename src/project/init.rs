@@ -395,7 +395,7 @@ pub fn init(
     let mut git_added = false;
     if git && enclosing_work_tree(root).is_some() {
         let added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
-        tx.git_add(root, &added, &removes)?;
+        tx.git_add(root, &[], &added, &removes)?;
         git_added = true;
     }
     tx.commit();

@@ -183,7 +183,7 @@ fn into_new_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
         .with_context(|| format!("cannot move the new project into {}", target.display()))?;
     tx.made_tree(target);
     if git_state == Some(false) {
-        tx.git_add(target, &paths, &[])?;
+        tx.git_add(target, &[], &paths, &[])?;
     }
     interrupt::check()?;
     tx.commit();
@@ -232,7 +232,7 @@ fn into_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
     tx.apply()?;
     if opts.git {
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
-        tx.git_add(target, &paths, &[])?;
+        tx.git_add(target, &[], &paths, &[])?;
     }
     interrupt::check()?;
     tx.commit();

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::fixture::{require, run, Fixture};
 use crate::common::process::Spawned;
 use crate::common::tmpfs::SmallFs;
 use crate::common::{self};
@@ -250,4 +251,52 @@ fn a_signal_while_init_runs_git_leaves_the_project_as_it_was() {
             "signal {signal}: a file or the index changed"
         );
     }
+}
+
+/// `update` whose std-lock step fails after `nix flake update` wrote flake.lock (the flake has
+/// no rust-src): the project (no flake.lock, as before) and git's index are as they were.
+#[test]
+fn a_failed_update_leaves_flake_lock_as_it_was() {
+    require!("nix", "a_failed_update_leaves_flake_lock_as_it_was");
+    let f = Fixture::new(true);
+    let flake = f
+        .read("flake.nix")
+        .replace("rust-src = sh system", "not-rust-src = sh system");
+    fs::write(f.dir.join("flake.nix"), flake).unwrap();
+    common::git(&f.dir, &["add", "flake.nix"]);
+    fs::write(f.overlay.join("version"), "v2").unwrap();
+    // Nix refreshes the stat data git's index caches when it reads the work tree: what the index
+    // holds is compared instead of its bytes.
+    let state = |dir: &Path| {
+        let mut s = state(dir);
+        s.retain(|(n, _)| n != ".git/index");
+        s.push(("index".into(), common::git(dir, &["ls-files", "-s"]).into()));
+        s
+    };
+    let before = state(&f.dir);
+    let mut c = f.nixflash("");
+    c.args(["update", "rust-overlay"]);
+    let o = run(c);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("cannot get the pinned toolchain's rust-src"),
+        "{}",
+        o.stderr
+    );
+    // The fixture has no flake.lock yet: nix wrote one.
+    assert!(
+        o.stderr.contains("Locked rust-overlay"),
+        "nix flake update locked nothing: {}",
+        o.stderr
+    );
+    let after = state(&f.dir);
+    assert_eq!(names(&after), names(&before));
+    let changed: Vec<&str> = after
+        .iter()
+        .zip(&before)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
+    assert!(changed.is_empty(), "changed: {changed:?}");
 }
