@@ -88,7 +88,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
             &format!(
                 "{} already equals {}'s",
                 std_lock::STD_LOCK,
-                rust_src.display()
+                super::path(&rust_src)
             ),
         ),
         StdLock::Updated { .. } | StdLock::Unchanged | StdLock::NotNeeded => {}
