@@ -18,7 +18,8 @@ use nixflash::project::{self, Change, NewOptions, Written};
     .cargo/config.toml, flake.nix, .envrc, .gitignore and a README, all added to git \
     (a flake only sees files git tracks).")]
 pub struct Args {
-    /// Folder to create (its name is the package name unless --name is given)
+    /// Folder to create, with the folders above it (`.`: the current one); its name is the
+    /// package name unless --name is given
     pub path: PathBuf,
     /// Board id or alias; `nixflash boards` lists them (without it, on a terminal, you choose)
     #[arg(long, short)]
@@ -26,7 +27,8 @@ pub struct Args {
     /// Package name, if not the folder's name
     #[arg(long)]
     pub name: Option<String>,
-    /// Write into a folder that is not empty, replacing files with the same names
+    /// Write into a folder that is not empty, replacing files with the same names (each kept
+    /// beside the new one as <name>.orig)
     #[arg(long)]
     pub force: bool,
     /// Do not run `git init` / `git add` (Nix will not see files git does not track)
@@ -46,9 +48,11 @@ pub struct Args {
     or build.rs; adds the board and its dependencies (the HAL) to Cargo.toml, keeping yours; \
     writes Cargo.lock from nixflash's lock data when the package has no dependencies of its own; \
     makes src/main.rs the blinky only if it is still cargo's hello world; adds /result and \
-    /.direnv to .gitignore. It refuses to write over files it did not make (unless --force).\n\n\
+    /.direnv to .gitignore. It refuses to write over files it did not make, or that you edited \
+    since (unless --force, which keeps yours as <name>.orig). All or nothing: an error, a full \
+    disk or a signal leaves the package as it was.\n\n\
     In a nixflash project, --board <other> switches boards: every board-derived file is written \
-    for the new board, the old family's files go, src/ stays (across families it needs --force, \
+    for the new board (the generated README too), the old family's files go, src/ stays (across families it needs --force, \
     and replaces src/main.rs only if it is still the generated blinky). Choices made with `new` \
     (`--log defmt`, recorded in [package.metadata.nixflash]) are kept where the new board offers \
     them. It lists what changed.\n\n\
@@ -63,7 +67,8 @@ pub struct InitArgs {
     /// The package's folder (default: the current one)
     #[arg(long, default_value = ".")]
     pub path: PathBuf,
-    /// Overwrite files that already exist
+    /// Replace files of yours, or ones you edited since nixflash wrote them (each kept beside the
+    /// new one as <name>.orig)
     #[arg(long)]
     pub force: bool,
     /// Do not `git add` the new files
