@@ -191,62 +191,20 @@ pub fn init(
     let mut tx = Transaction::new(root);
 
     // The Nix and board files, and (in a nixflash project) the README, which names the board.
-    // A file of the user's, or one edited since nixflash wrote it, is replaced only with --force,
-    // and then kept beside it.
-    let mut conflicts = Vec::new();
-    let mut paths = render::init_files(board.family());
-    if ours && root.join(README).exists() {
-        paths.push(README.to_string());
-    }
-    for path in paths {
-        let new = rendered(&files, &path).context("a family file the templates do not render")?;
-        match fs::read_to_string(root.join(&path)) {
-            Err(_) => {
-                writes.push((path.clone().into(), new.into()));
-                changes.push(Change::Added(path.into()));
-            }
-            Ok(old) if old == new => {}
-            Ok(old) if ours && ours_text(&path, &old) => {
-                writes.push((path.clone().into(), new.into()));
-                changes.push(Change::Replaced(path.into(), None));
-            }
-            Ok(_) if path == README => changes.push(Change::Kept(
-                path.into(),
-                match previous {
-                    Some(p) => format!(
-                        "yours, not what nixflash wrote: if it names the {}, change that",
-                        p.name
-                    ),
-                    None => "yours, not what nixflash wrote".to_string(),
-                },
-            )),
-            Ok(_) if force => {
-                let copy = tx.keep_original(Path::new(&path));
-                writes.push((path.clone().into(), new.into()));
-                changes.push(Change::Replaced(path.into(), Some(copy)));
-            }
-            Ok(_) => conflicts.push(path),
-        }
-    }
-    if !conflicts.is_empty() {
-        let (what, hint) = if ours {
-            (
-                "these files were edited since nixflash wrote them",
-                "pass --force to replace them (each is kept beside it as <name>.orig), or undo \
-                 your edits",
-            )
-        } else {
-            (
-                "these already exist and would be overwritten",
-                "move them aside, or pass --force to overwrite them (each is kept beside it as \
-                 <name>.orig)",
-            )
-        };
-        return Err(refuse(
-            format!("{what}:\n  {}", conflicts.join("\n  ")),
-            hint,
-        ));
-    }
+    board_files(
+        &BoardFiles {
+            root,
+            board,
+            files: &files,
+            ours,
+            force,
+            previous,
+            ours_text: &ours_text,
+        },
+        &mut tx,
+        &mut writes,
+        &mut changes,
+    )?;
 
     // The old family's files: removed when they are what nixflash wrote. A path several
     // families write (build.rs) is looked at once, against every board that writes it.
@@ -406,4 +364,85 @@ pub fn init(
         todo,
         git_added,
     })
+}
+
+/// What [`board_files`] looks at.
+struct BoardFiles<'a> {
+    root: &'a Path,
+    board: &'a Board,
+    /// The files rendered for the board.
+    files: &'a [File],
+    /// Whether the package is a nixflash project already.
+    ours: bool,
+    force: bool,
+    /// The board the project was for, when it switches.
+    previous: Option<&'a Board>,
+    /// Whether a file's text is what nixflash wrote (for some board).
+    ours_text: &'a dyn Fn(&str, &str) -> bool,
+}
+
+/// The Nix and board files, and (in a nixflash project) the README: written where missing or
+/// still as nixflash wrote them; a file of the user's, or one edited since nixflash wrote it, is
+/// replaced only with --force, and then kept beside it (an edited README is kept).
+fn board_files(
+    w: &BoardFiles,
+    tx: &mut Transaction,
+    writes: &mut Vec<(PathBuf, String)>,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    let mut conflicts = Vec::new();
+    let mut paths = render::init_files(w.board.family());
+    if w.ours && w.root.join(README).exists() {
+        paths.push(README.to_string());
+    }
+    for path in paths {
+        let new = rendered(w.files, &path).context("a family file the templates do not render")?;
+        match fs::read_to_string(w.root.join(&path)) {
+            Err(_) => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Added(path.into()));
+            }
+            Ok(old) if old == new => {}
+            Ok(old) if w.ours && (w.ours_text)(&path, &old) => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Replaced(path.into(), None));
+            }
+            Ok(_) if path == README => changes.push(Change::Kept(
+                path.into(),
+                match w.previous {
+                    Some(p) => format!(
+                        "yours, not what nixflash wrote: if it names the {}, change that",
+                        p.name
+                    ),
+                    None => "yours, not what nixflash wrote".to_string(),
+                },
+            )),
+            Ok(_) if w.force => {
+                let copy = tx.keep_original(Path::new(&path));
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Replaced(path.into(), Some(copy)));
+            }
+            Ok(_) => conflicts.push(path),
+        }
+    }
+    if !conflicts.is_empty() {
+        let (what, hint) = if w.ours {
+            (
+                "these files were edited since nixflash wrote them",
+                "pass --force to replace them (each is kept beside it as <name>.orig), or undo \
+                 your edits",
+            )
+        } else {
+            (
+                "these already exist and would be overwritten",
+                "move them aside, or pass --force to overwrite them (each is kept beside it as \
+                 <name>.orig)",
+            )
+        };
+        return Err(refuse(
+            format!("{what}:\n  {}", conflicts.join("\n  ")),
+            hint,
+        ));
+    }
+    Ok(())
 }
