@@ -180,6 +180,17 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     if done.git_added {
         super::outln!("Added the changes to git (a flake only sees files git tracks).");
     }
+    if !done.git_added_untracked.is_empty() {
+        let names: Vec<String> = done
+            .git_added_untracked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        super::outln!(
+            "Added to git what it did not track: {} (a flake only sees files git tracks).",
+            names.join(", ")
+        );
+    }
     for t in &done.todo {
         super::outln!("To do: {t}");
     }

@@ -21,7 +21,7 @@ use toml_edit::DocumentMut;
 use super::{manifest_edit, refuse};
 use crate::board::{Board, Database};
 use crate::error::Failure;
-use crate::git::enclosing_work_tree;
+use crate::git::{self, enclosing_work_tree};
 use crate::render::{self, File, Project};
 use crate::transaction::Transaction;
 
@@ -49,7 +49,10 @@ pub struct Initialized {
     pub changes: Vec<Change>,
     /// What the user still has to do, if anything.
     pub todo: Vec<String>,
+    /// Whether what it wrote and removed was git-added.
     pub git_added: bool,
+    /// Files it did not write, which git did not track, and which it git-added.
+    pub git_added_untracked: Vec<PathBuf>,
 }
 
 /// What cargo's `cargo new` writes as src/main.rs.
@@ -350,19 +353,41 @@ pub fn init(
         tx.remove(r);
     }
     tx.apply()?;
-    let mut git_added = false;
-    if git && enclosing_work_tree(root).is_some() {
-        let added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
+    let in_git = git && enclosing_work_tree(root).is_some();
+    let mut untracked = Vec::new();
+    if in_git {
+        let mut added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
+        // The project's files that were already right but that git does not track (an earlier
+        // --no-git, or an older nixflash's failed git add): the flake cannot see them.
+        let managed: Vec<PathBuf> = render::init_files(board.family())
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(
+                [
+                    README,
+                    "Cargo.toml",
+                    "Cargo.lock",
+                    "src/main.rs",
+                    ".gitignore",
+                ]
+                .map(PathBuf::from),
+            )
+            .filter(|p| root.join(p).is_file() && !added.contains(p))
+            .collect();
+        untracked = git::untracked_of(root, &managed)?;
+        untracked.sort();
+        added.extend(untracked.iter().cloned());
         tx.git_add(root, &[], &added, &removes)?;
-        git_added = true;
     }
     tx.commit();
+    let git_added = in_git && !(writes.is_empty() && removes.is_empty());
     Ok(Initialized {
         name,
         switched_from: previous.map(|p| p.id.clone()),
         changes,
         todo,
         git_added,
+        git_added_untracked: untracked,
     })
 }
 

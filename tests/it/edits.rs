@@ -154,3 +154,42 @@ fn new_force_says_what_it_replaced_and_keeps_it() {
     assert_eq!(read(&dir, "notes.txt"), "mine");
     assert!(read(&dir, "src/main.rs").contains("arduino_hal"));
 }
+
+/// A project whose files git does not track (init ran with --no-git, or a git add failed): init
+/// again adds them, and says so (it said "added to git" and added nothing).
+#[test]
+fn init_again_adds_the_files_git_does_not_track() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("porch");
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"porch\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(dir.join("src/main.rs"), "// mine\n").unwrap();
+    common::git(&dir, &["init", "-q"]);
+    nixflash(&dir)
+        .args(["init", "--board", "uno", "--no-git"])
+        .assert()
+        .success();
+    assert_eq!(common::git(&dir, &["ls-files"]), "");
+    nixflash(&dir)
+        .args(["init", "--board", "uno"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Added to git what it did not track: .cargo/config.toml, .envrc, .gitignore, \
+             Cargo.lock, Cargo.toml, Ravedude.toml, flake.lock, flake.nix, rust-toolchain.toml, src/main.rs",
+        ));
+    let tracked = common::git(&dir, &["ls-files"]);
+    for f in ["flake.nix", "Cargo.toml", "src/main.rs", "Ravedude.toml"] {
+        assert!(tracked.lines().any(|l| l == f), "{f} untracked: {tracked}");
+    }
+    // Tracked and unchanged: nothing to add, and nothing said about git.
+    nixflash(&dir)
+        .args(["init", "--board", "uno"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("git").not());
+}
