@@ -8,7 +8,13 @@
 //! still cargo's hello world. In a nixflash project (Cargo.toml names a board), every
 //! board-derived file is written for the new board and the old family's files go; src/ is left
 //! alone, except that across families (which needs `--force`) an untouched generated blinky is
-//! replaced by the new board's.
+//! replaced by the new board's. The generated README follows the board too.
+//!
+//! A file is replaced as it is only when it is what nixflash wrote (rendered for the board the
+//! project names, or for any board when `board =` was edited by hand). One the user wrote or
+//! edited is replaced only with `--force`, and kept beside it as `<name>.orig` (an edited README
+//! is kept). Everything is written, removed and git-added all or nothing (see
+//! [`crate::transaction`]).
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
