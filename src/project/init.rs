@@ -191,7 +191,7 @@ pub fn init(
         every_board
             .get_or_init(|| {
                 db.boards()
-                    .filter_map(|b| render::render_sources(b, &project_with(offered(b))).ok())
+                    .filter_map(|b| render::render(b, &project_with(offered(b))).ok())
                     .collect()
             })
             .iter()
@@ -277,6 +277,22 @@ pub fn init(
     let have_lock = fs::read_to_string(root.join("Cargo.lock")).ok();
     match (&have_lock, theirs.is_empty()) {
         (Some(l), true) if l == lock => {}
+        // Changed since nixflash wrote it (`cargo update`): the user's.
+        (Some(l), true) if ours && !ours_text("Cargo.lock", l) => {
+            if !force {
+                return Err(refuse(
+                    "Cargo.lock was changed since nixflash wrote it (by `cargo update`?)".into(),
+                    format!(
+                        "pass --force to replace it with nixflash's lock data for the {} (yours \
+                         is kept beside it as Cargo.lock.orig)",
+                        board.name
+                    ),
+                ));
+            }
+            let copy = tx.keep_original(Path::new("Cargo.lock"));
+            writes.push(("Cargo.lock".into(), lock.into()));
+            changes.push(Change::Replaced("Cargo.lock".into(), Some(copy)));
+        }
         (_, true) => {
             writes.push(("Cargo.lock".into(), lock.into()));
             changes.push(if have_lock.is_some() {

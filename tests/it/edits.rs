@@ -193,3 +193,35 @@ fn init_again_adds_the_files_git_does_not_track() {
         .success()
         .stdout(predicate::str::contains("git").not());
 }
+
+/// A Cargo.lock changed since nixflash wrote it (`cargo update`) is the user's too: a switch
+/// replaces it only with --force, and keeps it.
+#[test]
+fn a_board_switch_keeps_an_updated_cargo_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    nixflash(tmp.path())
+        .args(["new", "lamp", "--board", "uno", "--no-git"])
+        .assert()
+        .success();
+    let dir = tmp.path().join("lamp");
+    let lock = read(&dir, "Cargo.lock").replacen("version = ", "version =  ", 1);
+    fs::write(dir.join("Cargo.lock"), &lock).unwrap();
+    let before = snapshot(&dir);
+    nixflash(&dir)
+        .args(["init", "--board", "nano", "--no-git"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "Cargo.lock was changed since nixflash wrote it",
+        ))
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(snapshot(&dir), before, "a refused switch wrote something");
+    nixflash(&dir)
+        .args(["init", "--board", "nano", "--no-git", "--force"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "replaced  Cargo.lock (yours is kept as Cargo.lock.orig)",
+        ));
+    assert_eq!(read(&dir, "Cargo.lock.orig"), lock);
+}
