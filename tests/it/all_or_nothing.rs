@@ -55,7 +55,8 @@ fn uno_project(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
-/// `init --board nano` in an Uno project, and `new a/b/blinky`, each run again and again on a
+/// `init --board nano` in an Uno project, `new a/b/blinky` and `new . --force` over files of
+/// the user's, each run again and again on a
 /// tmpfs filled to within 0, 1, 2, ... pages of full until it succeeds: every failure leaves the
 /// folder as it was, and one of them is git's (the files were written, then `git add` failed).
 #[test]
@@ -70,23 +71,33 @@ fn init_and_new_on_a_nearly_full_disk_write_everything_or_nothing() {
     let bin = assert_cmd::cargo::cargo_bin("nixflash");
     let root = small.dir.clone();
     let work = root.join("w");
-    // What is set up before each run, and where the project is then.
+    // What is set up before each run, where the project is then, and the files of the user's
+    // that git is not to track after it.
     type Setup = fn(&Path) -> String;
-    let cases: [(&str, &[&str], Setup, &str); 2] = [
+    let cases: [(&str, &[&str], Setup, &str, &[&str]); 3] = [
         (
             "init",
             &["init", "--board", "nano"],
             |lamp| format!("cp -a {} w", lamp.display()),
             "",
+            &[],
         ),
         (
             "new",
             &["new", "a/b/blinky", "--board", "uno"],
             |_| "mkdir w".to_string(),
             "a/b/blinky",
+            &[],
+        ),
+        (
+            "new --force",
+            &["new", ".", "--board", "uno", "--force"],
+            |_| "mkdir -p w/src && echo '// mine' > w/src/main.rs && echo x > w/notes.txt".into(),
+            "",
+            &["?? notes.txt", "?? src/main.rs.orig"],
         ),
     ];
-    for (what, args, setup, project) in cases {
+    for (what, args, setup, project, theirs) in cases {
         let mut failures = Vec::new();
         let mut succeeded = false;
         for pages in 0..100 {
@@ -110,6 +121,7 @@ fn init_and_new_on_a_nearly_full_disk_write_everything_or_nothing() {
                 let unstaged: Vec<&str> = status
                     .lines()
                     .filter(|l| !l.starts_with("M  ") && !l.starts_with("A  "))
+                    .filter(|l| !theirs.contains(l))
                     .collect();
                 assert!(
                     unstaged.is_empty(),
