@@ -55,6 +55,18 @@ fn uno_project(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// One command run on the nearly full tmpfs.
+struct Case {
+    what: &'static str,
+    args: &'static [&'static str],
+    /// A shell command that makes the folder `w` the command runs in (given the Uno project).
+    setup: fn(&Path) -> String,
+    /// Where the project is, under `w`.
+    project: &'static str,
+    /// Lines of `git status --porcelain` for the user's files, which git is not to track.
+    theirs: &'static [&'static str],
+}
+
 /// `init --board nano` in an Uno project, `new a/b/blinky` and `new . --force` over files of
 /// the user's, each run again and again on a
 /// tmpfs filled to within 0, 1, 2, ... pages of full until it succeeds: every failure leaves the
@@ -71,33 +83,39 @@ fn init_and_new_on_a_nearly_full_disk_write_everything_or_nothing() {
     let bin = assert_cmd::cargo::cargo_bin("nixflash");
     let root = small.dir.clone();
     let work = root.join("w");
-    // What is set up before each run, where the project is then, and the files of the user's
-    // that git is not to track after it.
-    type Setup = fn(&Path) -> String;
-    let cases: [(&str, &[&str], Setup, &str, &[&str]); 3] = [
-        (
-            "init",
-            &["init", "--board", "nano"],
-            |lamp| format!("cp -a {} w", lamp.display()),
-            "",
-            &[],
-        ),
-        (
-            "new",
-            &["new", "a/b/blinky", "--board", "uno"],
-            |_| "mkdir w".to_string(),
-            "a/b/blinky",
-            &[],
-        ),
-        (
-            "new --force",
-            &["new", ".", "--board", "uno", "--force"],
-            |_| "mkdir -p w/src && echo '// mine' > w/src/main.rs && echo x > w/notes.txt".into(),
-            "",
-            &["?? notes.txt", "?? src/main.rs.orig"],
-        ),
+    let cases = [
+        Case {
+            what: "init",
+            args: &["init", "--board", "nano"],
+            setup: |lamp| format!("cp -a {} w", lamp.display()),
+            project: "",
+            theirs: &[],
+        },
+        Case {
+            what: "new",
+            args: &["new", "a/b/blinky", "--board", "uno"],
+            setup: |_| "mkdir w".to_string(),
+            project: "a/b/blinky",
+            theirs: &[],
+        },
+        Case {
+            what: "new --force",
+            args: &["new", ".", "--board", "uno", "--force"],
+            setup: |_| {
+                "mkdir -p w/src && echo '// mine' > w/src/main.rs && echo x > w/notes.txt".into()
+            },
+            project: "",
+            theirs: &["?? notes.txt", "?? src/main.rs.orig"],
+        },
     ];
-    for (what, args, setup, project, theirs) in cases {
+    for Case {
+        what,
+        args,
+        setup,
+        project,
+        theirs,
+    } in cases
+    {
         let mut failures = Vec::new();
         let mut succeeded = false;
         for pages in 0..100 {
