@@ -93,6 +93,17 @@ pub fn add(dir: &Path, flags: &[&str], files: &[PathBuf]) -> Result<()> {
     run(dir, &args).map(|_| ())
 }
 
+/// Those of `files` (relative to `dir`, which exist) that git does not track and does not ignore.
+pub fn untracked_of(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut args = vec!["ls-files", "-z", "--others", "--exclude-standard", "--"];
+    args.extend(names.iter().map(String::as_str));
+    Ok(nul_paths(&run(dir, &args)?))
+}
+
 /// `git add --intent-to-add` these files (relative to `dir`): the flake sees them, and the next
 /// commit is left to the user.
 pub fn intent_to_add(dir: &Path, files: &[PathBuf]) -> Result<()> {

@@ -30,5 +30,6 @@ pub mod serial;
 pub mod sim;
 pub mod size;
 pub mod std_lock;
+pub mod transaction;
 pub mod uf2;
 pub mod version;

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Err(e) => {
             cmd::print_error(&e);
             ExitCode::from(if nixflash::interrupt::interrupted() {
-                130
+                nixflash::interrupt::exit_code()
             } else {
                 1
             })

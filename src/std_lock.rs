@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -16,6 +16,7 @@ use crate::error::Failure;
 use crate::git::Git;
 use crate::nix::{BuildFailed, BuildOptions, Nix};
 use crate::progress::status;
+use crate::transaction::Transaction;
 
 /// The copy of the standard library's Cargo.lock that build-std flakes read.
 pub const STD_LOCK: &str = "nix/std-Cargo.lock";
@@ -82,17 +83,16 @@ impl StdLockSource {
         toml::from_str(&text).ok()
     }
 
-    fn write(&self, flake_dir: &Path) -> Result<()> {
-        let text = format!(
+    /// The file's text.
+    fn text(&self) -> Result<String> {
+        Ok(format!(
             "# Written by nixflash. nix/std-Cargo.lock is {RUST_SRC_LOCK} of the toolchain that\n\
              # rust-toolchain.toml pins (through rust-overlay, locked in flake.lock); -Z build-std \
              needs it.\n\
              # This file records what the copy was made from, so that `nixflash build` looks again\n\
              # only when the pin changes. Keep both files in git.\n{}",
             toml::to_string(self)?
-        );
-        let path = flake_dir.join(STD_LOCK_SOURCE);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+        ))
     }
 }
 
@@ -154,13 +154,10 @@ pub fn sync(
         .because(e)
     })?;
     let changed = current.as_deref() != Some(fresh.as_slice());
+    // Both files and their git-add, all or nothing.
+    let mut tx = Transaction::new(flake_dir);
     if changed {
-        if let Some(dir) = lock_path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(&lock_path, &fresh)
-            .with_context(|| format!("cannot write {}", lock_path.display()))?;
+        tx.stage(Path::new(STD_LOCK), &fresh)?;
     }
     // The realisation may have written flake.lock (a first build): key on what is there now.
     let rec = StdLockSource {
@@ -169,12 +166,13 @@ pub fn sync(
         lock: sha256_hex(&fresh),
     };
     if record.as_ref() != Some(&rec) {
-        rec.write(flake_dir)?;
+        tx.stage(Path::new(STD_LOCK_SOURCE), rec.text()?.as_bytes())?;
     }
+    tx.apply()?;
     let files = [PathBuf::from(STD_LOCK), PathBuf::from(STD_LOCK_SOURCE)];
     let added = match git {
         Git::Repo { .. } if opts.git_add => {
-            crate::git::add(flake_dir, &[], &files)?;
+            tx.git_add(flake_dir, &[], &files, &[])?;
             ", and git-added it"
         }
         Git::Repo { .. } => {
@@ -182,6 +180,7 @@ pub fn sync(
         }
         _ => "",
     };
+    tx.commit();
     if changed {
         status(
             "Updated",

@@ -32,11 +32,12 @@ impl FirmwareArgs {
     pub fn check(&self, ctx: &Context, what: &str) -> Result<Firmware> {
         if let Some(elf) = &self.elf {
             if !elf.is_file() {
-                return Err(
-                    Failure::new(format!("the firmware {} does not exist", elf.display()))
-                        .hint("pass the path of an ELF file to --elf")
-                        .into(),
-                );
+                return Err(Failure::new(format!(
+                    "the firmware {} does not exist",
+                    super::path(elf)
+                ))
+                .hint("pass the path of an ELF file to --elf")
+                .into());
             }
             return Ok(Firmware::Ready(elf.clone()));
         }
@@ -47,7 +48,7 @@ impl FirmwareArgs {
             if !elf.is_file() {
                 return Err(Failure::new(format!(
                     "there is no firmware to {what}: {} does not exist",
-                    elf.display()
+                    super::path(&elf)
                 ))
                 .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
                 .hint(format!("to {what} another ELF, pass --elf <path>"))

@@ -76,7 +76,7 @@ pub fn run(a: Args) -> Result<u8> {
                 "{} failed (exit code {}) flashing {} to the {} on {port}",
                 outcome.flasher.tool.as_str(),
                 outcome.code,
-                elf.display(),
+                super::path(&elf),
                 board.name,
             ))
             .hint(format!(
@@ -87,7 +87,11 @@ pub fn run(a: Args) -> Result<u8> {
         );
         return Ok(u8::try_from(outcome.code).unwrap_or(1));
     }
-    eprintln!("Flashed {} to the {} on {port}.", elf.display(), board.name);
+    eprintln!(
+        "Flashed {} to the {} on {port}.",
+        super::path(&elf),
+        board.name
+    );
     if a.monitor && !board.monitor.usb_console {
         // Nothing would ever arrive on the board's USB port.
         status(
@@ -164,7 +168,7 @@ fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Resu
             }
             eprintln!(
                 "Flashed {} to the {} with picotool.",
-                elf.display(),
+                super::path(&elf),
                 board.name
             );
             return Ok(0);
@@ -174,9 +178,9 @@ fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Resu
         "Flashing",
         &format!(
             "{} onto the {}'s boot drive {} ({})",
-            elf.display(),
+            super::path(&elf),
             board.name,
-            drive.path.display(),
+            super::path(&drive.path),
             drive.board_id
         ),
     );
@@ -184,9 +188,9 @@ fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Resu
     eprintln!(
         "Flashed {} to the {}: wrote {} ({} UF2 blocks for {:#010x}..{:#010x}, family {}); the \
          board restarts into it.",
-        elf.display(),
+        super::path(&elf),
         board.name,
-        done.path.display(),
+        super::path(&done.path),
         done.uf2.blocks,
         done.uf2.start,
         done.uf2.end,

@@ -99,7 +99,7 @@ impl NixFlags {
                 &format!(
                     "{} in {}, read {}",
                     m.name,
-                    m.root.display(),
+                    path(&m.root),
                     match m.read_by {
                         ReadBy::CargoMetadata => "by `cargo metadata --no-deps --offline`",
                         ReadBy::Toml => "from Cargo.toml directly (no cargo answered)",
@@ -176,6 +176,12 @@ macro_rules! outp {
     };
 }
 pub(crate) use outp;
+
+/// A path as the user would type it in a shell: quoted when it has spaces or other characters a
+/// shell would take apart (`'my projects/lamp'`), as it is otherwise.
+pub fn path(p: impl AsRef<std::path::Path>) -> String {
+    nixflash::process::shell_word(&p.as_ref().to_string_lossy())
+}
 
 /// Rows of cells as left-aligned columns two spaces apart, one line each.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {

@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::error::Failure;
-use nixflash::project::{self, Change, NewOptions};
+use nixflash::project::{self, Change, NewOptions, Written};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
@@ -18,7 +18,8 @@ use nixflash::project::{self, Change, NewOptions};
     .cargo/config.toml, flake.nix, .envrc, .gitignore and a README, all added to git \
     (a flake only sees files git tracks).")]
 pub struct Args {
-    /// Folder to create (its name is the package name unless --name is given)
+    /// Folder to create, with the folders above it (`.`: the current one); its name is the
+    /// package name unless --name is given
     pub path: PathBuf,
     /// Board id or alias; `nixflash boards` lists them (without it, on a terminal, you choose)
     #[arg(long, short)]
@@ -26,7 +27,8 @@ pub struct Args {
     /// Package name, if not the folder's name
     #[arg(long)]
     pub name: Option<String>,
-    /// Write into a folder that is not empty, replacing files with the same names
+    /// Write into a folder that is not empty, replacing files with the same names (each kept
+    /// beside the new one as <name>.orig)
     #[arg(long)]
     pub force: bool,
     /// Do not run `git init` / `git add` (Nix will not see files git does not track)
@@ -46,9 +48,11 @@ pub struct Args {
     or build.rs; adds the board and its dependencies (the HAL) to Cargo.toml, keeping yours; \
     writes Cargo.lock from nixflash's lock data when the package has no dependencies of its own; \
     makes src/main.rs the blinky only if it is still cargo's hello world; adds /result and \
-    /.direnv to .gitignore. It refuses to write over files it did not make (unless --force).\n\n\
+    /.direnv to .gitignore. It refuses to write over files it did not make, or that you edited \
+    since (unless --force, which keeps yours as <name>.orig). All or nothing: an error, a full \
+    disk or a signal leaves the package as it was.\n\n\
     In a nixflash project, --board <other> switches boards: every board-derived file is written \
-    for the new board, the old family's files go, src/ stays (across families it needs --force, \
+    for the new board (the generated README too), the old family's files go, src/ stays (across families it needs --force, \
     and replaces src/main.rs only if it is still the generated blinky). Choices made with `new` \
     (`--log defmt`, recorded in [package.metadata.nixflash]) are kept where the new board offers \
     them. It lists what changed.\n\n\
@@ -63,7 +67,8 @@ pub struct InitArgs {
     /// The package's folder (default: the current one)
     #[arg(long, default_value = ".")]
     pub path: PathBuf,
-    /// Overwrite files that already exist
+    /// Replace files of yours, or ones you edited since nixflash wrote them (each kept beside the
+    /// new one as <name>.orig)
     #[arg(long)]
     pub force: bool,
     /// Do not `git add` the new files
@@ -76,6 +81,7 @@ pub struct InitArgs {
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
+    nixflash::interrupt::also_on_termination();
     let ctx = super::context(match &a.board {
         Some(b) => super::Needs::Board(b),
         None => super::Needs::Nothing,
@@ -107,10 +113,18 @@ pub fn run_new(a: Args) -> Result<u8> {
         created.name,
         board.name,
         board.id,
-        created.root.display()
+        super::path(&created.root)
     );
-    for f in &created.files {
-        super::outln!("  {}", f.display());
+    for (f, what) in &created.files {
+        match what {
+            Written::Created => super::outln!("  {}", f.display()),
+            Written::Replaced { kept } => super::outln!(
+                "  {}  (replaced: yours is kept as {})",
+                f.display(),
+                super::path(kept)
+            ),
+            Written::Unchanged => super::outln!("  {}  (already there, unchanged)", f.display()),
+        }
     }
     match created.git {
         Some(true) => super::outln!("Initialised a git repository and added every file (a flake only sees tracked files)."),
@@ -120,11 +134,19 @@ pub fn run_new(a: Args) -> Result<u8> {
     if let Some(n) = &board.notes {
         super::outln!("\nNote: {}", n.trim().replace('\n', " "));
     }
-    super::outln!("\nNext:\n  cd {}\n  nixflash build", created.root.display());
+    if created.root == std::path::Path::new(".") {
+        super::outln!("\nNext:\n  nixflash build");
+    } else {
+        super::outln!(
+            "\nNext:\n  cd {}\n  nixflash build",
+            super::path(&created.root)
+        );
+    }
     Ok(0)
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
+    nixflash::interrupt::also_on_termination();
     let ctx = super::context_at(&a.path, super::Needs::Board(&a.board))?;
     let board = ctx.db.get(&a.board)?;
     let options = a
@@ -153,7 +175,12 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     for c in &done.changes {
         match c {
             Change::Added(p) => super::outln!("  added     {}", p.display()),
-            Change::Replaced(p) => super::outln!("  replaced  {}", p.display()),
+            Change::Replaced(p, None) => super::outln!("  replaced  {}", p.display()),
+            Change::Replaced(p, Some(copy)) => super::outln!(
+                "  replaced  {} (yours is kept as {})",
+                p.display(),
+                super::path(copy)
+            ),
             Change::Removed(p) => super::outln!("  removed   {}", p.display()),
             Change::Edited(p, what) => super::outln!("  changed   {}: {what}", p.display()),
             Change::Kept(p, why) => super::outln!("  kept      {}: {why}", p.display()),
@@ -161,6 +188,17 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     }
     if done.git_added {
         super::outln!("Added the changes to git (a flake only sees files git tracks).");
+    }
+    if !done.git_added_untracked.is_empty() {
+        let names: Vec<String> = done
+            .git_added_untracked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        super::outln!(
+            "Added to git what it did not track: {} (a flake only sees files git tracks).",
+            names.join(", ")
+        );
     }
     for t in &done.todo {
         super::outln!("To do: {t}");

@@ -82,7 +82,7 @@ pub fn run(a: Args) -> Result<u8> {
         "Simulating",
         &format!(
             "{} on the {}'s {mcu} at {clock} MHz, {how_long}",
-            elf.display(),
+            super::path(&elf),
             board.name
         ),
     );
@@ -188,7 +188,7 @@ fn summary(board: &Board, r: &Report, vcd: Option<&std::path::Path>) {
             "Wrote the LED ({}) and {}'s bytes to {}",
             r.led.pin,
             r.uart.name,
-            path.display()
+            super::path(path)
         ));
     }
 }
@@ -209,10 +209,10 @@ fn verdict(r: &Report) -> Result<()> {
         .hint(format!(
             "to see where, run `{} --gdb --mcu {} --freq {} {}` and connect avr-gdb to it \
              (target remote :1234)",
-            r.simulator.display(),
+            super::path(&r.simulator),
             r.mcu,
             r.clock_hz,
-            r.elf.display()
+            super::path(&r.elf)
         ))
         .into());
     }

@@ -1,7 +1,7 @@
 //! `nixflash update`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use nixflash::flake_lock::{self, Change, Locked};
@@ -9,6 +9,7 @@ use nixflash::git::{self, Git};
 use nixflash::nix::{self, BuildOptions, Nix};
 use nixflash::progress::status;
 use nixflash::std_lock::{self, StdLock};
+use nixflash::transaction::Transaction;
 
 /// Update the flake's inputs (`nix flake update`), then nix/std-Cargo.lock
 #[derive(clap::Args)]
@@ -30,13 +31,21 @@ pub struct UpdateArgs {
 }
 
 pub fn run(a: UpdateArgs) -> Result<u8> {
+    nixflash::interrupt::also_on_termination();
     let ctx = a.flags.context()?;
     let board = ctx.board_to_build()?;
     let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
     nix.require_version()?;
     let flake_dir = ctx.flake_dir()?;
     let git = ctx.git();
+    // All or nothing: flake.lock as it was comes back if a later step fails or is interrupted.
+    let mut tx = Transaction::new(&flake_dir);
     if !a.std_lock {
+        tx.back_up(Path::new("flake.lock"))?;
+        // Nix marks a flake.lock it creates intent-to-add.
+        if git.root().is_some() {
+            tx.back_up_index(&flake_dir)?;
+        }
         // A corrupted flake.lock is refused, a missing one starts from the tested pins (so that
         // only the inputs named move).
         if flake_lock::prepare(&flake_dir)? {
@@ -64,7 +73,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
             let u = git::untracked(&flake_dir)?;
             let lock = PathBuf::from("flake.lock");
             if u.files.contains(&lock) {
-                git::intent_to_add(&flake_dir, &[lock])?;
+                tx.git_add(&flake_dir, &["--intent-to-add"], &[lock], &[])?;
                 status("Git-added", "flake.lock (intent-to-add)");
             }
         }
@@ -77,6 +86,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
                 board.name
             ),
         );
+        tx.commit();
         return Ok(0);
     }
     let opts = BuildOptions {
@@ -90,11 +100,12 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
             &format!(
                 "{} already equals {}'s",
                 std_lock::STD_LOCK,
-                rust_src.display()
+                super::path(&rust_src)
             ),
         ),
         StdLock::Updated { .. } | StdLock::Unchanged | StdLock::NotNeeded => {}
     }
+    tx.commit();
     Ok(0)
 }
 

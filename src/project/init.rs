@@ -8,8 +8,15 @@
 //! still cargo's hello world. In a nixflash project (Cargo.toml names a board), every
 //! board-derived file is written for the new board and the old family's files go; src/ is left
 //! alone, except that across families (which needs `--force`) an untouched generated blinky is
-//! replaced by the new board's.
+//! replaced by the new board's. The generated README follows the board too.
+//!
+//! A file is replaced as it is only when it is what nixflash wrote (rendered for the board the
+//! project names, or for any board when `board =` was edited by hand). One the user wrote or
+//! edited is replaced only with `--force`, and kept beside it as `<name>.orig` (an edited README
+//! is kept). Everything is written, removed and git-added all or nothing (see
+//! [`crate::transaction`]).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,16 +28,16 @@ use super::{manifest_edit, refuse};
 use crate::board::{Board, Database};
 use crate::error::Failure;
 use crate::git::{self, enclosing_work_tree};
-use crate::interrupt;
 use crate::render::{self, File, Project};
+use crate::transaction::Transaction;
 
 /// One thing `init` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A file written where there was none.
     Added(PathBuf),
-    /// A file written over what was there.
-    Replaced(PathBuf),
+    /// A file written over what was there; where the old one is kept, when it was the user's.
+    Replaced(PathBuf, Option<PathBuf>),
     /// A file of the old board's family, deleted (and taken out of git).
     Removed(PathBuf),
     /// A file changed in part: what changed.
@@ -48,11 +55,17 @@ pub struct Initialized {
     pub changes: Vec<Change>,
     /// What the user still has to do, if anything.
     pub todo: Vec<String>,
+    /// Whether what it wrote and removed was git-added.
     pub git_added: bool,
+    /// Files it did not write, which git did not track, and which it git-added.
+    pub git_added_untracked: Vec<PathBuf>,
 }
 
 /// What cargo's `cargo new` writes as src/main.rs.
 const HELLO_WORLD: &str = "fn main() {\n    println!(\"Hello, world!\");\n}\n";
+
+/// The generated README, which names the board.
+const README: &str = "README.md";
 
 /// Lines a project's .gitignore needs: Nix's `result` link and direnv's cache.
 const IGNORED: [&str; 2] = ["/result", "/.direnv"];
@@ -168,32 +181,39 @@ pub fn init(
     let mut changes = Vec::new();
     let mut todo = Vec::new();
 
-    // The Nix and board files.
-    let mut conflicts = Vec::new();
-    for path in render::init_files(board.family()) {
-        let new = rendered(&files, &path).context("a family file the templates do not render")?;
-        match fs::read_to_string(root.join(&path)) {
-            Err(_) => {
-                writes.push((path.clone().into(), new.into()));
-                changes.push(Change::Added(path.into()));
-            }
-            Ok(old) if old == new => {}
-            Ok(_) if ours || force => {
-                writes.push((path.clone().into(), new.into()));
-                changes.push(Change::Replaced(path.into()));
-            }
-            Ok(_) => conflicts.push(path),
+    // What nixflash wrote: the files rendered for the board the project names or, when its
+    // `board =` was edited by hand, for any board (each with the project's recorded choices).
+    let every_board: OnceCell<Vec<Vec<File>>> = OnceCell::new();
+    let ours_text = |path: &str, have: &str| -> bool {
+        if old_files.as_deref().and_then(|o| rendered(o, path)) == Some(have) {
+            return true;
         }
-    }
-    if !conflicts.is_empty() {
-        return Err(refuse(
-            format!(
-                "these already exist and would be overwritten:\n  {}",
-                conflicts.join("\n  ")
-            ),
-            "move them aside, or pass --force to overwrite them",
-        ));
-    }
+        every_board
+            .get_or_init(|| {
+                db.boards()
+                    .filter_map(|b| render::render(b, &project_with(offered(b))).ok())
+                    .collect()
+            })
+            .iter()
+            .any(|r| rendered(r, path) == Some(have))
+    };
+    let mut tx = Transaction::new(root);
+
+    // The Nix and board files, and (in a nixflash project) the README, which names the board.
+    board_files(
+        &BoardFiles {
+            root,
+            board,
+            files: &files,
+            ours,
+            force,
+            previous,
+            ours_text: &ours_text,
+        },
+        &mut tx,
+        &mut writes,
+        &mut changes,
+    )?;
 
     // The old family's files: removed when they are what nixflash wrote. A path several
     // families write (build.rs) is looked at once, against every board that writes it.
@@ -207,18 +227,7 @@ pub fn init(
                 }
                 seen.push(path.clone());
                 let have = fs::read_to_string(root.join(&path)).unwrap_or_default();
-                let writes_it = |b: &&Board| {
-                    b.family_id != board.family_id && render::init_files(b.family()).contains(&path)
-                };
-                let written_by_us = old_files
-                    .as_deref()
-                    .and_then(|o| rendered(o, &path))
-                    .is_some_and(|o| o == have)
-                    || db.boards().filter(writes_it).any(|b| {
-                        render::render_sources(b, &project_with(offered(b)))
-                            .ok()
-                            .is_some_and(|r| rendered(&r, &path) == Some(have.as_str()))
-                    });
+                let written_by_us = ours_text(&path, &have);
                 if written_by_us {
                     removes.push(path.clone().into());
                     changes.push(Change::Removed(path.into()));
@@ -268,10 +277,26 @@ pub fn init(
     let have_lock = fs::read_to_string(root.join("Cargo.lock")).ok();
     match (&have_lock, theirs.is_empty()) {
         (Some(l), true) if l == lock => {}
+        // Changed since nixflash wrote it (`cargo update`): the user's.
+        (Some(l), true) if ours && !ours_text("Cargo.lock", l) => {
+            if !force {
+                return Err(refuse(
+                    "Cargo.lock was changed since nixflash wrote it (by `cargo update`?)".into(),
+                    format!(
+                        "pass --force to replace it with nixflash's lock data for the {} (yours \
+                         is kept beside it as Cargo.lock.orig)",
+                        board.name
+                    ),
+                ));
+            }
+            let copy = tx.keep_original(Path::new("Cargo.lock"));
+            writes.push(("Cargo.lock".into(), lock.into()));
+            changes.push(Change::Replaced("Cargo.lock".into(), Some(copy)));
+        }
         (_, true) => {
             writes.push(("Cargo.lock".into(), lock.into()));
             changes.push(if have_lock.is_some() {
-                Change::Replaced("Cargo.lock".into())
+                Change::Replaced("Cargo.lock".into(), None)
             } else {
                 Change::Added("Cargo.lock".into())
             });
@@ -297,7 +322,7 @@ pub fn init(
         Some(m) if m == blinky => {}
         Some(m) if m == HELLO_WORLD || Some(m.as_str()) == old_blinky => {
             writes.push(("src/main.rs".into(), blinky.into()));
-            changes.push(Change::Replaced("src/main.rs".into()));
+            changes.push(Change::Replaced("src/main.rs".into(), None));
         }
         Some(_) => {
             let why = match previous {
@@ -342,76 +367,129 @@ pub fn init(
         ));
     }
 
-    write_all(root, &writes)?;
+    // All or nothing: the files, the removals and git's index (see crate::transaction).
+    for (rel, contents) in &writes {
+        tx.stage(rel, contents.as_bytes())?;
+    }
     for r in &removes {
-        fs::remove_file(root.join(r)).with_context(|| format!("cannot remove {}", r.display()))?;
+        tx.remove(r);
     }
-    let mut git_added = false;
-    if git && enclosing_work_tree(root).is_some() {
-        let added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
-        git::add(root, &[], &added)?;
-        let tracked: Vec<PathBuf> = removes
-            .iter()
-            .filter(|r| {
-                git::run(
-                    root,
-                    &[
-                        "ls-files",
-                        "--error-unmatch",
-                        "--",
-                        &r.display().to_string(),
-                    ],
-                )
-                .is_ok()
-            })
-            .cloned()
+    tx.apply()?;
+    let in_git = git && enclosing_work_tree(root).is_some();
+    let mut untracked = Vec::new();
+    if in_git {
+        let mut added: Vec<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
+        // The project's files that were already right but that git does not track (an earlier
+        // --no-git, or an older nixflash's failed git add): the flake cannot see them.
+        let managed: Vec<PathBuf> = render::init_files(board.family())
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(
+                [
+                    README,
+                    "Cargo.toml",
+                    "Cargo.lock",
+                    "src/main.rs",
+                    ".gitignore",
+                ]
+                .map(PathBuf::from),
+            )
+            .filter(|p| root.join(p).is_file() && !added.contains(p))
             .collect();
-        if !tracked.is_empty() {
-            let names: Vec<String> = tracked.iter().map(|p| p.display().to_string()).collect();
-            let mut args = vec!["rm", "-q", "--cached", "--"];
-            args.extend(names.iter().map(String::as_str));
-            git::run(root, &args)?;
-        }
-        git_added = true;
+        untracked = git::untracked_of(root, &managed)?;
+        untracked.sort();
+        added.extend(untracked.iter().cloned());
+        tx.git_add(root, &[], &added, &removes)?;
     }
+    tx.commit();
+    let git_added = in_git && !(writes.is_empty() && removes.is_empty());
     Ok(Initialized {
         name,
         switched_from: previous.map(|p| p.id.clone()),
         changes,
         todo,
         git_added,
+        git_added_untracked: untracked,
     })
 }
 
-/// Writes every file next to its destination first, then renames them all into place: an
-/// interruption or a failed write leaves the package as it was.
-fn write_all(root: &Path, writes: &[(PathBuf, String)]) -> Result<()> {
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| -> Result<()> {
-        for (rel, contents) in writes {
-            interrupt::check()?;
-            let dest = root.join(rel);
-            if let Some(d) = dest.parent() {
-                fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            }
-            let tmp = dest.with_file_name(format!(
-                ".{}.nixflash-{}",
-                dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-                std::process::id()
-            ));
-            fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-            staged.push((tmp, dest));
-        }
-        interrupt::check()
-    })();
-    if let Err(e) = result {
-        for (tmp, _) in &staged {
-            let _ = fs::remove_file(tmp);
-        }
-        return Err(e);
+/// What [`board_files`] looks at.
+struct BoardFiles<'a> {
+    root: &'a Path,
+    board: &'a Board,
+    /// The files rendered for the board.
+    files: &'a [File],
+    /// Whether the package is a nixflash project already.
+    ours: bool,
+    force: bool,
+    /// The board the project was for, when it switches.
+    previous: Option<&'a Board>,
+    /// Whether a file's text is what nixflash wrote (for some board).
+    ours_text: &'a dyn Fn(&str, &str) -> bool,
+}
+
+/// The Nix and board files, and (in a nixflash project) the README: written where missing or
+/// still as nixflash wrote them; a file of the user's, or one edited since nixflash wrote it, is
+/// replaced only with --force, and then kept beside it (an edited README is kept).
+fn board_files(
+    w: &BoardFiles,
+    tx: &mut Transaction,
+    writes: &mut Vec<(PathBuf, String)>,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    let mut conflicts = Vec::new();
+    let mut paths = render::init_files(w.board.family());
+    if w.ours && w.root.join(README).exists() {
+        paths.push(README.to_string());
     }
-    for (tmp, dest) in &staged {
-        fs::rename(tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    for path in paths {
+        let new = rendered(w.files, &path).context("a family file the templates do not render")?;
+        match fs::read_to_string(w.root.join(&path)) {
+            Err(_) => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Added(path.into()));
+            }
+            Ok(old) if old == new => {}
+            Ok(old) if w.ours && (w.ours_text)(&path, &old) => {
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Replaced(path.into(), None));
+            }
+            Ok(_) if path == README => changes.push(Change::Kept(
+                path.into(),
+                match w.previous {
+                    Some(p) => format!(
+                        "yours, not what nixflash wrote: if it names the {}, change that",
+                        p.name
+                    ),
+                    None => "yours, not what nixflash wrote".to_string(),
+                },
+            )),
+            Ok(_) if w.force => {
+                let copy = tx.keep_original(Path::new(&path));
+                writes.push((path.clone().into(), new.into()));
+                changes.push(Change::Replaced(path.into(), Some(copy)));
+            }
+            Ok(_) => conflicts.push(path),
+        }
+    }
+    if !conflicts.is_empty() {
+        let (what, hint) = if w.ours {
+            (
+                "these files were edited since nixflash wrote them",
+                "pass --force to replace them (each is kept beside it as <name>.orig), or undo \
+                 your edits",
+            )
+        } else {
+            (
+                "these already exist and would be overwritten",
+                "move them aside, or pass --force to overwrite them (each is kept beside it as \
+                 <name>.orig)",
+            )
+        };
+        return Err(refuse(
+            format!("{what}:\n  {}", conflicts.join("\n  ")),
+            hint,
+        ));
     }
     Ok(())
 }

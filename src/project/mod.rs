@@ -17,7 +17,7 @@ use crate::render::File;
 
 pub use check::board_mismatch;
 pub use init::{init, Change, Initialized};
-pub use new::{create, Created, NewOptions};
+pub use new::{create, Created, NewOptions, Written};
 
 pub(crate) fn refuse(message: String, hint: impl Into<String>) -> anyhow::Error {
     Failure::new(message).hint(hint).into()
@@ -111,13 +111,6 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn is_empty_dir(p: &Path) -> Result<bool> {
-    Ok(fs::read_dir(p)
-        .with_context(|| format!("cannot read {}", p.display()))?
-        .next()
-        .is_none())
 }
 
 fn write_files(root: &Path, files: &[File]) -> Result<()> {

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{is_empty_dir, refuse, validate_crate_name, write_files};
+use super::{refuse, validate_crate_name, write_files};
 use crate::board::Board;
 use crate::git::{self, enclosing_work_tree};
 use crate::interrupt;
 use crate::render::{self, File, Project};
+use crate::transaction::Transaction;
 
 /// What `new` was asked to do.
 pub struct NewOptions<'a> {
@@ -26,46 +27,64 @@ pub struct NewOptions<'a> {
     pub extra: Vec<File>,
 }
 
+/// What `new` did with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Written where there was none.
+    Created,
+    /// Written over a file of the user's, which is kept as `kept` (relative to the project).
+    Replaced { kept: PathBuf },
+    /// Already there, as nixflash writes it.
+    Unchanged,
+}
+
 /// What `new` made.
 #[derive(Debug)]
 pub struct Created {
     pub root: PathBuf,
     pub name: String,
-    pub files: Vec<PathBuf>,
+    /// Each file (relative to the root) and what was done with it.
+    pub files: Vec<(PathBuf, Written)>,
     /// Some(true) when a repository was created, Some(false) when an enclosing one was used.
     pub git: Option<bool>,
 }
 
-/// Removes a folder when dropped, unless disarmed: a failed or interrupted `new` leaves nothing.
-struct TempDir {
-    path: PathBuf,
-    armed: bool,
+/// Whether `dir` holds nothing but, perhaps, a git repository (`git init` or a clone of an empty
+/// repository): `new` writes into it without --force.
+fn is_nearly_empty(dir: &Path) -> Result<bool> {
+    Ok(fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .all(|e| e.is_ok_and(|e| e.file_name() == ".git")))
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// `nixflash new`: renders the project into a temporary folder beside `path`, adds it to git,
-/// then renames it into place in one step.
+/// `nixflash new`: into a new folder, renders the project into a temporary folder beside it,
+/// adds it to git, then renames it into place in one step; into an existing folder, writes the
+/// files in place, all or nothing (see [`Transaction`]). Missing folders above it are created,
+/// as `cargo new` does, and removed again if `new` fails.
 pub fn create(opts: &NewOptions) -> Result<Created> {
     let target = opts.path;
+    let exists = target.exists();
     let name = match opts.name {
         Some(n) => n.to_string(),
-        None => target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                refuse(
-                    format!("cannot take a package name from `{}`", target.display()),
-                    "pass --name",
-                )
-            })?,
+        None => {
+            // `new .` takes the folder's name, as `cargo init` does.
+            let named = if exists {
+                target.canonicalize().ok()
+            } else {
+                Some(target.to_path_buf())
+            };
+            named
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    refuse(
+                        format!("cannot take a package name from `{}`", target.display()),
+                        "pass --name",
+                    )
+                })?
+        }
     };
     validate_crate_name(&name).with_context(|| {
         if opts.name.is_none() {
@@ -77,7 +96,6 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         }
     })?;
 
-    let exists = target.exists();
     if exists {
         if !target.is_dir() {
             return Err(refuse(
@@ -85,33 +103,49 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
                 "choose another path",
             ));
         }
-        if !opts.force && !is_empty_dir(target)? {
+        if !opts.force && !is_nearly_empty(target)? {
             return Err(refuse(
                 format!("`{}` is not empty", target.display()),
                 format!(
                     "choose a new folder, run `nixflash init --board {}` inside an existing Cargo \
-                     project, or pass --force to write over its files",
+                     project, or pass --force to write over its files (yours are kept as \
+                     <name>.orig)",
                     opts.board.id
                 ),
             ));
         }
-    }
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        return Err(refuse(
-            format!("the folder `{}` does not exist", parent.display()),
-            "create it first, or choose another path",
-        ));
     }
 
     let mut project = Project::new(&name);
     project.options = opts.options.clone();
     let mut files = render::render(opts.board, &project)?;
     files.extend(opts.extra.iter().cloned());
+    let (files, git) = if exists {
+        into_folder(opts, &files)?
+    } else {
+        into_new_folder(opts, &files)?
+    };
+    Ok(Created {
+        root: target.to_path_buf(),
+        name,
+        files,
+        git,
+    })
+}
+
+/// The files and what was done with each, and the git state (as in [`Created`]).
+type Made = (Vec<(PathBuf, Written)>, Option<bool>);
+
+/// `new` into a folder that does not exist yet.
+fn into_new_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
+    let target = opts.path;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    let mut tx = Transaction::new(&parent);
+    tx.create_dirs(&parent)?;
     let enclosing = if opts.git {
         enclosing_work_tree(&parent)
     } else {
@@ -126,10 +160,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
             .unwrap_or("project"),
         std::process::id()
     ));
-    let mut tmp = TempDir {
-        path: staging.clone(),
-        armed: true,
-    };
+    tx.made_tree(&staging);
     fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     // `git init` runs while the files are written.
     let init = if opts.git && enclosing.is_none() {
@@ -137,7 +168,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     } else {
         None
     };
-    let written = write_files(&staging, &files);
+    let written = write_files(&staging, files);
     let git_state = match init {
         Some(child) => {
             git::finish_init(&staging, child)?;
@@ -152,39 +183,62 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         }
     };
     interrupt::check()?;
+    fs::rename(&staging, target)
+        .with_context(|| format!("cannot move the new project into {}", target.display()))?;
+    tx.made_tree(target);
+    if git_state == Some(false) {
+        tx.git_add(target, &[], &paths, &[])?;
+    }
+    interrupt::check()?;
+    tx.commit();
+    let listed = paths.into_iter().map(|p| (p, Written::Created)).collect();
+    Ok((listed, git_state))
+}
 
-    if exists && !is_empty_dir(target)? {
-        // --force into a non-empty folder: move the files over one by one (each rename is atomic).
-        for p in &paths {
-            let dest = target.join(p);
-            if let Some(d) = dest.parent() {
-                fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            }
-            fs::rename(staging.join(p), &dest)
-                .with_context(|| format!("cannot write {}", dest.display()))?;
-        }
-        if git_state == Some(true) && !target.join(".git").exists() {
-            fs::rename(staging.join(".git"), target.join(".git"))
-                .context("cannot move the new git repository into place")?;
-        }
+/// `new` into a folder that exists: empty but for a git repository, or with files of the user's
+/// (--force), which are kept beside the new ones.
+fn into_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
+    let target = opts.path;
+    let mut tx = Transaction::new(target);
+    let repo = if opts.git {
+        enclosing_work_tree(target)
     } else {
-        if exists {
-            fs::remove_dir(target)
-                .with_context(|| format!("cannot replace the empty folder {}", target.display()))?;
+        None
+    };
+    // `git init` runs while the files are written.
+    let init = if opts.git && repo.is_none() {
+        tx.made_tree(&target.join(".git"));
+        Some(git::start_init(target)?)
+    } else {
+        None
+    };
+    let mut listed = Vec::new();
+    let staged = (|| -> Result<()> {
+        for f in files {
+            let what = match fs::read(target.join(&f.path)) {
+                Ok(old) if old == f.contents.as_bytes() => Written::Unchanged,
+                Ok(_) => Written::Replaced {
+                    kept: tx.keep_original(&f.path),
+                },
+                Err(_) => Written::Created,
+            };
+            if what != Written::Unchanged {
+                tx.stage(&f.path, f.contents.as_bytes())?;
+            }
+            listed.push((f.path.clone(), what));
         }
-        fs::rename(&staging, target)
-            .with_context(|| format!("cannot move the new project into {}", target.display()))?;
-        tmp.armed = false;
+        Ok(())
+    })();
+    if let Some(child) = init {
+        git::finish_init(target, child)?;
     }
-    drop(tmp);
-
-    if git_state == Some(false) || (git_state == Some(true) && exists) {
-        git::add(target, &[], &paths)?;
+    staged?;
+    tx.apply()?;
+    if opts.git {
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+        tx.git_add(target, &[], &paths, &[])?;
     }
-    Ok(Created {
-        root: target.to_path_buf(),
-        name,
-        files: paths,
-        git: git_state,
-    })
+    interrupt::check()?;
+    tx.commit();
+    Ok((listed, opts.git.then_some(repo.is_none())))
 }

@@ -308,7 +308,7 @@ fn init_switches_boards_within_a_family_and_leaves_src_alone() {
     // The switch is staged; the user's edit is not.
     let status = common::git(&dir, &["status", "--porcelain"]);
     assert_eq!(
-        status, "M  Cargo.toml\nM  Ravedude.toml\nM  flake.nix\n M src/main.rs\n",
+        status, "M  Cargo.toml\nM  README.md\nM  Ravedude.toml\nM  flake.nix\n M src/main.rs\n",
         "{status}"
     );
     // What build and doctor checked before a switch agrees with the new board.

@@ -6,12 +6,14 @@
 
 mod common;
 
+mod all_or_nothing;
 mod boards;
 mod build;
 mod build_checks;
 mod cli;
 mod decode;
 mod doctor;
+mod edits;
 mod firmware;
 mod flake_eval;
 mod flash;
@@ -19,6 +21,7 @@ mod init;
 mod layout;
 mod monitor;
 mod new;
+mod new_habits;
 mod new_log;
 mod ports;
 mod report;

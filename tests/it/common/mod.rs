@@ -9,6 +9,7 @@ pub mod process;
 pub mod pty;
 pub mod shared;
 pub mod sim;
+pub mod tmpfs;
 
 use std::fs;
 use std::path::{Path, PathBuf};
