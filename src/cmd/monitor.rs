@@ -62,10 +62,10 @@ pub struct MonitorFlags {
     #[arg(long, value_enum, default_value_t = EolArg::Lf)]
     pub eol: EolArg,
     /// End the monitor after this many seconds
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub duration: Option<Duration>,
     /// Wait up to this many seconds for the port to appear
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub wait: Option<Duration>,
     /// End with an error when the port goes away, instead of waiting for it to return
     #[arg(long)]
@@ -161,14 +161,6 @@ impl From<EolArg> for Eol {
             EolArg::Lf => Eol::Lf,
             EolArg::Crlf => Eol::CrLf,
         }
-    }
-}
-
-/// Seconds, as a whole or decimal number.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v)),
-        _ => Err(format!("`{s}` is not a number of seconds (e.g. 5 or 0.5)")),
     }
 }
 

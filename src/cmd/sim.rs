@@ -28,7 +28,7 @@ use nixflash::sim::{self, watch::time, End, Options, Report};
 ))]
 pub struct Args {
     /// Simulated seconds to run for (default: until Ctrl-C)
-    #[arg(long, value_name = "SECS", value_parser = super::monitor::parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub duration: Option<Duration>,
     /// Text the firmware must send on its serial console: exit 1 naming it if it does not
     /// (repeatable)
