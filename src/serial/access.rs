@@ -70,23 +70,43 @@ pub fn join_group(group: &str) -> String {
 
 /// Another program has the port open.
 pub fn busy(path: &str) -> Failure {
-    let holders = port_holders(Path::new(path));
+    held(path, &port_holders(Path::new(path)))
+        .hint("close that program (another serial monitor, a flasher, an IDE) and try again")
+}
+
+/// The error for a port that `holders` have open (empty: holders that could not be found).
+fn held(path: &str, holders: &[Holder]) -> Failure {
     let mut msg = format!("serial port {path} is busy: another program has it open");
-    let mut f = if holders.is_empty() {
-        Failure::new(msg).hint(format!(
+    if holders.is_empty() {
+        return Failure::new(msg).hint(format!(
             "which program holds it could not be found (other users' processes are hidden \
              unless you are root); `fuser -v {path}` may tell"
+        ));
+    }
+    let list: Vec<String> = holders
+        .iter()
+        .map(|h| format!("{} (pid {})", h.command, h.pid))
+        .collect();
+    msg.push_str(&format!("\n  held by: {}", list.join(", ")));
+    Failure::new(msg)
+}
+
+/// Fails when another process has `path` open, found without opening the port (which would
+/// reset an Arduino): a flasher would share the port's bytes with it, and a serial monitor reads
+/// the bootloader's replies before the flasher can. Finds nothing where there is no `/proc`.
+pub fn check_free(path: &str) -> Result<(), Failure> {
+    let holders = port_holders(Path::new(path));
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+    Err(held(path, &holders)
+        .hint(format!(
+            "quit the monitor or other program that has the port (Ctrl-] or Ctrl-C in its \
+             terminal, or `kill {}`), then flash again",
+            pids.join(" ")
         ))
-    } else {
-        let list: Vec<String> = holders
-            .iter()
-            .map(|h| format!("{} (pid {})", h.command, h.pid))
-            .collect();
-        msg.push_str(&format!("\n  held by: {}", list.join(", ")));
-        Failure::new(msg)
-    };
-    f = f.hint("close that program (another serial monitor, a flasher, an IDE) and try again");
-    f
+        .hint("`nixflash flash --monitor` flashes, then opens the monitor on the same port"))
 }
 
 /// The error for a port that could not be opened.

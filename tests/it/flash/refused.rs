@@ -200,3 +200,47 @@ fn avr_firmware_is_refused_for_an_esp32_board() {
         "{stderr}"
     );
 }
+
+/// A port that another program holds open (here a real `nixflash monitor`) is refused before
+/// any flasher runs: the monitor would swallow the bootloader's replies. The error names the
+/// process and says what to do.
+#[test]
+fn a_port_held_by_a_monitor_is_refused_before_the_flasher_runs() {
+    use crate::common::pty::{path, Monitor, Pty};
+    let board = Pty::new();
+    let port = path(&board.path).to_string();
+    let monitor = Monitor::spawn(
+        &["--port", &port, "--baud", "115200"],
+        std::process::Stdio::null(),
+    );
+    monitor.wait_stderr("Connected to");
+    let elf = crate::common::fixtures().join("project/firmware.elf");
+    let (_dir, project) = new_project("fw", "uno");
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&elf)
+            .args(["--port", &port])
+            .current_dir(&project),
+        Duration::from_secs(120),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!(
+            "serial port {port} is busy: another program has it open"
+        )) && e.contains(&format!("held by: nixflash (pid {})", monitor.child.id())),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: quit the monitor")
+            && e.contains("`nixflash flash --monitor` flashes, then opens the monitor"),
+        "{e}"
+    );
+    for ran in ["Flasher:", "Running:", "avrdude"] {
+        assert!(
+            !e.contains(ran),
+            "a flasher ran although the port was busy:\n{e}"
+        );
+    }
+}
