@@ -230,6 +230,17 @@ pub fn run(a: Args) -> Result<u8> {
 /// The board from `--board`, else from the project's Cargo.toml, else none.
 fn board<'c>(ctx: &'c Context, flag: Option<&str>) -> Result<Option<&'c Board>> {
     if let Some(name) = flag {
+        // PlatformIO's `-b` is the speed; here it is the board.
+        if ctx.db.find(name).is_none() && name.parse::<u32>().is_ok() {
+            return Err(Failure::new(format!(
+                "`{name}` is a speed, and -b (--board) names the board"
+            ))
+            .hint(format!(
+                "the speed is --baud: `nixflash monitor --baud {name}`"
+            ))
+            .hint("-b takes a board id or alias (`nixflash boards` lists them)")
+            .into());
+        }
         return Ok(Some(ctx.db.get(name)?));
     }
     match ctx.manifest() {

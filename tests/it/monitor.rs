@@ -465,3 +465,27 @@ fn board_and_baud_come_from_the_project() {
     );
     assert!(err.contains("did you mean `uno`"), "{err}");
 }
+
+/// `-b 115200`, PlatformIO's habit for the speed, is the board here: said plainly, with the flag
+/// that sets the speed, not as an unknown board.
+#[test]
+fn a_speed_given_to_b_says_that_b_is_the_board_and_baud_the_speed() {
+    let board = Pty::new();
+    for flag in ["-b", "--board"] {
+        let mut m = Monitor::spawn(
+            &["--port", path(&board.path), flag, "115200"],
+            Stdio::null(),
+        );
+        assert_eq!(m.wait_exit().code(), Some(1));
+        let err = m.stderr();
+        assert!(
+            err.contains("error: `115200` is a speed, and -b (--board) names the board"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: the speed is --baud: `nixflash monitor --baud 115200`"),
+            "{err}"
+        );
+        assert!(!err.contains("unknown board"), "{err}");
+    }
+}
