@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use nixflash::context::Context;
 use nixflash::error::Failure;
+use nixflash::monitor::decode::shown;
 use nixflash::nix::Nix;
+use nixflash::progress::status;
 
 /// The flags that say where the firmware comes from.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -52,6 +54,17 @@ impl FirmwareArgs {
                 .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
                 .hint(format!("to {what} another ELF, pass --elf <path>"))
                 .into());
+            }
+            if let Some(newer) = nixflash::monitor::decode::stale(&elf, &project.root) {
+                status(
+                    "Warning",
+                    &format!(
+                        "{} is older than {} (changed since that build): you {what} the last \
+                         build, without that change; drop --no-build to build first",
+                        shown(&elf),
+                        shown(&newer)
+                    ),
+                );
             }
             return Ok(Firmware::Ready(elf));
         }

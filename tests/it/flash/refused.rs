@@ -244,3 +244,55 @@ fn a_port_held_by_a_monitor_is_refused_before_the_flasher_runs() {
         );
     }
 }
+
+/// `flash --no-build` with sources changed since the last build warns that it flashes that
+/// build, as the monitor warns about its annotations; a build newer than the sources does not.
+#[test]
+fn no_build_warns_about_firmware_older_than_its_sources() {
+    let (_dir, project) = new_project("fw", "uno");
+    let fixture = crate::common::fixtures().join("project/firmware.elf");
+    let out = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(out.path().join("bin")).unwrap();
+    std::fs::copy(&fixture, out.path().join("bin/fw.elf")).unwrap();
+    let flash = || {
+        let o = run_bounded(
+            nixflash()
+                .args([
+                    "flash",
+                    "--no-build",
+                    "--port",
+                    "/dev/nixflash-no-such-port",
+                ])
+                .current_dir(&project),
+            Duration::from_secs(60),
+        );
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("/dev/nixflash-no-such-port does not exist"),
+            "{e}"
+        );
+        e
+    };
+    // Built after the sources were written: no warning.
+    std::os::unix::fs::symlink(out.path(), project.join("result")).unwrap();
+    let e = flash();
+    assert!(!e.contains("older than"), "{e}");
+    // src/main.rs edited since: the warning, before the port is looked for.
+    std::thread::sleep(Duration::from_millis(20));
+    let main = project.join("src/main.rs");
+    let text_of_main = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text_of_main + "\n").unwrap();
+    let e = flash();
+    assert!(
+        e.contains(
+            "Warning result/bin/fw.elf is older than src/main.rs (changed since that build): \
+             you flash the last build, without that change"
+        ) && e.contains("drop --no-build to build first"),
+        "{e}"
+    );
+    assert!(
+        e.find("older than") < e.find("does not exist"),
+        "the warning comes after the port:\n{e}"
+    );
+}
