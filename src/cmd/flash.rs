@@ -33,7 +33,8 @@ use super::firmware::Firmware;
     super::nix_args_help!()
 ))]
 pub struct Args {
-    /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive)
+    /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive); default:
+    /// `port` in [package.metadata.nixflash], else the one port with one of the board's USB ids
     #[arg(long, short)]
     pub port: Option<String>,
     /// Open nixflash's serial monitor after flashing (the monitor options below need it)
@@ -63,7 +64,12 @@ pub fn run(a: Args) -> Result<u8> {
     if board.family().flasher.tool == FlashTool::Picotool {
         return flash_rp2(&a, &ctx, board, firmware);
     }
-    let port = super::pick_port(a.port.as_deref(), board, &ctx.db)?;
+    // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
+    let port = super::pick_port(
+        a.port.as_deref().or(project.port.as_deref()),
+        board,
+        &ctx.db,
+    )?;
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
@@ -102,7 +108,7 @@ pub fn run(a: Args) -> Result<u8> {
     } else if a.monitor {
         let mut opts = a.monitor_flags.options(
             port.to_string(),
-            board.monitor.baud,
+            project.baud.unwrap_or(board.monitor.baud),
             reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
             Duration::from_secs(5),
@@ -119,7 +125,8 @@ pub fn run(a: Args) -> Result<u8> {
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is
 /// mounted and picotool is on PATH.
 fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Result<u8> {
-    let requested = a.port.clone().map(PathBuf::from).or_else(|| {
+    let kept = ctx.manifest()?.port.clone();
+    let requested = a.port.clone().or(kept).map(PathBuf::from).or_else(|| {
         std::env::var_os(boot_drive::ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)

@@ -32,7 +32,8 @@ use nixflash::serial::{self, reset};
     printf 'status\\n' | nixflash monitor --port /dev/ttyACM0 --baud 9600 --duration 5"
 )]
 pub struct Args {
-    /// Serial port (default: the one port with one of the board's USB ids)
+    /// Serial port (default: `port` in [package.metadata.nixflash], else the one port with one of
+    /// the board's USB ids)
     #[arg(long, short)]
     pub port: Option<String>,
     /// Board id or alias (default: `board` in [package.metadata.nixflash] of the project's Cargo.toml)
@@ -49,7 +50,7 @@ pub struct Args {
 /// What the monitor does, the same options for `monitor` and `flash --monitor`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MonitorFlags {
-    /// Baud rate (default: the board's, from the board database)
+    /// Baud rate (default: `baud` in [package.metadata.nixflash], else the board's)
     #[arg(long)]
     pub baud: Option<u32>,
     /// Start each line from the board with the local time, [HH:MM:SS.mmm]
@@ -167,7 +168,13 @@ impl From<EolArg> for Eol {
 pub fn run(a: Args) -> Result<u8> {
     let ctx = Context::current()?;
     let board = board(&ctx, a.board.as_deref())?;
-    let baud = match (a.monitor.baud, board) {
+    // The project's own port and speed ([package.metadata.nixflash]), where the flags say none.
+    let project = match ctx.root {
+        Some(_) => Some(ctx.manifest()?),
+        None => None,
+    };
+    let kept_port = project.and_then(|m| m.port.clone());
+    let baud = match (a.monitor.baud.or(project.and_then(|m| m.baud)), board) {
         (Some(b), _) => b,
         (None, Some(b)) => b.monitor.baud,
         (None, None) => {
@@ -186,8 +193,9 @@ pub fn run(a: Args) -> Result<u8> {
         a.monitor
             .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
-    let port = match (&a.port, board) {
-        (_, Some(b)) => super::pick_port(a.port.as_deref(), b, &ctx.db)?,
+    let port = a.port.clone().or(kept_port);
+    let port = match (&port, board) {
+        (_, Some(b)) => super::pick_port(port.as_deref(), b, &ctx.db)?,
         (Some(p), None) => p.clone(),
         (None, None) => {
             let ports = serial::list_ports()?;
@@ -213,7 +221,6 @@ pub fn run(a: Args) -> Result<u8> {
     );
     let mut opts = a.monitor.options(port, baud, reset, Duration::ZERO)?;
     // The firmware: --elf, else the last build's in a project.
-    let project = ctx.manifest().ok();
     let built = project.map(|m| {
         m.root
             .join("result/bin")

@@ -296,3 +296,41 @@ fn no_build_warns_about_firmware_older_than_its_sources() {
         "the warning comes after the port:\n{e}"
     );
 }
+
+/// `port` in [package.metadata.nixflash] is where flash goes without --port; --port wins.
+#[test]
+fn the_port_comes_from_the_project_unless_given() {
+    let (_dir, project) = new_project("fw", "uno");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        manifest.replace(
+            "board = \"uno\"",
+            "board = \"uno\"\nport = \"/dev/nixflash-kept-port\"",
+        ),
+    )
+    .unwrap();
+    let elf = crate::common::fixtures().join("project/firmware.elf");
+    let flash = |more: &[&str]| {
+        let o = run_bounded(
+            nixflash()
+                .args(["flash", "--elf"])
+                .arg(&elf)
+                .args(more)
+                .current_dir(&project),
+            Duration::from_secs(60),
+        );
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+        text(&o).1
+    };
+    let e = flash(&[]);
+    assert!(
+        e.contains("serial port /dev/nixflash-kept-port does not exist"),
+        "{e}"
+    );
+    let e = flash(&["--port", "/dev/nixflash-given-port"]);
+    assert!(
+        e.contains("serial port /dev/nixflash-given-port does not exist"),
+        "{e}"
+    );
+}
