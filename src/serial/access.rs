@@ -95,6 +95,9 @@ fn held(path: &str, holders: &[Holder]) -> Failure {
 /// reset an Arduino): a flasher would share the port's bytes with it, and a serial monitor reads
 /// the bootloader's replies before the flasher can. Finds nothing where there is no `/proc`.
 pub fn check_free(path: &str) -> Result<(), Failure> {
+    if !is_terminal_device(Path::new(path)) {
+        return Ok(());
+    }
     let holders = port_holders(Path::new(path));
     if holders.is_empty() {
         return Ok(());
@@ -107,6 +110,19 @@ pub fn check_free(path: &str) -> Result<(), Failure> {
             pids.join(" ")
         ))
         .hint("`nixflash flash --monitor` flashes, then opens the monitor on the same port"))
+}
+
+/// Whether `path` is a terminal device (a serial port, a pty) by its name once links are
+/// followed (/dev/serial/by-id/... is /dev/ttyUSB0): not /dev/null, which every process holds.
+fn is_terminal_device(path: &Path) -> bool {
+    let Ok(real) = path.canonicalize() else {
+        return false;
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    real.starts_with("/dev/pts") || ["tty", "cu.", "rfcomm"].iter().any(|p| name.starts_with(p))
 }
 
 /// The error for a port that could not be opened.
