@@ -2,9 +2,11 @@
 //! (`--no-build`), or a build now. Checked before anything slow or physical happens (looking for
 //! the board's port, a long build), so that a missing firmware is said first.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::error::Failure;
 use nixflash::monitor::decode::shown;
@@ -86,5 +88,35 @@ impl FirmwareArgs {
                 Ok(built.elf)
             }
         }
+    }
+}
+
+/// The board a command works for: `--board`, else the project's (checked against its files when
+/// `build`), else, outside a project with `--elf`, the one the ELF's chip tells, as long as the
+/// boards with that chip agree on what `same` compares (what the command needs of a board).
+pub fn board<'c>(
+    ctx: &'c Context,
+    flag: Option<&str>,
+    elf: Option<&Path>,
+    build: bool,
+    same: impl Fn(&Board, &Board) -> bool,
+) -> Result<Cow<'c, Board>> {
+    if let Some(id) = flag {
+        return Ok(Cow::Borrowed(ctx.db.get(id)?));
+    }
+    match (&ctx.root, elf) {
+        (None, Some(elf)) => {
+            let (board, chip) = nixflash::elf_board::board_for(&ctx.db, elf, same)?;
+            status(
+                "Board",
+                &format!(
+                    "{} ({}: {}; --board names another)",
+                    board.name, chip.name, chip.how
+                ),
+            );
+            Ok(Cow::Owned(board))
+        }
+        _ if build => ctx.board_to_build().map(Cow::Borrowed),
+        _ => ctx.board().map(Cow::Borrowed),
     }
 }
