@@ -63,16 +63,43 @@ fn avr_device(note: &[u8]) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// Whether `data` holds a source path of crate `name` at some version: `name-<digit>`, preceded
-/// by a path separator or the start of a string.
+/// Whether `data` holds a source path of crate `name` at some version: `name-1.2.3/` (the
+/// folder cargo unpacks it to). Panic messages' paths follow the text before them directly (no
+/// separator, any letter), so nothing is asked of what comes first.
 fn names_crate(data: &[u8], name: &str) -> bool {
     let needle = format!("{name}-");
     let n = needle.as_bytes();
-    data.windows(n.len() + 1).enumerate().any(|(i, w)| {
-        w[..n.len()] == *n
-            && w[n.len()].is_ascii_digit()
-            && (i == 0 || matches!(data[i - 1], b'/' | 0))
-    })
+    let version = |rest: &[u8]| -> bool {
+        // 1.2.3, then any pre-release or build letters, then the folder's end.
+        let mut parts = 0;
+        let mut i = 0;
+        while parts < 3 {
+            let start = i;
+            while rest.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return false;
+            }
+            parts += 1;
+            if parts < 3 {
+                if rest.get(i) != Some(&b'.') {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        while rest
+            .get(i)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+        {
+            i += 1;
+        }
+        matches!(rest.get(i), Some(b'/' | b'\\' | 0))
+    };
+    data.windows(n.len())
+        .enumerate()
+        .any(|(i, w)| w == n && version(&data[i + n.len()..]))
 }
 
 /// The board `elf` is for: the one board of its chip, or, when several boards have it and agree
@@ -159,7 +186,14 @@ mod tests {
     fn a_crate_is_named_by_its_versioned_folder() {
         assert!(names_crate(b"x\0esp32c3-0.33.0/src/gpio.rs\0", "esp32c3"));
         assert!(names_crate(b"/r/esp32c6-0.22.0/src/lib.rs", "esp32c6"));
+        // Remapped paths in panic messages follow other text directly.
+        assert!(names_crate(
+            b"DevKitM-1!lowesp32c3-0.33.0/src/gpio.rs",
+            "esp32c3"
+        ));
+        assert!(names_crate(b"\0esp32h2-0.18.0-beta.1/src", "esp32h2"));
         assert!(!names_crate(b"/r/esp32c3-hal/src/lib.rs", "esp32c3"));
         assert!(!names_crate(b"Hello from esp32c3-1 board", "esp32c3"));
+        assert!(!names_crate(b"Hello from esp32c3-0.1 board/", "esp32c3"));
     }
 }
