@@ -56,10 +56,10 @@ pub fn chip(data: &[u8]) -> Option<Chip> {
 /// The MCU named by avr-gcc's device note: the last name in its string table (`atmega328p`).
 fn avr_device(note: &[u8]) -> Option<String> {
     note.split(|b| *b == 0)
+        .rev()
         .filter(|s| s.len() >= 4 && s.iter().all(|b| b.is_ascii_alphanumeric()))
         .filter_map(|s| std::str::from_utf8(s).ok())
-        .filter(|s| s.starts_with("at") || s.starts_with("avr"))
-        .last()
+        .find(|s| s.starts_with("at") || s.starts_with("avr"))
         .map(str::to_ascii_lowercase)
 }
 
