@@ -98,7 +98,13 @@ pub fn check_free(path: &str) -> Result<(), Failure> {
     if !is_terminal_device(Path::new(path)) {
         return Ok(());
     }
-    let holders = port_holders(Path::new(path));
+    // A process that holds a pty's master end too is the other end of the line (a simulated
+    // board), not a program competing for the port.
+    let board_ends = pty_masters(Path::new(path));
+    let holders: Vec<Holder> = port_holders(Path::new(path))
+        .into_iter()
+        .filter(|h| !board_ends.contains(&h.pid))
+        .collect();
     if holders.is_empty() {
         return Ok(());
     }
@@ -110,6 +116,46 @@ pub fn check_free(path: &str) -> Result<(), Failure> {
             pids.join(" ")
         ))
         .hint("`nixflash flash --monitor` flashes, then opens the monitor on the same port"))
+}
+
+/// The processes that hold the master end of the pty `path` (/dev/pts/N): an fd of /dev/ptmx
+/// whose `tty-index` in /proc/<pid>/fdinfo is N. Empty for other ports, and where there is no /proc.
+fn pty_masters(path: &Path) -> Vec<u32> {
+    let index = path.canonicalize().ok().and_then(|p| {
+        p.strip_prefix("/dev/pts")
+            .ok()?
+            .to_str()?
+            .parse::<u32>()
+            .ok()
+    });
+    let (Some(index), Ok(procs)) = (index, std::fs::read_dir("/proc")) else {
+        return Vec::new();
+    };
+    let wanted = format!("tty-index:\t{index}");
+    let mut found = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let master = fds.flatten().any(|fd| {
+            let is_ptmx = std::fs::read_link(fd.path())
+                .is_ok_and(|l| l == Path::new("/dev/ptmx") || l == Path::new("/dev/pts/ptmx"));
+            is_ptmx
+                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
+                    .is_ok_and(|info| info.lines().any(|l| l == wanted))
+        });
+        if master {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// Whether `path` is a terminal device (a serial port, a pty) by its name once links are
