@@ -92,7 +92,8 @@ impl FirmwareArgs {
 }
 
 /// The board a command works for: `--board`, else the project's (checked against its files when
-/// `build`), else, outside a project with `--elf`, the one the ELF's chip tells, as long as the
+/// `build`), else, outside a project (or in one that names no board) with `--elf`, the one the
+/// ELF's chip tells, as long as the
 /// boards with that chip agree on what `same` compares (what the command needs of a board).
 pub fn board<'c>(
     ctx: &'c Context,
@@ -104,8 +105,10 @@ pub fn board<'c>(
     if let Some(id) = flag {
         return Ok(Cow::Borrowed(ctx.db.get(id)?));
     }
-    match (&ctx.root, elf) {
-        (None, Some(elf)) => {
+    // A Cargo project that names no board (nixflash's own, say) is no project for this.
+    let has_board = ctx.root.is_some() && ctx.manifest().map_or(true, |m| m.board.is_some());
+    match (has_board, elf) {
+        (false, Some(elf)) => {
             let (board, chip) = nixflash::elf_board::board_for(&ctx.db, elf, same)?;
             status(
                 "Board",

@@ -38,6 +38,21 @@ fn an_elf_outside_a_project_is_flashed_as_its_chip_tells() {
     );
     assert!(!e.contains("no Cargo project"), "{e}");
 
+    // The same in a Cargo package that names no board (not a nixflash project).
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(pkg.join("src")).unwrap();
+    std::fs::write(
+        pkg.join("Cargo.toml"),
+        "[package]\nname = \"pkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    let (code, e) = flash(&pkg, &["--elf", esp.to_str().unwrap(), "--port", port]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("Board ESP32-C3 board") && e.contains(&format!("{port} does not exist")),
+        "{e}"
+    );
+
     // An ATmega328P: the Uno, the Nano and the Pro Minis each have their own bootloader.
     let uno = fixtures().join("project/firmware.elf");
     let uno = uno.to_str().unwrap();
