@@ -354,6 +354,7 @@ pub fn flash(
     nix_args: &[String],
 ) -> Result<Outcome> {
     crate::serial::access::check(port)?;
+    crate::serial::access::check_free(port)?;
     check_elf(board, elf)?;
     let flasher = find(board, project_root, nix_args)?;
     eprintln!("Flasher: {flasher}");

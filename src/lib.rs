@@ -14,6 +14,7 @@ pub mod boot_drive;
 pub mod context;
 pub mod diagnose;
 pub mod doctor;
+pub mod elf_board;
 pub mod error;
 pub mod flake_lock;
 pub mod flash;

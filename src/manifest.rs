@@ -33,6 +33,11 @@ pub struct Manifest {
     pub bins: Vec<String>,
     /// `[package.metadata.nixflash] board`, if set.
     pub board: Option<String>,
+    /// `[package.metadata.nixflash] port`: the board's serial port (or a Pico's boot drive),
+    /// where `--port` is not given.
+    pub port: Option<String>,
+    /// `[package.metadata.nixflash] baud`: the monitor's speed, where `--baud` is not given.
+    pub baud: Option<u32>,
     pub read_by: ReadBy,
 }
 
@@ -118,10 +123,48 @@ fn parse_manifest(path: &Path, text: &str) -> Result<toml::Table> {
 
 /// Reads the package at `root`: through cargo when it can answer offline, else from the TOML.
 pub fn read(root: &Path) -> Result<Manifest> {
-    if let Some(m) = read_with_cargo(root) {
-        return Ok(m);
+    let mut m = match read_with_cargo(root) {
+        Some(m) => m,
+        None => read_toml(root)?,
+    };
+    (m.port, m.baud) = port_and_baud(root)?;
+    Ok(m)
+}
+
+/// `port` and `baud` of the package's `[package.metadata.nixflash]`, each checked.
+fn port_and_baud(root: &Path) -> Result<(Option<String>, Option<u32>)> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let doc = parse_manifest(&path, &text)?;
+    let Some(table) = doc
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("nixflash"))
+    else {
+        return Ok((None, None));
+    };
+    let wrong = |key: &str, what: &str, example: &str| {
+        Failure::new(format!(
+            "{}: `{key}` in [package.metadata.nixflash] must be {what}",
+            path.display()
+        ))
+        .hint(format!("for example `{key} = {example}`, or remove it"))
+    };
+    let port = match table.get("port") {
+        None => None,
+        Some(toml::Value::String(p)) if !p.is_empty() => Some(p.clone()),
+        Some(_) => return Err(wrong("port", "the name of a port", "\"/dev/ttyACM0\"").into()),
+    };
+    let baud = match table.get("baud") {
+        None => None,
+        Some(toml::Value::Integer(b)) if *b > 0 => u32::try_from(*b).ok(),
+        Some(_) => None,
+    };
+    if table.get("baud").is_some() && baud.is_none() {
+        return Err(wrong("baud", "a whole number of baud above zero", "115200").into());
     }
-    read_toml(root)
+    Ok((port, baud))
 }
 
 /// `cargo metadata --no-deps --offline`, if a cargo is on PATH and answers without downloading.
@@ -174,6 +217,8 @@ pub fn read_with_cargo(root: &Path) -> Option<Manifest> {
         name: pkg.name.to_string(),
         bins,
         board,
+        port: None,
+        baud: None,
         read_by: ReadBy::CargoMetadata,
     })
 }
@@ -255,6 +300,8 @@ pub fn read_toml(root: &Path) -> Result<Manifest> {
         name,
         bins,
         board,
+        port: None,
+        baud: None,
         read_by: ReadBy::Toml,
     })
 }

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 mod common;
 #[path = "nix_build/esp.rs"]
 mod esp;
+#[path = "nix_build/paths.rs"]
+mod paths;
 #[path = "nix_build/rp2.rs"]
 mod rp2;
 #[path = "nix_build/sim.rs"]

@@ -2,12 +2,16 @@
 //! (`--no-build`), or a build now. Checked before anything slow or physical happens (looking for
 //! the board's port, a long build), so that a missing firmware is said first.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::error::Failure;
+use nixflash::monitor::decode::shown;
 use nixflash::nix::Nix;
+use nixflash::progress::status;
 
 /// The flags that say where the firmware comes from.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -54,6 +58,17 @@ impl FirmwareArgs {
                 .hint(format!("to {what} another ELF, pass --elf <path>"))
                 .into());
             }
+            if let Some(newer) = nixflash::monitor::decode::stale(&elf, &project.root) {
+                status(
+                    "Warning",
+                    &format!(
+                        "{} is older than {} (changed since that build): you {what} the last \
+                         build, without that change; drop --no-build to build first",
+                        shown(&elf),
+                        shown(&newer)
+                    ),
+                );
+            }
             return Ok(Firmware::Ready(elf));
         }
         Nix::find(false)?;
@@ -74,5 +89,38 @@ impl FirmwareArgs {
                 Ok(built.elf)
             }
         }
+    }
+}
+
+/// The board a command works for: `--board`, else the project's (checked against its files when
+/// `build`), else, outside a project (or in one that names no board) with `--elf`, the one the
+/// ELF's chip tells, as long as the
+/// boards with that chip agree on what `same` compares (what the command needs of a board).
+pub fn board<'c>(
+    ctx: &'c Context,
+    flag: Option<&str>,
+    elf: Option<&Path>,
+    build: bool,
+    same: impl Fn(&Board, &Board) -> bool,
+) -> Result<Cow<'c, Board>> {
+    if let Some(id) = flag {
+        return Ok(Cow::Borrowed(ctx.db.get(id)?));
+    }
+    // A Cargo project that names no board (nixflash's own, say) is no project for this.
+    let has_board = ctx.root.is_some() && ctx.manifest().map_or(true, |m| m.board.is_some());
+    match (has_board, elf) {
+        (false, Some(elf)) => {
+            let (board, chip) = nixflash::elf_board::board_for(&ctx.db, elf, same)?;
+            status(
+                "Board",
+                &format!(
+                    "{} ({}: {}; --board names another)",
+                    board.name, chip.name, chip.how
+                ),
+            );
+            Ok(Cow::Owned(board))
+        }
+        _ if build => ctx.board_to_build().map(Cow::Borrowed),
+        _ => ctx.board().map(Cow::Borrowed),
     }
 }

@@ -33,9 +33,14 @@ use super::firmware::Firmware;
     super::nix_args_help!()
 ))]
 pub struct Args {
-    /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive)
+    /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive); default:
+    /// `port` in [package.metadata.nixflash], else the one port with one of the board's USB ids
     #[arg(long, short)]
     pub port: Option<String>,
+    /// The board, for an ELF given with --elf (default: the project's; outside a project, the
+    /// one the ELF's chip tells)
+    #[arg(long, short, value_name = "ID", requires = "elf")]
+    pub board: Option<String>,
     /// Open nixflash's serial monitor after flashing (the monitor options below need it)
     #[arg(long, short)]
     pub monitor: bool,
@@ -54,20 +59,40 @@ pub fn run(a: Args) -> Result<u8> {
             .into());
     }
     let ctx = a.flags.context()?;
-    let board = ctx.board_to_build()?;
-    let project = ctx.manifest()?;
+    let with_monitor = a.monitor;
+    let board = super::firmware::board(
+        &ctx,
+        a.board.as_deref(),
+        a.firmware.elf.as_deref(),
+        true,
+        |x, y| {
+            // What flashing needs of a board; after it, what the monitor needs.
+            x.family_id == y.family_id
+                && x.flash == y.flash
+                && (!with_monitor || x.monitor == y.monitor)
+        },
+    )?;
+    let board: &Board = &board;
+    let project = match ctx.root {
+        Some(_) => Some(ctx.manifest()?),
+        None => None,
+    };
+    let root = project.map_or_else(|| ctx.cwd.clone(), |p| p.root.clone());
+    let kept = project.and_then(|p| p.port.as_deref());
+    let kept_baud = project.and_then(|p| p.baud);
 
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
     let firmware = a.firmware.check(&ctx, "flash")?;
     if board.family().flasher.tool == FlashTool::Picotool {
-        return flash_rp2(&a, &ctx, board, firmware);
+        return flash_rp2(&a, &ctx, board, firmware, kept);
     }
-    let port = super::pick_port(a.port.as_deref(), board, &ctx.db)?;
+    // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
+    let port = super::pick_port(a.port.as_deref().or(kept), board, &ctx.db)?;
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
-    let outcome = nixflash::flash::flash(board, &project.root, &elf, port, &a.flags.nix.nix_args)?;
+    let outcome = nixflash::flash::flash(board, &root, &elf, port, &a.flags.nix.nix_args)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {
@@ -106,15 +131,17 @@ pub fn run(a: Args) -> Result<u8> {
     } else if a.monitor {
         let mut opts = a.monitor_flags.options(
             port.to_string(),
-            board.monitor.baud,
+            kept_baud.unwrap_or(board.monitor.baud),
             reset::steps_for(board, port),
             // Boards with their own USB port vanish while they restart after flashing.
             Duration::from_secs(5),
         )?;
         // The monitor reads the firmware it was just given.
-        opts.decode =
-            a.monitor_flags
-                .decode(Some(elf.clone()), Some(board), Some(project.root.clone()));
+        opts.decode = a.monitor_flags.decode(
+            Some(elf.clone()),
+            Some(board),
+            project.map(|p| p.root.clone()),
+        );
         monitor::monitor(&opts)?;
     }
     Ok(0)
@@ -122,8 +149,14 @@ pub fn run(a: Args) -> Result<u8> {
 
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is
 /// mounted and picotool is on PATH.
-fn flash_rp2(a: &Args, ctx: &Context, board: &Board, firmware: Firmware) -> Result<u8> {
-    let requested = a.port.clone().map(PathBuf::from).or_else(|| {
+fn flash_rp2(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    firmware: Firmware,
+    kept: Option<&str>,
+) -> Result<u8> {
+    let requested = a.port.as_deref().or(kept).map(PathBuf::from).or_else(|| {
         std::env::var_os(boot_drive::ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)

@@ -271,3 +271,22 @@ fn ask_port(list: &[serial::PortInfo], board: &Board, db: &Database) -> Result<S
         ),
     }
 }
+
+/// The longest duration a seconds flag takes: a year.
+pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
+
+/// The value parser of every flag that takes seconds (`--duration`, `--wait`): a whole or
+/// decimal number, finite, not negative, at most [`MAX_SECONDS`].
+pub fn seconds(s: &str) -> Result<std::time::Duration, String> {
+    let v = match s.trim().parse::<f64>() {
+        Ok(v) if !v.is_nan() && v >= 0.0 => v,
+        _ => return Err(format!("`{s}` is not a number of seconds (e.g. 5 or 0.5)")),
+    };
+    if v > MAX_SECONDS as f64 {
+        return Err(format!(
+            "{s} seconds is more than a year: at most {MAX_SECONDS} (leave the flag out to run \
+             until Ctrl-C)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}

@@ -32,7 +32,8 @@ use nixflash::serial::{self, reset};
     printf 'status\\n' | nixflash monitor --port /dev/ttyACM0 --baud 9600 --duration 5"
 )]
 pub struct Args {
-    /// Serial port (default: the one port with one of the board's USB ids)
+    /// Serial port (default: `port` in [package.metadata.nixflash], else the one port with one of
+    /// the board's USB ids)
     #[arg(long, short)]
     pub port: Option<String>,
     /// Board id or alias (default: `board` in [package.metadata.nixflash] of the project's Cargo.toml)
@@ -49,7 +50,7 @@ pub struct Args {
 /// What the monitor does, the same options for `monitor` and `flash --monitor`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MonitorFlags {
-    /// Baud rate (default: the board's, from the board database)
+    /// Baud rate (default: `baud` in [package.metadata.nixflash], else the board's)
     #[arg(long)]
     pub baud: Option<u32>,
     /// Start each line from the board with the local time, [HH:MM:SS.mmm]
@@ -62,10 +63,10 @@ pub struct MonitorFlags {
     #[arg(long, value_enum, default_value_t = EolArg::Lf)]
     pub eol: EolArg,
     /// End the monitor after this many seconds
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub duration: Option<Duration>,
     /// Wait up to this many seconds for the port to appear
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub wait: Option<Duration>,
     /// End with an error when the port goes away, instead of waiting for it to return
     #[arg(long)]
@@ -164,21 +165,19 @@ impl From<EolArg> for Eol {
     }
 }
 
-/// Seconds, as a whole or decimal number.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v)),
-        _ => Err(format!("`{s}` is not a number of seconds (e.g. 5 or 0.5)")),
-    }
-}
-
 pub fn run(a: Args) -> Result<u8> {
     let ctx = super::context(match &a.board {
         Some(b) => super::Needs::Board(b),
         None => super::Needs::ProjectBoard,
     })?;
     let board = board(&ctx, a.board.as_deref())?;
-    let baud = match (a.monitor.baud, board) {
+    // The project's own port and speed ([package.metadata.nixflash]), where the flags say none.
+    let project = match ctx.root {
+        Some(_) => Some(ctx.manifest()?),
+        None => None,
+    };
+    let kept_port = project.and_then(|m| m.port.clone());
+    let baud = match (a.monitor.baud.or(project.and_then(|m| m.baud)), board) {
         (Some(b), _) => b,
         (None, Some(b)) => b.monitor.baud,
         (None, None) => {
@@ -197,8 +196,9 @@ pub fn run(a: Args) -> Result<u8> {
         a.monitor
             .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
-    let port = match (&a.port, board) {
-        (_, Some(b)) => super::pick_port(a.port.as_deref(), b, &ctx.db)?,
+    let port = a.port.clone().or(kept_port);
+    let port = match (&port, board) {
+        (_, Some(b)) => super::pick_port(port.as_deref(), b, &ctx.db)?,
         (Some(p), None) => p.clone(),
         (None, None) => {
             let ports = serial::list_ports()?;
@@ -224,7 +224,6 @@ pub fn run(a: Args) -> Result<u8> {
     );
     let mut opts = a.monitor.options(port, baud, reset, Duration::ZERO)?;
     // The firmware: --elf, else the last build's in a project.
-    let project = ctx.manifest().ok();
     let built = project.map(|m| {
         m.root
             .join("result/bin")
@@ -241,6 +240,17 @@ pub fn run(a: Args) -> Result<u8> {
 /// The board from `--board`, else from the project's Cargo.toml, else none.
 fn board<'c>(ctx: &'c Context, flag: Option<&str>) -> Result<Option<&'c Board>> {
     if let Some(name) = flag {
+        // PlatformIO's `-b` is the speed; here it is the board.
+        if ctx.db.find(name).is_none() && name.parse::<u32>().is_ok() {
+            return Err(Failure::new(format!(
+                "`{name}` is a speed, and -b (--board) names the board"
+            ))
+            .hint(format!(
+                "the speed is --baud: `nixflash monitor --baud {name}`"
+            ))
+            .hint("-b takes a board id or alias (`nixflash boards` lists them)")
+            .into());
+        }
         return Ok(Some(ctx.db.get(name)?));
     }
     match ctx.manifest() {

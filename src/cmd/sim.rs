@@ -28,7 +28,7 @@ use nixflash::sim::{self, watch::time, End, Options, Report};
 ))]
 pub struct Args {
     /// Simulated seconds to run for (default: until Ctrl-C)
-    #[arg(long, value_name = "SECS", value_parser = super::monitor::parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = super::seconds)]
     pub duration: Option<Duration>,
     /// Text the firmware must send on its serial console: exit 1 naming it if it does not
     /// (repeatable)
@@ -43,6 +43,10 @@ pub struct Args {
     /// Print a report as JSON on stdout at the end (the serial output then goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// The board, for an ELF given with --elf (default: the project's; outside a project, the
+    /// one the ELF's chip tells)
+    #[arg(long, short, value_name = "ID", requires = "elf")]
+    pub board: Option<String>,
     #[command(flatten, next_help_heading = "Firmware")]
     pub firmware: super::firmware::FirmwareArgs,
     #[command(flatten, next_help_heading = "Building")]
@@ -51,8 +55,19 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<u8> {
     let ctx = a.flags.context()?;
-    let board = ctx.board()?;
-    let project = ctx.manifest()?;
+    let board = super::firmware::board(
+        &ctx,
+        a.board.as_deref(),
+        a.firmware.elf.as_deref(),
+        false,
+        // What the simulation needs of a board.
+        |x, y| x.family_id == y.family_id && x.sim == y.sim && x.clock == y.clock,
+    )?;
+    let board: &Board = &board;
+    let root = match ctx.root {
+        Some(_) => ctx.manifest()?.root.clone(),
+        None => ctx.cwd.clone(),
+    };
     // What can be found out at once comes first, before a long build.
     sim::program::spec(board)?;
     if a.duration == Some(Duration::ZERO) {
@@ -68,7 +83,7 @@ pub fn run(a: Args) -> Result<u8> {
     let firmware = a.firmware.check(&ctx, "simulate")?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     sim::check_firmware(board, &elf)?;
-    let program = sim::find(board, &project.root, &a.flags.nix.nix_args)?;
+    let program = sim::find(board, &root, &a.flags.nix.nix_args)?;
     status("Simulator", &program.to_string());
     let spec = board.sim.as_ref();
     let mcu = spec.map_or(board.chip.as_str(), |s| s.mcu.as_str());

@@ -70,23 +70,105 @@ pub fn join_group(group: &str) -> String {
 
 /// Another program has the port open.
 pub fn busy(path: &str) -> Failure {
-    let holders = port_holders(Path::new(path));
+    held(path, &port_holders(Path::new(path)))
+        .hint("close that program (another serial monitor, a flasher, an IDE) and try again")
+}
+
+/// The error for a port that `holders` have open (empty: holders that could not be found).
+fn held(path: &str, holders: &[Holder]) -> Failure {
     let mut msg = format!("serial port {path} is busy: another program has it open");
-    let mut f = if holders.is_empty() {
-        Failure::new(msg).hint(format!(
+    if holders.is_empty() {
+        return Failure::new(msg).hint(format!(
             "which program holds it could not be found (other users' processes are hidden \
              unless you are root); `fuser -v {path}` may tell"
+        ));
+    }
+    let list: Vec<String> = holders
+        .iter()
+        .map(|h| format!("{} (pid {})", h.command, h.pid))
+        .collect();
+    msg.push_str(&format!("\n  held by: {}", list.join(", ")));
+    Failure::new(msg)
+}
+
+/// Fails when another process has `path` open, found without opening the port (which would
+/// reset an Arduino): a flasher would share the port's bytes with it, and a serial monitor reads
+/// the bootloader's replies before the flasher can. Finds nothing where there is no `/proc`.
+pub fn check_free(path: &str) -> Result<(), Failure> {
+    if !is_terminal_device(Path::new(path)) {
+        return Ok(());
+    }
+    // A process that holds a pty's master end too is the other end of the line (a simulated
+    // board), not a program competing for the port.
+    let board_ends = pty_masters(Path::new(path));
+    let holders: Vec<Holder> = port_holders(Path::new(path))
+        .into_iter()
+        .filter(|h| !board_ends.contains(&h.pid))
+        .collect();
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+    Err(held(path, &holders)
+        .hint(format!(
+            "quit the monitor or other program that has the port (Ctrl-] or Ctrl-C in its \
+             terminal, or `kill {}`), then flash again",
+            pids.join(" ")
         ))
-    } else {
-        let list: Vec<String> = holders
-            .iter()
-            .map(|h| format!("{} (pid {})", h.command, h.pid))
-            .collect();
-        msg.push_str(&format!("\n  held by: {}", list.join(", ")));
-        Failure::new(msg)
+        .hint("`nixflash flash --monitor` flashes, then opens the monitor on the same port"))
+}
+
+/// The processes that hold the master end of the pty `path` (/dev/pts/N): an fd of /dev/ptmx
+/// whose `tty-index` in /proc/<pid>/fdinfo is N. Empty for other ports, and where there is no /proc.
+fn pty_masters(path: &Path) -> Vec<u32> {
+    let index = path.canonicalize().ok().and_then(|p| {
+        p.strip_prefix("/dev/pts")
+            .ok()?
+            .to_str()?
+            .parse::<u32>()
+            .ok()
+    });
+    let (Some(index), Ok(procs)) = (index, std::fs::read_dir("/proc")) else {
+        return Vec::new();
     };
-    f = f.hint("close that program (another serial monitor, a flasher, an IDE) and try again");
-    f
+    let wanted = format!("tty-index:\t{index}");
+    let mut found = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let master = fds.flatten().any(|fd| {
+            let is_ptmx = std::fs::read_link(fd.path())
+                .is_ok_and(|l| l == Path::new("/dev/ptmx") || l == Path::new("/dev/pts/ptmx"));
+            is_ptmx
+                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
+                    .is_ok_and(|info| info.lines().any(|l| l == wanted))
+        });
+        if master {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether `path` is a terminal device (a serial port, a pty) by its name once links are
+/// followed (/dev/serial/by-id/... is /dev/ttyUSB0): not /dev/null, which every process holds.
+fn is_terminal_device(path: &Path) -> bool {
+    let Ok(real) = path.canonicalize() else {
+        return false;
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    real.starts_with("/dev/pts") || ["tty", "cu.", "rfcomm"].iter().any(|p| name.starts_with(p))
 }
 
 /// The error for a port that could not be opened.

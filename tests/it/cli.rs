@@ -423,3 +423,58 @@ fn new_without_a_board_asks_on_a_terminal_and_lists_them_otherwise() {
         }
     }
 }
+
+/// Every flag that takes seconds (`sim --duration`, `monitor --duration` and `--wait`, the same
+/// two of `flash --monitor`) takes a finite, non-negative number below a year, and says so
+/// when given anything else: a usage error, never a panic.
+#[test]
+fn every_seconds_flag_refuses_what_is_not_a_sane_number_of_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flags: [&[&str]; 6] = [
+        &["sim", "--duration"],
+        &["monitor", "--baud", "9600", "--duration"],
+        &["monitor", "--baud", "9600", "--wait"],
+        &["flash", "--monitor", "--duration"],
+        &["flash", "--monitor", "--wait"],
+        &["sim", "--no-build", "--duration"],
+    ];
+    for flag in flags {
+        for (value, why) in [
+            ("99999999999999999999", "more than a year"),
+            ("31536001", "more than a year"),
+            ("1e300", "more than a year"),
+            ("inf", "more than a year"),
+            ("NaN", "not a number of seconds"),
+            ("-1", "not a number of seconds"),
+            ("five", "not a number of seconds"),
+        ] {
+            let (name, before) = flag.split_last().unwrap();
+            // `--duration=-1`: `-1` alone would be taken for a flag.
+            let o = common::process::run_bounded(
+                bin()
+                    .args(before)
+                    .arg(format!("{name}={value}"))
+                    .current_dir(tmp.path()),
+                Duration::from_secs(30),
+            );
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{flag:?} {value}: {err}");
+            assert!(!err.contains("panicked"), "{flag:?} {value}: {err}");
+            assert!(
+                err.contains(&format!("invalid value '{value}' for '{name} <SECS>'"))
+                    && err.contains(why),
+                "{flag:?} {value}: {err}"
+            );
+        }
+    }
+    // A year to the second is still a duration; here it fails later, for want of a project.
+    let o = common::process::run_bounded(
+        bin()
+            .args(["sim", "--duration", "31536000"])
+            .current_dir(tmp.path()),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("invalid value"), "{err}");
+}

@@ -465,3 +465,89 @@ fn board_and_baud_come_from_the_project() {
     );
     assert!(err.contains("did you mean `uno`"), "{err}");
 }
+
+/// `-b 115200`, PlatformIO's habit for the speed, is the board here: said plainly, with the flag
+/// that sets the speed, not as an unknown board.
+#[test]
+fn a_speed_given_to_b_says_that_b_is_the_board_and_baud_the_speed() {
+    let board = Pty::new();
+    for flag in ["-b", "--board"] {
+        let mut m = Monitor::spawn(
+            &["--port", path(&board.path), flag, "115200"],
+            Stdio::null(),
+        );
+        assert_eq!(m.wait_exit().code(), Some(1));
+        let err = m.stderr();
+        assert!(
+            err.contains("error: `115200` is a speed, and -b (--board) names the board"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: the speed is --baud: `nixflash monitor --baud 115200`"),
+            "{err}"
+        );
+        assert!(!err.contains("unknown board"), "{err}");
+    }
+}
+
+/// A project keeps its port and speed in [package.metadata.nixflash] (`port`, `baud`), as
+/// PlatformIO's `monitor_port`/`monitor_speed` do; the command line wins over both.
+#[test]
+fn port_and_baud_come_from_the_project_and_the_command_line_wins() {
+    let board = Pty::new();
+    let other = Pty::new();
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("fw");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [package.metadata.nixflash]\nboard = \"esp32c3\"\nport = \"{}\"\nbaud = 300\n",
+            board.path.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let home = tempfile::tempdir().unwrap();
+        let mut all = args.to_vec();
+        all.extend(["--duration", "0.3"]);
+        let mut m = Monitor::spawn_in(&all, Stdio::null(), project.clone(), home);
+        assert!(m.wait_exit().success(), "{}", m.stderr());
+        m.stderr()
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains(&format!(
+            "Connected to {} at 300 baud",
+            board.path.display()
+        )),
+        "{err}"
+    );
+    let err = run(&["--baud", "9600", "--port", path(&other.path)]);
+    assert!(
+        err.contains(&format!(
+            "Connected to {} at 9600 baud",
+            other.path.display()
+        )),
+        "{err}"
+    );
+
+    // A speed that is not a number is an error that names the file and the key.
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        manifest.replace("baud = 300", "baud = \"fast\""),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut m = Monitor::spawn_in(&[], Stdio::null(), project.clone(), home);
+    assert_eq!(m.wait_exit().code(), Some(1));
+    let err = m.stderr();
+    assert!(
+        err.contains(
+            "fw/Cargo.toml: `baud` in [package.metadata.nixflash] must be a whole number of baud"
+        ),
+        "{err}"
+    );
+}

@@ -112,7 +112,7 @@ pub fn load(d: &Decode) -> Loaded {
 /// The newest source file of `project` if it is newer than the ELF. The ELF's time is that of
 /// the `result` link for the last build's ELF (files in the Nix store all have the same time),
 /// unknown for other files in the Nix store, its own otherwise.
-fn stale(elf: &Path, project: &Path) -> Option<PathBuf> {
+pub fn stale(elf: &Path, project: &Path) -> Option<PathBuf> {
     let elf = std::path::absolute(elf).ok()?;
     let result = project.join("result");
     let built = if elf.starts_with(&result) {
@@ -158,7 +158,8 @@ fn newest_source(project: &Path) -> Option<(SystemTime, PathBuf)> {
 }
 
 /// A path relative to the current folder when it is under it, as given otherwise.
-fn shown(path: &Path) -> String {
+/// A path as the user would write it: relative to the current folder when it is inside it.
+pub fn shown(path: &Path) -> String {
     let rel = std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));

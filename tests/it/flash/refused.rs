@@ -200,3 +200,137 @@ fn avr_firmware_is_refused_for_an_esp32_board() {
         "{stderr}"
     );
 }
+
+/// A port that another program holds open (here a real `nixflash monitor`) is refused before
+/// any flasher runs: the monitor would swallow the bootloader's replies. The error names the
+/// process and says what to do.
+#[test]
+fn a_port_held_by_a_monitor_is_refused_before_the_flasher_runs() {
+    use crate::common::pty::{path, Monitor, Pty};
+    let board = Pty::new();
+    let port = path(&board.path).to_string();
+    let monitor = Monitor::spawn(
+        &["--port", &port, "--baud", "115200"],
+        std::process::Stdio::null(),
+    );
+    monitor.wait_stderr("Connected to");
+    let elf = crate::common::fixtures().join("project/firmware.elf");
+    let (_dir, project) = new_project("fw", "uno");
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--no-build", "--elf"])
+            .arg(&elf)
+            .args(["--port", &port])
+            .current_dir(&project),
+        Duration::from_secs(120),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!(
+            "serial port {port} is busy: another program has it open"
+        )) && e.contains(&format!("held by: nixflash (pid {})", monitor.child.id())),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: quit the monitor")
+            && e.contains("`nixflash flash --monitor` flashes, then opens the monitor"),
+        "{e}"
+    );
+    for ran in ["Flasher:", "Running:", "avrdude"] {
+        assert!(
+            !e.contains(ran),
+            "a flasher ran although the port was busy:\n{e}"
+        );
+    }
+}
+
+/// `flash --no-build` with sources changed since the last build warns that it flashes that
+/// build, as the monitor warns about its annotations; a build newer than the sources does not.
+#[test]
+fn no_build_warns_about_firmware_older_than_its_sources() {
+    let (_dir, project) = new_project("fw", "uno");
+    let fixture = crate::common::fixtures().join("project/firmware.elf");
+    let out = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(out.path().join("bin")).unwrap();
+    std::fs::copy(&fixture, out.path().join("bin/fw.elf")).unwrap();
+    let flash = || {
+        let o = run_bounded(
+            nixflash()
+                .args([
+                    "flash",
+                    "--no-build",
+                    "--port",
+                    "/dev/nixflash-no-such-port",
+                ])
+                .current_dir(&project),
+            Duration::from_secs(60),
+        );
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("/dev/nixflash-no-such-port does not exist"),
+            "{e}"
+        );
+        e
+    };
+    // Built after the sources were written: no warning.
+    std::os::unix::fs::symlink(out.path(), project.join("result")).unwrap();
+    let e = flash();
+    assert!(!e.contains("older than"), "{e}");
+    // src/main.rs edited since: the warning, before the port is looked for.
+    std::thread::sleep(Duration::from_millis(20));
+    let main = project.join("src/main.rs");
+    let text_of_main = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text_of_main + "\n").unwrap();
+    let e = flash();
+    assert!(
+        e.contains(
+            "Warning result/bin/fw.elf is older than src/main.rs (changed since that build): \
+             you flash the last build, without that change"
+        ) && e.contains("drop --no-build to build first"),
+        "{e}"
+    );
+    assert!(
+        e.find("older than") < e.find("does not exist"),
+        "the warning comes after the port:\n{e}"
+    );
+}
+
+/// `port` in [package.metadata.nixflash] is where flash goes without --port; --port wins.
+#[test]
+fn the_port_comes_from_the_project_unless_given() {
+    let (_dir, project) = new_project("fw", "uno");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        manifest.replace(
+            "board = \"uno\"",
+            "board = \"uno\"\nport = \"/dev/nixflash-kept-port\"",
+        ),
+    )
+    .unwrap();
+    let elf = crate::common::fixtures().join("project/firmware.elf");
+    let flash = |more: &[&str]| {
+        let o = run_bounded(
+            nixflash()
+                .args(["flash", "--elf"])
+                .arg(&elf)
+                .args(more)
+                .current_dir(&project),
+            Duration::from_secs(60),
+        );
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+        text(&o).1
+    };
+    let e = flash(&[]);
+    assert!(
+        e.contains("serial port /dev/nixflash-kept-port does not exist"),
+        "{e}"
+    );
+    let e = flash(&["--port", "/dev/nixflash-given-port"]);
+    assert!(
+        e.contains("serial port /dev/nixflash-given-port does not exist"),
+        "{e}"
+    );
+}

@@ -10,6 +10,7 @@
 
 mod bad;
 mod boards;
+mod elf;
 pub mod flake;
 mod source;
 mod uno;
