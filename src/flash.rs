@@ -212,7 +212,8 @@ pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> 
     )?;
     if !run.success() {
         let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        return Err(crate::nix::BuildFailed::new("nix build .#flasher", run, shown, &[]).into());
+        let vars = [("nix_args", crate::process::shell_line(&nix.extra_args))];
+        return Err(crate::nix::BuildFailed::new("nix build .#flasher", run, shown, &vars).into());
     }
     crate::nix::out_path(&run.stdout_text())
 }
