@@ -345,6 +345,8 @@ pub fn init(
         }
     }
 
+    carried_board_files(root, db, board, &mut writes, &mut changes)?;
+
     // .gitignore: Nix's result link and direnv's cache.
     let ignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
     let missing: Vec<&str> = IGNORED
@@ -411,6 +413,25 @@ pub fn init(
         git_added,
         git_added_untracked: untracked,
     })
+}
+
+/// A user's board travels with the project: its file, and those of the user's boards it
+/// inherits, written into the project's boards/ where the project has none (see
+/// [`Database::carried_files`]); a file the project has is the project's own.
+fn carried_board_files(
+    root: &Path,
+    db: &Database,
+    board: &Board,
+    writes: &mut Vec<(PathBuf, String)>,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    for (path, text) in db.carried_files(board)? {
+        if !root.join(&path).exists() {
+            changes.push(Change::Added(path.clone()));
+            writes.push((path, text));
+        }
+    }
+    Ok(())
 }
 
 /// What [`board_files`] looks at.

@@ -247,3 +247,61 @@ fn a_project_made_for_a_user_board_carries_it() {
         ravedude
     );
 }
+
+/// `init --board <a user board>`, a switch of an Uno project to it, carries the board's file into
+/// the project's boards/ as `new` does, git-added: a teammate without the user's files can then
+/// switch it back and forth.
+#[test]
+fn a_switch_to_a_user_board_carries_its_file() {
+    let (tmp, cfg, boards) = user_config();
+    std::fs::write(
+        boards.join("myuno.toml"),
+        "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
+    )
+    .unwrap();
+    let git_env = [
+        ("GIT_AUTHOR_NAME", "t"),
+        ("GIT_AUTHOR_EMAIL", "t@example.org"),
+        ("GIT_COMMITTER_NAME", "t"),
+        ("GIT_COMMITTER_EMAIL", "t@example.org"),
+    ];
+    nixflash(tmp.path(), &cfg)
+        .args(["new", "fw", "--board", "uno"])
+        .envs(git_env)
+        .assert()
+        .success();
+    let project = tmp.path().join("fw");
+    let o = nixflash(&project, &cfg)
+        .args(["init", "--board", "myuno"])
+        .envs(git_env)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("added     boards/myuno.toml"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(project.join("boards/myuno.toml")).unwrap(),
+        std::fs::read_to_string(boards.join("myuno.toml")).unwrap()
+    );
+    let tracked = Std::new("git")
+        .args(["ls-files", "boards"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tracked.stdout),
+        "boards/myuno.toml\n"
+    );
+    let empty = tmp.path().join("teammate");
+    std::fs::create_dir(&empty).unwrap();
+    nixflash(&project, &empty)
+        .env("HOME", &empty)
+        .args(["boards", "show", "myuno"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("My Uno (myuno)"));
+}
