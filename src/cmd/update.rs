@@ -48,15 +48,16 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
         }
         // A corrupted flake.lock is refused, a missing one starts from the tested pins (so that
         // only the inputs named move).
-        if flake_lock::prepare(&flake_dir)? {
+        let rewritten = flake_lock::prepare(&flake_dir)?;
+        let before = flake_lock::read(&flake_dir)?;
+        if !before.is_empty() {
+            flake_lock::check_inputs(&a.inputs, &before)?;
+        }
+        if rewritten {
             status(
                 "Wrote",
                 "flake.lock from nixflash's tested pins (it was missing)",
             );
-        }
-        let before = flake_lock::read(&flake_dir)?;
-        if !before.is_empty() {
-            flake_lock::check_inputs(&a.inputs, &before)?;
         }
         let what = if a.inputs.is_empty() {
             "every input".to_string()

@@ -54,8 +54,12 @@ fn machine_paths(text: &str, checkout: &str) -> Vec<String> {
     for line in text.lines() {
         let bytes = line.as_bytes();
         for (i, _) in line.match_indices('/') {
-            // The start of a path: not after a name, a folder or a variable.
-            if i > 0 && (path_char(bytes[i - 1] as char) || "$}".contains(bytes[i - 1] as char)) {
+            // The start of a path: at the start of a word (not after a name, a folder, a
+            // variable or a placeholder such as `/proc/<pid>/root`).
+            if i > 0
+                && !(bytes[i - 1] as char).is_whitespace()
+                && !"'\"`(<[{,=:".contains(bytes[i - 1] as char)
+            {
                 continue;
             }
             // Not in a URL.
@@ -90,7 +94,7 @@ fn machine_paths_are_found_and_store_paths_and_urls_are_not() {
          git -C /home/me/blinky add\n\
          /Users/me/p and /srv/ci/nixflash/src/main.rs\n\
          /nix/store/aaaa-source/home/x https://github.com/home/x $HOME/work/x ~/work a/work/b\n\
-         /homework /tmp/tmp.XCAZzN4ufo/p /path/to/nixflash",
+         /homework /tmp/tmp.XCAZzN4ufo/p /path/to/nixflash /proc/<pid>/root /proc/{}/root",
         "/srv/ci",
     );
     assert_eq!(
