@@ -128,34 +128,41 @@ fn pty_masters(path: &Path) -> Vec<u32> {
             .parse::<u32>()
             .ok()
     });
-    let (Some(index), Ok(procs)) = (index, std::fs::read_dir("/proc")) else {
+    let Some(index) = index else {
         return Vec::new();
     };
     let wanted = format!("tty-index:\t{index}");
-    let mut found = Vec::new();
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        let master = fds.flatten().any(|fd| {
-            let is_ptmx = std::fs::read_link(fd.path())
-                .is_ok_and(|l| l == Path::new("/dev/ptmx") || l == Path::new("/dev/pts/ptmx"));
-            is_ptmx
-                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
-                    .is_ok_and(|info| info.lines().any(|l| l == wanted))
-        });
-        if master {
-            found.push(pid);
-        }
-    }
-    found
+    processes_with_fd(|proc_dir, fd| {
+        let is_ptmx = std::fs::read_link(fd.path())
+            .is_ok_and(|l| l == Path::new("/dev/ptmx") || l == Path::new("/dev/pts/ptmx"));
+        is_ptmx
+            && std::fs::read_to_string(proc_dir.join("fdinfo").join(fd.file_name()))
+                .is_ok_and(|info| info.lines().any(|l| l == wanted))
+    })
+    .into_iter()
+    .map(|(pid, _)| pid)
+    .collect()
+}
+
+/// The processes, by pid and /proc folder, that have an open file `fd_matches` accepts (given
+/// the process's /proc folder and the fd's entry in its `fd` folder). Only the processes this
+/// user may inspect; empty where there is no /proc.
+fn processes_with_fd(
+    fd_matches: impl Fn(&Path, &std::fs::DirEntry) -> bool,
+) -> Vec<(u32, std::path::PathBuf)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let dir = entry.path();
+            let fds = std::fs::read_dir(dir.join("fd")).ok()?;
+            let holds = fds.flatten().any(|fd| fd_matches(&dir, &fd));
+            holds.then_some((pid, dir))
+        })
+        .collect()
 }
 
 /// Whether `path` is a terminal device (a serial port, a pty) by its name once links are
@@ -260,35 +267,18 @@ pub fn port_holders(path: &Path) -> Vec<Holder> {
     let Ok(target) = path.canonicalize() else {
         return Vec::new();
     };
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let me = std::process::id();
-    let mut found = Vec::new();
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        if fds
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target))
-        {
-            let command = std::fs::read_to_string(entry.path().join("comm"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "?".into());
-            found.push(Holder { pid, command });
-        }
-    }
+    let mut found: Vec<Holder> =
+        processes_with_fd(|_, fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target))
+            .into_iter()
+            .filter(|(pid, _)| *pid != me)
+            .map(|(pid, dir)| Holder {
+                pid,
+                command: std::fs::read_to_string(dir.join("comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".into()),
+            })
+            .collect();
     found.sort_by_key(|h| h.pid);
     found
 }

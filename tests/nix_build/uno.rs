@@ -312,21 +312,8 @@ fn lossy_bytes(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// `text` without ANSI escape sequences and carriage returns (a terminal's progress line).
+/// `text` without ANSI escape sequences (nixflash's own stripping) and carriage returns (a
+/// terminal's progress line).
 fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else if c != '\r' {
-            out.push(c);
-        }
-    }
-    out
+    nixflash::nix::log::strip_ansi(text).replace('\r', "")
 }
