@@ -123,11 +123,12 @@ pub fn init(
         .and_then(|n| n.get("board"))
         .and_then(|b| b.as_str())
         .map(str::to_string);
-    // Template choices the project records (`log = "defmt"`).
+    // Template choices the project records (`log = "defmt"`): keys that name an option of some
+    // family (not `port`, `baud`).
     let recorded: BTreeMap<String, String> = ours_table
         .map(|t| {
             t.iter()
-                .filter(|(k, _)| *k != "board")
+                .filter(|(k, _)| db.families().any(|f| f.options.contains_key(*k)))
                 .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
                 .collect()
         })

@@ -23,6 +23,7 @@ mod monitor;
 mod new;
 mod new_habits;
 mod new_log;
+mod options;
 mod ports;
 mod report;
 mod rp2;
