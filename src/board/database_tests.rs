@@ -535,3 +535,19 @@ fn bad_option_data_is_refused_at_load() {
     )
     .unwrap();
 }
+
+#[test]
+fn option_chips_are_chips_of_the_family_s_boards() {
+    let db = Database::builtin().unwrap();
+    for f in db.families() {
+        for (name, o) in &f.options {
+            for chip in o.chips.iter().flatten() {
+                assert!(
+                    db.boards().any(|b| b.family_id == f.id && b.chip == *chip),
+                    "options.{name}.chips of family `{}` names `{chip}`, no board's chip",
+                    f.id
+                );
+            }
+        }
+    }
+}
