@@ -28,6 +28,7 @@ pub mod progress;
 pub mod project;
 pub mod render;
 pub mod serial;
+pub mod settings;
 pub mod sim;
 pub mod size;
 pub mod std_lock;
