@@ -26,5 +26,6 @@ mod new_log;
 mod ports;
 mod report;
 mod rp2;
+mod settings;
 mod sim;
 mod user_boards;
