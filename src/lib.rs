@@ -19,6 +19,7 @@ pub mod error;
 pub mod flake_lock;
 pub mod flash;
 pub mod git;
+pub mod image;
 pub mod interrupt;
 pub mod manifest;
 pub mod monitor;
