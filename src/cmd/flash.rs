@@ -87,8 +87,8 @@ pub fn run(a: Args) -> Result<u8> {
 
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
-    let firmware = a.firmware.check(&ctx, "flash")?;
     let plan = super::image::plan(&ctx, board, &a.set)?;
+    let firmware = a.firmware.check(&ctx, "flash")?;
     if board.family().flasher.tool == FlashTool::Picotool {
         return flash_rp2(&a, &ctx, board, firmware, kept);
     }
