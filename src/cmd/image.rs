@@ -11,8 +11,7 @@ use nixflash::process::Cmd;
 use nixflash::progress::status;
 use nixflash::settings::{self, Settings};
 
-/// Write what a board receives to one file: on the ESP32, bootloader, partition table, app and
-/// settings, from flash offset 0
+/// Build, then write what the board receives to one file (ESP32 boards)
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  nixflash image                              build, then write <name>-<board>.bin\n  \
