@@ -227,10 +227,80 @@ pub fn make(
     })
 }
 
-/// The last line of a program's output that says something.
+/// The line of espflash's output that says what went wrong (miette's `× ...`), else its last
+/// line that says something.
 fn last_line(text: &str) -> String {
-    text.lines()
+    let lines: Vec<String> = text
+        .lines()
         .map(|l| crate::nix::log::strip_ansi(l).trim().to_string())
-        .rfind(|l| !l.is_empty())
-        .unwrap_or_else(|| "no message".into())
+        .filter(|l| !l.is_empty())
+        .collect();
+    // miette wraps its message onto lines that start with `│`.
+    if let Some(i) = lines.iter().position(|l| l.starts_with('×')) {
+        let mut message = vec![lines[i].trim_start_matches('×').trim()];
+        message.extend(
+            lines[i + 1..]
+                .iter()
+                .map_while(|l| l.strip_prefix('│'))
+                .map(str::trim),
+        );
+        return message.join(" ");
+    }
+    lines.last().cloned().unwrap_or_else(|| "no message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Database;
+    use crate::version::Version;
+
+    #[test]
+    fn espflash_s_message_is_read_whole() {
+        let out = "Chip type: esp32c3\nError: espflash::app_size\n\n  \u{d7} Supplied ELF image of 91248B is too big, and doesn't fit configured app\n  \u{2502} partition\n  help: Reduce the code size\n";
+        assert_eq!(
+            last_line(out),
+            "Supplied ELF image of 91248B is too big, and doesn't fit configured app partition"
+        );
+        assert_eq!(last_line("a\nb\n\n"), "b");
+    }
+
+    #[test]
+    fn command_lines_put_the_partition_table_before_the_firmware() {
+        let db = Database::builtin().unwrap();
+        let c3 = db.get("esp32c3").unwrap();
+        let f = Flasher {
+            tool: crate::board::FlashTool::Espflash,
+            program: PathBuf::from("/bin/espflash"),
+            version: Version(4, 7, 0),
+            source: crate::flash::Source::Path,
+            path: "/bin".into(),
+        };
+        let (elf, table, out) = (
+            Path::new("fw.elf"),
+            Path::new("/p/partitions.csv"),
+            Path::new("o.bin"),
+        );
+        let shown = |c: Cmd| c.display();
+        assert_eq!(
+            shown(save_command(&f, c3, elf, Some(table), out).unwrap()),
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --partition-table \
+             /p/partitions.csv fw.elf o.bin"
+        );
+        assert_eq!(
+            shown(save_command(&f, c3, elf, None, out).unwrap()),
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding fw.elf o.bin"
+        );
+        assert_eq!(
+            shown(flash_command(&f, c3, elf, "/dev/ttyUSB0", Some(table)).unwrap()),
+            "/bin/espflash flash --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 \
+             --partition-table /p/partitions.csv fw.elf"
+        );
+        assert_eq!(
+            shown(write_command(&f, c3, out, "/dev/ttyUSB0").unwrap()),
+            "/bin/espflash write-bin --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 0x0 o.bin"
+        );
+        assert!(supported(c3));
+        assert!(!supported(db.get("uno").unwrap()) && !supported(db.get("pico").unwrap()));
+    }
 }

@@ -150,6 +150,18 @@ fn image_puts_the_settings_only_inside_the_settings_partition() {
     );
     assert_eq!(none.len(), a.len());
     assert!((0..a.len()).all(|i| SETTINGS.contains(&i) || a[i] == none[i]));
+    // A project without a settings partition (made without `-o wifi`): espflash's own table.
+    set_table(&root, false);
+    let (plain, said) = image(&root, &elf, "plain.bin", &[]);
+    assert!(
+        said.contains("bytes from flash offset 0: bootloader, partition table and app)."),
+        "{said}"
+    );
+    let labels: Vec<String> = partitions(&plain[0x8000..0x8C00])
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(labels, ["nvs", "phy_init", "factory"]);
     measured(&format!(
         "nixflash image of the ESP32-C3 blinky with settings: {} bytes in {:.2} s",
         a.len(),
