@@ -152,11 +152,35 @@ pub fn save_command(
 ) -> Result<Cmd> {
     let elf = elf.display().to_string();
     let out = out.display().to_string();
-    let fill = [("elf", elf.as_str()), ("image", out.as_str())];
+    let size = flash_size(board)?;
+    let fill = [
+        ("elf", elf.as_str()),
+        ("image", out.as_str()),
+        ("flash_size", size.as_str()),
+    ];
     let args = filled(board, &board.family().flasher.image_args, table, &fill)?;
     Ok(Cmd::new(&flasher.program)
         .env("PATH", &flasher.path)
         .args(args))
+}
+
+/// The board's flash size as espflash names it (`4mb`), for the bootloader's header: an image
+/// written with `write-bin` is not adjusted to the chip as `espflash flash` adjusts it.
+fn flash_size(board: &Board) -> Result<String> {
+    const MIB: u64 = 1024 * 1024;
+    let bytes = board.memory.flash;
+    if bytes % MIB != 0 || !(bytes / MIB).is_power_of_two() {
+        return Err(Failure::new(format!(
+            "the {}'s flash is {bytes} bytes, not a power of two MiB: no image can say its size",
+            board.name
+        ))
+        .hint(format!(
+            "fix `memory.flash` in the board's file ({})",
+            board.id
+        ))
+        .into());
+    }
+    Ok(format!("{}mb", bytes / MIB))
 }
 
 /// The flasher's command that writes `image` to the board from offset 0.
@@ -284,12 +308,13 @@ mod tests {
         let shown = |c: Cmd| c.display();
         assert_eq!(
             shown(save_command(&f, c3, elf, Some(table), out).unwrap()),
-            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --partition-table \
-             /p/partitions.csv fw.elf o.bin"
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb \
+             --partition-table /p/partitions.csv fw.elf o.bin"
         );
         assert_eq!(
             shown(save_command(&f, c3, elf, None, out).unwrap()),
-            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding fw.elf o.bin"
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb fw.elf \
+             o.bin"
         );
         assert_eq!(
             shown(flash_command(&f, c3, elf, "/dev/ttyUSB0", Some(table)).unwrap()),
@@ -300,6 +325,11 @@ mod tests {
             shown(write_command(&f, c3, out, "/dev/ttyUSB0").unwrap()),
             "/bin/espflash write-bin --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 0x0 o.bin"
         );
+        let c2 = db.get("esp32c2").unwrap();
+        assert!(save_command(&f, c2, elf, None, out)
+            .unwrap()
+            .display()
+            .contains(" --flash-size 2mb "));
         assert!(supported(c3));
         assert!(!supported(db.get("uno").unwrap()) && !supported(db.get("pico").unwrap()));
     }

@@ -100,6 +100,8 @@ fn image_puts_the_settings_only_inside_the_settings_partition() {
     // Bootloader at 0, the partition table at 0x8000 with the settings partition, the app at
     // 0x10000 (ESP image headers start with 0xE9).
     assert_eq!(a[0], 0xE9, "no bootloader image at 0");
+    // Its header names the board's 4 MiB of flash (the high nibble of byte 3: 2 = 4 MiB).
+    assert_eq!(a[3] >> 4, 2, "the bootloader's flash size is not 4 MiB");
     assert_eq!(a[0x10000], 0xE9, "no app image at 0x10000");
     let table = partitions(&a[0x8000..0x8C00]);
     let labels: Vec<&str> = table.iter().map(|p| p.0.as_str()).collect();
@@ -192,7 +194,8 @@ fn flash_with_settings_writes_the_image_with_espflash_write_bin() {
     let (stdout, stderr) = text(&o);
     assert!(!stderr.contains(&password), "{stderr}");
     let save = format!(
-        "Running: {} save-image --chip esp32c3 --merge --skip-padding --partition-table {} {} ",
+        "Running: {} save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb \
+         --partition-table {} {} ",
         espflash.display(),
         table.display(),
         elf.display()
