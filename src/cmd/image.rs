@@ -66,6 +66,9 @@ pub fn run(a: Args) -> Result<u8> {
     let layout = image::layout(root.as_deref())?;
     // Everything that can be refused is, before a long build.
     let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
+    if layout.region.is_none() {
+        note_unwritten(root.as_deref())?;
+    }
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
         (None, Some(p), _) => p
@@ -158,22 +161,29 @@ pub fn plan(ctx: &Context, board: &Board, set: &[String]) -> Result<Plan> {
     let layout = image::layout(root.as_deref())?;
     let prepared = image::prepare(board, root.as_deref(), &layout, set)?;
     if prepared.is_none() && layout.region.is_none() && image::supported(board) {
-        let s = settings::gather(&[], std::env::vars_os(), root.as_deref())?;
-        if !s.is_empty() {
-            status(
-                "Note",
-                &format!(
-                    "not writing the settings {}: this firmware has no settings region",
-                    s.describe()
-                ),
-            );
-        }
+        note_unwritten(root.as_deref())?;
     }
     Ok(Plan {
         root,
         layout,
         prepared,
     })
+}
+
+/// Says that the settings of the environment and of settings.toml, if any, are not written
+/// (the firmware has no settings region).
+fn note_unwritten(root: Option<&Path>) -> Result<()> {
+    let s = settings::gather(&[], std::env::vars_os(), root)?;
+    if !s.is_empty() {
+        status(
+            "Note",
+            &format!(
+                "not writing the settings {}: this firmware has no settings region",
+                s.describe()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// `flash` on a board whose family makes images: with settings, the image (as `nixflash image`

@@ -159,6 +159,26 @@ fn image_puts_the_settings_only_inside_the_settings_partition() {
         said.contains("bytes from flash offset 0: bootloader, partition table and app)."),
         "{said}"
     );
+    // Settings from the environment are not for this firmware: said, not refused.
+    let o = run_bounded(
+        nixflash()
+            .args(["image", "--elf"])
+            .arg(&elf)
+            .args(["-o", "env.bin"])
+            .env("NIXFLASH_SET_SSID", "x")
+            .current_dir(&root),
+        Duration::from_secs(120),
+    );
+    let (_, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "not writing the settings ssid ($NIXFLASH_SET_SSID): this firmware has no settings \
+             region"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(root.join("env.bin")).unwrap(), plain);
     let labels: Vec<String> = partitions(&plain[0x8000..0x8C00])
         .into_iter()
         .map(|p| p.0)
