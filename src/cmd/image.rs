@@ -79,7 +79,12 @@ pub fn run(a: Args) -> Result<u8> {
             elf.file_stem().unwrap_or_default().to_string_lossy(),
             board.id
         )),
-        (None, None, None) => unreachable!("outside a project, the firmware is an --elf"),
+        (None, None, None) => {
+            return Err(nixflash::fail!(
+                "there is no project here, and no --elf to make an image of";
+                "run it in a nixflash project, or pass --elf <firmware> --board <id>"
+            ))
+        }
     };
     let firmware = a.firmware.check(&ctx, "make an image of")?;
     let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
