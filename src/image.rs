@@ -50,13 +50,13 @@ pub fn supported(board: &Board) -> bool {
     !board.family().flasher.image_args.is_empty()
 }
 
-/// The refusal for a family without images or settings regions.
-pub fn unsupported(board: &Board, what: &str) -> anyhow::Error {
+/// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
+/// later (`settings regions`).
+pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
     Failure::new(format!(
-        "{what} is ESP32-only for now: the {} ({}) gets it in a later issue (settings regions come \
-         to AVR and RP2 then too)",
-        board.name,
-        board.family().name
+        "{what} is ESP32-only for now: {later} come to AVR and RP2 boards (this is the {}) in a \
+         later issue",
+        board.name
     ))
     .hint("nothing was written or flashed")
     .into()
@@ -72,7 +72,7 @@ pub fn prepare(
     flags: &[String],
 ) -> Result<Option<(Settings, Vec<u8>)>> {
     if !flags.is_empty() && !supported(board) {
-        return Err(unsupported(board, "--set"));
+        return Err(unsupported(board, "--set", "settings regions"));
     }
     let s = settings::gather(flags, std::env::vars_os(), root)?;
     let region = settings::encode(&s)?;

@@ -56,7 +56,7 @@ pub fn run(a: Args) -> Result<u8> {
     )?;
     let board: &Board = &board;
     if !image::supported(board) {
-        return Err(image::unsupported(board, "`nixflash image`"));
+        return Err(image::unsupported(board, "`nixflash image`", "images"));
     }
     let project = match ctx.root {
         Some(_) => Some(ctx.manifest()?),

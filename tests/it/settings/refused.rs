@@ -121,9 +121,15 @@ fn set_for_firmware_without_a_settings_region_is_refused() {
             &["--port", "/dev/null", "--set", "ssid=x"],
             &[],
         );
-        refused(&o, "--set is ESP32-only for now");
+        refused(
+            &o,
+            "--set is ESP32-only for now: settings regions come to AVR and RP2 boards (this is the ",
+        );
         let o = run(&root, "image", &[], &[]);
-        refused(&o, "`nixflash image` is ESP32-only for now");
+        refused(
+            &o,
+            "`nixflash image` is ESP32-only for now: images come to AVR and RP2 boards (this is the ",
+        );
         let o = run(&root, "image", &["--set", "ssid=x"], &[]);
         refused(&o, "ESP32-only for now");
     }
