@@ -244,6 +244,18 @@ pub struct Flasher {
     /// (ravedude): see [`super::Board::flasher_board`].
     #[serde(default)]
     pub boards: Vec<String>,
+    /// Arguments that give it a project's own partition table (`{partition_table}`), put before
+    /// the argument that names the firmware.
+    #[serde(default)]
+    pub partition_table_args: Vec<String>,
+    /// The command line that saves what the board receives as one file from flash offset 0
+    /// (`{elf}`, `{image}`): `nixflash image`. Empty: the family has no images yet.
+    #[serde(default)]
+    pub image_args: Vec<String>,
+    /// The command line that writes such a file to the board from offset 0 (`{port}`,
+    /// `{image}`): `nixflash flash` with settings.
+    #[serde(default)]
+    pub write_image_args: Vec<String>,
     /// How to install it without Nix (a command).
     pub install: String,
     /// What else that needs, if anything.
@@ -329,6 +341,17 @@ impl Family {
         }
         if !self.flasher.args.iter().any(|a| a.contains("{elf}")) {
             bail!("`flasher.args` never names the firmware (`{{elf}}`)");
+        }
+        let names = |args: &[String], what: &str| args.iter().any(|a| a.contains(what));
+        let f = &self.flasher;
+        let image_names_both = names(&f.image_args, "{elf}") && names(&f.image_args, "{image}");
+        if !f.image_args.is_empty() && !image_names_both {
+            bail!("`flasher.image-args` must name the firmware (`{{elf}}`) and the image (`{{image}}`)");
+        }
+        if f.image_args.is_empty() != f.write_image_args.is_empty()
+            || !(f.write_image_args.is_empty() || names(&f.write_image_args, "{image}"))
+        {
+            bail!("`flasher.write-image-args` must come with `image-args` and name `{{image}}`");
         }
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");

@@ -71,8 +71,9 @@ const HELLO_WORLD: &str = "fn main() {\n    println!(\"Hello, world!\");\n}\n";
 /// The generated README, which names the board.
 const README: &str = "README.md";
 
-/// Lines a project's .gitignore needs: Nix's `result` link and direnv's cache.
-const IGNORED: [&str; 2] = ["/result", "/.direnv"];
+/// Lines a project's .gitignore needs: Nix's `result` link, direnv's cache, and the settings
+/// file of `nixflash flash --set` (Wi-Fi passwords: never in git, never in the Nix store).
+const IGNORED: [&str; 3] = ["/result", "/.direnv", "/settings.toml"];
 
 /// The text of a rendered file.
 fn rendered<'a>(files: &'a [File], path: &str) -> Option<&'a str> {
@@ -372,7 +373,7 @@ pub fn init(
 
     carried_board_files(root, db, board, &mut writes, &mut changes)?;
 
-    // .gitignore: Nix's result link and direnv's cache.
+    // .gitignore: Nix's result link, direnv's cache, the settings file.
     let ignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
     let missing: Vec<&str> = IGNORED
         .into_iter()

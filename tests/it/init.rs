@@ -121,7 +121,7 @@ fn init_in_a_fresh_cargo_package_makes_a_project_that_compiles() {
              arduino-hal; profile settings",
         ))
         .stdout(predicate::str::contains(
-            "changed   .gitignore: added /result, /.direnv",
+            "changed   .gitignore: added /result, /.direnv, /settings.toml",
         ))
         .stdout(predicate::str::contains("To do").not());
     let want = fresh(tmp.path(), "porch", "uno");
@@ -133,7 +133,10 @@ fn init_in_a_fresh_cargo_package_makes_a_project_that_compiles() {
         sim_expects(&dir).as_deref(),
         Some("[\"Hello from porch on the Arduino Uno!\"]")
     );
-    assert_eq!(read(&dir, ".gitignore"), "/target\n/result\n/.direnv\n");
+    assert_eq!(
+        read(&dir, ".gitignore"),
+        "/target\n/result\n/.direnv\n/settings.toml\n"
+    );
     let tracked = git_tracked(&dir);
     for f in family_files("avr").into_iter().chain([
         "Cargo.lock",
@@ -197,7 +200,10 @@ fn init_keeps_a_package_s_own_code_and_dependencies_and_says_so() {
         ]
     );
     assert_eq!(read(&dir, "src/main.rs"), "// my code\n");
-    assert_eq!(read(&dir, ".gitignore"), "/target\n/result\n/.direnv\n");
+    assert_eq!(
+        read(&dir, ".gitignore"),
+        "/target\n/result\n/.direnv\n/settings.toml\n"
+    );
     let have = read(&dir, "Cargo.toml");
     assert!(
         have.starts_with("[package]\nname = \"mine\"\nversion = \"0.2.0\"\nedition = \"2021\"\n")

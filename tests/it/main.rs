@@ -27,5 +27,6 @@ mod options;
 mod ports;
 mod report;
 mod rp2;
+mod settings;
 mod sim;
 mod user_boards;
