@@ -75,7 +75,7 @@ fn new_project_in(off: &NixOffline, dir: &Path, name: &str, board: &str) -> Proj
     new_project_with(off, dir, name, board, &[])
 }
 
-/// `nixflash new <name> --board <board> <options>` in `dir`.
+/// `nixflash new <name> --board <board> <options>` (`-o wifi`) in `dir`.
 fn new_project_with(
     off: &NixOffline,
     dir: &Path,
@@ -120,8 +120,8 @@ fn from_scratch(off: &NixOffline, prefix: &str, board: &str, extra: &[&str]) -> 
     from_scratch_with(off, prefix, board, &[], extra)
 }
 
-/// [`from_scratch`] of `nixflash new ... <options>` (`-o async=embassy`): the one from-scratch
-/// project of `board` in the run, so every test of the board asks for the same options.
+/// [`from_scratch`] of `nixflash new ... --board <board> <options>` (`-o wifi`), once per run
+/// for each board and options.
 fn from_scratch_with(
     off: &NixOffline,
     prefix: &str,
@@ -129,7 +129,11 @@ fn from_scratch_with(
     options: &[&str],
     extra: &[&str],
 ) -> FromScratch {
-    let made = shared::once(&format!("nix-from-scratch-{board}"), || {
+    let key = [&[board], options]
+        .concat()
+        .join("")
+        .replace([' ', '='], "-");
+    let made = shared::once(&format!("nix-from-scratch-{key}"), || {
         let dir = shared::run_dir_outside().join("nix-projects");
         let p = new_project_with(off, &dir, &new_name(prefix), board, options);
         let had_std_lock = p.dir.join("nix/std-Cargo.lock").exists();
