@@ -192,6 +192,11 @@ pub fn flake_needs(rel: &Path, flake_refs: &[PathBuf]) -> bool {
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("");
+    // The settings file holds secrets (Wi-Fi passwords): never for the flake, whatever an old
+    // .gitignore says.
+    if rel == Path::new(crate::settings::FILE) {
+        return false;
+    }
     name.ends_with(".rs")
         || name.ends_with(".toml")
         || name == "Cargo.lock"
@@ -296,7 +301,13 @@ mod tests {
         ] {
             assert!(flake_needs(Path::new(yes), &refs), "{yes}");
         }
-        for no in ["notes.txt", "README.md", "docs/x.png", "firmware.elf2"] {
+        for no in [
+            "notes.txt",
+            "README.md",
+            "docs/x.png",
+            "firmware.elf2",
+            "settings.toml",
+        ] {
             assert!(!flake_needs(Path::new(no), &refs), "{no}");
         }
     }

@@ -1,7 +1,7 @@
 //! nixflash: from an empty folder to embedded Rust firmware on a board, built reproducibly by Nix.
 //!
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
-//! ([`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
+//! ([`options`], [`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
 //! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
 //! ([`flash`]; an RP2 chip's boot drive, [`boot_drive`], with [`uf2`] files), serial ports
 //! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
@@ -19,15 +19,18 @@ pub mod error;
 pub mod flake_lock;
 pub mod flash;
 pub mod git;
+pub mod image;
 pub mod interrupt;
 pub mod manifest;
 pub mod monitor;
 pub mod nix;
+pub mod options;
 pub mod process;
 pub mod progress;
 pub mod project;
 pub mod render;
 pub mod serial;
+pub mod settings;
 pub mod sim;
 pub mod size;
 pub mod std_lock;

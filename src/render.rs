@@ -84,84 +84,33 @@ impl Project {
         self
     }
 
-    /// Every kind of project `nixflash new` can make for `board`: the default one, then one for
-    /// each choice of each option of its family that is not the default.
+    /// Every kind of project `nixflash new` can make for `board`: one for each combination of
+    /// choices the data allows ([`crate::options::combinations`]), the default one first.
     pub fn variants(board: &Board, name: &str) -> Vec<Project> {
-        let mut all = vec![Project::new(name)];
-        for (option, o) in &board.family().options {
-            for choice in o.choices.keys().filter(|c| **c != o.default) {
-                all.push(Project::new(name).with_option(option, choice));
-            }
-        }
-        all
+        crate::options::combinations(board)
+            .into_iter()
+            .map(|choices| {
+                let mut p = Project::new(name);
+                p.options = crate::options::non_default(board.family(), &choices)
+                    .into_iter()
+                    .map(|(n, c)| (n.to_string(), c.to_string()))
+                    .collect();
+                p
+            })
+            .collect()
     }
 }
 
-/// Every option of the board's family with the project's choice or its default, after checking
-/// that the project chooses only among what the family offers.
+/// Every option of the board's family with the project's choice, its requirements, or its
+/// default, after checking that the project chooses only among what the board offers (see
+/// [`crate::options::resolve`]).
 pub fn options(board: &Board, project: &Project) -> Result<BTreeMap<String, String>> {
-    let family = board.family();
-    for (name, choice) in &project.options {
-        let Some(option) = family.options.get(name) else {
-            let offering: Vec<String> = crate::board::Database::builtin()
-                .map(|db| {
-                    db.boards()
-                        .filter(|b| b.family().options.contains_key(name))
-                        .map(|b| b.id.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut f = Failure::new(format!(
-                "--{name} is not offered for the {} (family `{}`): its templates have no such \
-                 choice",
-                board.name, family.id
-            ));
-            f = if offering.is_empty() {
-                f.hint(format!("drop --{name}"))
-            } else {
-                f.hint(format!(
-                    "drop --{name}, or choose a board that offers it: {}",
-                    offering.join(", ")
-                ))
-            };
-            return Err(f.into());
-        };
-        if !option.choices.contains_key(choice) {
-            let list: Vec<String> = option
-                .choices
-                .iter()
-                .map(|(k, c)| {
-                    let default = if *k == option.default {
-                        ", the default"
-                    } else {
-                        ""
-                    };
-                    format!("`{k}` ({}{default})", c.about)
-                })
-                .collect();
-            return Err(Failure::new(format!(
-                "`--{name} {choice}` is not a choice for the {}: {} is one of {}",
-                board.name,
-                option.about,
-                option
-                    .choices
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .hint(format!("choose {}", list.join(" or ")))
-            .into());
-        }
-    }
-    Ok(family
+    let wishes: Vec<crate::options::Wish> = project
         .options
         .iter()
-        .map(|(name, o)| {
-            let chosen = project.options.get(name).unwrap_or(&o.default);
-            (name.clone(), chosen.clone())
-        })
-        .collect())
+        .map(|(n, c)| crate::options::Wish::flag(&format!("{n}={c}")))
+        .collect();
+    Ok(crate::options::resolve(board, &wishes)?.choices)
 }
 
 #[derive(Serialize)]
@@ -296,6 +245,14 @@ fn template_set(family: &str) -> Result<Vec<(PathBuf, String)>> {
     Ok(set)
 }
 
+/// Whether templates/<family>/ has a template that renders to `path` (each option choice's
+/// `files` must name one).
+pub fn family_has_template(family: &str, path: &str) -> bool {
+    TEMPLATES
+        .get_file(format!("{family}/{path}.jinja"))
+        .is_some()
+}
+
 /// A template environment that finds every template by its path under templates/, so that a
 /// family's template can extend a common one.
 fn environment() -> Environment<'static> {
@@ -340,27 +297,41 @@ pub fn lock_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The name of the lock data a project needs (`esp32c3`, `esp32c3-defmt`): its family's
-/// `files.lock`, or the lock its option choices name, filled in with the board's fields.
+/// The name of the lock data a project needs (see [`crate::options::lock_name`]).
 pub fn lock_name(board: &Board, project: &Project) -> Result<String> {
-    let family = board.family();
-    let mut pattern = &family.files.lock;
-    for (name, chosen) in options(board, project)? {
-        if let Some(lock) = family.options[&name].choices[&chosen].lock.as_ref() {
-            pattern = lock;
-        }
-    }
-    board.fill(pattern, &[])
+    crate::options::lock_name(board, &options(board, project)?)
 }
 
 /// The dependency lock data for a project (see [`lock_name`]).
 fn lock_template(board: &Board, project: &Project) -> Result<&'static str> {
     let name = lock_name(board, project)?;
+    let base = board.fill(&board.family().files.lock, &[])?;
     if let Some(text) = TEMPLATES
         .get_file(format!("locks/{name}.lock"))
         .and_then(|f| f.contents_utf8())
     {
         return Ok(text);
+    }
+    if name != base {
+        let chosen = options(board, project)?;
+        let choices = crate::options::non_default(board.family(), &chosen);
+        let shown: Vec<String> = choices.iter().map(|(n, c)| format!("{n}={c}")).collect();
+        return Err(Failure::new(format!(
+            "nixflash has no dependency lock for the {} with {} (lock data `{name}` in \
+             templates/locks/), so it cannot write a Cargo.lock that pins every crate",
+            board.name,
+            shown.join(", ")
+        ))
+        .hint(format!(
+            "this combination of options is not ready for the board yet: the lock data \
+             nixflash has for it: {}",
+            lock_names()
+                .into_iter()
+                .filter(|n| *n == base || n.starts_with(&format!("{base}-")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
     }
     Err(Failure::new(format!(
         "nixflash has no dependency lock for board `{}` (its HAL feature `{}`; lock data \
@@ -396,11 +367,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
     let pins = pins()?;
     let options = options(board, project)?;
     let family = board.family();
-    let choices = options
-        .iter()
-        .filter(|(name, chosen)| family.options[*name].default != **chosen)
-        .map(|(name, chosen)| (name.as_str(), chosen.as_str()))
-        .collect();
+    let choices = crate::options::non_default(family, &options);
     let ctx = TemplateContext {
         project,
         board,
@@ -414,6 +381,9 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
     };
     let mut out = Vec::new();
     for (path, name) in template_set(&board.family().id)? {
+        if !crate::options::renders(family, &options, &path.to_string_lossy()) {
+            continue;
+        }
         let rendered = env
             .get_template(&name)
             .and_then(|t| t.render(&ctx))
@@ -479,122 +449,5 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn every_board_renders_and_every_toml_parses() {
-        let pins = pins().unwrap();
-        let db = crate::board::Database::builtin().unwrap();
-        for (b, p) in db.boards().flat_map(|b| {
-            Project::variants(b, "my-fw")
-                .into_iter()
-                .map(move |p| (b, p))
-        }) {
-            let files = render(b, &p).unwrap();
-            let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-            for want in [
-                "Cargo.toml",
-                "Cargo.lock",
-                "src/main.rs",
-                "rust-toolchain.toml",
-                ".cargo/config.toml",
-                "flake.nix",
-                "flake.lock",
-                ".envrc",
-                ".gitignore",
-                "README.md",
-            ] {
-                assert!(names.iter().any(|n| n == want), "{}: no {want}", b.id);
-            }
-            for f in &files {
-                let name = f.path.display().to_string();
-                if name == "flake.lock" {
-                    let lock: serde_json::Value = serde_json::from_str(&f.contents).unwrap();
-                    let flake = &files
-                        .iter()
-                        .find(|f| f.path == Path::new("flake.nix"))
-                        .unwrap()
-                        .contents;
-                    for (input, pin) in &pins {
-                        assert_eq!(lock["nodes"]["root"]["inputs"][input], input.as_str());
-                        assert_eq!(lock["nodes"][input]["locked"]["rev"], pin.rev.as_str());
-                        assert!(
-                            flake.contains(&format!("url = \"{}\";", pin.url)),
-                            "{}: flake.nix does not name {input} as {}",
-                            b.id,
-                            pin.url
-                        );
-                    }
-                } else if name.ends_with(".toml") || name.ends_with(".lock") {
-                    let t: toml::Table = toml::from_str(&f.contents)
-                        .unwrap_or_else(|e| panic!("{}: {name}: {e}", b.id));
-                    if name == "Cargo.toml" {
-                        assert_eq!(
-                            t["package"]["metadata"]["nixflash"]["board"].as_str(),
-                            Some(b.id.as_str())
-                        );
-                        assert_eq!(t["package"]["name"].as_str(), Some("my-fw"));
-                    }
-                    if name == "Cargo.lock" {
-                        let pkgs = t["package"].as_array().unwrap();
-                        assert!(pkgs.iter().any(|p| p["name"].as_str() == Some("my-fw")));
-                        assert!(!f.contents.contains("@root"));
-                    }
-                }
-                // GitHub Actions' own expressions are `${{ ... }}`.
-                let left = f.contents.replace("${{", "");
-                assert!(
-                    !left.contains("{{") && !left.contains("{%"),
-                    "{}: {name}",
-                    b.id
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn options_are_the_family_s_and_name_their_locks() {
-        let db = crate::board::Database::builtin().unwrap();
-        let (c3, uno) = (db.get("esp32c3").unwrap(), db.get("uno").unwrap());
-        let defmt = Project::new("p").with_option("log", "defmt");
-        assert_eq!(lock_name(c3, &Project::new("p")).unwrap(), "esp32c3");
-        assert_eq!(lock_name(c3, &defmt).unwrap(), "esp32c3-defmt");
-        assert_eq!(options(c3, &Project::new("p")).unwrap()["log"], "println");
-        let e = options(uno, &defmt).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "--log is not offered for the Arduino Uno (family `avr`): its templates have no such \
-             choice"
-        );
-        let e = options(c3, &Project::new("p").with_option("log", "rtt")).unwrap_err();
-        let r = crate::error::Report::of(&e);
-        assert_eq!(
-            r.error,
-            "`--log rtt` is not a choice for the ESP32-C3-DevKitM-1: how the firmware logs is one \
-             of defmt, println"
-        );
-        assert!(r.hints[0].starts_with("choose `defmt` ("), "{:?}", r.hints);
-        // Every lock a project can need is there.
-        for b in db.boards() {
-            for p in Project::variants(b, "p") {
-                lock_template(b, &p).unwrap();
-            }
-        }
-    }
-
-    #[test]
-    fn lock_gets_the_root_package_in_order() {
-        let deps = "version = 4\n\n[[package]]\nname = \"@root\"\ndependencies = [\n \"b\",\n]\n\n\
-                    [[package]]\nname = \"b\"\nversion = \"1.0.0\"\n\n\
-                    [[package]]\nname = \"d\"\nversion = \"1.0.0\"\n";
-        let lock = complete_lock(deps, &Project::new("c"));
-        assert_eq!(
-            lock,
-            "version = 4\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n\n\
-             [[package]]\nname = \"c\"\nversion = \"0.1.0\"\ndependencies = [\n \"b\",\n]\n\n\
-             [[package]]\nname = \"d\"\nversion = \"1.0.0\"\n"
-        );
-    }
-}
+#[path = "render_tests.rs"]
+mod tests;

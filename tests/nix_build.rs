@@ -72,9 +72,22 @@ fn new_project(off: &NixOffline, prefix: &str, board: &str) -> Project {
 
 /// `nixflash new <name> --board <board>` in `dir`.
 fn new_project_in(off: &NixOffline, dir: &Path, name: &str, board: &str) -> Project {
+    new_project_with(off, dir, name, board, &[])
+}
+
+/// `nixflash new <name> --board <board> <options>` (`-o wifi`) in `dir`.
+fn new_project_with(
+    off: &NixOffline,
+    dir: &Path,
+    name: &str,
+    board: &str,
+    options: &[&str],
+) -> Project {
     fs::create_dir_all(dir).unwrap();
     let o = run_bounded(
-        off.nixflash(dir).args(["new", name, "--board", board]),
+        off.nixflash(dir)
+            .args(["new", name, "--board", board])
+            .args(options),
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "nixflash new: {:?}", text(&o));
@@ -104,9 +117,25 @@ struct FromScratch {
 /// dependencies and its firmware (no derivation of the project was in the store), and the ELF is
 /// in `result/bin`.
 fn from_scratch(off: &NixOffline, prefix: &str, board: &str, extra: &[&str]) -> FromScratch {
-    let made = shared::once(&format!("nix-from-scratch-{board}"), || {
+    from_scratch_with(off, prefix, board, &[], extra)
+}
+
+/// [`from_scratch`] of `nixflash new ... --board <board> <options>` (`-o wifi`), once per run
+/// for each board and options.
+fn from_scratch_with(
+    off: &NixOffline,
+    prefix: &str,
+    board: &str,
+    options: &[&str],
+    extra: &[&str],
+) -> FromScratch {
+    let key = [&[board], options]
+        .concat()
+        .join("")
+        .replace([' ', '='], "-");
+    let made = shared::once(&format!("nix-from-scratch-{key}"), || {
         let dir = shared::run_dir_outside().join("nix-projects");
-        let p = new_project_in(off, &dir, &new_name(prefix), board);
+        let p = new_project_with(off, &dir, &new_name(prefix), board, options);
         let had_std_lock = p.dir.join("nix/std-Cargo.lock").exists();
         let cpu = common::process::children_cpu();
         let (out, log, took) = nixflash_build(off, &p, extra);

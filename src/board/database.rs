@@ -80,9 +80,31 @@ fn builtin_families() -> Result<BTreeMap<String, Arc<Family>>> {
             continue;
         };
         let origin = format!("boards/{}", f.path().display());
-        out.insert(id.to_string(), Arc::new(Family::parse(id, text, &origin)?));
+        let family = Family::parse(id, text, &origin)?;
+        check_files(&family, &origin)?;
+        out.insert(id.to_string(), Arc::new(family));
     }
     Ok(out)
+}
+
+/// Every file an option's choice names (`files`) is a template of the family's.
+fn check_files(family: &Family, origin: &str) -> Result<()> {
+    for (name, o) in &family.options {
+        for (c, choice) in &o.choices {
+            let id = &family.id;
+            if let Some(f) = choice
+                .files
+                .iter()
+                .find(|f| !crate::render::family_has_template(id, f))
+            {
+                anyhow::bail!(
+                    "{origin}: invalid family `{id}`: `options.{name}.choices.{c}.files` names \
+                     `{f}`, but templates/{id}/ has no {f}.jinja"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_raw(text: &str, origin: &str, source: Source) -> Result<RawBoard> {

@@ -473,3 +473,81 @@ fn a_user_board_is_flashed_as_the_board_it_inherits() {
         "{e}"
     );
 }
+
+/// The esp-riscv family file with `extra` appended (an option table), parsed and checked as a
+/// built-in family is.
+fn family_with(extra: &str) -> Result<Family> {
+    let text = builtin_source("families/esp-riscv").unwrap();
+    let origin = "boards/families/esp-riscv.toml";
+    let family = Family::parse("esp-riscv", &format!("{text}\n{extra}"), origin)?;
+    check_files(&family, origin)?;
+    Ok(family)
+}
+
+#[test]
+fn bad_option_data_is_refused_at_load() {
+    family_with("").unwrap();
+    let bad = |extra: &str| format!("{:#}", family_with(extra).unwrap_err());
+    let e = bad(
+        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", requires = { radio = \"on\" } }\n",
+    );
+    assert!(
+        e.contains("`options.ble.choices.on.requires` names `radio`, which is no other option"),
+        "{e}"
+    );
+    let e = bad(
+        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", requires = { async = \"tokio\" } }\n",
+    );
+    assert!(
+        e.contains("asks for `async = \"tokio\"`, which is not one of its choices (embassy, none)"),
+        "{e}"
+    );
+    let e = bad(
+        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", files = [\"src/ble.rs\"] }\n",
+    );
+    assert!(
+        e.contains(
+            "`options.ble.choices.on.files` names `src/ble.rs`, but templates/esp-riscv/ has no \
+             src/ble.rs.jinja"
+        ),
+        "{e}"
+    );
+    let e = bad(
+        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", lock = \"{chip}-ble\" }\n",
+    );
+    assert!(e.contains("is not a suffix of lowercase letters"), "{e}");
+    let e = bad(
+        "[options.ble]\nabout = \"x\"\ndefault = \"on\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", requires = { alloc = \"on\" } }\n",
+    );
+    assert!(
+        e.contains("is the default and requires other choices"),
+        "{e}"
+    );
+    // A file the family has is fine.
+    family_with(
+        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
+         choices.on = { about = \"yes\", files = [\"build.rs\"] }\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn option_chips_are_chips_of_the_family_s_boards() {
+    let db = Database::builtin().unwrap();
+    for f in db.families() {
+        for (name, o) in &f.options {
+            for chip in o.chips.iter().flatten() {
+                assert!(
+                    db.boards().any(|b| b.family_id == f.id && b.chip == *chip),
+                    "options.{name}.chips of family `{}` names `{chip}`, no board's chip",
+                    f.id
+                );
+            }
+        }
+    }
+}

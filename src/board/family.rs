@@ -37,8 +37,8 @@ pub struct Family {
     /// the family has one.
     #[serde(default)]
     pub simulator: Option<Simulator>,
-    /// Choices `nixflash new` offers for the family's projects, by option name (`log`, given as
-    /// `--log <choice>`).
+    /// Options `nixflash new` and `init` offer for the family's projects, by option name (`log`,
+    /// given as `-o log=<choice>`); see [`crate::options`].
     #[serde(default)]
     pub options: BTreeMap<String, TemplateOption>,
     /// Defaults for every board of the family (`{id}` and `{chip}` are the board's).
@@ -80,8 +80,8 @@ pub struct Files {
     pub lock: String,
 }
 
-/// A choice `nixflash new` offers for the family's projects (`--<name> <choice>`): the templates
-/// see the chosen value as `options.<name>`.
+/// An option `nixflash new` offers for the family's projects (`-o <name>=<choice>`): the
+/// templates see the chosen value as `options.<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateOption {
@@ -89,7 +89,26 @@ pub struct TemplateOption {
     pub about: String,
     /// The choice made when none is given.
     pub default: String,
+    /// The chips whose boards offer the option (absent: every chip of the family).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chips: Option<Vec<String>>,
     pub choices: BTreeMap<String, Choice>,
+}
+
+impl TemplateOption {
+    /// Whether the choices are exactly `on` and `off` (`-o wifi` then means `wifi=on`).
+    pub fn is_on_off(&self) -> bool {
+        self.choices.len() == 2
+            && self.choices.contains_key("on")
+            && self.choices.contains_key("off")
+    }
+
+    /// Whether a board with this chip offers the option.
+    pub fn offered_on(&self, chip: &str) -> bool {
+        self.chips
+            .as_ref()
+            .is_none_or(|chips| chips.iter().any(|c| c == chip))
+    }
 }
 
 /// One value of a [`TemplateOption`].
@@ -97,9 +116,18 @@ pub struct TemplateOption {
 #[serde(deny_unknown_fields)]
 pub struct Choice {
     pub about: String,
-    /// The lock data this choice needs instead of the family's `files.lock` (its dependencies
-    /// differ), with board fields: `{hal.feature}-defmt`.
+    /// A suffix of the lock data's name, for a choice with dependencies of its own: the lock is
+    /// the family's `files.lock`, then `-<lock>` of each chosen choice that has one, by option
+    /// name (`esp32c3-alloc-embassy-defmt-wifi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// Choices of other options this one needs (`async = "embassy"`): turned on with it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, String>,
+    /// Template files (relative to templates/<family>/, without `.jinja`) rendered only when this
+    /// choice is chosen: a file listed by any choice is left out otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 /// One step of a reset through a port's modem lines.
@@ -216,6 +244,18 @@ pub struct Flasher {
     /// (ravedude): see [`super::Board::flasher_board`].
     #[serde(default)]
     pub boards: Vec<String>,
+    /// Arguments that give it a project's own partition table (`{partition_table}`), put before
+    /// the argument that names the firmware.
+    #[serde(default)]
+    pub partition_table_args: Vec<String>,
+    /// The command line that saves what the board receives as one file from flash offset 0
+    /// (`{elf}`, `{image}`): `nixflash image`. Empty: the family has no images yet.
+    #[serde(default)]
+    pub image_args: Vec<String>,
+    /// The command line that writes such a file to the board from offset 0 (`{port}`,
+    /// `{image}`): `nixflash flash` with settings.
+    #[serde(default)]
+    pub write_image_args: Vec<String>,
     /// How to install it without Nix (a command).
     pub install: String,
     /// What else that needs, if anything.
@@ -302,6 +342,17 @@ impl Family {
         if !self.flasher.args.iter().any(|a| a.contains("{elf}")) {
             bail!("`flasher.args` never names the firmware (`{{elf}}`)");
         }
+        let names = |args: &[String], what: &str| args.iter().any(|a| a.contains(what));
+        let f = &self.flasher;
+        let image_names_both = names(&f.image_args, "{elf}") && names(&f.image_args, "{image}");
+        if !f.image_args.is_empty() && !image_names_both {
+            bail!("`flasher.image-args` must name the firmware (`{{elf}}`) and the image (`{{image}}`)");
+        }
+        if f.image_args.is_empty() != f.write_image_args.is_empty()
+            || !(f.write_image_args.is_empty() || names(&f.write_image_args, "{image}"))
+        {
+            bail!("`flasher.write-image-args` must come with `image-args` and name `{{image}}`");
+        }
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");
         }
@@ -313,13 +364,62 @@ impl Family {
                 bail!("`simulator.stop-args` never names the file that ends a run (`{{stop}}`)");
             }
         }
+        self.check_options()?;
+        Ok(())
+    }
+
+    /// The options' choices name real choices, and their lock suffixes and files are plain.
+    fn check_options(&self) -> Result<()> {
+        let list = |o: &TemplateOption| o.choices.keys().cloned().collect::<Vec<_>>().join(", ");
         for (name, o) in &self.options {
             if !o.choices.contains_key(&o.default) {
                 bail!(
                     "`options.{name}.default = \"{}\"` is not one of its choices ({})",
                     o.default,
-                    o.choices.keys().cloned().collect::<Vec<_>>().join(", ")
+                    list(o)
                 );
+            }
+            if o.chips.as_ref().is_some_and(Vec::is_empty) {
+                bail!("`options.{name}.chips` is empty: no board would offer it");
+            }
+            for (c, choice) in &o.choices {
+                let at = format!("options.{name}.choices.{c}");
+                if *c == o.default && !choice.requires.is_empty() {
+                    bail!("`{at}` is the default and requires other choices: a default needs none");
+                }
+                for (req, want) in &choice.requires {
+                    let Some(other) = self.options.get(req).filter(|_| req != name) else {
+                        bail!(
+                            "`{at}.requires` names `{req}`, which is no other option of the family"
+                        );
+                    };
+                    if !other.choices.contains_key(want) {
+                        bail!(
+                            "`{at}.requires` asks for `{req} = \"{want}\"`, which is not one of \
+                             its choices ({})",
+                            list(other)
+                        );
+                    }
+                }
+                let plain = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+                };
+                if let Some(lock) = choice.lock.as_deref().filter(|l| !plain(l)) {
+                    bail!(
+                        "`{at}.lock = \"{lock}\"` is not a suffix of lowercase letters, digits and _ \
+                         (the lock's name is the family's `files.lock` and `-<lock>` of each choice)"
+                    );
+                }
+                for f in &choice.files {
+                    if f.is_empty() || f.starts_with('/') || f.split('/').any(|p| p == "..") {
+                        bail!(
+                            "`{at}.files` names `{f}`, which is no path inside templates/{}/",
+                            self.id
+                        );
+                    }
+                }
             }
         }
         Ok(())

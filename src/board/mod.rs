@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
-pub use family::{Family, FlashTool, Place, SimTool};
+pub use family::{Choice, Family, FlashTool, Place, SimTool, TemplateOption};
 pub use warning::Warning;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,6 +68,18 @@ struct JsonEntry<'a> {
     #[serde(flatten)]
     board: &'a Board,
     source: &'a Source,
+    /// The options the board offers (`-o <name>=<choice>`), by name.
+    options: std::collections::BTreeMap<&'a String, &'a nixflash::board::TemplateOption>,
+}
+
+impl<'a> JsonEntry<'a> {
+    fn new(board: &'a Board, source: &'a Source) -> JsonEntry<'a> {
+        JsonEntry {
+            board,
+            source,
+            options: nixflash::options::offered(board).collect(),
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<u8> {
@@ -91,10 +103,7 @@ pub fn run(args: Args) -> Result<u8> {
     match args.show {
         None if args.json => {
             let list: Vec<JsonEntry> = entries()
-                .map(|e| JsonEntry {
-                    board: &e.board,
-                    source: &e.source,
-                })
+                .map(|e| JsonEntry::new(&e.board, &e.source))
                 .collect();
             super::outln!("{}", serde_json::to_string_pretty(&list)?);
         }
@@ -103,10 +112,7 @@ pub fn run(args: Args) -> Result<u8> {
             let b = db.get(&board)?;
             let source = db.source_of(&b.id).cloned().unwrap_or(Source::Builtin);
             if json {
-                let e = JsonEntry {
-                    board: b,
-                    source: &source,
-                };
+                let e = JsonEntry::new(b, &source);
                 super::outln!("{}", serde_json::to_string_pretty(&e)?);
             } else if toml {
                 match &source {
@@ -252,20 +258,16 @@ fn details(b: &Board, source: &Source) -> String {
         let at = s.find("  USB ids").unwrap_or(s.len());
         s.insert_str(at, &line);
     }
-    for (name, o) in &b.family().options {
-        let choices: Vec<String> = o
-            .choices
-            .keys()
-            .map(|c| match *c == o.default {
-                true => format!("{c} (default)"),
-                false => c.clone(),
-            })
-            .collect();
-        let flag = format!("--{name}");
+    let offered: Vec<_> = nixflash::options::offered(b).collect();
+    if offered.is_empty() {
+        s.push_str("  options       none (the family's templates offer no choices)\n");
+    } else {
+        s.push_str("  options       -o <name>=<choice> on `nixflash new` and `init`:\n");
+    }
+    for (name, o) in offered {
         s.push_str(&format!(
-            "  {flag:<14}{}: {}\n",
-            o.about,
-            choices.join(", ")
+            "    {name:<12}{}\n",
+            nixflash::options::describe(o)
         ));
     }
     if let Some(n) = &b.notes {

@@ -44,6 +44,10 @@ pub struct Args {
     /// Open nixflash's serial monitor after flashing (the monitor options below need it)
     #[arg(long, short)]
     pub monitor: bool,
+    /// A setting written to the board's settings region after the firmware, `key=value`
+    /// (repeatable; ESP32 projects made with `-o wifi`): see `nixflash image --help`
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     #[command(flatten, next_help_heading = "Firmware")]
     pub firmware: super::firmware::FirmwareArgs,
     #[command(flatten, next_help_heading = "Monitor (with --monitor)")]
@@ -83,6 +87,7 @@ pub fn run(a: Args) -> Result<u8> {
 
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
+    let plan = super::image::plan(&ctx, board, &a.set)?;
     let firmware = a.firmware.check(&ctx, "flash")?;
     if board.family().flasher.tool == FlashTool::Picotool {
         return flash_rp2(&a, &ctx, board, firmware, kept);
@@ -92,7 +97,11 @@ pub fn run(a: Args) -> Result<u8> {
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
-    let outcome = nixflash::flash::flash(board, &root, &elf, port, &a.flags.nix.nix_args)?;
+    let nix_args = &a.flags.nix.nix_args;
+    let outcome = match super::image::flash(plan, &ctx, board, &elf, port, nix_args)? {
+        Some(outcome) => outcome,
+        None => nixflash::flash::flash(board, &root, &elf, port, nix_args)?,
+    };
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {

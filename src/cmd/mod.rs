@@ -6,6 +6,7 @@ pub mod build;
 pub mod doctor;
 pub mod firmware;
 pub mod flash;
+pub mod image;
 pub mod monitor;
 pub mod new;
 pub mod ports;

@@ -7,13 +7,16 @@ use std::io::{self, IsTerminal, Write};
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::error::Failure;
+use nixflash::options::{self, Wish};
+use nixflash::progress::status;
 use nixflash::project::{self, Change, NewOptions, Written};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  nixflash new blinky --board uno\n  \
     nixflash new ~/src/lamp --board esp32c3 --name desk-lamp\n  \
-    nixflash new sensor --board esp32c3 --log defmt\n\n\
+    nixflash new sensor --board esp32c3 -o log=defmt\n  \
+    nixflash new station --board esp32c3 -o wifi\n\n\
     The project is complete: Cargo.toml, src/main.rs (a blinky), rust-toolchain.toml, \
     .cargo/config.toml, flake.nix, .envrc, .gitignore and a README, all added to git \
     (a flake only sees files git tracks).")]
@@ -34,9 +37,12 @@ pub struct Args {
     /// Do not run `git init` / `git add` (Nix will not see files git does not track)
     #[arg(long)]
     pub no_git: bool,
-    /// How the firmware logs, where the board's family offers a choice (`nixflash boards show
-    /// <id>` lists them), e.g. `defmt` for ESP32 boards, which `nixflash monitor` decodes
-    #[arg(long, value_name = "CHOICE")]
+    /// A project option, <name>=<choice> (repeatable; `-o wifi` is wifi=on); `nixflash boards
+    /// show <id>` lists a board's
+    #[arg(short = 'o', long = "option", value_name = "NAME=CHOICE", value_parser = OptionArg, long_help = option_help(), hide_possible_values = true)]
+    pub options: Vec<String>,
+    /// Now `-o log=<choice>`
+    #[arg(long, value_name = "CHOICE", hide = true)]
     pub log: Option<String>,
 }
 
@@ -54,12 +60,12 @@ pub struct Args {
     In a nixflash project, --board <other> switches boards: every board-derived file is written \
     for the new board (the generated README too), the old family's files go, src/ stays (across families it needs --force, \
     and replaces src/main.rs only if it is still the generated blinky). Choices made with `new` \
-    (`--log defmt`, recorded in [package.metadata.nixflash]) are kept where the new board offers \
-    them. It lists what changed.\n\n\
+    (`-o log=defmt`, recorded in [package.metadata.nixflash]) are kept where the new board offers \
+    them; it says which it drops and why. It lists what changed.\n\n\
     Examples:\n  cargo new lamp && cd lamp && nixflash init --board uno\n  \
     nixflash init --board nano           the project was for the Uno: now for the Nano\n  \
     nixflash init --board esp32c3 --force   from AVR to ESP32-C3\n  \
-    nixflash init --board esp32c6 --log defmt   ESP32-C6, logging with defmt")]
+    nixflash init --board esp32c6 -o log=defmt   ESP32-C6, logging with defmt")]
 pub struct InitArgs {
     /// Board id or alias; `nixflash boards` lists them
     #[arg(long, short)]
@@ -74,10 +80,88 @@ pub struct InitArgs {
     /// Do not `git add` the new files
     #[arg(long)]
     pub no_git: bool,
-    /// How the firmware logs, where the board's family offers a choice, as for `new` (default:
-    /// the project's choice, recorded in Cargo.toml, else the family's default)
-    #[arg(long, value_name = "CHOICE")]
+    /// A project option, <name>=<choice>, as for `new` (repeatable; default: the project's
+    /// choices, recorded in Cargo.toml, else the family's defaults)
+    #[arg(short = 'o', long = "option", value_name = "NAME=CHOICE", value_parser = OptionArg, long_help = option_help(), hide_possible_values = true)]
+    pub options: Vec<String>,
+    /// Now `-o log=<choice>`
+    #[arg(long, value_name = "CHOICE", hide = true)]
     pub log: Option<String>,
+}
+
+/// The `-o` values: any string (nixflash's own errors say what is wrong with one, for the
+/// board), with every family's `name=choice` offered to shell completion.
+#[derive(Clone)]
+struct OptionArg;
+
+impl clap::builder::TypedValueParser for OptionArg {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        value
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        // clap's names are `&'static str` (without its `string` feature): made once.
+        static VALUES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let values = VALUES.get_or_init(|| {
+            options::completions()
+                .into_iter()
+                .map(|v| &*Box::leak(v.into_boxed_str()))
+                .collect()
+        });
+        Some(Box::new(
+            values.iter().map(|v| clap::builder::PossibleValue::new(*v)),
+        ))
+    }
+}
+
+/// The long help of `-o`: every family's options, with their choices, defaults and needs.
+fn option_help() -> String {
+    let mut s = String::from(
+        "A project option, <name>=<choice> (repeatable); `-o <name>` alone is <name>=on for an \
+         on/off option. What an option needs is turned on with it. `nixflash boards show <id>` \
+         lists a board's options.\n",
+    );
+    let Ok(db) = Database::builtin() else {
+        return s;
+    };
+    for f in db.families() {
+        s.push_str(&format!("\n{} (`{}`):", f.name, f.id));
+        if f.options.is_empty() {
+            s.push_str(" no options\n");
+            continue;
+        }
+        s.push('\n');
+        for (name, o) in &f.options {
+            s.push_str(&format!("  {name:<7} {}\n", options::describe(o)));
+        }
+    }
+    s
+}
+
+/// The wishes of `-o` and of the hidden `--log`, which says it is now `-o log=<choice>`.
+fn wishes(opts: &[String], log: &Option<String>) -> Vec<Wish> {
+    let mut all: Vec<Wish> = Vec::new();
+    if let Some(l) = log {
+        status(
+            "Note",
+            &format!("--log {l} is now `-o log={l}` (--log stays for a while)"),
+        );
+        all.push(Wish::flag(&format!("log={l}")));
+    }
+    all.extend(opts.iter().map(|o| Wish::flag(o)));
+    all
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
@@ -96,11 +180,7 @@ pub fn run_new(a: Args) -> Result<u8> {
         name: a.name.as_deref(),
         force: a.force,
         git: !a.no_git,
-        options: a
-            .log
-            .iter()
-            .map(|l| ("log".to_string(), l.clone()))
-            .collect(),
+        options: wishes(&a.options, &a.log),
         extra: ctx
             .db
             .carried_files(board)?
@@ -126,6 +206,9 @@ pub fn run_new(a: Args) -> Result<u8> {
             Written::Unchanged => super::outln!("  {}  (already there, unchanged)", f.display()),
         }
     }
+    for n in &created.notes {
+        super::outln!("Options: {n}.");
+    }
     match created.git {
         Some(true) => super::outln!("Initialised a git repository and added every file (a flake only sees tracked files)."),
         Some(false) => super::outln!("Added every file to the enclosing git repository."),
@@ -149,12 +232,8 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
     nixflash::interrupt::also_on_termination();
     let ctx = super::context_at(&a.path, super::Needs::Board(&a.board))?;
     let board = ctx.db.get(&a.board)?;
-    let options = a
-        .log
-        .iter()
-        .map(|l| ("log".to_string(), l.clone()))
-        .collect();
-    let done = project::init(&a.path, board, &ctx.db, &options, a.force, !a.no_git)?;
+    let wishes = wishes(&a.options, &a.log);
+    let done = project::init(&a.path, board, &ctx.db, &wishes, a.force, !a.no_git)?;
     match &done.switched_from {
         Some(old) => super::outln!(
             "Switched {} from `{old}` to the {} ({}):",
@@ -199,6 +278,9 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
             "Added to git what it did not track: {} (a flake only sees files git tracks).",
             names.join(", ")
         );
+    }
+    for n in &done.notes {
+        super::outln!("Options: {n}.");
     }
     for t in &done.todo {
         super::outln!("To do: {t}");

@@ -28,6 +28,7 @@ use super::{manifest_edit, refuse};
 use crate::board::{Board, Database};
 use crate::error::Failure;
 use crate::git::{self, enclosing_work_tree};
+use crate::options::{self, Wish};
 use crate::render::{self, File, Project};
 use crate::transaction::Transaction;
 
@@ -59,6 +60,9 @@ pub struct Initialized {
     pub git_added: bool,
     /// Files it did not write, which git did not track, and which it git-added.
     pub git_added_untracked: Vec<PathBuf>,
+    /// What became of the project's options: choices dropped (the board does not offer them)
+    /// and choices turned on (another needs them), one sentence each.
+    pub notes: Vec<String>,
 }
 
 /// What cargo's `cargo new` writes as src/main.rs.
@@ -67,8 +71,9 @@ const HELLO_WORLD: &str = "fn main() {\n    println!(\"Hello, world!\");\n}\n";
 /// The generated README, which names the board.
 const README: &str = "README.md";
 
-/// Lines a project's .gitignore needs: Nix's `result` link and direnv's cache.
-const IGNORED: [&str; 2] = ["/result", "/.direnv"];
+/// Lines a project's .gitignore needs: Nix's `result` link, direnv's cache, and the settings
+/// file of `nixflash flash --set` (Wi-Fi passwords: never in git, never in the Nix store).
+const IGNORED: [&str; 3] = ["/result", "/.direnv", "/settings.toml"];
 
 /// The text of a rendered file.
 fn rendered<'a>(files: &'a [File], path: &str) -> Option<&'a str> {
@@ -78,14 +83,14 @@ fn rendered<'a>(files: &'a [File], path: &str) -> Option<&'a str> {
         .map(|f| f.contents.as_str())
 }
 
-/// `nixflash init`: see the module's documentation. `options` are template choices asked for now
-/// (`log` = `defmt`); the ones the project records in `[package.metadata.nixflash]` are kept
-/// where the board's family offers them.
+/// `nixflash init`: see the module's documentation. `wishes` are the options asked for now
+/// (`-o log=defmt`); the ones the project records in `[package.metadata.nixflash]` are kept
+/// where the board offers them, and the others dropped with a note saying why.
 pub fn init(
     root: &Path,
     board: &Board,
     db: &Database,
-    options: &BTreeMap<String, String>,
+    wishes: &[Wish],
     force: bool,
     git: bool,
 ) -> Result<Initialized> {
@@ -119,11 +124,12 @@ pub fn init(
         .and_then(|n| n.get("board"))
         .and_then(|b| b.as_str())
         .map(str::to_string);
-    // Template choices the project records (`log = "defmt"`).
+    // Template choices the project records (`log = "defmt"`): keys that name an option of some
+    // family (not `port`, `baud`).
     let recorded: BTreeMap<String, String> = ours_table
         .map(|t| {
             t.iter()
-                .filter(|(k, _)| *k != "board")
+                .filter(|(k, _)| db.families().any(|f| f.options.contains_key(*k)))
                 .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
                 .collect()
         })
@@ -158,16 +164,36 @@ pub fn init(
         p.options = choices;
         p
     };
+    let offers = |b: &Board, name: &str, choice: &str| {
+        options::why_not_offered(b, name).is_none()
+            && b.family().options[name].choices.contains_key(choice)
+    };
     let offered = |b: &Board| -> BTreeMap<String, String> {
         recorded
             .iter()
-            .filter(|(k, _)| b.family().options.contains_key(*k))
+            .filter(|(k, v)| offers(b, k, v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    let mut wanted = offered(board);
-    wanted.extend(options.clone());
-    let project = project_with(wanted);
+    let mut notes = Vec::new();
+    for (k, v) in recorded.iter().filter(|(k, v)| !offers(board, k, v)) {
+        let why = options::why_not_offered(board, k)
+            .unwrap_or_else(|| format!("`{v}` is not one of its choices for the {}", board.name));
+        notes.push(format!("dropped {k}={v}: {why}"));
+    }
+    let mut asked: Vec<Wish> = offered(board)
+        .iter()
+        .map(|(k, v)| Wish::recorded(k, v))
+        .collect();
+    asked.extend(wishes.iter().cloned());
+    let resolved = options::resolve(board, &asked)?;
+    notes.extend(resolved.notes);
+    let project = project_with(
+        options::non_default(board.family(), &resolved.choices)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     let files = render::render(board, &project)?;
     let made_for: Option<&Board> = named
         .as_deref()
@@ -347,7 +373,7 @@ pub fn init(
 
     carried_board_files(root, db, board, &mut writes, &mut changes)?;
 
-    // .gitignore: Nix's result link and direnv's cache.
+    // .gitignore: Nix's result link, direnv's cache, the settings file.
     let ignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
     let missing: Vec<&str> = IGNORED
         .into_iter()
@@ -412,6 +438,7 @@ pub fn init(
         todo,
         git_added,
         git_added_untracked: untracked,
+        notes,
     })
 }
 

@@ -1,6 +1,5 @@
 //! `nixflash new`: a complete project in a folder of its own, all or nothing.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +9,7 @@ use super::{refuse, validate_crate_name, write_files};
 use crate::board::Board;
 use crate::git::{self, enclosing_work_tree};
 use crate::interrupt;
+use crate::options::{self, Wish};
 use crate::render::{self, File, Project};
 use crate::transaction::Transaction;
 
@@ -20,8 +20,9 @@ pub struct NewOptions<'a> {
     pub name: Option<&'a str>,
     pub force: bool,
     pub git: bool,
-    /// Choices among the board family's options (`log` = `defmt`); the rest take their defaults.
-    pub options: BTreeMap<String, String>,
+    /// Options asked for (`-o log=defmt`); the rest take their defaults, or are turned on for
+    /// the ones asked for.
+    pub options: Vec<Wish>,
     /// Files written besides the rendered ones: a user's board files
     /// ([`crate::board::Database::carried_files`]).
     pub extra: Vec<File>,
@@ -47,6 +48,8 @@ pub struct Created {
     pub files: Vec<(PathBuf, Written)>,
     /// Some(true) when a repository was created, Some(false) when an enclosing one was used.
     pub git: Option<bool>,
+    /// Options turned on because others need them, one sentence each.
+    pub notes: Vec<String>,
 }
 
 /// Whether `dir` holds nothing but, perhaps, a git repository (`git init` or a clone of an empty
@@ -116,8 +119,12 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         }
     }
 
+    let resolved = options::resolve(opts.board, &opts.options)?;
     let mut project = Project::new(&name);
-    project.options = opts.options.clone();
+    project.options = options::non_default(opts.board.family(), &resolved.choices)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut files = render::render(opts.board, &project)?;
     files.extend(opts.extra.iter().cloned());
     let (files, git) = if exists {
@@ -130,6 +137,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
         name,
         files,
         git,
+        notes: resolved.notes,
     })
 }
 

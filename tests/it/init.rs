@@ -121,7 +121,7 @@ fn init_in_a_fresh_cargo_package_makes_a_project_that_compiles() {
              arduino-hal; profile settings",
         ))
         .stdout(predicate::str::contains(
-            "changed   .gitignore: added /result, /.direnv",
+            "changed   .gitignore: added /result, /.direnv, /settings.toml",
         ))
         .stdout(predicate::str::contains("To do").not());
     let want = fresh(tmp.path(), "porch", "uno");
@@ -133,7 +133,10 @@ fn init_in_a_fresh_cargo_package_makes_a_project_that_compiles() {
         sim_expects(&dir).as_deref(),
         Some("[\"Hello from porch on the Arduino Uno!\"]")
     );
-    assert_eq!(read(&dir, ".gitignore"), "/target\n/result\n/.direnv\n");
+    assert_eq!(
+        read(&dir, ".gitignore"),
+        "/target\n/result\n/.direnv\n/settings.toml\n"
+    );
     let tracked = git_tracked(&dir);
     for f in family_files("avr").into_iter().chain([
         "Cargo.lock",
@@ -197,7 +200,10 @@ fn init_keeps_a_package_s_own_code_and_dependencies_and_says_so() {
         ]
     );
     assert_eq!(read(&dir, "src/main.rs"), "// my code\n");
-    assert_eq!(read(&dir, ".gitignore"), "/target\n/result\n/.direnv\n");
+    assert_eq!(
+        read(&dir, ".gitignore"),
+        "/target\n/result\n/.direnv\n/settings.toml\n"
+    );
     let have = read(&dir, "Cargo.toml");
     assert!(
         have.starts_with("[package]\nname = \"mine\"\nversion = \"0.2.0\"\nedition = \"2021\"\n")
@@ -467,16 +473,23 @@ fn init_at_a_workspace_root_says_to_run_it_in_the_package() {
     assert_eq!(tree(tmp.path()), before, "init wrote something");
 }
 
-/// A project made with `new --log defmt` keeps the choice (recorded in Cargo.toml) when `init`
-/// switches it to another ESP32, every file then as `new --log defmt` writes it for that board,
-/// the chip's features in every dependency included; `init --log` changes the choice; a board
-/// whose family has no such choice refuses `--log`, and a switch to it drops the choice.
+/// A project made with `new -o log=defmt` keeps the choice (recorded in Cargo.toml) when `init`
+/// switches it to another ESP32, every file then as `new -o log=defmt` writes it for that board,
+/// the chip's features in every dependency included; `init -o log=...` (or the old `--log`)
+/// changes the choice; a board whose family has no options refuses `-o`, and a switch to it
+/// drops the choice, saying so.
 #[test]
 fn init_keeps_the_log_choice_and_changes_it_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     nixflash(tmp.path())
         .args([
-            "new", "probe", "--board", "esp32c3", "--log", "defmt", "--no-git",
+            "new",
+            "probe",
+            "--board",
+            "esp32c3",
+            "-o",
+            "log=defmt",
+            "--no-git",
         ])
         .assert()
         .success();
@@ -494,13 +507,20 @@ fn init_keeps_the_log_choice_and_changes_it_when_asked() {
              `esp32c6`; esp-bootloader-esp-idf, esp-backtrace, esp-println as the board needs them\n",
         ))
         .stdout(predicate::str::contains("replaced  src/main.rs"));
-    let want = fresh_with(tmp.path(), "probe", "esp32c6", &["--log", "defmt"]);
+    let want = fresh_with(tmp.path(), "probe", "esp32c6", &["-o", "log=defmt"]);
     assert_is_board_project(&dir, &want, "esp-riscv");
     assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
 
     // Back to text lines.
     nixflash(&dir)
-        .args(["init", "--board", "esp32c6", "--log", "println", "--no-git"])
+        .args([
+            "init",
+            "--board",
+            "esp32c6",
+            "-o",
+            "log=println",
+            "--no-git",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -511,21 +531,28 @@ fn init_keeps_the_log_choice_and_changes_it_when_asked() {
     assert_is_board_project(&dir, &want, "esp-riscv");
     assert_eq!(read(&dir, "src/main.rs"), read(&want, "src/main.rs"));
 
-    // The Uno has no choice of logging: asked for one, init changes nothing.
+    // The Uno has no options: asked for one, init changes nothing. (`--log` is `-o log=`.)
     nixflash(&dir)
         .args(["init", "--board", "esp32c6", "--log", "defmt", "--no-git"])
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains(
+            "--log defmt is now `-o log=defmt`",
+        ));
     let before: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
     nixflash(&dir)
         .args([
-            "init", "--board", "uno", "--force", "--log", "defmt", "--no-git",
+            "init",
+            "--board",
+            "uno",
+            "--force",
+            "-o",
+            "log=defmt",
+            "--no-git",
         ])
         .assert()
         .failure()
-        .stderr(predicate::str::contains(
-            "error: --log is not offered for the Arduino Uno (family `avr`)",
-        ));
+        .stderr("error: `-o log=defmt`: the Arduino Uno (family `avr`) has no options: drop -o\n");
     let after: Vec<String> = tree(&dir).iter().map(|f| read(&dir, f)).collect();
     assert_eq!(after, before, "init changed files when it refused");
     // Switched to it, the project drops the choice.
@@ -535,6 +562,9 @@ fn init_keeps_the_log_choice_and_changes_it_when_asked() {
         .success()
         .stdout(predicate::str::contains(
             "changed   Cargo.toml: board = \"uno\"; removed log = \"defmt\";",
+        ))
+        .stdout(predicate::str::contains(
+            "Options: dropped log=defmt: the Arduino Uno (family `avr`) has no options.\n",
         ));
     let want = fresh(tmp.path(), "probe", "uno");
     assert_is_board_project(&dir, &want, "avr");

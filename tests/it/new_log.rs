@@ -1,4 +1,4 @@
-//! `nixflash new --log <choice>`: a choice the board's family offers (boards/families/*.toml
+//! `nixflash new -o log=<choice>`: a choice the board's family offers (boards/families/*.toml
 //! `[options.log]`), refused with what there is for boards whose family has none.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ fn nixflash(cwd: &Path) -> Command {
     c
 }
 
-/// The files of `nixflash new blinky --board esp32c3 --log defmt`, for snapshots (Cargo.lock is
+/// The files of `nixflash new blinky --board esp32c3 -o log=defmt`, for snapshots (Cargo.lock is
 /// cargo's data, checked by compiling the project in tests/it/firmware.rs). The files that do
 /// not depend on the choice must be the default project's.
 #[test]
@@ -24,7 +24,7 @@ fn snapshot_esp_riscv_esp32c3_defmt() {
             .args([
                 "new", name, "--board", "esp32c3", "--no-git", "--name", "blinky",
             ])
-            .args(["--log", log])
+            .args(["-o", &format!("log={log}")])
             .assert()
             .success();
     }
@@ -60,7 +60,7 @@ fn snapshot_esp_riscv_esp32c3_defmt() {
             assert_eq!(plain, defmt, "{f}");
         }
     }
-    // `--log println` is the default project, Cargo.lock included.
+    // `-o log=println` is the default project, Cargo.lock included.
     let default = tmp.path().join("default");
     nixflash(tmp.path())
         .args([
@@ -91,24 +91,20 @@ fn log_is_refused_where_the_family_has_no_choice_and_nothing_is_written() {
         .collect();
     assert!(offering.contains(&"esp32c3-devkitm-1"), "{offering:?}");
     nixflash(tmp.path())
-        .args(["new", "blinky", "--board", "uno", "--log", "defmt"])
+        .args(["new", "blinky", "--board", "uno", "-o", "log=defmt"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains(
-            "error: --log is not offered for the Arduino Uno (family `avr`)",
-        ))
-        .stderr(predicate::str::contains(format!(
-            "hint: drop --log, or choose a board that offers it: {}\n",
-            offering.join(", ")
-        )));
+        .stderr("error: `-o log=defmt`: the Arduino Uno (family `avr`) has no options: drop -o\n");
+    // The old `--log` is `-o log=`, and says so.
     nixflash(tmp.path())
         .args(["new", "blinky", "--board", "esp32c3", "--log", "rtt"])
         .assert()
         .failure()
+        .stderr(predicate::str::contains("--log rtt is now `-o log=rtt`"))
         .stderr(predicate::str::contains(
-            "error: `--log rtt` is not a choice for the ESP32-C3-DevKitM-1",
-        ))
-        .stderr(predicate::str::contains("hint: choose `defmt` ("));
+            "error: `-o log=rtt` is not a choice for the ESP32-C3-DevKitM-1: log (how the \
+             firmware logs) is one of defmt, println (default println)\n",
+        ));
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -121,6 +117,6 @@ fn log_is_refused_where_the_family_has_no_choice_and_nothing_is_written() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "  --log         how the firmware logs: defmt, println (default)\n",
+            "    log         how the firmware logs: defmt, println (default)\n",
         ));
 }

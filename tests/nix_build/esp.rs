@@ -202,3 +202,137 @@ fn derivations(
         })
         .collect()
 }
+
+/// Secrets never enter the store: a fresh `nixflash new --board esp32c3 -o wifi`, built by real
+/// Nix, then `nixflash image` twice (each building first) with two random passwords, one from
+/// `--set`, one from the project's settings.toml. Each password is in its image once, inside the
+/// settings partition; the two images differ only there; the build's store path is the same for
+/// both; neither password is in a file of the build's closure (result/, the ELF), of the flake's
+/// source in the store, or of the project's tracked files.
+#[test]
+fn esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware() {
+    let test = "esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware";
+    let Some(off) = ready(test, &["git", "espflash"]) else {
+        return;
+    };
+    let built = super::from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &[]);
+    let p = built.copy();
+    let settings = 0xe000..0xf000;
+    let (one, two) = (secret(), secret());
+
+    let image = |out: &str, set: &[String]| {
+        let (_, err, took) = run_ok(
+            off.nixflash(&p.dir)
+                .args(["image", "-o", out])
+                .args(set.iter().flat_map(|s| ["--set", s.as_str()]))
+                .arg("--")
+                .args(&off.override_args),
+            &format!("nixflash image -o {out}"),
+        );
+        assert!(!err.contains(&one) && !err.contains(&two), "{err}");
+        let store = fs::canonicalize(p.dir.join("result")).unwrap();
+        (fs::read(p.dir.join(out)).unwrap(), store, took)
+    };
+    let (a, store_a, took) = image(
+        "one.bin",
+        &["ssid=TestNet".into(), format!("password={one}")],
+    );
+    fs::write(
+        p.dir.join("settings.toml"),
+        format!("ssid = \"TestNet\"\npassword = \"{two}\"\n"),
+    )
+    .unwrap();
+    let (b, store_b, _) = image("two.bin", &[]);
+    assert_eq!(store_a, store_b, "the settings changed the build");
+
+    for (image, secret) in [(&a, &one), (&b, &two)] {
+        let at = find(image, secret.as_bytes());
+        assert_eq!(at.len(), 1, "the password is at {at:x?}");
+        assert!(settings.contains(&at[0]), "the password is at {:#x}", at[0]);
+    }
+    assert_eq!(a.len(), b.len());
+    let outside = (0..a.len()).find(|i| a[*i] != b[*i] && !settings.contains(i));
+    assert_eq!(
+        outside, None,
+        "the images differ outside the settings partition"
+    );
+
+    // Nowhere in the build's closure (the ELF included), the flake's source, or git.
+    let (closure, _, _) = run_ok(
+        off.nix(&p.dir)
+            .args(["path-info", "--recursive"])
+            .arg(&store_a),
+        "nix path-info of the build",
+    );
+    let (meta, _, _) = run_ok(
+        off.nix(&p.dir)
+            .args(["flake", "metadata", "--json"])
+            .args(&off.override_args),
+        "nix flake metadata",
+    );
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    let source = meta["path"].as_str().expect("the flake's source path");
+    let mut files = Vec::new();
+    for path in closure.lines().chain([source]) {
+        walk(std::path::Path::new(path.trim()), &mut files);
+    }
+    let (tracked, _, _) = run_ok(
+        Command::new("git")
+            .args(["ls-files", "-z"])
+            .current_dir(&p.dir),
+        "git ls-files",
+    );
+    files.extend(
+        tracked
+            .split('\0')
+            .filter(|f| !f.is_empty())
+            .map(|f| p.dir.join(f)),
+    );
+    assert!(files.len() > 10, "{files:?}");
+    for file in &files {
+        let bytes = fs::read(file).unwrap_or_default();
+        for secret in [&one, &two] {
+            assert!(
+                find(&bytes, secret.as_bytes()).is_empty(),
+                "a password is in {}",
+                file.display()
+            );
+        }
+    }
+    common::measured(&format!(
+        "nixflash image of {} (a build with nothing to do, then the image): {:.1} s, {} bytes",
+        p.name,
+        took.as_secs_f64(),
+        a.len()
+    ));
+}
+
+/// A random string of 24 hex digits.
+fn secret() -> String {
+    let mut bytes = [0u8; 12];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Every regular file at or under `path` (symbolic links not followed).
+fn walk(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        for e in fs::read_dir(path).unwrap().flatten() {
+            walk(&e.path(), out);
+        }
+    } else if meta.is_file() {
+        out.push(path.to_path_buf());
+    }
+}

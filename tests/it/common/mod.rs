@@ -144,3 +144,17 @@ impl NixFixture {
         git(&self.dir, &["commit", "-q", "-m", "fixture"]);
     }
 }
+
+/// Every built-in board with each kind of project nixflash makes for it (every combination of
+/// options the data allows: [`nixflash::render::Project::variants`]).
+pub fn variants(
+    db: &nixflash::board::Database,
+) -> Vec<(&nixflash::board::Board, nixflash::render::Project)> {
+    db.boards()
+        .flat_map(|b| {
+            nixflash::render::Project::variants(b, "blinky")
+                .into_iter()
+                .map(move |p| (b, p))
+        })
+        .collect()
+}

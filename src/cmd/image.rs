@@ -1,0 +1,262 @@
+//! `nixflash image`, and the settings `flash --set` writes with the firmware.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use nixflash::board::Board;
+use nixflash::context::Context;
+use nixflash::flash::{Flasher, Outcome};
+use nixflash::image::{self, Layout};
+use nixflash::process::Cmd;
+use nixflash::progress::status;
+use nixflash::settings::{self, Settings};
+
+/// Build, then write what the board receives to one file (ESP32 boards)
+#[derive(clap::Args)]
+#[command(after_help = concat!(
+    "Examples:\n  nixflash image                              build, then write <name>-<board>.bin\n  \
+    nixflash image -o lamp.bin --set ssid=Home --set password=secret\n  \
+    nixflash image --no-build -o factory.bin\n\n\
+    The file is one merged binary from flash offset 0, as production programmers and \
+    `espflash write-bin 0x0 <file>` take it: the bootloader at 0x0, the partition table at \
+    0x8000, the app at 0x10000, and the settings region at the offset of the `settings` \
+    partition of the project's partitions.csv (a project made with `-o wifi`). `nixflash flash` \
+    with settings writes exactly this file to the board. ESP32 boards only, for now.\n\n\
+    Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
+    is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
+    first that names a key wins. They are never in the firmware, the Nix store or git; the \
+    image holds them, so keep it as you keep the password.\n\n",
+    super::nix_args_help!()
+))]
+pub struct Args {
+    /// The file to write (default: <name>-<board>.bin in the project's root)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A setting for the settings region, `key=value` (repeatable): e.g. --set ssid=Home
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The board, for an ELF given with --elf (default: the project's; outside a project, the
+    /// one the ELF's chip tells)
+    #[arg(long, short, value_name = "ID", requires = "elf")]
+    pub board: Option<String>,
+    #[command(flatten, next_help_heading = "Firmware")]
+    pub firmware: super::firmware::FirmwareArgs,
+    #[command(flatten, next_help_heading = "Building")]
+    pub flags: super::NixFlags,
+}
+
+pub fn run(a: Args) -> Result<u8> {
+    let ctx = a.flags.context()?;
+    let board = super::firmware::board(
+        &ctx,
+        a.board.as_deref(),
+        a.firmware.elf.as_deref(),
+        true,
+        |x, y| x.family_id == y.family_id && x.flash == y.flash,
+    )?;
+    let board: &Board = &board;
+    if !image::supported(board) {
+        return Err(image::unsupported(board, "`nixflash image`", "images"));
+    }
+    let project = match ctx.root {
+        Some(_) => Some(ctx.manifest()?),
+        None => None,
+    };
+    let root = project.map(|p| p.root.clone());
+    let layout = image::layout(root.as_deref())?;
+    // Everything that can be refused is, before a long build.
+    let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
+    if layout.region.is_none() {
+        note_unwritten(root.as_deref())?;
+    }
+    let out = match (&a.output, project, &a.firmware.elf) {
+        (Some(o), _, _) => ctx.cwd.join(o),
+        (None, Some(p), _) => p
+            .root
+            .join(format!("{}-{}.bin", p.firmware_bin(), board.id)),
+        (None, None, Some(elf)) => ctx.cwd.join(format!(
+            "{}-{}.bin",
+            elf.file_stem().unwrap_or_default().to_string_lossy(),
+            board.id
+        )),
+        (None, None, None) => {
+            return Err(nixflash::fail!(
+                "there is no project here, and no --elf to make an image of";
+                "run it in a nixflash project, or pass --elf <firmware> --board <id>"
+            ))
+        }
+    };
+    let firmware = a.firmware.check(&ctx, "make an image of")?;
+    let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
+    let flasher = nixflash::flash::find(board, &base, &a.flags.nix.nix_args)?;
+    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let made = make(&flasher, board, &elf, &layout, prepared.as_ref(), &out)?;
+    let what = match (&prepared, made.region) {
+        (Some((s, _)), Some(r)) => format!(
+            "bootloader, partition table, app and settings ({}) at {:#x}",
+            s.describe(),
+            r.offset
+        ),
+        (_, _) if layout.region.is_some() => format!(
+            "bootloader, partition table and app; the settings region at {:#x} is erased (no \
+             settings given: the firmware will say so)",
+            layout.region.map_or(0, |r| r.offset)
+        ),
+        _ => "bootloader, partition table and app".to_string(),
+    };
+    eprintln!(
+        "Wrote {} ({} bytes from flash offset 0: {what}).",
+        super::path(&out),
+        made.size
+    );
+    Ok(0)
+}
+
+/// The image of `elf` at `out` (all or nothing: written beside it, then renamed), the flasher's
+/// command said first.
+fn make(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    prepared: Option<&(Settings, Vec<u8>)>,
+    out: &Path,
+) -> Result<image::Made> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".nixflash-image-")
+        .suffix(".bin")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", super::path(dir)))?;
+    let cmd = image::save_command(
+        flasher,
+        board,
+        elf,
+        layout.partition_table.as_deref(),
+        tmp.path(),
+    )?;
+    eprintln!("Flasher: {flasher}");
+    eprintln!("Running: {}", cmd.display());
+    let made = image::make(
+        flasher,
+        board,
+        elf,
+        layout,
+        prepared.map(|(_, r)| r.as_slice()),
+        tmp.path(),
+    )?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot write {}", super::path(out)))?;
+    Ok(made)
+}
+
+/// What `flash` does about settings, decided (and refused) before anything is built.
+pub struct Plan {
+    root: Option<PathBuf>,
+    layout: Layout,
+    prepared: Option<(Settings, Vec<u8>)>,
+}
+
+/// The settings `flash` writes with `--set` (and the environment's and settings.toml's): one
+/// line and nothing flashed for a setting that cannot be written.
+pub fn plan(ctx: &Context, board: &Board, set: &[String]) -> Result<Plan> {
+    let root = ctx.root.as_ref().map(|_| ctx.manifest()).transpose()?;
+    let root = root.map(|m| m.root.clone());
+    let layout = image::layout(root.as_deref())?;
+    let prepared = image::prepare(board, root.as_deref(), &layout, set)?;
+    if prepared.is_none() && layout.region.is_none() && image::supported(board) {
+        note_unwritten(root.as_deref())?;
+    }
+    Ok(Plan {
+        root,
+        layout,
+        prepared,
+    })
+}
+
+/// Says that the settings of the environment and of settings.toml, if any, are not written
+/// (the firmware has no settings region).
+fn note_unwritten(root: Option<&Path>) -> Result<()> {
+    let s = settings::gather(&[], std::env::vars_os(), root)?;
+    if !s.is_empty() {
+        status(
+            "Note",
+            &format!(
+                "not writing the settings {}: this firmware has no settings region",
+                s.describe()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `flash` on a board whose family makes images: with settings, the image (as `nixflash image`
+/// makes it) written from offset 0; without, the app with the project's partition table. None
+/// when neither applies (the family's usual flashing).
+pub fn flash(
+    plan: Plan,
+    ctx: &Context,
+    board: &Board,
+    elf: &Path,
+    port: &str,
+    nix_args: &[String],
+) -> Result<Option<Outcome>> {
+    let Plan {
+        root,
+        layout,
+        prepared,
+    } = plan;
+    if prepared.is_none() && layout.partition_table.is_none() {
+        return Ok(None);
+    }
+    let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
+    nixflash::serial::access::check(port)?;
+    nixflash::serial::access::check_free(port)?;
+    nixflash::flash::check_elf(board, elf)?;
+    let flasher = nixflash::flash::find(board, &base, nix_args)?;
+    eprintln!("Flasher: {flasher}");
+    let table = layout.partition_table.as_deref();
+    let Some((s, region)) = &prepared else {
+        if layout.region.is_some() {
+            status(
+                "Settings",
+                "none given: the board keeps the settings it has (`--set key=value` writes them)",
+            );
+        }
+        let cmd = image::flash_command(&flasher, board, elf, port, table)?;
+        return run_flasher(flasher, cmd.dir(&base)).map(Some);
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("nixflash-image-")
+        .tempdir()
+        .context("cannot create a temporary folder for the image")?;
+    let file = dir.path().join("image.bin");
+    let cmd = image::save_command(&flasher, board, elf, table, &file)?;
+    eprintln!("Running: {}", cmd.display());
+    let made = image::make(&flasher, board, elf, &layout, Some(region), &file)?;
+    status(
+        "Settings",
+        &format!(
+            "{} at {:#x}, in a {}-byte image written from offset 0",
+            s.describe(),
+            made.region.map_or(0, |r| r.offset),
+            made.size
+        ),
+    );
+    let cmd = image::write_command(&flasher, board, &file, port)?;
+    run_flasher(flasher, cmd.dir(&base)).map(Some)
+}
+
+fn run_flasher(flasher: Flasher, cmd: Cmd) -> Result<Outcome> {
+    let shown = cmd.display();
+    eprintln!("Running: {shown}");
+    let code = cmd
+        .attached()
+        .with_context(|| format!("cannot run {}", flasher.program.display()))?;
+    Ok(Outcome {
+        flasher,
+        command: shown,
+        code,
+    })
+}

@@ -1,0 +1,336 @@
+//! What a board receives, as one file: on the ESP32, one merged binary from flash offset 0
+//! (bootloader, partition table, app) made by the family's flasher (`flasher.image-args`,
+//! espflash's `save-image --merge`), with the settings region ([`crate::settings`]) written at
+//! the offset of the partition table's `settings` partition. `nixflash image` writes it to a
+//! file; `nixflash flash` with settings writes it to the board from offset 0
+//! (`flasher.write-image-args`), so that the board receives exactly what `image` writes.
+//!
+//! A project's own partition table (`partitions.csv` in its root) goes to the flasher with
+//! `flasher.partition-table-args`, put before the argument that names the firmware.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::board::Board;
+use crate::error::Failure;
+use crate::flash::Flasher;
+use crate::process::Cmd;
+use crate::settings::partitions::{self, Region};
+use crate::settings::{self, Settings};
+
+/// Where the settings go, and what a project with them is flashed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The project's partitions.csv, if it has one.
+    pub partition_table: Option<PathBuf>,
+    /// Its `settings` partition, if it has one.
+    pub region: Option<Region>,
+}
+
+/// The layout of the project at `root` (none outside a project).
+pub fn layout(root: Option<&Path>) -> Result<Layout> {
+    let Some(table) = root
+        .map(|r| r.join(partitions::FILE))
+        .filter(|p| p.is_file())
+    else {
+        return Ok(Layout {
+            partition_table: None,
+            region: None,
+        });
+    };
+    Ok(Layout {
+        region: partitions::settings_region(&table)?,
+        partition_table: Some(table),
+    })
+}
+
+/// Whether the board's family makes images (ESP32 only, for now).
+pub fn supported(board: &Board) -> bool {
+    !board.family().flasher.image_args.is_empty()
+}
+
+/// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
+/// later (`settings regions`).
+pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
+    Failure::new(format!(
+        "{what} is ESP32-only for now: {later} come to AVR and RP2 boards (this is the {}) in a \
+         later issue",
+        board.name
+    ))
+    .hint("nothing was written or flashed")
+    .into()
+}
+
+/// The settings `flags` name, with those of the environment and of the project's settings
+/// file, checked and encoded; refused (one line, before anything is built) when the firmware has
+/// nowhere to keep them. None when there are no settings to write.
+pub fn prepare(
+    board: &Board,
+    root: Option<&Path>,
+    layout: &Layout,
+    flags: &[String],
+) -> Result<Option<(Settings, Vec<u8>)>> {
+    if !flags.is_empty() && !supported(board) {
+        return Err(unsupported(board, "--set", "settings regions"));
+    }
+    let s = settings::gather(flags, std::env::vars_os(), root)?;
+    let region = settings::encode(&s)?;
+    if s.is_empty() || !supported(board) {
+        return Ok(None);
+    }
+    if layout.region.is_none() && !flags.is_empty() {
+        let why = match &layout.partition_table {
+            Some(t) => format!("{} has no `{}` partition", t.display(), settings::PARTITION),
+            None => match root {
+                Some(r) => format!("the project has no {}", r.join(partitions::FILE).display()),
+                None => "there is no project here (and so no partition table)".to_string(),
+            },
+        };
+        return Err(Failure::new(format!(
+            "--set: this firmware has no settings region ({why})"
+        ))
+        .hint(
+            "nothing was written or flashed; a project made with `-o wifi` has one (its \
+             partitions.csv names a `settings` partition)",
+        )
+        .into());
+    }
+    Ok(layout.region.map(|_| (s, region)))
+}
+
+/// `template` with `fill` and the board's fields filled in, and the partition-table arguments
+/// put before the argument that names the firmware when there is a table.
+fn filled(
+    board: &Board,
+    template: &[String],
+    table: Option<&Path>,
+    fill: &[(&str, &str)],
+) -> Result<Vec<String>> {
+    let spec = &board.family().flasher;
+    let table = table.map(|t| t.display().to_string());
+    let mut fill = fill.to_vec();
+    if let Some(t) = &table {
+        fill.push(("partition_table", t.as_str()));
+    }
+    let mut out = Vec::new();
+    for a in template {
+        if a.contains("{elf}") && table.is_some() {
+            for p in &spec.partition_table_args {
+                out.push(board.fill(p, &fill)?);
+            }
+        }
+        out.push(board.fill(a, &fill)?);
+    }
+    Ok(out)
+}
+
+/// The flasher's command that flashes `elf` (the family's `flasher.args`) with the project's
+/// partition table, if it has one.
+pub fn flash_command(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    port: &str,
+    table: Option<&Path>,
+) -> Result<Cmd> {
+    let elf = elf.display().to_string();
+    let fill = [("port", port), ("elf", elf.as_str())];
+    let args = filled(board, &board.family().flasher.args, table, &fill)?;
+    Ok(Cmd::new(&flasher.program)
+        .env("PATH", &flasher.path)
+        .args(args))
+}
+
+/// The flasher's command that saves the merged image of `elf` to `out`.
+pub fn save_command(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    table: Option<&Path>,
+    out: &Path,
+) -> Result<Cmd> {
+    let elf = elf.display().to_string();
+    let out = out.display().to_string();
+    let size = flash_size(board)?;
+    let fill = [
+        ("elf", elf.as_str()),
+        ("image", out.as_str()),
+        ("flash_size", size.as_str()),
+    ];
+    let args = filled(board, &board.family().flasher.image_args, table, &fill)?;
+    Ok(Cmd::new(&flasher.program)
+        .env("PATH", &flasher.path)
+        .args(args))
+}
+
+/// The board's flash size as espflash names it (`4mb`), for the bootloader's header: an image
+/// written with `write-bin` is not adjusted to the chip as `espflash flash` adjusts it.
+fn flash_size(board: &Board) -> Result<String> {
+    const MIB: u64 = 1024 * 1024;
+    let bytes = board.memory.flash;
+    if bytes % MIB != 0 || !(bytes / MIB).is_power_of_two() {
+        return Err(Failure::new(format!(
+            "the {}'s flash is {bytes} bytes, not a power of two MiB: no image can say its size",
+            board.name
+        ))
+        .hint(format!(
+            "fix `memory.flash` in the board's file ({})",
+            board.id
+        ))
+        .into());
+    }
+    Ok(format!("{}mb", bytes / MIB))
+}
+
+/// The flasher's command that writes `image` to the board from offset 0.
+pub fn write_command(flasher: &Flasher, board: &Board, image: &Path, port: &str) -> Result<Cmd> {
+    let image = image.display().to_string();
+    let fill = [("port", port), ("image", image.as_str())];
+    let args = filled(board, &board.family().flasher.write_image_args, None, &fill)?;
+    Ok(Cmd::new(&flasher.program)
+        .env("PATH", &flasher.path)
+        .args(args))
+}
+
+/// What [`make`] wrote.
+#[derive(Debug)]
+pub struct Made {
+    /// The flasher's command that made the merged binary.
+    pub command: String,
+    /// The image's size in bytes.
+    pub size: u64,
+    /// Where the settings region went, if settings were written.
+    pub region: Option<Region>,
+}
+
+/// Writes the image of `elf` to `out`: the flasher's merged binary, then `settings` (an encoded
+/// region) at the settings partition's offset.
+pub fn make(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    settings: Option<&[u8]>,
+    out: &Path,
+) -> Result<Made> {
+    crate::flash::check_elf(board, elf)?;
+    let cmd = save_command(flasher, board, elf, layout.partition_table.as_deref(), out)?;
+    let command = cmd.display();
+    let o = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", flasher.program.display()))?;
+    if !o.status.success() {
+        return Err(Failure::new(format!(
+            "{} could not make the image (exit code {}): {}",
+            flasher.tool.as_str(),
+            crate::process::exit_code(o.status),
+            last_line(&format!("{}\n{}", o.stdout_text(), o.stderr))
+        ))
+        .hint(format!("the command was: {command}"))
+        .into());
+    }
+    let region = match (settings, layout.region) {
+        (Some(bytes), Some(region)) => {
+            let mut image =
+                std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
+            settings::place(&mut image, region.offset as usize, bytes);
+            std::fs::write(out, &image)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Some(region)
+        }
+        _ => None,
+    };
+    let size = std::fs::metadata(out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .len();
+    Ok(Made {
+        command,
+        size,
+        region,
+    })
+}
+
+/// The line of espflash's output that says what went wrong (miette's `× ...`), else its last
+/// line that says something.
+fn last_line(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| crate::nix::log::strip_ansi(l).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    // miette wraps its message onto lines that start with `│`.
+    if let Some(i) = lines.iter().position(|l| l.starts_with('×')) {
+        let mut message = vec![lines[i].trim_start_matches('×').trim()];
+        message.extend(
+            lines[i + 1..]
+                .iter()
+                .map_while(|l| l.strip_prefix('│'))
+                .map(str::trim),
+        );
+        return message.join(" ");
+    }
+    lines.last().cloned().unwrap_or_else(|| "no message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Database;
+    use crate::version::Version;
+
+    #[test]
+    fn espflash_s_message_is_read_whole() {
+        let out = "Chip type: esp32c3\nError: espflash::app_size\n\n  \u{d7} Supplied ELF image of 91248B is too big, and doesn't fit configured app\n  \u{2502} partition\n  help: Reduce the code size\n";
+        assert_eq!(
+            last_line(out),
+            "Supplied ELF image of 91248B is too big, and doesn't fit configured app partition"
+        );
+        assert_eq!(last_line("a\nb\n\n"), "b");
+    }
+
+    #[test]
+    fn command_lines_put_the_partition_table_before_the_firmware() {
+        let db = Database::builtin().unwrap();
+        let c3 = db.get("esp32c3").unwrap();
+        let f = Flasher {
+            tool: crate::board::FlashTool::Espflash,
+            program: PathBuf::from("/bin/espflash"),
+            version: Version(4, 7, 0),
+            source: crate::flash::Source::Path,
+            path: "/bin".into(),
+        };
+        let (elf, table, out) = (
+            Path::new("fw.elf"),
+            Path::new("/p/partitions.csv"),
+            Path::new("o.bin"),
+        );
+        let shown = |c: Cmd| c.display();
+        assert_eq!(
+            shown(save_command(&f, c3, elf, Some(table), out).unwrap()),
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb \
+             --partition-table /p/partitions.csv fw.elf o.bin"
+        );
+        assert_eq!(
+            shown(save_command(&f, c3, elf, None, out).unwrap()),
+            "/bin/espflash save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb fw.elf \
+             o.bin"
+        );
+        assert_eq!(
+            shown(flash_command(&f, c3, elf, "/dev/ttyUSB0", Some(table)).unwrap()),
+            "/bin/espflash flash --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 \
+             --partition-table /p/partitions.csv fw.elf"
+        );
+        assert_eq!(
+            shown(write_command(&f, c3, out, "/dev/ttyUSB0").unwrap()),
+            "/bin/espflash write-bin --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 0x0 o.bin"
+        );
+        let c2 = db.get("esp32c2").unwrap();
+        assert!(save_command(&f, c2, elf, None, out)
+            .unwrap()
+            .display()
+            .contains(" --flash-size 2mb "));
+        assert!(supported(c3));
+        assert!(!supported(db.get("uno").unwrap()) && !supported(db.get("pico").unwrap()));
+    }
+}

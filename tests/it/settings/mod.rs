@@ -1,0 +1,72 @@
+//! Settings that never enter the Nix store: the firmware's reader ([`reader`]), `nixflash image`
+//! and `flash --set` with a real ESP32-C3 ELF and the real espflash ([`image`]), and what they
+//! refuse, before anything is built, written or flashed ([`refused`]).
+
+mod image;
+mod reader;
+mod refused;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use crate::common::process::{run_bounded, text};
+use crate::common::{nixflash, repo};
+
+/// `nixflash new fw --board <board> --no-git` in a fresh folder; with `table`, the partition
+/// table of a Wi-Fi project (templates/esp-riscv/partitions.csv.jinja, plain CSV) in its root,
+/// without, none (a project made without `-o wifi`).
+pub(super) fn project(board: &str, table: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("nixflash-settings-test-")
+        .tempdir()
+        .unwrap();
+    let o = run_bounded(
+        nixflash()
+            .args(["new", "fw", "--board", board, "--no-git"])
+            .current_dir(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "nixflash new: {:?}", text(&o));
+    let root = dir.path().join("fw");
+    set_table(&root, table);
+    (dir, root)
+}
+
+/// Gives the project at `root` the Wi-Fi project's partition table, or none.
+pub(super) fn set_table(root: &Path, table: bool) {
+    let path = root.join("partitions.csv");
+    if table {
+        std::fs::copy(
+            repo().join("templates/esp-riscv/partitions.csv.jinja"),
+            &path,
+        )
+        .unwrap();
+    } else if path.exists() {
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// A random string of 24 hex digits.
+pub(super) fn random() -> String {
+    let mut bytes = [0u8; 12];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Asserts that `o` failed with one `error:` line containing `says`, and ran no flasher.
+pub(super) fn refused(o: &Output, says: &str) {
+    let (stdout, stderr) = text(o);
+    assert!(!o.status.success(), "not refused:\n{stdout}{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "not one error line:\n{stderr}");
+    assert!(errors[0].contains(says), "no `{says}` in:\n{stderr}");
+    assert!(
+        !stderr.contains("caused by") && !stderr.contains("Running:"),
+        "{stderr}"
+    );
+}
