@@ -136,22 +136,16 @@ fn generated_sources_pass_the_flake_fmt_check() {
             .expect("a rendered Cargo.toml");
         let manifest: toml::Table = toml::from_str(&manifest.contents).unwrap();
         let edition = manifest["package"]["edition"].as_str().unwrap().to_string();
-        let sources: Vec<_> = files
+        let sources = files
             .iter()
-            .filter(|f| f.path.extension() == Some("rs".as_ref()))
-            .collect();
-        // The project's sources in their places, so that rustfmt finds the modules that
-        // src/main.rs declares (`mod wifi;`).
+            .filter(|f| f.path.extension() == Some("rs".as_ref()));
+        // The project's sources in their places: rustfmt reads the modules src/main.rs declares.
         let dir = tmp.path().join(format!("{}-{}", board.id, checked));
-        for f in &sources {
-            let path = dir.join(&f.path);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(&path, &f.contents).unwrap();
+        for f in sources.clone() {
+            fs::create_dir_all(dir.join(&f.path).parent().unwrap()).unwrap();
+            fs::write(dir.join(&f.path), &f.contents).unwrap();
         }
-        for f in sources
-            .into_iter()
-            .filter(|f| seen.insert(f.contents.clone()))
-        {
+        for f in sources.filter(|f| seen.insert(f.contents.clone())) {
             let copy = dir.join(&f.path);
             checked += 1;
             let out = Command::new("rustfmt")
