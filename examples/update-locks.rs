@@ -3,6 +3,11 @@
 //! it renders the project's sources, lets cargo resolve them (`cargo generate-lockfile`, which
 //! needs crates.io and avr-hal's git repository), and keeps the dependencies part of the lock.
 //!
+//! Cargo resolves the crates as crates.io stood at [`PUBLISH_TIME`] (`--publish-time`, an
+//! unstable flag: RUSTC_BOOTSTRAP=1 lets the stable cargo take it), so running it again gives the
+//! same locks, and every lock of a chip the same version of each crate they share. To take newer
+//! crates, move [`PUBLISH_TIME`] forward and run it for every lock.
+//!
 //!     cargo run --example update-locks                  # every lock
 //!     cargo run --example update-locks -- esp32c3       # only this one
 //!     cargo run --example update-locks -- esp32c3-defmt
@@ -20,6 +25,9 @@ use nixflash::board::Database;
 use nixflash::render::{lock_name, render_sources, Project};
 
 const ROOT: &str = "nixflash-lock-root";
+
+/// Crates published after this are not taken.
+const PUBLISH_TIME: &str = "2026-11-20T00:00:00Z";
 
 fn main() -> Result<()> {
     let only: Vec<String> = std::env::args().skip(1).collect();
@@ -44,8 +52,14 @@ fn main() -> Result<()> {
             std::fs::write(&p, &f.contents)?;
         }
         let status = Command::new("cargo")
-            .args(["generate-lockfile"])
+            .args([
+                "generate-lockfile",
+                "-Zunstable-options",
+                "--publish-time",
+                PUBLISH_TIME,
+            ])
             .env("RUSTUP_TOOLCHAIN", "stable")
+            .env("RUSTC_BOOTSTRAP", "1")
             .current_dir(dir.path())
             .status()
             .context("cannot run cargo")?;

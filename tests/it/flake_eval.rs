@@ -111,9 +111,9 @@ fn own_and_generated_flakes_parse() {
 }
 
 /// The generated flake's `checks.fmt` runs `cargo fmt --check` on the project: a new project
-/// must pass it. rustfmt checks copies of the rendered sources in a folder without the project's
-/// rust-toolchain.toml pin (which rustup may be unable to download). Files, not stdin: given
-/// stdin, `rustfmt --check` prints the diff but exits 0.
+/// must pass it. rustfmt checks copies of the rendered sources (a project's in one folder) without
+/// the project's rust-toolchain.toml pin (which rustup may be unable to download). Files, not
+/// stdin: given stdin, `rustfmt --check` prints the diff but exits 0.
 #[test]
 fn generated_sources_pass_the_flake_fmt_check() {
     if !installed("rustfmt") {
@@ -136,13 +136,17 @@ fn generated_sources_pass_the_flake_fmt_check() {
             .expect("a rendered Cargo.toml");
         let manifest: toml::Table = toml::from_str(&manifest.contents).unwrap();
         let edition = manifest["package"]["edition"].as_str().unwrap().to_string();
-        for f in files
+        let sources = files
             .iter()
-            .filter(|f| f.path.extension() == Some("rs".as_ref()))
-            .filter(|f| seen.insert(f.contents.clone()))
-        {
-            let copy = tmp.path().join(format!("{}-{}", board.id, checked));
-            fs::write(&copy, &f.contents).unwrap();
+            .filter(|f| f.path.extension() == Some("rs".as_ref()));
+        // The project's sources in their places: rustfmt reads the modules src/main.rs declares.
+        let dir = tmp.path().join(format!("{}-{}", board.id, checked));
+        for f in sources.clone() {
+            fs::create_dir_all(dir.join(&f.path).parent().unwrap()).unwrap();
+            fs::write(dir.join(&f.path), &f.contents).unwrap();
+        }
+        for f in sources.filter(|f| seen.insert(f.contents.clone())) {
+            let copy = dir.join(&f.path);
             checked += 1;
             let out = Command::new("rustfmt")
                 .current_dir(tmp.path())

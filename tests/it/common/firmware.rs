@@ -19,8 +19,20 @@ use super::{fixtures, nixflash, shared, skip, tmp};
 pub enum Kind {
     /// `nixflash new fw --board esp32c3` as it is.
     Esp32c3,
-    /// `nixflash new fw --board esp32c3 --log defmt` as it is.
+    /// `nixflash new fw --board esp32c3 -o log=defmt` as it is.
     Esp32c3Defmt,
+    /// `nixflash new fw --board esp32c3 -o alloc`: the blocking blinky with a heap.
+    Esp32c3Alloc,
+    /// `nixflash new fw --board esp32c3 -o wifi` (which turns on async=embassy and alloc).
+    Esp32c3Wifi,
+    /// `nixflash new fw --board esp32c3 -o wifi -o log=defmt`.
+    Esp32c3WifiDefmt,
+    /// `nixflash new fw --board esp32c2 -o wifi -o log=defmt`.
+    Esp32c2WifiDefmt,
+    /// `nixflash new fw --board esp32c6 -o wifi`.
+    Esp32c6Wifi,
+    /// `nixflash new fw --board esp32h2 -o async=embassy -o alloc -o log=defmt`.
+    Esp32h2EmbassyAllocDefmt,
     /// The ESP32-C3 project with tests/fixtures/firmware/esp32c3-addresses.rs as src/main.rs.
     Esp32c3Addresses,
     /// `nixflash new fw --board uno` as it is.
@@ -41,17 +53,27 @@ pub enum Kind {
     Pico2Embassy,
 }
 
-/// A built project: its folder (package `fw`) and a copy of its ELF.
+/// A built project: its folder (package `fw`), a copy of its ELF, and its board's id.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Built {
     pub project: PathBuf,
     pub elf: PathBuf,
+    pub board: String,
 }
 
 impl Kind {
-    fn board(self) -> &'static str {
+    /// The board's id.
+    pub fn board(self) -> &'static str {
         match self {
-            Kind::Esp32c3 | Kind::Esp32c3Defmt | Kind::Esp32c3Addresses => "esp32c3",
+            Kind::Esp32c3
+            | Kind::Esp32c3Defmt
+            | Kind::Esp32c3Addresses
+            | Kind::Esp32c3Alloc
+            | Kind::Esp32c3Wifi
+            | Kind::Esp32c3WifiDefmt => "esp32c3",
+            Kind::Esp32c2WifiDefmt => "esp32c2",
+            Kind::Esp32c6Wifi => "esp32c6",
+            Kind::Esp32h2EmbassyAllocDefmt => "esp32h2",
             Kind::Uno | Kind::UnoAddresses => "uno",
             Kind::Mega2560 => "mega2560",
             Kind::Leonardo => "leonardo",
@@ -65,6 +87,12 @@ impl Kind {
             Kind::Esp32c3 => "esp32c3",
             Kind::Esp32c3Defmt => "esp32c3-defmt",
             Kind::Esp32c3Addresses => "esp32c3-addresses",
+            Kind::Esp32c3Alloc => "esp32c3-alloc",
+            Kind::Esp32c3Wifi => "esp32c3-wifi",
+            Kind::Esp32c3WifiDefmt => "esp32c3-wifi-defmt",
+            Kind::Esp32c2WifiDefmt => "esp32c2-wifi-defmt",
+            Kind::Esp32c6Wifi => "esp32c6-wifi",
+            Kind::Esp32h2EmbassyAllocDefmt => "esp32h2-embassy-alloc-defmt",
             Kind::Uno => "uno",
             Kind::UnoAddresses => "uno-addresses",
             Kind::Mega2560 => "mega2560",
@@ -81,6 +109,20 @@ impl Kind {
         match self {
             Kind::Esp32c3Defmt => &["-o", "log=defmt"],
             Kind::PicoEmbassy | Kind::Pico2Embassy => &["-o", "async=embassy"],
+            _ => &[],
+        }
+    }
+
+    /// The `-o <option>=<choice>` arguments of `nixflash new`.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Esp32c3Defmt => &["-o", "log=defmt"],
+            Kind::Esp32c3Alloc => &["-o", "alloc"],
+            Kind::Esp32c3Wifi | Kind::Esp32c6Wifi => &["-o", "wifi"],
+            Kind::Esp32c3WifiDefmt | Kind::Esp32c2WifiDefmt => &["-o", "wifi", "-o", "log=defmt"],
+            Kind::Esp32h2EmbassyAllocDefmt => {
+                &["-o", "async=embassy", "-o", "alloc", "-o", "log=defmt"]
+            }
             _ => &[],
         }
     }
@@ -129,8 +171,36 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         )
         .unwrap();
     }
-    let elf = compile::compile(board, &project, "fw")?.elf;
-    Ok(Built { project, elf })
+    let compiled = compile::compile(board, &project, "fw")?;
+    let size = nixflash::size::analyze_file(&compiled.elf, board).map_err(|e| format!("{e:#}"))?;
+    super::measured(&format!(
+        "firmware {} ({}): compiled in {:.1} s ({:.1} s of CPU); flash {} of {} bytes, RAM {} \
+         of {} bytes",
+        kind.name(),
+        kind.options().join(" "),
+        compiled.took.as_secs_f64(),
+        compiled.cpu.as_secs_f64(),
+        size.flash.used,
+        size.flash.total,
+        size.ram.used,
+        size.ram.total
+    ));
+    if !size.fits() {
+        return Err(format!(
+            "the {} firmware does not fit the {}: flash {} of {} bytes, RAM {} of {}",
+            kind.name(),
+            board.id,
+            size.flash.used,
+            size.flash.total,
+            size.ram.used,
+            size.ram.total
+        ));
+    }
+    Ok(Built {
+        project,
+        elf: compiled.elf,
+        board: board.id.clone(),
+    })
 }
 
 /// Compiles the AVR project at `project` (arduino-hal from the avr-hal bundle) with the real

@@ -19,7 +19,7 @@ fn espflash_makes_an_image_of_the_rendered_esp32c3_project() {
             "espflash is not on PATH (cargo install espflash --locked)",
         );
     }
-    let Built { project, elf } = match build(Kind::Esp32c3) {
+    let Built { project, elf, .. } = match build(Kind::Esp32c3) {
         Ok(b) => b,
         Err(why) => return skip(name, &why),
     };

@@ -29,7 +29,7 @@ fn wifi_project(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, st
         );
         return None;
     }
-    let Built { project, elf } = match build(Kind::Esp32c3) {
+    let Built { project, elf, .. } = match build(Kind::Esp32c3) {
         Ok(b) => b,
         Err(why) => {
             skip(test, &why);
