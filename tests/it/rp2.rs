@@ -1,8 +1,8 @@
-//! The Raspberry Pi Pico family for real: the rendered `pico` and `pico2` projects compiled with the
-//! real compiler, flashed by `nixflash flash` onto a folder made to look like the chip's mounted
-//! boot drive, the UF2 file found there read back block by block (by this file's own reader) and
-//! compared with the ELF's loadable bytes, and the Pico's firmware run from that UF2 file in the
-//! rp2040js emulator (tests/rp2040/run.mjs, with the boot ROM from ../shared/fixtures).
+//! The Raspberry Pi Pico family for real: the rendered `pico` and `pico2` projects, plain and with
+//! `-o async=embassy`, compiled with the real compiler, flashed by `nixflash flash` onto a folder
+//! made to look like the chip's mounted boot drive, the UF2 file found there read back block by
+//! block (by this file's own reader) and compared with the ELF's loadable bytes, and the Pico's
+//! firmware run from that UF2 file in the rp2040js emulator (tests/it/common/rp2040.rs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::firmware::{build, Kind};
-use crate::common::{self, offline, process::run_bounded, process::text, skip};
+use crate::common::{self, process::run_bounded, process::text, rp2040, skip};
 
 const RP2040: u32 = 0xe48b_ff56;
 const RP2350_ARM_S: u32 = 0xe48b_ff59;
@@ -183,83 +183,91 @@ fn pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
     }
 
     // The firmware from the drive, in the emulator: the greeting on UART0, GPIO25 every 500 ms.
-    let Some(events) = rp2040js(test, &uf2, 2600) else {
+    let Some(events) = rp2040::run(test, &uf2, 2600) else {
         return;
     };
-    let lines: Vec<&str> = events.iter().filter_map(|e| e["line"].as_str()).collect();
-    assert_eq!(
-        lines[0], "Hello from fw on the Raspberry Pi Pico!",
-        "{lines:?}"
-    );
-    assert!(lines[1..]
-        .iter()
-        .all(|l| *l == "GPIO25 is high" || *l == "GPIO25 is low"));
-    let toggles: Vec<(f64, i64)> = events
-        .iter()
-        .filter(|e| e["gpio"] == 25)
-        .map(|e| (e["t"].as_f64().unwrap(), e["level"].as_i64().unwrap()))
-        .collect();
-    // The first is the pin set up as an output (low); then it toggles.
-    let changes: Vec<f64> = toggles[1..].iter().map(|(t, _)| *t).collect();
-    assert!(changes.len() >= 5, "{toggles:?}");
-    let halves: Vec<f64> = changes.windows(2).map(|w| (w[1] - w[0]) / 1e6).collect();
-    for h in &halves {
-        assert!(
-            (h - 500.0).abs() < 5.0,
-            "GPIO25 toggled after {h} ms: {halves:?}"
-        );
-    }
-    let mean = halves.iter().sum::<f64>() / halves.len() as f64;
+    let mean = rp2040::blinks(&events, "Hello from fw on the Raspberry Pi Pico!");
     crate::common::measured(&format!(
         "pico blinky in rp2040js: GPIO25 toggles every {mean:.3} ms"
     ));
 }
 
-/// Runs tests/rp2040/run.mjs on `uf2` for `millis` simulated milliseconds: its events, or None
-/// after [`skip`].
-fn rp2040js(test: &str, uf2: &Path, millis: u32) -> Option<Vec<serde_json::Value>> {
-    let dir = common::repo().join("tests/rp2040");
-    let rom = offline::shared().map(|s| s.join("fixtures/rp2040-bootrom-b1.bin"));
-    let why = match &rom {
-        Err(why) => Some(why.clone()),
-        Ok(rom) if !rom.is_file() => Some(format!("{} is missing", rom.display())),
-        Ok(_) if !common::on_path("node") => Some("node is not installed".into()),
-        Ok(_) if !dir.join("node_modules/rp2040js").is_dir() => Some(format!(
-            "rp2040js is not installed (npm ci --prefix {})",
-            dir.display()
-        )),
-        Ok(_) => None,
+#[test]
+fn pico_embassy_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
+    let test = "pico_embassy_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js";
+    let built = match build(Kind::PicoEmbassy) {
+        Ok(b) => b,
+        Err(why) => return skip(test, &why),
     };
-    if let Some(why) = why {
-        skip(test, &why);
-        return None;
-    }
-    let o = run_bounded(
-        Command::new("node")
-            .arg(dir.join("run.mjs"))
-            .arg(rom.unwrap())
-            .arg(uf2)
-            .arg(millis.to_string()),
-        Duration::from_secs(300),
-    );
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "run.mjs: {out}{err}");
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
-    let end = events.last().unwrap();
+    let (project, elf) = (built.project, built.elf);
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("embassy-rp = "), "{manifest}");
+    let tmp = tempfile::tempdir().unwrap();
+    let drive = boot_drive(tmp.path(), "RPI-RP2", "RPI-RP2");
+    let o = flash(&project, &elf, &drive);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let uf2 = drive.join("fw.uf2");
+    let blocks = read_uf2(&std::fs::read(&uf2).unwrap(), RP2040);
+    same_bytes(&blocks, &elf);
+    // The boot ROM runs the first 256 bytes of flash only when their last word is the CRC-32
+    // (MPEG-2) of the 252 before: the project's boot2, not none and not two.
+    let boot2 = &blocks[0].data;
     assert_eq!(
-        end["end"].as_f64().map(|t| t >= f64::from(millis) * 1e6),
-        Some(true)
+        crc32_mpeg2(&boot2[..252]).to_le_bytes(),
+        boot2[252..256],
+        "no valid boot2 at the start of flash"
     );
-    Some(events)
+    let board = nixflash::board::Database::builtin().unwrap();
+    let size = nixflash::size::analyze_file(&elf, board.get("pico").unwrap()).unwrap();
+    crate::common::measured(&format!("pico embassy blinky: {size}"));
+
+    let Some(events) = rp2040::run(test, &uf2, 2600) else {
+        return;
+    };
+    let mean = rp2040::blinks(&events, "Hello from fw on the Raspberry Pi Pico!");
+    crate::common::measured(&format!(
+        "pico embassy blinky in rp2040js: GPIO25 toggles every {mean:.3} ms"
+    ));
+}
+
+/// CRC-32/MPEG-2 (polynomial 0x04c11db7, not reflected, from all ones), as the RP2040's boot ROM
+/// checks boot2.
+fn crc32_mpeg2(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 #[test]
 fn pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores() {
-    let test = "pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores";
-    let built = match build(Kind::Pico2) {
+    pico2_flashes(
+        "pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores",
+        Kind::Pico2,
+    );
+}
+
+#[test]
+fn pico2_embassy_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores() {
+    pico2_flashes(
+        "pico2_embassy_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores",
+        Kind::Pico2Embassy,
+    );
+}
+
+/// The Pico 2 project `kind`, compiled, flashed onto a boot drive: refused by an RP2040's, taken by
+/// an RP2350's as a UF2 file for the Arm cores that holds the ELF's bytes and, in the first 4 KiB
+/// of flash, the image definition the boot ROM looks for.
+fn pico2_flashes(test: &str, kind: Kind) {
+    let built = match build(kind) {
         Ok(b) => b,
         Err(why) => return skip(test, &why),
     };
@@ -277,6 +285,9 @@ fn pico2_blinky_compiles_and_flashes_a_uf2_for_the_rp2350_arm_cores() {
     assert!(o.status.success(), "{:?}", text(&o));
     let blocks = read_uf2(&std::fs::read(drive.join("fw.uf2")).unwrap(), RP2350_ARM_S);
     same_bytes(&blocks, &elf);
+    let board = nixflash::board::Database::builtin().unwrap();
+    let size = nixflash::size::analyze_file(&elf, board.get("pico2").unwrap()).unwrap();
+    crate::common::measured(&format!("{kind:?} firmware: {size}"));
     // The boot ROM looks for the image definition (a block from 0xffffded3 to 0xab123579) in the
     // first 4 KiB of flash.
     let first: Vec<u8> = blocks

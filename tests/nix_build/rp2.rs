@@ -1,26 +1,32 @@
-//! A Raspberry Pi Pico project built by real Nix (nix-offline): the ELF and the UF2 file in
-//! `$out/bin`, the UF2 made in the derivation by the flake's picotool call (stood in by the host's
-//! elf2uf2-rs, tests/fixtures/nix-offline/overlay.nix), equal to the one `nixflash flash` writes
-//! onto a boot drive, and the size report placed by the family's memory map.
+//! A Raspberry Pi Pico project with `-o async=embassy` (embassy-rp, the blinky as an async task)
+//! built by real Nix (nix-offline) from scratch: the ELF and the UF2 file in `$out/bin`, the UF2
+//! made in the derivation by the flake's picotool call (stood in by the host's elf2uf2-rs,
+//! tests/fixtures/nix-offline/overlay.nix), equal to the one `nixflash flash` writes onto a boot
+//! drive, the size report placed by the family's memory map, and that UF2 file run in rp2040js:
+//! the greeting, then GPIO25 toggling every 500 ms ± 1 %. The Pico's plain blinky (no options) is
+//! covered by the compiled-firmware tests (tests/it/rp2.rs), which cost a Nix build less.
 
 use std::fs;
 
-use super::{from_scratch, ready, run_ok, size_line};
+use super::{from_scratch_with, ready, run_ok, size_line};
 use crate::common;
 
 #[test]
-fn pico_builds_an_elf_and_its_uf2_offline() {
-    let test = "pico_builds_an_elf_and_its_uf2_offline";
+fn pico_embassy_builds_an_elf_and_its_uf2_offline_and_blinks_in_rp2040js() {
+    let test = "pico_embassy_builds_an_elf_and_its_uf2_offline_and_blinks_in_rp2040js";
     let Some(off) = ready(test, &["git", "flip-link", "elf2uf2-rs"]) else {
         return;
     };
 
-    let built = from_scratch(off, "pico", "pico", &[]);
+    let built = from_scratch_with(off, "pico", "pico", &["-o", "async=embassy"], &[]);
     let err = &built.log;
     let p = built.copy();
+    let manifest = fs::read_to_string(p.dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("embassy-executor = "), "{manifest}");
     let bin = p.dir.join("result/bin");
     let elf = bin.join(format!("{}.elf", p.name));
-    let uf2 = fs::read(bin.join(format!("{}.uf2", p.name))).unwrap();
+    let uf2_path = bin.join(format!("{}.uf2", p.name));
+    let uf2 = fs::read(&uf2_path).unwrap();
     let data = fs::read(&elf).unwrap();
     assert_eq!(u16::from_le_bytes([data[18], data[19]]), 40, "an ARM ELF");
     assert_eq!(uf2.len() % 512, 0);
@@ -43,5 +49,19 @@ fn pico_builds_an_elf_and_its_uf2_offline() {
     let (flash, ram) = size_line(err);
     assert!(flash > 256 && (flash as usize) <= uf2.len() / 2, "{flash}");
     assert!(ram > 0 && ram < 4096, "{ram}");
-    crate::common::measured(&format!("{} is {flash} B of flash, {ram} B of RAM", p.name));
+    common::measured(&format!(
+        "{} (async=embassy) is {flash} B of flash, {ram} B of RAM",
+        p.name
+    ));
+
+    // The UF2 file Nix made, in the emulator.
+    let Some(events) = common::rp2040::run(test, &uf2_path, 2600) else {
+        return;
+    };
+    let greeting = format!("Hello from {} on the Raspberry Pi Pico!", p.name);
+    let mean = common::rp2040::blinks(&events, &greeting);
+    common::measured(&format!(
+        "{} (async=embassy, built by Nix) in rp2040js: GPIO25 toggles every {mean:.3} ms",
+        p.name
+    ));
 }

@@ -35,6 +35,10 @@ pub enum Kind {
     Pico,
     /// `nixflash new fw --board pico2` as it is.
     Pico2,
+    /// `nixflash new fw --board pico -o async=embassy` as it is.
+    PicoEmbassy,
+    /// `nixflash new fw --board pico2 -o async=embassy` as it is.
+    Pico2Embassy,
 }
 
 /// A built project: its folder (package `fw`) and a copy of its ELF.
@@ -51,8 +55,8 @@ impl Kind {
             Kind::Uno | Kind::UnoAddresses => "uno",
             Kind::Mega2560 => "mega2560",
             Kind::Leonardo => "leonardo",
-            Kind::Pico => "pico",
-            Kind::Pico2 => "pico2",
+            Kind::Pico | Kind::PicoEmbassy => "pico",
+            Kind::Pico2 | Kind::Pico2Embassy => "pico2",
         }
     }
 
@@ -67,6 +71,17 @@ impl Kind {
             Kind::Leonardo => "leonardo",
             Kind::Pico => "pico",
             Kind::Pico2 => "pico2",
+            Kind::PicoEmbassy => "pico-embassy",
+            Kind::Pico2Embassy => "pico2-embassy",
+        }
+    }
+
+    /// The `-o <option>=<choice>` arguments of `nixflash new`.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Esp32c3Defmt => &["-o", "log=defmt"],
+            Kind::PicoEmbassy | Kind::Pico2Embassy => &["-o", "async=embassy"],
+            _ => &[],
         }
     }
 }
@@ -92,9 +107,7 @@ fn build_now(kind: Kind) -> Result<Built, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut args = vec!["new", "fw", "--board", kind.board(), "--no-git"];
-    if kind == Kind::Esp32c3Defmt {
-        args.extend(["--log", "defmt"]);
-    }
+    args.extend(kind.options());
     let o = run_bounded(
         nixflash()
             .args(&args)

@@ -7,6 +7,7 @@ pub mod fixture;
 pub mod offline;
 pub mod process;
 pub mod pty;
+pub mod rp2040;
 pub mod shared;
 pub mod sim;
 pub mod tmpfs;
