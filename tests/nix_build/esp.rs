@@ -215,8 +215,34 @@ fn esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware() {
     let Some(off) = ready(test, &["git", "espflash"]) else {
         return;
     };
-    let built = super::from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &[]);
+    // `--json` as the from-scratch test builds it: whichever asks first builds it for both.
+    let built = super::from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
+    secrets_stay_out(off, &built.copy());
+}
+
+/// The same proof on the ESP32-C3 blinky that [`esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware`]
+/// built (shared: nothing more is built), given the Wi-Fi project's partition table by hand and
+/// git-added: the partition table and the settings change nothing Nix builds.
+#[test]
+fn esp32c3_settings_partition_keeps_secrets_out_of_the_store() {
+    let test = "esp32c3_settings_partition_keeps_secrets_out_of_the_store";
+    let Some(off) = ready(test, &["git", "espflash"]) else {
+        return;
+    };
+    let built = from_scratch(off, "esp32c3", "esp32c3", &["--json"]);
     let p = built.copy();
+    fs::copy(
+        common::repo().join("templates/esp-riscv/partitions.csv.jinja"),
+        p.dir.join("partitions.csv"),
+    )
+    .unwrap();
+    super::git_add(&p, "partitions.csv");
+    secrets_stay_out(off, &p);
+}
+
+/// `nixflash image` (building first) twice in the project `p`, which has a settings partition:
+/// see [`esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware`].
+fn secrets_stay_out(off: &NixOffline, p: &super::Project) {
     let settings = 0xe000..0xf000;
     let (one, two) = (secret(), secret());
 

@@ -109,14 +109,6 @@ impl Kind {
         match self {
             Kind::Esp32c3Defmt => &["-o", "log=defmt"],
             Kind::PicoEmbassy | Kind::Pico2Embassy => &["-o", "async=embassy"],
-            _ => &[],
-        }
-    }
-
-    /// The `-o <option>=<choice>` arguments of `nixflash new`.
-    pub fn options(self) -> &'static [&'static str] {
-        match self {
-            Kind::Esp32c3Defmt => &["-o", "log=defmt"],
             Kind::Esp32c3Alloc => &["-o", "alloc"],
             Kind::Esp32c3Wifi | Kind::Esp32c6Wifi => &["-o", "wifi"],
             Kind::Esp32c3WifiDefmt | Kind::Esp32c2WifiDefmt => &["-o", "wifi", "-o", "log=defmt"],

@@ -70,3 +70,56 @@ pub(super) fn refused(o: &Output, says: &str) {
         "{stderr}"
     );
 }
+
+/// A Wi-Fi project's templates carry the settings: the partition table and the firmware's
+/// reader (only with `wifi=on`), the README's section on settings and secrets, the flake's flash
+/// app with the partition table, and .gitignore keeping settings.toml and images out of git.
+#[test]
+fn the_wifi_project_renders_its_settings_files_and_no_other_project_does() {
+    use nixflash::render::{render_sources, Project};
+    let db = nixflash::board::Database::builtin().unwrap();
+    let c3 = db.get("esp32c3").unwrap();
+    let files = |p: &Project| -> std::collections::BTreeMap<String, String> {
+        render_sources(c3, p)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path.display().to_string(), f.contents))
+            .collect()
+    };
+    let wifi = files(
+        &Project::new("lamp")
+            .with_option("wifi", "on")
+            .with_option("async", "embassy")
+            .with_option("alloc", "on"),
+    );
+    let table =
+        std::fs::read_to_string(repo().join("templates/esp-riscv/partitions.csv.jinja")).unwrap();
+    assert_eq!(wifi["partitions.csv"], table);
+    assert!(wifi["src/settings.rs"].contains("pub fn parse(region: &[u8])"));
+    let readme = &wifi["README.md"];
+    for says in [
+        "## Settings and secrets",
+        "nixflash flash --set ssid=MyNetwork --set password=secret",
+        "NIXFLASH_SET_<KEY>",
+        "| `name` | the device's name (default `lamp`) |",
+        "(`lamp-esp32c3-devkitm-1.bin` here",
+        "bytes 0..4 the magic `NXFS`",
+    ] {
+        assert!(
+            readme.contains(says),
+            "no `{says}` in the README:\n{readme}"
+        );
+    }
+    assert!(
+        wifi["flake.nix"].contains("--partition-table ${./partitions.csv} \"$@\""),
+        "{}",
+        wifi["flake.nix"]
+    );
+    assert!(wifi[".gitignore"].contains("\n/settings.toml\n/*.bin\n"));
+
+    let plain = files(&Project::new("lamp"));
+    assert!(!plain.contains_key("partitions.csv") && !plain.contains_key("src/settings.rs"));
+    assert!(!plain["README.md"].contains("Settings and secrets"));
+    assert!(!plain["flake.nix"].contains("partition-table"));
+    assert!(plain[".gitignore"].contains("\n/settings.toml\n"));
+}
