@@ -1,4 +1,5 @@
-//! ESP32 RISC-V boards built by real Nix. The ESP32-C3 from scratch: its ELF accepted by
+//! ESP32 RISC-V boards built by real Nix. The ESP32-C3 Wi-Fi project (`-o wifi`: esp-radio,
+//! embassy, a heap) from scratch, the one ESP project CI builds with Nix: its ELF accepted by
 //! `espflash save-image`, its size report counting only loaded sections, a rebuild after an edit of
 //! src/ compiling only the project's crate (riscv-rt's build script would make cargo rebuild it
 //! and esp-hal: see the template), and `nix flake check`. The ESP32-C6 shares the family's flake
@@ -10,7 +11,7 @@ use std::fs;
 use std::process::Command;
 
 use super::{
-    flake_check, from_scratch, new_project, ready, rebuild_after_an_edit, run_ok, FromScratch,
+    flake_check, from_scratch_with, new_project, ready, rebuild_after_an_edit, run_ok, FromScratch,
 };
 use crate::common::{self, offline::NixOffline};
 
@@ -20,7 +21,8 @@ fn esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware() {
     let Some(off) = ready(test, &["git", "espflash"]) else {
         return;
     };
-    let built = from_scratch(off, "esp32c3", "esp32c3", &["--json"]);
+    // The Wi-Fi project: whichever of this test and the secrets test asks first builds it.
+    let built = from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
     assert!(!built.had_std_lock);
     let p = built.copy();
     assert!(
@@ -216,28 +218,8 @@ fn esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware() {
         return;
     };
     // `--json` as the from-scratch test builds it: whichever asks first builds it for both.
-    let built = super::from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
+    let built = from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
     secrets_stay_out(off, &built.copy());
-}
-
-/// The same proof on the ESP32-C3 blinky that [`esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware`]
-/// built (shared: nothing more is built), given the Wi-Fi project's partition table by hand and
-/// git-added: the partition table and the settings change nothing Nix builds.
-#[test]
-fn esp32c3_settings_partition_keeps_secrets_out_of_the_store() {
-    let test = "esp32c3_settings_partition_keeps_secrets_out_of_the_store";
-    let Some(off) = ready(test, &["git", "espflash"]) else {
-        return;
-    };
-    let built = from_scratch(off, "esp32c3", "esp32c3", &["--json"]);
-    let p = built.copy();
-    fs::copy(
-        common::repo().join("templates/esp-riscv/partitions.csv.jinja"),
-        p.dir.join("partitions.csv"),
-    )
-    .unwrap();
-    super::git_add(&p, "partitions.csv");
-    secrets_stay_out(off, &p);
 }
 
 /// `nixflash image` (building first) twice in the project `p`, which has a settings partition:
