@@ -225,6 +225,13 @@ pub fn run_new(a: Args) -> Result<u8> {
             super::path(&created.root)
         );
     }
+    let table = created.root.join("partitions.csv");
+    if let Ok(Some(_)) = nixflash::settings::partitions::settings_region(&table) {
+        super::outln!(
+            "  nixflash flash --set ssid=<network> --set password=<secret>   \
+             (settings go onto the board, never into the build: see the README)"
+        );
+    }
     Ok(0)
 }
 

@@ -4,7 +4,7 @@
 //! - ESP32-C3: `-o wifi` and `-o wifi -o log=defmt` (real Nix builds `-o wifi` in
 //!   tests/nix_build.rs), `-o alloc` (the blocking blinky with a heap; `log=defmt` alone is
 //!   tests/it/firmware.rs's);
-//! - ESP32-C6: `-o wifi`;
+//! - ESP32-C6: `-o wifi -o log=defmt` (so that every chip compiles `log=defmt` with an option);
 //! - ESP32-H2 (no Wi-Fi): `-o async=embassy -o alloc -o log=defmt`.
 //!
 //! Each firmware fits its board, carries the strings its program prints (as defmt frames' table
@@ -50,10 +50,10 @@ fn esp32c2_wifi_defmt_project_compiles_to_a_merged_image() {
 }
 
 #[test]
-fn esp32c6_wifi_project_compiles_to_a_merged_image() {
-    let test = "esp32c6_wifi_project_compiles_to_a_merged_image";
-    if let Some(built) = built(test, Kind::Esp32c6Wifi) {
-        wifi_checks(test, &built, false);
+fn esp32c6_wifi_defmt_project_compiles_to_a_merged_image() {
+    let test = "esp32c6_wifi_defmt_project_compiles_to_a_merged_image";
+    if let Some(built) = built(test, Kind::Esp32c6WifiDefmt) {
+        wifi_checks(test, &built, true);
     }
 }
 

@@ -30,7 +30,7 @@ pub enum Kind {
     /// `nixflash new fw --board esp32c2 -o wifi -o log=defmt`.
     Esp32c2WifiDefmt,
     /// `nixflash new fw --board esp32c6 -o wifi`.
-    Esp32c6Wifi,
+    Esp32c6WifiDefmt,
     /// `nixflash new fw --board esp32h2 -o async=embassy -o alloc -o log=defmt`.
     Esp32h2EmbassyAllocDefmt,
     /// The ESP32-C3 project with tests/fixtures/firmware/esp32c3-addresses.rs as src/main.rs.
@@ -72,7 +72,7 @@ impl Kind {
             | Kind::Esp32c3Wifi
             | Kind::Esp32c3WifiDefmt => "esp32c3",
             Kind::Esp32c2WifiDefmt => "esp32c2",
-            Kind::Esp32c6Wifi => "esp32c6",
+            Kind::Esp32c6WifiDefmt => "esp32c6",
             Kind::Esp32h2EmbassyAllocDefmt => "esp32h2",
             Kind::Uno | Kind::UnoAddresses => "uno",
             Kind::Mega2560 => "mega2560",
@@ -91,7 +91,7 @@ impl Kind {
             Kind::Esp32c3Wifi => "esp32c3-wifi",
             Kind::Esp32c3WifiDefmt => "esp32c3-wifi-defmt",
             Kind::Esp32c2WifiDefmt => "esp32c2-wifi-defmt",
-            Kind::Esp32c6Wifi => "esp32c6-wifi",
+            Kind::Esp32c6WifiDefmt => "esp32c6-wifi-defmt",
             Kind::Esp32h2EmbassyAllocDefmt => "esp32h2-embassy-alloc-defmt",
             Kind::Uno => "uno",
             Kind::UnoAddresses => "uno-addresses",
@@ -110,8 +110,10 @@ impl Kind {
             Kind::Esp32c3Defmt => &["-o", "log=defmt"],
             Kind::PicoEmbassy | Kind::Pico2Embassy => &["-o", "async=embassy"],
             Kind::Esp32c3Alloc => &["-o", "alloc"],
-            Kind::Esp32c3Wifi | Kind::Esp32c6Wifi => &["-o", "wifi"],
-            Kind::Esp32c3WifiDefmt | Kind::Esp32c2WifiDefmt => &["-o", "wifi", "-o", "log=defmt"],
+            Kind::Esp32c3Wifi => &["-o", "wifi"],
+            Kind::Esp32c3WifiDefmt | Kind::Esp32c2WifiDefmt | Kind::Esp32c6WifiDefmt => {
+                &["-o", "wifi", "-o", "log=defmt"]
+            }
             Kind::Esp32h2EmbassyAllocDefmt => {
                 &["-o", "async=embassy", "-o", "alloc", "-o", "log=defmt"]
             }
