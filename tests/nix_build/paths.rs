@@ -2,8 +2,8 @@
 //! files as in the project (`src/main.rs`), its dependencies as `<crate>-<version>/src/...`,
 //! never the Nix build folder (`/tmp/nix-build-<name>.drv-0/source/...`) nor the vendored
 //! crates' store path (`/nix/store/<hash>-vendor-cargo-deps/<hash>/...`), so that the monitor's
-//! annotations read the same from every checkout. Checked on the Uno's and the ESP32-C3's builds
-//! from scratch.
+//! annotations read the same from every checkout. Checked on the Uno's and the ESP32-C3 Wi-Fi
+//! project's builds from scratch.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection};
 
-use super::{from_scratch, ready, FromScratch};
+use super::{from_scratch_with, ready, FromScratch};
 
 #[test]
 fn uno_elf_names_sources_as_in_the_project_and_crates_by_version() {
@@ -28,9 +28,9 @@ fn esp32c3_elf_names_sources_as_in_the_project_and_crates_by_version() {
     let Some(off) = ready(test, &["git"]) else {
         return;
     };
-    // The same build from scratch as esp.rs's (the same arguments).
-    let built = from_scratch(off, "esp32c3", "esp32c3", &["--json"]);
-    check_source_paths(&built, &["esp-hal-", "riscv-rt-"]);
+    // The same build from scratch as esp.rs's (the Wi-Fi project, the same arguments).
+    let built = from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
+    check_source_paths(&built, &["esp-hal-", "riscv-rt-", "esp-radio-"]);
 }
 
 /// The built ELF's source paths are `src/main.rs` for the project and `<crate>-<version>/...`
