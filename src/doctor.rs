@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::board::family::UsbVendor;
 use crate::board::{Board, FlashTool};
 use crate::context::Context;
 use crate::git::{self, Git};
@@ -250,13 +251,19 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         for c in serial_checks() {
             add(c);
         }
-        if board.is_some_and(|b| b.family().flasher.tool == FlashTool::Picotool) {
-            add(udev_check(&[
-                Path::new("/etc/udev/rules.d"),
-                Path::new("/run/udev/rules.d"),
-                Path::new("/lib/udev/rules.d"),
-                Path::new("/usr/lib/udev/rules.d"),
-            ]));
+        if let Some((f, vendor)) =
+            board.and_then(|b| Some((b.family(), b.family().usb_vendor.as_ref()?)))
+        {
+            add(udev_check(
+                &f.id,
+                vendor,
+                &[
+                    Path::new("/etc/udev/rules.d"),
+                    Path::new("/run/udev/rules.d"),
+                    Path::new("/lib/udev/rules.d"),
+                    Path::new("/usr/lib/udev/rules.d"),
+                ],
+            ));
         }
     }
     checks
@@ -431,12 +438,19 @@ fn serial_checks() -> Vec<Check> {
     }]
 }
 
-/// The udev rule that lets a logged-in user reach Raspberry Pi's USB devices (vendor 2e8a).
-pub const RP2_UDEV_RULE: &str = r#"SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a", TAG+="uaccess""#;
+/// The udev rule that lets a logged-in user reach a vendor's USB devices.
+pub fn udev_rule(vendor: &UsbVendor) -> String {
+    format!(
+        r#"SUBSYSTEM=="usb", ATTRS{{idVendor}}=="{}", TAG+="uaccess""#,
+        vendor.id
+    )
+}
 
-/// Whether a udev rule in `dirs` gives access to Raspberry Pi's USB devices (vendor 2e8a): what
-/// picotool needs to talk to the boot ROM without root. The boot drive needs none.
-fn udev_check(dirs: &[&Path]) -> Check {
+/// Whether a udev rule in `dirs` gives access to the USB devices of the family's `vendor` (RP2:
+/// Raspberry Pi's, 2e8a): what picotool needs to talk to the boot ROM without root. The boot
+/// drive needs none.
+fn udev_check(family: &str, vendor: &UsbVendor, dirs: &[&Path]) -> Check {
+    let (id, who) = (&vendor.id, &vendor.name);
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -446,22 +460,26 @@ fn udev_check(dirs: &[&Path]) -> Check {
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             let rule = text.lines().find(|l| {
-                !l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains("\"2e8a\"")
+                !l.trim_start().starts_with('#')
+                    && l.to_ascii_lowercase().contains(&format!("\"{id}\""))
             });
             if rule.is_some() {
                 return Check::ok(format!(
-                    "udev: {} has a rule for Raspberry Pi's USB devices (2e8a)",
+                    "udev: {} has a rule for {who}'s USB devices ({id})",
                     f.display()
                 ));
             }
         }
     }
     Check::warn(
-        "udev: no rule gives you access to Raspberry Pi's USB devices (vendor 2e8a): copying onto \
-         the boot drive works, picotool needs root",
         format!(
-            "echo '{RP2_UDEV_RULE}' | sudo tee /etc/udev/rules.d/60-rp2.rules && sudo udevadm \
-             control --reload && sudo udevadm trigger"
+            "udev: no rule gives you access to {who}'s USB devices (vendor {id}): copying onto the \
+             boot drive works, picotool needs root"
+        ),
+        format!(
+            "echo '{}' | sudo tee /etc/udev/rules.d/60-{family}.rules && sudo udevadm control \
+             --reload && sudo udevadm trigger",
+            udev_rule(vendor)
         ),
     )
 }
@@ -491,6 +509,10 @@ mod tests {
     #[test]
     fn the_rp2_udev_rule_is_found_or_given_as_the_fix() {
         let tmp = tempfile::tempdir().unwrap();
+        let db = crate::board::Database::load(None).unwrap();
+        let rp2 = db.families().find(|f| f.id == "rp2").unwrap();
+        let vendor = rp2.usb_vendor.as_ref().unwrap();
+        let udev_check = |dirs: &[&Path]| udev_check("rp2", vendor, dirs);
         let none = udev_check(&[tmp.path(), Path::new("/nonexistent")]);
         assert_eq!(none.status, Status::Warn);
         let fix = none.fix.unwrap();
@@ -502,7 +524,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(udev_check(&[tmp.path()]).status, Status::Warn);
-        std::fs::write(tmp.path().join("60-picotool.rules"), RP2_UDEV_RULE).unwrap();
+        std::fs::write(tmp.path().join("60-picotool.rules"), udev_rule(vendor)).unwrap();
         let found = udev_check(&[tmp.path()]);
         assert_eq!(found.status, Status::Ok);
         assert!(found.what.contains("60-picotool.rules"), "{found:?}");

@@ -116,7 +116,12 @@ pub fn board_for(
                project";
     let Some(chip) = chip(&data) else {
         let what = crate::flash::elf_machine(&data)
-            .map(|m| format!("{} firmware", crate::board::family::elf_machine_name(m)))
+            .map(|m| {
+                format!(
+                    "{} firmware",
+                    crate::board::family::elf_machine_name(db.families(), m)
+                )
+            })
             .unwrap_or_else(|| "not an ELF file".into());
         return Err(Failure::new(format!(
             "which board is {} for? It is {what}, and does not say its chip",

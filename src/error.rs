@@ -68,14 +68,6 @@ macro_rules! fail {
     };
 }
 
-/// Returns early with [`fail!`].
-#[macro_export]
-macro_rules! bail_hint {
-    ($($t:tt)*) => {
-        return Err($crate::fail!($($t)*))
-    };
-}
-
 /// Something that knows what went wrong (diagnoses) and what to do (hints), besides its message.
 pub trait Help {
     /// What is known about the cause, one line each.

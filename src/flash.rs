@@ -338,8 +338,6 @@ pub fn elf_machine(data: &[u8]) -> Option<u16> {
 #[derive(Debug)]
 pub struct Outcome {
     pub flasher: Flasher,
-    /// The command line run, as a shell would show it.
-    pub command: String,
     /// The flasher's exit code (128 + the signal if a signal ended it).
     pub code: i32,
 }
@@ -385,11 +383,7 @@ pub fn flash(
     let code = cmd
         .attached()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;
-    Ok(Outcome {
-        flasher,
-        command: shown,
-        code,
-    })
+    Ok(Outcome { flasher, code })
 }
 
 #[cfg(test)]

@@ -167,7 +167,8 @@ pub struct Untracked {
     pub ignored: Vec<PathBuf>,
 }
 
-/// Files a build always reads, whether they are ignored or not.
+/// Files a build always reads, whether they are ignored or not (and the families' `files.init`,
+/// Ravedude.toml or build.rs, which the board data lists).
 const ALWAYS_NEEDED: &[&str] = &[
     "flake.nix",
     "flake.lock",
@@ -177,8 +178,6 @@ const ALWAYS_NEEDED: &[&str] = &[
     "rust-toolchain",
     ".cargo/config.toml",
     ".cargo/config",
-    "Ravedude.toml",
-    "build.rs",
     crate::std_lock::STD_LOCK,
 ];
 
@@ -244,7 +243,12 @@ pub fn untracked(flake_dir: &Path) -> Result<Untracked> {
         .collect();
 
     let mut wanted: Vec<String> = ALWAYS_NEEDED.iter().map(|s| s.to_string()).collect();
+    // And what `nixflash init` writes for a family (its `files.init`: Ravedude.toml, build.rs).
+    let db = crate::board::Database::load(Some(flake_dir))?;
+    wanted.extend(db.families().flat_map(|f| f.files.init.iter().cloned()));
     wanted.extend(refs.iter().map(|r| r.display().to_string()));
+    wanted.sort();
+    wanted.dedup();
     let mut args = vec![
         "ls-files",
         "-z",

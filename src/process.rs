@@ -113,7 +113,8 @@ impl Cmd {
         &self.program
     }
 
-    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
+    #[cfg(test)]
+    pub(crate) fn get_args(&self) -> impl Iterator<Item = &OsStr> {
         self.args.iter().map(OsString::as_os_str)
     }
 

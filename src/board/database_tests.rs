@@ -551,3 +551,40 @@ fn option_chips_are_chips_of_the_family_s_boards() {
         }
     }
 }
+
+#[test]
+fn family_facts_are_data_checked_at_load() {
+    let db = db_with(&[]).unwrap();
+    let pico = db.get("pico").unwrap();
+    let console = pico.monitor.console.as_deref();
+    assert_eq!(console, Some("UART0 (GP0 TX, GP1 RX)"));
+    let vendor = pico.family().usb_vendor.as_ref().unwrap();
+    assert_eq!(
+        (vendor.id.as_str(), vendor.name.as_str()),
+        ("2e8a", "Raspberry Pi")
+    );
+    assert!(db.get("uno").unwrap().family().usb_vendor.is_none());
+    let name = |m| crate::board::family::elf_machine_name(db.families(), m);
+    assert_eq!([name(83), name(243), name(40)], ["AVR", "RISC-V", "ARM"]);
+    assert_eq!(name(62), "ELF machine 62");
+
+    let text = builtin_source("families/esp-riscv").unwrap();
+    let bad_vendor = format!("usb-vendor = {{ id = \"2E8A\", name = \"x\" }}\n{text}");
+    let e = format!(
+        "{:#}",
+        Family::parse("x", &bad_vendor, "x.toml").unwrap_err()
+    );
+    assert!(
+        e.contains("`usb-vendor.id` `2E8A` is not four lowercase hex digits"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        db_with(&[(
+            "my.toml",
+            "inherit = \"uno\"\nid = \"x\"\n[monitor]\nconsole = \"D1/D0\"\n"
+        )])
+        .unwrap_err()
+    );
+    assert!(e.contains("set `usb-console = false`"), "{e}");
+}

@@ -22,6 +22,12 @@ pub struct Family {
     pub name: String,
     /// The `e_machine` of the family's firmware ELFs.
     pub elf_machine: u16,
+    /// What its messages call that machine ("AVR", "RISC-V").
+    pub machine_name: String,
+    /// The USB vendor of the chip's own USB devices (its boot ROM), which the flasher talks to
+    /// directly: `nixflash doctor` checks that a udev rule lets the user reach them.
+    #[serde(default)]
+    pub usb_vendor: Option<UsbVendor>,
     /// Address ranges by kind, for the size report; the first that holds an address decides.
     pub memory_map: Vec<Region>,
     /// Whether the bytes of sections in `other` ranges are part of the flash image.
@@ -47,6 +53,14 @@ pub struct Family {
     /// Values a board of the family may not change.
     #[serde(default)]
     pub fixed: toml::Table,
+}
+
+/// A USB vendor: its id (four hex digits, `"2e8a"`) and whose it is (`"Raspberry Pi"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbVendor {
+    pub id: String,
+    pub name: String,
 }
 
 /// What a range of addresses is.
@@ -327,6 +341,15 @@ impl Family {
     }
 
     fn check(&self) -> Result<()> {
+        if let Some(v) = &self.usb_vendor {
+            let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+            if v.id.len() != 4 || !v.id.chars().all(hex) {
+                bail!(
+                    "`usb-vendor.id` `{}` is not four lowercase hex digits",
+                    v.id
+                );
+            }
+        }
         if self.memory_map.is_empty() {
             bail!("`memory-map` is empty");
         }
@@ -435,19 +458,23 @@ impl Family {
 
     /// A name for the family's firmware in messages ("AVR", "RISC-V"): its ELF machine's.
     pub fn machine_name(&self) -> String {
-        elf_machine_name(self.elf_machine)
+        self.machine_name.clone()
     }
 }
 
-/// A name for an ELF machine in messages ("AVR", "RISC-V").
-pub fn elf_machine_name(machine: u16) -> String {
-    match machine {
-        83 => "AVR".into(),
-        243 => "RISC-V".into(),
-        40 => "ARM".into(),
-        62 => "x86-64".into(),
-        m => format!("ELF machine {m}"),
-    }
+/// A name for an ELF machine in messages: the `machine-name` of the family (in `families`) whose
+/// firmware it is ("AVR", "RISC-V"), else its number.
+pub fn elf_machine_name<'a>(
+    families: impl IntoIterator<Item = &'a Family>,
+    machine: u16,
+) -> String {
+    families
+        .into_iter()
+        .find(|f| f.elf_machine == machine)
+        .map_or_else(
+            || format!("ELF machine {machine}"),
+            |f| f.machine_name.clone(),
+        )
 }
 
 #[cfg(test)]

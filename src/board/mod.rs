@@ -61,7 +61,7 @@ pub struct FlashSpec {
     pub boot_drive: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct MonitorSpec {
     pub baud: u32,
@@ -69,6 +69,9 @@ pub struct MonitorSpec {
     /// boards whose USB is the chip itself, like the Leonardo, without a USB console).
     #[serde(default = "yes")]
     pub usb_console: bool,
+    /// Where the console is when it is not on USB, for messages: `"UART0 (GP0 TX, GP1 RX)"`.
+    #[serde(default)]
+    pub console: Option<String>,
 }
 
 fn yes() -> bool {
@@ -273,6 +276,9 @@ impl Board {
         }
         if !(self.docs.starts_with("https://") || self.docs.starts_with("http://")) {
             bail!("`docs` must be a URL, found `{}`", self.docs);
+        }
+        if self.monitor.usb_console && self.monitor.console.is_some() {
+            bail!("`monitor.console` says where the console is when it is not on USB: set `usb-console = false`");
         }
         if self.memory.flash == 0 || self.memory.ram == 0 {
             bail!("`memory.flash` and `memory.ram` must be above zero");

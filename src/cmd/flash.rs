@@ -242,10 +242,11 @@ fn flash_rp2(
         status(
             "Note",
             &format!(
-                "the {}'s greeting goes to UART0 (GP0 TX, GP1 RX), not to its USB port: connect a \
-                 USB-serial adapter there and run `nixflash monitor --port <the adapter's port> \
-                 --baud {}`",
-                board.name, board.monitor.baud
+                "the {}'s greeting goes to {}, not to its USB port: connect a USB-serial adapter \
+                 there and run `nixflash monitor --port <the adapter's port> --baud {}`",
+                board.name,
+                board.monitor.console.as_deref().unwrap_or("its TX/RX pins"),
+                board.monitor.baud
             ),
         );
     }

@@ -254,9 +254,5 @@ fn run_flasher(flasher: Flasher, cmd: Cmd) -> Result<Outcome> {
     let code = cmd
         .attached()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;
-    Ok(Outcome {
-        flasher,
-        command: shown,
-        code,
-    })
+    Ok(Outcome { flasher, code })
 }

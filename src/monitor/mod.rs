@@ -77,7 +77,7 @@ impl MonitorOptions {
 
 /// Why a monitor session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MonitorEnd {
+enum MonitorEnd {
     /// Ctrl-] or Ctrl-C typed on the terminal.
     Quit,
     /// SIGINT (Ctrl-C when the terminal is not in raw mode).
@@ -90,9 +90,9 @@ pub enum MonitorEnd {
     OutputClosed,
 }
 
-/// What happened in a monitor session.
+/// What happened in a monitor session: what its closing status line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MonitorReport {
+struct MonitorReport {
     pub end: MonitorEnd,
     /// Bytes read from the port.
     pub received: u64,
@@ -113,7 +113,7 @@ pub struct MonitorReport {
 ///   are, each `\n` as `eol`; its end does not end the session: SIGINT, SIGTERM or `duration` do.
 ///
 /// When the port vanishes (USB unplug) it waits for the same path to return and goes on.
-pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
+pub fn monitor(opts: &MonitorOptions) -> Result<()> {
     crate::interrupt::install();
     let _term = terminal::SigtermGuard::install();
     let started = Instant::now();
@@ -183,7 +183,7 @@ pub fn monitor(opts: &MonitorOptions) -> Result<MonitorReport> {
         ));
     }
     drop(raw);
-    result
+    result.map(drop)
 }
 
 /// The first open: errors are explained; a missing port is waited for up to `opts.wait`.

@@ -217,7 +217,8 @@ impl LineFormatter {
     }
 
     /// The same with another clock (for tests of the layout).
-    pub fn with_clock(timestamps: bool, clock: fn() -> String) -> Self {
+    #[cfg(test)]
+    fn with_clock(timestamps: bool, clock: fn() -> String) -> Self {
         LineFormatter {
             clock,
             ..LineFormatter::new(timestamps)

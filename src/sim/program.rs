@@ -44,16 +44,24 @@ impl fmt::Display for Program {
 /// The board family's simulator, or why it has none.
 pub fn spec(board: &Board) -> Result<&Simulator> {
     board.family().simulator.as_ref().ok_or_else(|| {
+        // The boards it can run, from the board data (a family with a `[simulator]`).
+        let db = crate::board::Database::load(None).ok();
+        let mut names: Vec<&str> = db
+            .iter()
+            .flat_map(|db| db.boards())
+            .filter(|b| b.family().simulator.is_some())
+            .map(|b| b.name.as_str())
+            .collect();
+        names.dedup();
         Failure::new(format!(
             "nixflash has no simulator for the {} ({} family) yet",
             board.name,
             board.family().name
         ))
-        .hint(
-            "`nixflash sim` runs the firmware of the AVR boards (Arduino Uno, Nano, Mega, \
-             Leonardo, Micro, SparkFun Pro Mini and Pro Micro, ...) in simavr; `nixflash boards` \
-             lists them",
-        )
+        .hint(format!(
+            "`nixflash sim` runs the firmware of these boards: {}; `nixflash boards` lists them",
+            names.join(", ")
+        ))
         .hint("run this firmware on the board itself: `nixflash flash --monitor`")
         .into()
     })

@@ -51,9 +51,11 @@ pub fn load(d: &Decode) -> Loaded {
     if let Some(board) = &d.board {
         let family = board.family();
         if machine != family.elf_machine {
+            // Which family's firmware it is: the board data says (on this error path only).
+            let db = crate::board::Database::load(d.project.as_deref()).ok();
             return not(format!(
                 "{name} is {} firmware (ELF machine {machine}), but the {} runs {} firmware",
-                elf_machine_name(machine),
+                elf_machine_name(db.iter().flat_map(|db| db.families()), machine),
                 board.name,
                 family.machine_name()
             ));

@@ -121,5 +121,12 @@ fn unknown_boards_and_boards_without_a_simulator_say_so() {
         err.contains("hint: run this firmware on the board itself"),
         "{err}"
     );
+    // The boards it could run come from the board data: those of a family with a simulator.
+    assert!(
+        err.contains("hint: `nixflash sim` runs the firmware of these boards: Arduino")
+            && err.contains("Arduino Uno")
+            && !err.contains("Raspberry Pi Pico"),
+        "{err}"
+    );
     assert!(!err.contains("nix build"), "{err}");
 }
