@@ -284,14 +284,7 @@ fn run_session(
                         break MonitorEnd::OutputClosed;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Err(e) if no_data_yet(&e) => {
                     if last_data.elapsed() >= QUIET && out.quiet()? {
                         break MonitorEnd::OutputClosed;
                     }
@@ -317,6 +310,14 @@ fn run_session(
     };
     report.end = end;
     Ok(report)
+}
+
+/// Whether a read's error only means that nothing came (yet).
+fn no_data_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// The reset key: resets the board through the port's DTR/RTS lines as `opts.reset` says, if
