@@ -96,26 +96,7 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
 
     // Nix and flakes.
     let nix = Nix::find(false).ok().map(|n| n.with_args(nix_args));
-    match &nix {
-        None => add(Check::fail(
-            "nix is not installed (no `nix` on PATH)",
-            "install Nix: sh <(curl -L https://nixos.org/nix/install) --daemon (https://nixos.org/download)",
-        )),
-        Some(nix) => {
-            add(version_check(&nix.path, nix.version(), crate::nix::min_version()));
-            match flakes_enabled(nix) {
-                Some(true) => add(Check::ok("flakes are enabled")),
-                Some(false) => add(Check::warn(
-                    "flakes are not enabled in nix.conf: nixflash enables them for its own calls, but plain `nix build`, `nix develop` and direnv need them",
-                    "add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf",
-                )),
-                None => add(Check::fail(
-                    "cannot read nix's configuration",
-                    "run `nix config show` to see what is wrong",
-                )),
-            }
-        }
-    }
+    nix_checks(nix.as_ref(), &mut add);
 
     for c in board_file_checks(&ctx.db) {
         add(c);
@@ -162,40 +143,7 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         for c in checks {
             add(c);
         }
-        match m.board_id() {
-            Err(_) => add(Check::fail(
-                "Cargo.toml names no board",
-                "add [package.metadata.nixflash] board = \"<id>\" to Cargo.toml (ids: `nixflash boards`)",
-            )),
-            Ok(id) => match ctx.db.get(id) {
-                Ok(b) => {
-                    match crate::project::board_mismatch(&m.root, b) {
-                        None => add(Check::ok(format!("board {} ({})", b.id, b.name))),
-                        Some(why) => add(Check::fail(
-                            format!("Cargo.toml says board `{}`, but {why}", b.id),
-                            format!("nixflash init --board {} (it writes the board's files again)", b.id),
-                        )),
-                    }
-                    if let (true, Some(dir)) = (b.rust.build_std, &flake_dir) {
-                        if !dir.join(std_lock::STD_LOCK).is_file() {
-                            evaluable = false;
-                            add(Check::warn(
-                                format!(
-                                    "{} is missing (the standard library's lock of the pinned toolchain, which -Z build-std needs): the flake does not evaluate without it",
-                                    std_lock::STD_LOCK
-                                ),
-                                "nixflash build (or nixflash update) creates it from the toolchain's rust-src and git-adds it",
-                            ));
-                        }
-                    }
-                    board = Some(b);
-                }
-                Err(e) => add(Check::fail(
-                    format!("board `{id}` is unknown: {}", first_line(&e)),
-                    "choose an id from `nixflash boards` for [package.metadata.nixflash] board in Cargo.toml",
-                )),
-            },
-        }
+        board = board_check(ctx, m, flake_dir.as_deref(), &mut evaluable, &mut add);
     }
 
     // The flake, evaluated as a build would evaluate it.
@@ -217,33 +165,7 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
 
     // The flasher: the one on PATH, else the one the flake pins (which `flash` builds).
     if let Some(b) = board {
-        let spec = &b.family().flasher;
-        let tool = spec.tool.as_str();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let flake_has_one = flake_dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join("flake.nix")).ok())
-            .is_some_and(|t| t.contains("flasher"));
-        match crate::flash::check(b, &path, crate::flash::Source::Path) {
-            Ok(f) => add(Check::ok(f.to_string())),
-            // The boot drive needs no flasher: picotool is only the way without one.
-            Err(e) if spec.tool == FlashTool::Picotool => add(Check::ok(format!(
-                "flashing: nixflash copies the UF2 file onto the {}'s boot drive itself ({tool} \
-                 on PATH, for a board without a mounted drive, cannot be used: {e:#})",
-                b.name
-            ))),
-            Err(e) if flake_has_one && nix.is_some() => add(Check::warn(
-                format!("{tool} on PATH cannot be used ({e:#}): `nixflash flash` builds the one the project's flake pins"),
-                format!(
-                    "nothing to do; for `cargo run` and a faster first flash, enter the dev shell (`nix develop`, or `direnv allow` once), or install it with {}",
-                    spec.how_to_install()
-                ),
-            )),
-            Err(e) => add(Check::fail(
-                format!("{tool} (the {}'s flasher) cannot be used: {e:#}", b.name),
-                format!("install it with {}", spec.how_to_install()),
-            )),
-        }
+        flasher_check(b, flake_dir.as_deref(), nix.is_some(), &mut add);
     }
 
     // Serial ports, and USB access to an RP2 chip's boot ROM.
@@ -267,6 +189,115 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         }
     }
     checks
+}
+
+/// Nix's checks: installed, new enough, with flakes enabled.
+fn nix_checks(nix: Option<&Nix>, add: &mut impl FnMut(Check)) {
+    match nix {
+    None => add(Check::fail(
+        "nix is not installed (no `nix` on PATH)",
+        "install Nix: sh <(curl -L https://nixos.org/nix/install) --daemon (https://nixos.org/download)",
+    )),
+    Some(nix) => {
+        add(version_check(&nix.path, nix.version(), crate::nix::min_version()));
+        match flakes_enabled(nix) {
+            Some(true) => add(Check::ok("flakes are enabled")),
+            Some(false) => add(Check::warn(
+                "flakes are not enabled in nix.conf: nixflash enables them for its own calls, but plain `nix build`, `nix develop` and direnv need them",
+                "add `experimental-features = nix-command flakes` to ~/.config/nix/nix.conf",
+            )),
+            None => add(Check::fail(
+                "cannot read nix's configuration",
+                "run `nix config show` to see what is wrong",
+            )),
+        }
+    }
+}
+}
+
+/// The board the project's Cargo.toml names: known, matching the project's files, and with the
+/// standard library's lock if it builds its own core (else the flake is not `evaluable`).
+fn board_check<'a>(
+    ctx: &'a Context,
+    m: &crate::manifest::Manifest,
+    flake_dir: Option<&Path>,
+    evaluable: &mut bool,
+    add: &mut impl FnMut(Check),
+) -> Option<&'a Board> {
+    match m.board_id() {
+        Err(_) => {
+            add(Check::fail(
+                "Cargo.toml names no board",
+                "add [package.metadata.nixflash] board = \"<id>\" to Cargo.toml (ids: `nixflash boards`)",
+            ));
+            None
+        }
+        Ok(id) => match ctx.db.get(id) {
+            Ok(b) => {
+                match crate::project::board_mismatch(&m.root, b) {
+                    None => add(Check::ok(format!("board {} ({})", b.id, b.name))),
+                    Some(why) => add(Check::fail(
+                        format!("Cargo.toml says board `{}`, but {why}", b.id),
+                        format!(
+                            "nixflash init --board {} (it writes the board's files again)",
+                            b.id
+                        ),
+                    )),
+                }
+                if let (true, Some(dir)) = (b.rust.build_std, &flake_dir) {
+                    if !dir.join(std_lock::STD_LOCK).is_file() {
+                        *evaluable = false;
+                        add(Check::warn(
+                            format!(
+                                "{} is missing (the standard library's lock of the pinned toolchain, which -Z build-std needs): the flake does not evaluate without it",
+                                std_lock::STD_LOCK
+                            ),
+                            "nixflash build (or nixflash update) creates it from the toolchain's rust-src and git-adds it",
+                        ));
+                    }
+                }
+                Some(b)
+            }
+            Err(e) => {
+                add(Check::fail(
+                    format!("board `{id}` is unknown: {}", first_line(&e)),
+                    "choose an id from `nixflash boards` for [package.metadata.nixflash] board in Cargo.toml",
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// The flasher: the one on PATH, else the one the flake pins (which `flash` builds).
+fn flasher_check(b: &Board, flake_dir: Option<&Path>, has_nix: bool, add: &mut impl FnMut(Check)) {
+    let spec = &b.family().flasher;
+    let tool = spec.tool.as_str();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let flake_has_one = flake_dir
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("flake.nix")).ok())
+        .is_some_and(|t| t.contains("flasher"));
+    match crate::flash::check(b, &path, crate::flash::Source::Path) {
+        Ok(f) => add(Check::ok(f.to_string())),
+        // The boot drive needs no flasher: picotool is only the way without one.
+        Err(e) if spec.tool == FlashTool::Picotool => add(Check::ok(format!(
+            "flashing: nixflash copies the UF2 file onto the {}'s boot drive itself ({tool} \
+             on PATH, for a board without a mounted drive, cannot be used: {e:#})",
+            b.name
+        ))),
+        Err(e) if flake_has_one && has_nix => add(Check::warn(
+            format!("{tool} on PATH cannot be used ({e:#}): `nixflash flash` builds the one the project's flake pins"),
+            format!(
+                "nothing to do; for `cargo run` and a faster first flash, enter the dev shell (`nix develop`, or `direnv allow` once), or install it with {}",
+                spec.how_to_install()
+            ),
+        )),
+        Err(e) => add(Check::fail(
+            format!("{tool} (the {}'s flasher) cannot be used: {e:#}", b.name),
+            format!("install it with {}", spec.how_to_install()),
+        )),
+    }
 }
 
 /// The check of a Nix version against the oldest that works.

@@ -309,6 +309,12 @@ impl Board {
                  its flash chip, as rp2040-boot2 names it (`BOOT_LOADER_W25Q080`)"
             );
         }
+        self.validate_tools()
+    }
+
+    /// Checks the board against its family's tools: every field the flasher's and simulator's
+    /// command lines name, and what ravedude and the boot drive need.
+    fn validate_tools(&self) -> Result<()> {
         let flasher = &self.family().flasher;
         for arg in &flasher.args {
             for field in placeholders(arg) {

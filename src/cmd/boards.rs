@@ -174,6 +174,35 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
     out
 }
 
+/// How the board is flashed, for its `flasher` line: the flash tool, or its boot drive.
+fn flasher_line(b: &Board) -> String {
+    match (b.family().flasher.tool, &b.flash.boot_drive) {
+        (FlashTool::Picotool, Some(drive)) => format!(
+            "a UF2 file onto its {drive} boot drive (UF2 family {}), or picotool",
+            b.flash.uf2_family.as_deref().unwrap_or_default()
+        ),
+        (tool, _) => tool.as_str().to_string(),
+    }
+}
+
+/// What the flasher is told the board is, after the tool on the `flasher` line: its board or
+/// chip, or the board it flashes like.
+fn flasher_target(b: &Board) -> String {
+    match b.flasher_board().and_then(|f| f.like) {
+        Some(like) => format!(
+            " (as its `{like}`: it has no board `{}`)",
+            b.flash.board.as_deref().unwrap_or_default()
+        ),
+        None => b
+            .flash
+            .board
+            .as_deref()
+            .or(b.flash.chip.as_deref())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+    }
+}
+
 fn details(b: &Board, source: &Source) -> String {
     let usb: Vec<String> = b.usb.ids.iter().map(|u| u.to_string()).collect();
     let mut s = format!(
@@ -216,26 +245,8 @@ fn details(b: &Board, source: &Source) -> String {
         led = b.hal.led,
         flash = b.memory.flash,
         ram = b.memory.ram,
-        tool = match (b.family().flasher.tool, &b.flash.boot_drive) {
-            (FlashTool::Picotool, Some(drive)) => format!(
-                "a UF2 file onto its {drive} boot drive (UF2 family {}), or picotool",
-                b.flash.uf2_family.as_deref().unwrap_or_default()
-            ),
-            (tool, _) => tool.as_str().to_string(),
-        },
-        target_name = match b.flasher_board().and_then(|f| f.like) {
-            Some(like) => format!(
-                " (as its `{like}`: it has no board `{}`)",
-                b.flash.board.as_deref().unwrap_or_default()
-            ),
-            None => b
-                .flash
-                .board
-                .as_deref()
-                .or(b.flash.chip.as_deref())
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default(),
-        },
+        tool = flasher_line(b),
+        target_name = flasher_target(b),
         fbaud = b
             .flash
             .baud

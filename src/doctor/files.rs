@@ -16,7 +16,6 @@ pub(super) fn file_checks(
     flake_dir: Option<&Path>,
     board: Option<&str>,
 ) -> (Vec<Check>, bool) {
-    use crate::flake_lock::{self, LockFile};
     let mut out = Vec::new();
     let mut evaluable = true;
     let cargo_lock = root.join("Cargo.lock");
@@ -62,53 +61,65 @@ pub(super) fn file_checks(
             ),
         ));
     }
-    for (file, fix) in tomls {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        if let Err(e) = text.parse::<toml::Table>() {
-            let (line, col) = e
-                .span()
-                .map(|s| crate::board::line_col(&text, s.start))
-                .unwrap_or((1, 1));
-            out.push(Check::fail(
-                format!(
-                    "{}:{line}:{col} is not valid TOML ({}): the build cannot read it",
-                    file.display(),
-                    e.message().trim_end()
-                ),
-                fix,
-            ));
-        }
-    }
+    out.extend(
+        tomls
+            .into_iter()
+            .filter_map(|(file, fix)| toml_check(&file, fix)),
+    );
     if let Some(dir) = flake_dir {
-        let state = flake_lock::inspect(dir);
-        let path = dir.join("flake.lock");
-        let what = match &state {
-            LockFile::Valid => None,
-            LockFile::Missing if flake_lock::has_pinned_inputs(dir) => Some(format!(
-                "{} is missing: without it Nix would lock the flake's inputs to their newest revisions, not the tested ones",
-                path.display()
-            )),
-            LockFile::Missing => Some(format!(
-                "{} is missing: the next build locks the flake's inputs to their newest revisions",
-                path.display()
-            )),
-            LockFile::Invalid(why) => Some(format!(
-                "{} is not a lock file Nix can read: {why}",
-                path.display()
-            )),
-        };
-        let fix = flake_lock::fix(dir, &state).join("; ");
-        match (what, &state) {
-            (Some(what), LockFile::Missing) => {
-                evaluable &= !flake_lock::has_pinned_inputs(dir);
-                out.push(Check::warn(what, fix));
-            }
-            (Some(what), _) => out.push(Check::fail(what, fix)),
-            (None, _) => {}
+        if let Some(check) = flake_lock_check(dir, &mut evaluable) {
+            out.push(check);
         }
     }
     evaluable &= out.iter().all(|c| c.status != Status::Fail);
     (out, evaluable)
+}
+
+/// A failure if `file` is there but is not valid TOML, with `fix` as its hint.
+fn toml_check(file: &Path, fix: String) -> Option<Check> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let e = text.parse::<toml::Table>().err()?;
+    let (line, col) = e
+        .span()
+        .map(|s| crate::board::line_col(&text, s.start))
+        .unwrap_or((1, 1));
+    Some(Check::fail(
+        format!(
+            "{}:{line}:{col} is not valid TOML ({}): the build cannot read it",
+            file.display(),
+            e.message().trim_end()
+        ),
+        fix,
+    ))
+}
+
+/// What is wrong with the flake.lock in `dir`, if anything: missing (a warning; the flake is not
+/// `evaluable` if the lock would pin nixflash's inputs) or unreadable (a failure).
+fn flake_lock_check(dir: &Path, evaluable: &mut bool) -> Option<Check> {
+    use crate::flake_lock::{self, LockFile};
+    let state = flake_lock::inspect(dir);
+    let path = dir.join("flake.lock");
+    let what = match &state {
+        LockFile::Valid => None,
+        LockFile::Missing if flake_lock::has_pinned_inputs(dir) => Some(format!(
+            "{} is missing: without it Nix would lock the flake's inputs to their newest revisions, not the tested ones",
+            path.display()
+        )),
+        LockFile::Missing => Some(format!(
+            "{} is missing: the next build locks the flake's inputs to their newest revisions",
+            path.display()
+        )),
+        LockFile::Invalid(why) => Some(format!(
+            "{} is not a lock file Nix can read: {why}",
+            path.display()
+        )),
+    };
+    let fix = flake_lock::fix(dir, &state).join("; ");
+    match (what?, &state) {
+        (what, LockFile::Missing) => {
+            *evaluable &= !flake_lock::has_pinned_inputs(dir);
+            Some(Check::warn(what, fix))
+        }
+        (what, _) => Some(Check::fail(what, fix)),
+    }
 }

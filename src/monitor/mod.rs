@@ -246,20 +246,7 @@ fn run_session(
         for key in input.take() {
             match key {
                 Input::Quit => break 'session MonitorEnd::Quit,
-                Input::Reset => match port.as_mut() {
-                    Some(p) => match reset::run(p.as_mut(), &opts.reset) {
-                        Ok(()) => out.status(&format!(
-                            "Reset the board ({})",
-                            reset::describe(&opts.reset)
-                        )),
-                        Err(e) => out.status(&format!(
-                            "Could not reset the board: {} (this port has no DTR/RTS lines, \
-                             e.g. a pty)",
-                            e.description
-                        )),
-                    },
-                    None => out.status("Cannot reset: the port is away"),
-                },
+                Input::Reset => reset_board(port.as_mut(), opts, out),
                 Input::Bytes(b) => {
                     match port.as_mut() {
                         Some(p) => match p.write_all(&b).and_then(|_| p.flush()) {
@@ -297,14 +284,7 @@ fn run_session(
                         break MonitorEnd::OutputClosed;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Err(e) if no_data_yet(&e) => {
                     if last_data.elapsed() >= QUIET && out.quiet()? {
                         break MonitorEnd::OutputClosed;
                     }
@@ -319,23 +299,10 @@ fn run_session(
                 thread::sleep(Duration::from_millis(50));
                 if last_try.elapsed() >= Duration::from_millis(200) {
                     last_try = Instant::now();
-                    match access::open(&opts.port, opts.baud) {
-                        Ok(p) => {
-                            port = Some(p);
-                            report.reconnects += 1;
-                            said_dropped = false;
-                            last_wait_error.clear();
-                            out.status(&format!("Reconnected to {}", opts.port));
-                        }
-                        Err(e) if access::is_not_found(&e) => {}
-                        Err(e) => {
-                            // Right after a replug udev may not have set the permissions yet:
-                            // say what is wrong once, and keep trying.
-                            if e.description != last_wait_error {
-                                out.status(&format!("Still waiting: {}", e.description));
-                                last_wait_error = e.description.clone();
-                            }
-                        }
+                    port = reconnect(opts, out, &mut last_wait_error);
+                    if port.is_some() {
+                        report.reconnects += 1;
+                        said_dropped = false;
                     }
                 }
             }
@@ -343,6 +310,59 @@ fn run_session(
     };
     report.end = end;
     Ok(report)
+}
+
+/// Whether a read's error only means that nothing came (yet).
+fn no_data_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// The reset key: resets the board through the port's DTR/RTS lines as `opts.reset` says, if
+/// the port is there.
+fn reset_board(port: Option<&mut Port>, opts: &MonitorOptions, out: &mut Output) {
+    match port {
+        Some(p) => match reset::run(p.as_mut(), &opts.reset) {
+            Ok(()) => out.status(&format!(
+                "Reset the board ({})",
+                reset::describe(&opts.reset)
+            )),
+            Err(e) => out.status(&format!(
+                "Could not reset the board: {} (this port has no DTR/RTS lines, \
+                 e.g. a pty)",
+                e.description
+            )),
+        },
+        None => out.status("Cannot reset: the port is away"),
+    }
+}
+
+/// One try to open the port again while it is away: the port if it is back, saying so. An
+/// error other than its absence is said once while it lasts (`last_wait_error`).
+fn reconnect(
+    opts: &MonitorOptions,
+    out: &mut Output,
+    last_wait_error: &mut String,
+) -> Option<Port> {
+    match access::open(&opts.port, opts.baud) {
+        Ok(p) => {
+            last_wait_error.clear();
+            out.status(&format!("Reconnected to {}", opts.port));
+            Some(p)
+        }
+        Err(e) if access::is_not_found(&e) => None,
+        Err(e) => {
+            // Right after a replug udev may not have set the permissions yet:
+            // say what is wrong once, and keep trying.
+            if e.description != *last_wait_error {
+                out.status(&format!("Still waiting: {}", e.description));
+                *last_wait_error = e.description.clone();
+            }
+            None
+        }
+    }
 }
 
 /// The port went away: say so, or end with an error when reconnecting is off.

@@ -24,13 +24,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use toml_edit::DocumentMut;
 
-use super::{manifest_edit, refuse};
+use super::refuse;
 use crate::board::{Board, Database};
 use crate::error::Failure;
 use crate::git::{self, enclosing_work_tree};
 use crate::options::{self, Wish};
 use crate::render::{self, File, Project};
 use crate::transaction::Transaction;
+
+mod steps;
+
+use steps::{cargo_lock, edit_manifest, gitignore, main_rs_change, old_family_files, LockOf};
 
 /// One thing `init` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,17 +98,144 @@ pub fn init(
     force: bool,
     git: bool,
 ) -> Result<Initialized> {
+    let (mut doc, pkg) = read_package(root, board, db)?;
+    // A nixflash project: its board-derived files are nixflash's to write again.
+    let ours = pkg.named.is_some();
+    let made_for: Option<&Board> = pkg
+        .named
+        .as_deref()
+        .and_then(|id| db.find(id))
+        .map(|e| &e.board);
+    let previous = made_for.filter(|b| b.id != board.id);
+    if let Some(prev) = previous {
+        refuse_family_switch(&pkg.name, prev, board, force)?;
+    }
+
+    // The project as it is to be: the recorded choices the new board's family offers, and the
+    // ones asked for now; and as it was made (its board, its recorded choices).
+    let (choices, notes) = choose_options(board, &pkg.recorded, wishes)?;
+    let files = render::render(board, &pkg.project(choices))?;
+    let old_files = made_for
+        .map(|p| render::render(p, &pkg.project(offered(p, &pkg.recorded))))
+        .transpose()?;
+    let mut plan = Plan::default();
+
+    // What nixflash wrote: the files rendered for the board the project names or, when its
+    // `board =` was edited by hand, for any board (each with the project's recorded choices).
+    let every_board: OnceCell<Vec<Vec<File>>> = OnceCell::new();
+    let ours_text = |path: &str, have: &str| -> bool {
+        old_files.as_deref().and_then(|o| rendered(o, path)) == Some(have)
+            || (every_board.get_or_init(|| pkg.for_every_board(db)))
+                .iter()
+                .any(|r| rendered(r, path) == Some(have))
+    };
+    let mut tx = Transaction::new(root);
+
+    // The Nix and board files, and (in a nixflash project) the README, which names the board.
+    board_files(
+        &BoardFiles {
+            root,
+            board,
+            files: &files,
+            ours,
+            force,
+            previous,
+            ours_text: &ours_text,
+        },
+        &mut tx,
+        &mut plan.writes,
+        &mut plan.changes,
+    )?;
+    if ours {
+        old_family_files(root, db, board, &ours_text, &mut plan);
+    }
+
+    // src/main.rs is, or becomes (below), the board's blinky unless it is the user's own.
+    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
+    let old = |path| old_files.as_deref().and_then(|o| rendered(o, path));
+    let old_blinky = old("src/main.rs");
+    let main_rs = fs::read_to_string(root.join("src/main.rs")).ok();
+    let main_is_blinky = main_rs
+        .as_deref()
+        .is_none_or(|m| m == blinky || m == HELLO_WORLD || Some(m) == old_blinky);
+    let template = rendered(&files, "Cargo.toml").context("no rendered Cargo.toml")?;
+    let templates = (template, old("Cargo.toml"));
+    edit_manifest(&mut doc, board, templates, main_is_blinky, &mut plan)?;
+    let lock_of = LockOf {
+        root,
+        board,
+        doc: &doc,
+        template,
+        lock: rendered(&files, "Cargo.lock").context("no rendered Cargo.lock")?,
+        ours,
+        force,
+    };
+    cargo_lock(&lock_of, &ours_text, &mut tx, &mut plan)?;
+    main_rs_change(main_rs, blinky, old_blinky, previous, board, &mut plan);
+    carried_board_files(root, db, board, &mut plan.writes, &mut plan.changes)?;
+    gitignore(root, &mut plan);
+
+    let (git_added, untracked) = write_all(tx, root, board, git, &plan)?;
+    Ok(Initialized {
+        name: pkg.name.clone(),
+        switched_from: previous.map(|p| p.id.clone()),
+        changes: plan.changes,
+        todo: plan.todo,
+        git_added,
+        git_added_untracked: untracked,
+        notes,
+    })
+}
+
+/// What `init` is to do: the files to write and remove, and what it says about them.
+#[derive(Default)]
+struct Plan {
+    writes: Vec<(PathBuf, String)>,
+    removes: Vec<PathBuf>,
+    changes: Vec<Change>,
+    todo: Vec<String>,
+}
+
+/// The package's Cargo.toml as `init` finds it (besides the document).
+struct Package {
+    name: String,
+    version: String,
+    /// The board it names, in a nixflash project.
+    named: Option<String>,
+    /// Template choices it records (`log = "defmt"`).
+    recorded: BTreeMap<String, String>,
+}
+
+impl Package {
+    /// The project with `choices`, as `init` renders it.
+    fn project(&self, choices: BTreeMap<String, String>) -> Project {
+        let mut p = Project::new(&self.name).with_version(&self.version);
+        p.options = choices;
+        p
+    }
+
+    /// The files rendered for every board, each with the recorded choices it offers.
+    fn for_every_board(&self, db: &Database) -> Vec<Vec<File>> {
+        db.boards()
+            .filter_map(|b| render::render(b, &self.project(offered(b, &self.recorded))).ok())
+            .collect()
+    }
+}
+
+/// Reads the package's Cargo.toml: its name and version, the board it names and the template
+/// choices it records (keys that name an option of some family, not `port` or `baud`).
+fn read_package(root: &Path, board: &Board, db: &Database) -> Result<(DocumentMut, Package)> {
     let manifest_path = root.join("Cargo.toml");
     let text = fs::read_to_string(&manifest_path).map_err(|e| {
         Failure::new(format!("no Cargo.toml in {}", root.display()))
             .hint(format!(
                 "run `nixflash init` at the root of a Cargo package, or create a project with \
-                 `nixflash new <path> --board {}`",
+             `nixflash new <path> --board {}`",
                 board.id
             ))
             .because(e)
     })?;
-    let mut doc: DocumentMut = text
+    let doc: DocumentMut = text
         .parse()
         .with_context(|| format!("{} is not valid TOML", manifest_path.display()))?;
     let package = doc.get("package");
@@ -134,272 +265,94 @@ pub fn init(
                 .collect()
         })
         .unwrap_or_default();
-    // A nixflash project: its board-derived files are nixflash's to write again.
-    let ours = named.is_some();
-    let previous: Option<&Board> = named
-        .as_deref()
-        .and_then(|id| db.find(id))
-        .map(|e| &e.board)
-        .filter(|b| b.id != board.id);
-    if let Some(prev) = previous {
-        if prev.family_id != board.family_id && !force {
-            return Err(Failure::new(format!(
-                "{name} is for the {} ({}), an {} board, and the {} is an {} board: its \
-                 src/main.rs is written for the other family's HAL",
-                prev.name, prev.id, prev.family_id, board.name, board.family_id
-            ))
-            .hint(format!(
-                "pass --force to switch anyway: nixflash writes the {}'s files and replaces \
-                 src/main.rs if it is still the generated blinky (otherwise you port it)",
-                board.name
-            ))
-            .into());
-        }
-    }
+    Ok((
+        doc,
+        Package {
+            name,
+            version,
+            named,
+            recorded,
+        },
+    ))
+}
 
-    // The project as it was made (its board, its recorded choices), and as it is to be: the
-    // recorded choices the new board's family offers, and the ones asked for now.
-    let project_with = |choices: BTreeMap<String, String>| {
-        let mut p = Project::new(&name).with_version(&version);
-        p.options = choices;
-        p
-    };
-    let offers = |b: &Board, name: &str, choice: &str| {
-        options::why_not_offered(b, name).is_none()
-            && b.family().options[name].choices.contains_key(choice)
-    };
-    let offered = |b: &Board| -> BTreeMap<String, String> {
-        recorded
-            .iter()
-            .filter(|(k, v)| offers(b, k, v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
+/// Refuses to switch to a board of another family without `force`: src/main.rs is written for
+/// the other family's HAL.
+fn refuse_family_switch(name: &str, prev: &Board, board: &Board, force: bool) -> Result<()> {
+    if prev.family_id != board.family_id && !force {
+        return Err(Failure::new(format!(
+            "{name} is for the {} ({}), an {} board, and the {} is an {} board: its \
+             src/main.rs is written for the other family's HAL",
+            prev.name, prev.id, prev.family_id, board.name, board.family_id
+        ))
+        .hint(format!(
+            "pass --force to switch anyway: nixflash writes the {}'s files and replaces \
+             src/main.rs if it is still the generated blinky (otherwise you port it)",
+            board.name
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether the board offers option `name` with `choice`.
+fn offers(b: &Board, name: &str, choice: &str) -> bool {
+    options::why_not_offered(b, name).is_none()
+        && b.family().options[name].choices.contains_key(choice)
+}
+
+/// The `recorded` choices board `b` offers.
+fn offered(b: &Board, recorded: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    recorded
+        .iter()
+        .filter(|(k, v)| offers(b, k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The project's choices for the board (those that differ from the family's defaults): the
+/// recorded ones it offers and the ones asked for now; and notes on the choices dropped or
+/// turned on.
+fn choose_options(
+    board: &Board,
+    recorded: &BTreeMap<String, String>,
+    wishes: &[Wish],
+) -> Result<(BTreeMap<String, String>, Vec<String>)> {
     let mut notes = Vec::new();
     for (k, v) in recorded.iter().filter(|(k, v)| !offers(board, k, v)) {
         let why = options::why_not_offered(board, k)
             .unwrap_or_else(|| format!("`{v}` is not one of its choices for the {}", board.name));
         notes.push(format!("dropped {k}={v}: {why}"));
     }
-    let mut asked: Vec<Wish> = offered(board)
+    let mut asked: Vec<Wish> = offered(board, recorded)
         .iter()
         .map(|(k, v)| Wish::recorded(k, v))
         .collect();
     asked.extend(wishes.iter().cloned());
     let resolved = options::resolve(board, &asked)?;
     notes.extend(resolved.notes);
-    let project = project_with(
-        options::non_default(board.family(), &resolved.choices)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
-    let files = render::render(board, &project)?;
-    let made_for: Option<&Board> = named
-        .as_deref()
-        .and_then(|id| db.find(id))
-        .map(|e| &e.board);
-    let old_files = made_for
-        .map(|p| render::render(p, &project_with(offered(p))))
-        .transpose()?;
-    let mut writes: Vec<(PathBuf, String)> = Vec::new();
-    let mut removes: Vec<PathBuf> = Vec::new();
-    let mut changes = Vec::new();
-    let mut todo = Vec::new();
-
-    // What nixflash wrote: the files rendered for the board the project names or, when its
-    // `board =` was edited by hand, for any board (each with the project's recorded choices).
-    let every_board: OnceCell<Vec<Vec<File>>> = OnceCell::new();
-    let ours_text = |path: &str, have: &str| -> bool {
-        if old_files.as_deref().and_then(|o| rendered(o, path)) == Some(have) {
-            return true;
-        }
-        every_board
-            .get_or_init(|| {
-                db.boards()
-                    .filter_map(|b| render::render(b, &project_with(offered(b))).ok())
-                    .collect()
-            })
-            .iter()
-            .any(|r| rendered(r, path) == Some(have))
-    };
-    let mut tx = Transaction::new(root);
-
-    // The Nix and board files, and (in a nixflash project) the README, which names the board.
-    board_files(
-        &BoardFiles {
-            root,
-            board,
-            files: &files,
-            ours,
-            force,
-            previous,
-            ours_text: &ours_text,
-        },
-        &mut tx,
-        &mut writes,
-        &mut changes,
-    )?;
-
-    // The old family's files: removed when they are what nixflash wrote. A path several
-    // families write (build.rs) is looked at once, against every board that writes it.
-    if ours {
-        let keep = render::init_files(board.family());
-        let mut seen: Vec<String> = Vec::new();
-        for family in db.families().filter(|f| f.id != board.family_id) {
-            for path in render::init_files(family) {
-                if keep.contains(&path) || seen.contains(&path) || !root.join(&path).exists() {
-                    continue;
-                }
-                seen.push(path.clone());
-                let have = fs::read_to_string(root.join(&path)).unwrap_or_default();
-                let written_by_us = ours_text(&path, &have);
-                if written_by_us {
-                    removes.push(path.clone().into());
-                    changes.push(Change::Removed(path.into()));
-                } else {
-                    changes.push(Change::Kept(
-                        path.into(),
-                        format!("not what nixflash wrote for an {} board: delete it if the {} does not need it", family.id, board.name),
-                    ));
-                }
-            }
-        }
-    }
-
-    // src/main.rs is, or becomes (below), the board's blinky unless it is the user's own.
-    let blinky = rendered(&files, "src/main.rs").context("no rendered src/main.rs")?;
-    let old_blinky = old_files
-        .as_deref()
-        .and_then(|o| rendered(o, "src/main.rs"));
-    let main_rs = fs::read_to_string(root.join("src/main.rs")).ok();
-    let main_is_blinky = main_rs
-        .as_deref()
-        .is_none_or(|m| m == blinky || m == HELLO_WORLD || Some(m) == old_blinky);
-
-    // Cargo.toml: the board, its dependencies and profile settings, and what the flake's
-    // checks.sim expects of the blinky.
-    let template = rendered(&files, "Cargo.toml").context("no rendered Cargo.toml")?;
-    let old_template = old_files.as_deref().and_then(|o| rendered(o, "Cargo.toml"));
-    let mut edits = manifest_edit::apply(&mut doc, board, template, old_template)?;
-    edits.extend(manifest_edit::apply_sim(
-        &mut doc,
-        template,
-        old_template,
-        main_is_blinky,
-    )?);
-    if !edits.is_empty() {
-        writes.push(("Cargo.toml".into(), doc.to_string()));
-        changes.push(Change::Edited("Cargo.toml".into(), edits.join("; ")));
-    }
-
-    // Cargo.lock: from nixflash's lock data, when it can lock every dependency.
-    let template_doc: DocumentMut = template.parse()?;
-    let theirs: Vec<String> = manifest_edit::dependency_names(&doc)
+    let choices = options::non_default(board.family(), &resolved.choices)
         .into_iter()
-        .filter(|d| !manifest_edit::dependency_names(&template_doc).contains(d))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let lock = rendered(&files, "Cargo.lock").context("no rendered Cargo.lock")?;
-    let have_lock = fs::read_to_string(root.join("Cargo.lock")).ok();
-    match (&have_lock, theirs.is_empty()) {
-        (Some(l), true) if l == lock => {}
-        // Changed since nixflash wrote it (`cargo update`): the user's.
-        (Some(l), true) if ours && !ours_text("Cargo.lock", l) => {
-            if !force {
-                return Err(refuse(
-                    "Cargo.lock was changed since nixflash wrote it (by `cargo update`?)".into(),
-                    format!(
-                        "pass --force to replace it with nixflash's lock data for the {} (yours \
-                         is kept beside it as Cargo.lock.orig)",
-                        board.name
-                    ),
-                ));
-            }
-            let copy = tx.keep_original(Path::new("Cargo.lock"));
-            writes.push(("Cargo.lock".into(), lock.into()));
-            changes.push(Change::Replaced("Cargo.lock".into(), Some(copy)));
-        }
-        (_, true) => {
-            writes.push(("Cargo.lock".into(), lock.into()));
-            changes.push(if have_lock.is_some() {
-                Change::Replaced("Cargo.lock".into(), None)
-            } else {
-                Change::Added("Cargo.lock".into())
-            });
-        }
-        (Some(_), false) => todo.push(format!(
-            "your package also depends on {}, which nixflash has no lock data for: run `cargo \
-             update` so that Cargo.lock locks the board's crates too (it needs the network)",
-            theirs.join(", ")
-        )),
-        (None, false) => todo.push(format!(
-            "your package also depends on {}, which nixflash has no lock data for: run `cargo \
-             generate-lockfile` (it needs the network); the flake builds from Cargo.lock",
-            theirs.join(", ")
-        )),
-    }
+    Ok((choices, notes))
+}
 
-    // src/main.rs: the blinky, unless it is the user's.
-    match main_rs {
-        None => {
-            writes.push(("src/main.rs".into(), blinky.into()));
-            changes.push(Change::Added("src/main.rs".into()));
-        }
-        Some(m) if m == blinky => {}
-        Some(m) if m == HELLO_WORLD || Some(m.as_str()) == old_blinky => {
-            writes.push(("src/main.rs".into(), blinky.into()));
-            changes.push(Change::Replaced("src/main.rs".into(), None));
-        }
-        Some(_) => {
-            let why = match previous {
-                Some(p) if p.family_id != board.family_id => format!(
-                    "yours, written for {}: port it to {} (`nixflash new` in another folder shows \
-                     the {}'s blinky)",
-                    p.hal.krate, board.hal.krate, board.name
-                ),
-                Some(_) => format!(
-                    "yours; the {} uses {} too (check the pins it uses)",
-                    board.name, board.hal.krate
-                ),
-                None => format!(
-                    "yours, not cargo's hello world (`nixflash new` in another folder shows the \
-                     {}'s blinky)",
-                    board.name
-                ),
-            };
-            changes.push(Change::Kept("src/main.rs".into(), why));
-        }
-    }
-
-    carried_board_files(root, db, board, &mut writes, &mut changes)?;
-
-    // .gitignore: Nix's result link, direnv's cache, the settings file.
-    let ignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
-    let missing: Vec<&str> = IGNORED
-        .into_iter()
-        .filter(|l| !ignore.lines().any(|have| have.trim() == *l))
-        .collect();
-    if !missing.is_empty() {
-        let mut new = ignore.clone();
-        if !new.is_empty() && !new.ends_with('\n') {
-            new.push('\n');
-        }
-        for l in &missing {
-            new.push_str(l);
-            new.push('\n');
-        }
-        writes.push((".gitignore".into(), new));
-        changes.push(Change::Edited(
-            ".gitignore".into(),
-            format!("added {}", missing.join(", ")),
-        ));
-    }
-
-    // All or nothing: the files, the removals and git's index (see crate::transaction).
-    for (rel, contents) in &writes {
+/// Writes and removes the plan's files all or nothing, with git's index when `git` and the
+/// project is in a work tree (see crate::transaction). Returns whether it git-added, and the
+/// files it did not write that git did not track, and which it git-added.
+fn write_all(
+    mut tx: Transaction,
+    root: &Path,
+    board: &Board,
+    git: bool,
+    plan: &Plan,
+) -> Result<(bool, Vec<PathBuf>)> {
+    let (writes, removes) = (&plan.writes, &plan.removes);
+    for (rel, contents) in writes {
         tx.stage(rel, contents.as_bytes())?;
     }
-    for r in &removes {
+    for r in removes {
         tx.remove(r);
     }
     tx.apply()?;
@@ -427,19 +380,11 @@ pub fn init(
         untracked = git::untracked_of(root, &managed)?;
         untracked.sort();
         added.extend(untracked.iter().cloned());
-        tx.git_add(root, &[], &added, &removes)?;
+        tx.git_add(root, &[], &added, removes)?;
     }
     tx.commit();
     let git_added = in_git && !(writes.is_empty() && removes.is_empty());
-    Ok(Initialized {
-        name,
-        switched_from: previous.map(|p| p.id.clone()),
-        changes,
-        todo,
-        git_added,
-        git_added_untracked: untracked,
-        notes,
-    })
+    Ok((git_added, untracked))
 }
 
 /// A user's board travels with the project: its file, and those of the user's boards it

@@ -24,6 +24,21 @@ pub fn apply(
         .context("the previous board's Cargo.toml")?;
     let mut changes = Vec::new();
 
+    apply_board(doc, board, &template, &previous, &mut changes)?;
+    apply_dependencies(doc, board, &template, &previous, &mut changes)?;
+    apply_profiles(doc, &template, &previous, &mut changes)?;
+    Ok(changes)
+}
+
+/// The board in `[package.metadata.nixflash]`, and the template options it records (`log =
+/// "defmt"`).
+fn apply_board(
+    doc: &mut DocumentMut,
+    board: &Board,
+    template: &DocumentMut,
+    previous: &Option<DocumentMut>,
+    changes: &mut Vec<String>,
+) -> Result<()> {
     // The board.
     let package = doc["package"]
         .as_table_mut()
@@ -55,7 +70,7 @@ pub fn apply(
             })
             .unwrap_or_default()
     };
-    let chosen = recorded(&template);
+    let chosen = recorded(template);
     for (key, value) in &chosen {
         if nf.get(key).and_then(Item::as_str) != Some(value.as_str()) {
             nf[key.as_str()] = toml_edit::value(value.as_str());
@@ -67,7 +82,18 @@ pub fn apply(
             changes.push(format!("removed {key} = \"{value}\""));
         }
     }
+    Ok(())
+}
 
+/// The dependencies: the board's template's added, the HAL set to the board's, the previous
+/// board's template's updated or removed where the user left them as they were.
+fn apply_dependencies(
+    doc: &mut DocumentMut,
+    board: &Board,
+    template: &DocumentMut,
+    previous: &Option<DocumentMut>,
+    changes: &mut Vec<String>,
+) -> Result<()> {
     // Dependencies: the board's, the HAL as the template has it; other ones are the user's.
     let wanted = template
         .get("dependencies")
@@ -131,7 +157,17 @@ pub fn apply(
             ));
         }
     }
+    Ok(())
+}
 
+/// The profile settings the board needs, and the previous board's that the new one has not
+/// removed, where the user left them as they were.
+fn apply_profiles(
+    doc: &mut DocumentMut,
+    template: &DocumentMut,
+    previous: &Option<DocumentMut>,
+    changes: &mut Vec<String>,
+) -> Result<()> {
     // Profiles: settings the board needs (panic = "abort", ...), unless the package has its own;
     // when switching, the previous board's settings give way to the new board's.
     let mut set = Vec::new();
@@ -201,7 +237,7 @@ pub fn apply(
             unset.join(", ")
         ));
     }
-    Ok(changes)
+    Ok(())
 }
 
 /// `[package.metadata.nixflash.sim]`, what the flake's `checks.sim` expects of the firmware: the

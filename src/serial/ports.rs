@@ -274,8 +274,6 @@ mod tests {
         let jtag = PortInfo::usb("/dev/ttyACM2", "303a:1001", Some("Espressif"), None);
         let builtin = PortInfo::other("/dev/ttyS0");
 
-        // (board, ports, --port, expected: Ok(names, several?) or Err(fragments))
-        type Expect = std::result::Result<(Vec<&'static str>, bool), Vec<&'static str>>;
         let table: Vec<(&Board, Vec<PortInfo>, Option<&str>, Expect)> = vec![
             // --port wins, even over a matching port and even when nothing is listed.
             (
@@ -357,8 +355,20 @@ mod tests {
                 ]),
             ),
         ];
+        check_port_choices(&db, table);
+    }
+
+    /// (board, ports, --port, expected: Ok(names, several?) or Err(fragments))
+    type Expect = std::result::Result<(Vec<&'static str>, bool), Vec<&'static str>>;
+
+    /// Chooses a port for each row of `table`, and checks the choice (or the error's fragments
+    /// and its hint) against the row's expectation.
+    fn check_port_choices(
+        db: &Database,
+        table: Vec<(&Board, Vec<PortInfo>, Option<&str>, Expect)>,
+    ) {
         for (i, (board, ports, req, expect)) in table.into_iter().enumerate() {
-            let got = choose_port(req, &ports, board, &db);
+            let got = choose_port(req, &ports, board, db);
             match (got, expect) {
                 (Ok(c), Ok((want, several))) => {
                     assert_eq!(names(&c), want, "row {i}");

@@ -166,42 +166,103 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
     let clock = board
         .clock
         .with_context(|| format!("board `{}` has no `clock`", board.id))?;
-    let (port, bit) = spec
-        .led_pin()
-        .with_context(|| format!("`sim.led = \"{}\"` is not a pin", spec.led))?;
 
     let dir = tempfile::Builder::new()
         .prefix("nixflash-sim-")
         .tempdir()
         .context("cannot create a temporary folder")?;
     let mut pty = pty::Pty::open()?;
-    let mmcu = elf::Mmcu::default()
-        .vcd_file(&pty.path.to_string_lossy(), 1000)?
-        .register(spec.uart_data, "uart")?
-        .pin(port, bit, "led")?;
-    let data = std::fs::read(elf)
-        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    let traced = dir.path().join("firmware.elf");
-    let copy = elf::with_section(&data, ".mmcu", mmcu.bytes())
-        .with_context(|| format!("cannot add simavr's trace section to {}", elf.display()))?;
-    std::fs::write(&traced, copy).context("cannot write the firmware's copy")?;
-    let stop = dir.path().join("stop.vcd");
-    let traced_s = traced.display().to_string();
-    let stop_s = stop.display().to_string();
-    let fill = [("elf", traced_s.as_str()), ("stop", stop_s.as_str())];
-    let mut args = Vec::new();
-    if let Some(d) = opts.duration {
-        std::fs::write(&stop, vcd::stop_input(d.as_micros() as u64))
-            .context("cannot write the trace that ends the simulation")?;
-        for a in &program.spec.stop_args {
-            args.push(board.fill(a, &fill)?);
-        }
-    }
-    for a in &program.spec.args {
-        args.push(board.fill(a, &fill)?);
-    }
-    let cmd = Cmd::new(&program.program).args(&args).dir(dir.path());
+    let cmd = simavr_command(board, program, elf, opts, spec, &pty.path, dir.path())?;
 
+    let mut watch = new_watch(board, spec, clock, elf, opts)?;
+
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn_piped()
+        .with_context(|| format!("cannot run {}", program.program.display()))?;
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut master = pty.master.try_clone().context("cannot read the pty")?;
+    let trace_tx = tx.clone();
+    std::thread::spawn(move || read_trace(&mut master, &trace_tx));
+    let stderr = child.stderr().context("simavr's stderr")?;
+    let err_tx = tx.clone();
+    std::thread::spawn(move || read_stderr(stderr, &err_tx));
+    drop(tx);
+    let mut stdout = child.stdout().context("simavr's stdout")?;
+    let stdout = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+
+    let Watched {
+        crash,
+        crashed,
+        said,
+        stopped_when_seen,
+        exited,
+        trace_error,
+    } = supervise(&mut child, &rx, &mut watch, &mut pty, opts)?;
+    let (code, ended) = exited.context("simavr did not end")?;
+    let wall = ended.duration_since(started);
+    let out = stdout.join().unwrap_or_default();
+
+    if let Some(e) = trace_error {
+        return Err(Failure::new(format!("cannot read simavr's trace: {e}")).into());
+    }
+    let end = how_it_ended(crashed, stopped_when_seen, &out)
+        .ok_or_else(|| ended_unexpectedly(program, elf, board, &cmd, code, &said, &out))?;
+    let (simulated_ns, exact) = match (end, opts.duration) {
+        (End::Duration, Some(d)) => (d.as_nanos() as u64, true),
+        _ => (watch.last_ns, false),
+    };
+    watch.finish(simulated_ns)?;
+    for line in watch.led_summary() {
+        watch.status(&line);
+    }
+    let wall_seconds = wall.as_secs_f64();
+    let simulated_seconds = simulated_ns as f64 / 1e9;
+    Ok(Report {
+        board: board.id.clone(),
+        mcu: spec.mcu.clone(),
+        clock_hz: clock,
+        elf: elf.to_path_buf(),
+        simulator: program.program.clone(),
+        simulator_source: match program.source {
+            Source::Path => "path",
+            Source::Flake(_) => "flake",
+        },
+        end,
+        simulated_seconds,
+        simulated_exact: exact,
+        wall_seconds,
+        speed: simulated_seconds / wall_seconds.max(1e-9),
+        uart: UartReport {
+            name: spec.uart.clone(),
+            bytes: watch.uart_bytes,
+            text: std::mem::take(&mut watch.text),
+        },
+        led: LedReport {
+            pin: spec.led.clone(),
+            changes: watch.led.changes,
+            edges: watch.led.edges.clone(),
+            steady: watch.led.steady,
+        },
+        expect: watch.expect.clone(),
+        crash,
+    })
+}
+
+/// What watches the run: the display `opts` ask for, the expected texts, and the VCD file to
+/// write (with the board's names for the LED and the console, and a comment saying what ran).
+#[cfg(unix)]
+fn new_watch(
+    board: &Board,
+    spec: &crate::board::SimSpec,
+    clock: u64,
+    elf: &Path,
+    opts: &Options,
+) -> Result<watch::Watch> {
     let comment = format!(
         "nixflash sim: {} ({} at {} Hz) running {}. {}_TX: each byte the firmware sent, for one \
          frame at {} baud (the board's console speed).",
@@ -225,61 +286,120 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
         timestamps: opts.timestamps,
         uart_to_stderr: opts.uart_to_stderr,
     };
-    let mut watch = watch::Watch::new(display, &opts.expect, vcd_out)?;
+    watch::Watch::new(display, &opts.expect, vcd_out)
+}
 
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn_piped()
-        .with_context(|| format!("cannot run {}", program.program.display()))?;
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let mut master = pty.master.try_clone().context("cannot read the pty")?;
-    let trace_tx = tx.clone();
-    std::thread::spawn(move || {
-        let mut reader = vcd::Reader::default();
-        let (mut buf, mut line) = (vec![0u8; 8192], Vec::new());
-        let mut error = None;
-        'read: loop {
-            let n = match pty::read_chunk(&mut master, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            for &b in &buf[..n] {
-                if b != b'\n' {
-                    line.push(b);
-                    continue;
-                }
-                match reader.line(&String::from_utf8_lossy(&line)) {
-                    Ok(changes) => {
-                        for c in changes {
-                            if trace_tx.send(Msg::Change(c)).is_err() {
-                                break 'read;
-                            }
+/// Sends simavr's stderr, line by line, and its end.
+#[cfg(unix)]
+fn read_stderr(stderr: std::process::ChildStderr, err_tx: &mpsc::Sender<Msg>) {
+    for line in BufReader::new(stderr).split(b'\n') {
+        let Ok(line) = line else { break };
+        let _ = err_tx.send(Msg::Stderr(String::from_utf8_lossy(&line).into_owned()));
+    }
+    let _ = err_tx.send(Msg::StderrEnd);
+}
+
+/// simavr's command line for `elf` on the board: a copy of the firmware with the section that
+/// tells simavr what to trace (the UART's data register and the LED's `pin`) into the pty at
+/// `trace`, in `dir`, and the stop trace when `opts` give a duration.
+#[cfg(unix)]
+fn simavr_command(
+    board: &Board,
+    program: &Program,
+    elf: &Path,
+    opts: &Options,
+    spec: &crate::board::SimSpec,
+    trace: &Path,
+    dir: &Path,
+) -> Result<Cmd> {
+    let (port, bit) = spec
+        .led_pin()
+        .with_context(|| format!("`sim.led = \"{}\"` is not a pin", spec.led))?;
+    let mmcu = elf::Mmcu::default()
+        .vcd_file(&trace.to_string_lossy(), 1000)?
+        .register(spec.uart_data, "uart")?
+        .pin(port, bit, "led")?;
+    let data = std::fs::read(elf)
+        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+    let traced = dir.join("firmware.elf");
+    let copy = elf::with_section(&data, ".mmcu", mmcu.bytes())
+        .with_context(|| format!("cannot add simavr's trace section to {}", elf.display()))?;
+    std::fs::write(&traced, copy).context("cannot write the firmware's copy")?;
+    let stop = dir.join("stop.vcd");
+    let traced_s = traced.display().to_string();
+    let stop_s = stop.display().to_string();
+    let fill = [("elf", traced_s.as_str()), ("stop", stop_s.as_str())];
+    let mut args = Vec::new();
+    if let Some(d) = opts.duration {
+        std::fs::write(&stop, vcd::stop_input(d.as_micros() as u64))
+            .context("cannot write the trace that ends the simulation")?;
+        for a in &program.spec.stop_args {
+            args.push(board.fill(a, &fill)?);
+        }
+    }
+    for a in &program.spec.args {
+        args.push(board.fill(a, &fill)?);
+    }
+    Ok(Cmd::new(&program.program).args(&args).dir(dir))
+}
+
+/// Reads simavr's VCD trace from the pty's `master` until it closes, sending each change, and
+/// at the end the first error the trace had.
+#[cfg(unix)]
+fn read_trace(master: &mut std::fs::File, trace_tx: &mpsc::Sender<Msg>) {
+    let mut reader = vcd::Reader::default();
+    let (mut buf, mut line) = (vec![0u8; 8192], Vec::new());
+    let mut error = None;
+    'read: loop {
+        let n = match pty::read_chunk(master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b != b'\n' {
+                line.push(b);
+                continue;
+            }
+            match reader.line(&String::from_utf8_lossy(&line)) {
+                Ok(changes) => {
+                    for c in changes {
+                        if trace_tx.send(Msg::Change(c)).is_err() {
+                            break 'read;
                         }
                     }
-                    Err(e) => error = Some(format!("{e:#}")),
                 }
-                line.clear();
+                Err(e) => error = Some(format!("{e:#}")),
             }
+            line.clear();
         }
-        let _ = trace_tx.send(Msg::TraceEnd(error));
-    });
-    let stderr = child.stderr().context("simavr's stderr")?;
-    let err_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).split(b'\n') {
-            let Ok(line) = line else { break };
-            let _ = err_tx.send(Msg::Stderr(String::from_utf8_lossy(&line).into_owned()));
-        }
-        let _ = err_tx.send(Msg::StderrEnd);
-    });
-    drop(tx);
-    let mut stdout = child.stdout().context("simavr's stdout")?;
-    let stdout = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    }
+    let _ = trace_tx.send(Msg::TraceEnd(error));
+}
 
+/// What was seen while simavr ran.
+#[cfg(unix)]
+struct Watched {
+    crash: Vec<String>,
+    crashed: bool,
+    /// simavr's messages (the first 20, and all after a crash).
+    said: Vec<String>,
+    stopped_when_seen: bool,
+    /// Its exit code, and when it ended.
+    exited: Option<(i32, Instant)>,
+    trace_error: Option<String>,
+}
+
+/// Watches simavr until it has ended and what it wrote is read: each change of the trace to
+/// `watch`, its messages, a crash (ending it), and every expected text seen (ending it when
+/// there is no duration).
+#[cfg(unix)]
+fn supervise(
+    child: &mut crate::process::Running,
+    rx: &mpsc::Receiver<Msg>,
+    watch: &mut watch::Watch,
+    pty: &mut pty::Pty,
+    opts: &Options,
+) -> Result<Watched> {
     let mut crash: Vec<String> = Vec::new();
     let mut crashed = false;
     let mut said: Vec<String> = Vec::new();
@@ -333,14 +453,21 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
             Some(_) => {}
         }
     }
-    let (code, ended) = exited.context("simavr did not end")?;
-    let wall = ended.duration_since(started);
-    let out = stdout.join().unwrap_or_default();
+    Ok(Watched {
+        crash,
+        crashed,
+        said,
+        stopped_when_seen,
+        exited,
+        trace_error,
+    })
+}
 
-    if let Some(e) = trace_error {
-        return Err(Failure::new(format!("cannot read simavr's trace: {e}")).into());
-    }
-    let end = if crashed {
+/// How the run ended, from what was seen and simavr's output `out`; None if it ended
+/// unexpectedly.
+#[cfg(unix)]
+fn how_it_ended(crashed: bool, stopped_when_seen: bool, out: &str) -> Option<End> {
+    Some(if crashed {
         End::Crashed
     } else if stopped_when_seen {
         End::Expected
@@ -351,60 +478,36 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
     } else if crate::interrupt::interrupted() || out.contains("signal caught") {
         End::Interrupted
     } else {
-        let mut words: Vec<&str> = said.iter().map(String::as_str).collect();
-        words.extend(out.lines().filter(|l| !l.trim().is_empty()).take(20));
-        return Err(Failure::new(format!(
-            "{} ended unexpectedly (exit code {code}) simulating {} on the {}:\n  {}",
-            program.program.display(),
-            elf.display(),
-            board.name,
-            words.join("\n  ")
-        ))
-        .hint(format!(
-            "its messages above say why; run it yourself: {}",
-            cmd.display()
-        ))
-        .into());
-    };
-    let (simulated_ns, exact) = match (end, opts.duration) {
-        (End::Duration, Some(d)) => (d.as_nanos() as u64, true),
-        _ => (watch.last_ns, false),
-    };
-    watch.finish(simulated_ns)?;
-    for line in watch.led_summary() {
-        watch.status(&line);
-    }
-    let wall_seconds = wall.as_secs_f64();
-    let simulated_seconds = simulated_ns as f64 / 1e9;
-    Ok(Report {
-        board: board.id.clone(),
-        mcu: spec.mcu.clone(),
-        clock_hz: clock,
-        elf: elf.to_path_buf(),
-        simulator: program.program.clone(),
-        simulator_source: match program.source {
-            Source::Path => "path",
-            Source::Flake(_) => "flake",
-        },
-        end,
-        simulated_seconds,
-        simulated_exact: exact,
-        wall_seconds,
-        speed: simulated_seconds / wall_seconds.max(1e-9),
-        uart: UartReport {
-            name: spec.uart.clone(),
-            bytes: watch.uart_bytes,
-            text: std::mem::take(&mut watch.text),
-        },
-        led: LedReport {
-            pin: spec.led.clone(),
-            changes: watch.led.changes,
-            edges: watch.led.edges.clone(),
-            steady: watch.led.steady,
-        },
-        expect: watch.expect.clone(),
-        crash,
+        return None;
     })
+}
+
+/// The error of a simavr that ended unexpectedly with exit `code`: its messages (`said`) and
+/// output (`out`), and its command line to run it again.
+#[cfg(unix)]
+fn ended_unexpectedly(
+    program: &Program,
+    elf: &Path,
+    board: &Board,
+    cmd: &Cmd,
+    code: i32,
+    said: &[String],
+    out: &str,
+) -> anyhow::Error {
+    let mut words: Vec<&str> = said.iter().map(String::as_str).collect();
+    words.extend(out.lines().filter(|l| !l.trim().is_empty()).take(20));
+    Failure::new(format!(
+        "{} ended unexpectedly (exit code {code}) simulating {} on the {}:\n  {}",
+        program.program.display(),
+        elf.display(),
+        board.name,
+        words.join("\n  ")
+    ))
+    .hint(format!(
+        "its messages above say why; run it yourself: {}",
+        cmd.display()
+    ))
+    .into()
 }
 
 /// Without a Unix pseudo-terminal, simavr's trace cannot be read as it is written.

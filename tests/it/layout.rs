@@ -1,6 +1,6 @@
 //! The code's own rules that a reviewer would otherwise have to count by hand: no Rust file of
-//! nixflash (src/, tests/, examples/) over 600 lines, and no tracked file with a path of the
-//! machine it was written on.
+//! nixflash (src/, tests/, examples/) over 600 lines, no function in src/ over 100 lines, and no
+//! tracked file with a path of the machine it was written on.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,100 @@ fn no_rust_file_is_over_600_lines() {
     assert!(
         long.is_empty(),
         "split these by area (at most {MAX_LINES} lines a file):\n{}",
+        long.join("\n")
+    );
+}
+
+const MAX_FN_LINES: usize = 100;
+
+/// The functions in `source` (free functions, methods, trait methods with a body, nested ones)
+/// longer than `limit` lines, counted from the `fn` line to the closing brace (comments inside
+/// count), as `name: N lines (line L)`. syn parses the file, so braces in strings, chars and
+/// comments do not count.
+fn long_functions(source: &str, limit: usize) -> Vec<String> {
+    use syn::spanned::Spanned;
+    use syn::visit::Visit;
+
+    struct Finder {
+        limit: usize,
+        found: Vec<String>,
+    }
+    impl Finder {
+        fn check(&mut self, sig: &syn::Signature, block: &syn::Block) {
+            let start = sig.fn_token.span().start().line;
+            let end = block.brace_token.span.close().end().line;
+            let n = end - start + 1;
+            if n > self.limit {
+                self.found
+                    .push(format!("{}: {n} lines (line {start})", sig.ident));
+            }
+        }
+    }
+    impl<'a> Visit<'a> for Finder {
+        fn visit_item_fn(&mut self, f: &'a syn::ItemFn) {
+            self.check(&f.sig, &f.block);
+            syn::visit::visit_item_fn(self, f);
+        }
+        fn visit_impl_item_fn(&mut self, f: &'a syn::ImplItemFn) {
+            self.check(&f.sig, &f.block);
+            syn::visit::visit_impl_item_fn(self, f);
+        }
+        fn visit_trait_item_fn(&mut self, f: &'a syn::TraitItemFn) {
+            if let Some(block) = &f.default {
+                self.check(&f.sig, block);
+            }
+            syn::visit::visit_trait_item_fn(self, f);
+        }
+    }
+    let file = syn::parse_file(source).unwrap_or_else(|e| panic!("cannot parse: {e}"));
+    let mut finder = Finder {
+        limit,
+        found: Vec::new(),
+    };
+    finder.visit_file(&file);
+    finder.found
+}
+
+#[test]
+fn long_functions_are_found_and_braces_in_strings_and_comments_do_not_count() {
+    let source = "fn short() {\n    let s = \"}}}\"; // }\n}\n\n\
+                  impl X {\n    /// }\n    fn long(&self) {\n        let c = '{';\n        \
+                  /* { */\n        let r = r#\"{\"#;\n    }\n}\n";
+    assert_eq!(long_functions(source, 3), ["long: 5 lines (line 7)"]);
+    assert!(long_functions(source, 5).is_empty());
+    // The real source has functions over a lower limit, so the test below is not vacuous.
+    let main = std::fs::read_to_string(repo().join("src/cmd/flash.rs")).unwrap();
+    assert!(
+        !long_functions(&main, 40).is_empty(),
+        "no function over 40 lines in src/cmd/flash.rs"
+    );
+}
+
+#[test]
+fn no_function_in_src_is_over_100_lines() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    assert!(files.len() > 30, "only {} files found", files.len());
+    let mut long = Vec::new();
+    let mut over_40 = 0;
+    for f in &files {
+        let source = std::fs::read_to_string(f).unwrap();
+        let name = f.strip_prefix(repo()).unwrap().display().to_string();
+        over_40 += long_functions(&source, 40).len();
+        long.extend(
+            long_functions(&source, MAX_FN_LINES)
+                .into_iter()
+                .map(|l| format!("{name}: {l}")),
+        );
+    }
+    // The scanner sees src/'s functions: many are over 40 lines.
+    assert!(
+        over_40 > 10,
+        "only {over_40} functions in src/ over 40 lines"
+    );
+    assert!(
+        long.is_empty(),
+        "split these into named steps (at most {MAX_FN_LINES} lines a function):\n{}",
         long.join("\n")
     );
 }
