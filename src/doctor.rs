@@ -168,27 +168,31 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
         flasher_check(b, flake_dir.as_deref(), nix.is_some(), &mut add);
     }
 
-    // Serial ports, and USB access to an RP2 chip's boot ROM.
     if cfg!(target_os = "linux") {
-        for c in serial_checks() {
-            add(c);
-        }
-        if let Some((f, vendor)) =
-            board.and_then(|b| Some((b.family(), b.family().usb_vendor.as_ref()?)))
-        {
-            add(udev_check(
-                &f.id,
-                vendor,
-                &[
-                    Path::new("/etc/udev/rules.d"),
-                    Path::new("/run/udev/rules.d"),
-                    Path::new("/lib/udev/rules.d"),
-                    Path::new("/usr/lib/udev/rules.d"),
-                ],
-            ));
-        }
+        port_checks(board, &mut add);
     }
     checks
+}
+
+/// Serial ports, and USB access to the chip's boot ROM for a family with a USB vendor (Linux).
+fn port_checks(board: Option<&Board>, add: &mut impl FnMut(Check)) {
+    for c in serial_checks() {
+        add(c);
+    }
+    if let Some((f, vendor)) =
+        board.and_then(|b| Some((b.family(), b.family().usb_vendor.as_ref()?)))
+    {
+        add(udev_check(
+            &f.id,
+            vendor,
+            &[
+                Path::new("/etc/udev/rules.d"),
+                Path::new("/run/udev/rules.d"),
+                Path::new("/lib/udev/rules.d"),
+                Path::new("/usr/lib/udev/rules.d"),
+            ],
+        ));
+    }
 }
 
 /// Nix's checks: installed, new enough, with flakes enabled.
