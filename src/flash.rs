@@ -352,11 +352,7 @@ pub fn flash(
     port: &str,
     nix_args: &[String],
 ) -> Result<Outcome> {
-    crate::serial::access::check(port)?;
-    crate::serial::access::check_free(port)?;
-    check_elf(board, elf)?;
-    let flasher = find(board, project_root, nix_args)?;
-    eprintln!("Flasher: {flasher}");
+    let flasher = prepare(board, project_root, elf, port, nix_args)?;
     let config_dir = match flasher.tool {
         FlashTool::Ravedude => {
             let text = ravedude_config(board, project_root)?;
@@ -378,8 +374,29 @@ pub fn flash(
         config_dir.as_ref().map(|d| d.path()),
     )?
     .dir(project_root);
-    let shown = cmd.display();
-    eprintln!("Running: {shown}");
+    run(flasher, cmd)
+}
+
+/// What every way of flashing checks and finds first: the port can be opened and nothing holds
+/// it, `elf` is firmware for `board`, and the board's flasher (said on stderr).
+pub fn prepare(
+    board: &Board,
+    project_root: &Path,
+    elf: &Path,
+    port: &str,
+    nix_args: &[String],
+) -> Result<Flasher> {
+    crate::serial::access::check(port)?;
+    crate::serial::access::check_free(port)?;
+    check_elf(board, elf)?;
+    let flasher = find(board, project_root, nix_args)?;
+    eprintln!("Flasher: {flasher}");
+    Ok(flasher)
+}
+
+/// Runs the flasher's command `cmd`, said first on stderr, with its output live.
+pub fn run(flasher: Flasher, cmd: Cmd) -> Result<Outcome> {
+    eprintln!("Running: {}", cmd.display());
     let code = cmd
         .attached()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;

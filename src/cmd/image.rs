@@ -7,7 +7,6 @@ use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::flash::{Flasher, Outcome};
 use nixflash::image::{self, Layout};
-use nixflash::process::Cmd;
 use nixflash::progress::status;
 use nixflash::settings::{self, Settings};
 
@@ -211,11 +210,7 @@ pub fn flash(
         return Ok(None);
     }
     let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    nixflash::serial::access::check(port)?;
-    nixflash::serial::access::check_free(port)?;
-    nixflash::flash::check_elf(board, elf)?;
-    let flasher = nixflash::flash::find(board, &base, nix_args)?;
-    eprintln!("Flasher: {flasher}");
+    let flasher = nixflash::flash::prepare(board, &base, elf, port, nix_args)?;
     let table = layout.partition_table.as_deref();
     let Some((s, region)) = &prepared else {
         if layout.region.is_some() {
@@ -225,7 +220,7 @@ pub fn flash(
             );
         }
         let cmd = image::flash_command(&flasher, board, elf, port, table)?;
-        return run_flasher(flasher, cmd.dir(&base)).map(Some);
+        return nixflash::flash::run(flasher, cmd.dir(&base)).map(Some);
     };
     let dir = tempfile::Builder::new()
         .prefix("nixflash-image-")
@@ -245,14 +240,5 @@ pub fn flash(
         ),
     );
     let cmd = image::write_command(&flasher, board, &file, port)?;
-    run_flasher(flasher, cmd.dir(&base)).map(Some)
-}
-
-fn run_flasher(flasher: Flasher, cmd: Cmd) -> Result<Outcome> {
-    let shown = cmd.display();
-    eprintln!("Running: {shown}");
-    let code = cmd
-        .attached()
-        .with_context(|| format!("cannot run {}", flasher.program.display()))?;
-    Ok(Outcome { flasher, code })
+    nixflash::flash::run(flasher, cmd.dir(&base)).map(Some)
 }
