@@ -226,7 +226,7 @@ fn esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware() {
 /// see [`esp32c3_wifi_secrets_stay_out_of_the_store_and_the_firmware`].
 fn secrets_stay_out(off: &NixOffline, p: &super::Project) {
     let settings = 0xe000..0xf000;
-    let (one, two) = (secret(), secret());
+    let (one, two) = (common::random_hex(), common::random_hex());
 
     let image = |out: &str, set: &[String]| {
         let (_, err, took) = run_ok(
@@ -254,7 +254,7 @@ fn secrets_stay_out(off: &NixOffline, p: &super::Project) {
     assert_eq!(store_a, store_b, "the settings changed the build");
 
     for (image, secret) in [(&a, &one), (&b, &two)] {
-        let at = find(image, secret.as_bytes());
+        let at = common::find_all(image, secret.as_bytes());
         assert_eq!(at.len(), 1, "the password is at {at:x?}");
         assert!(settings.contains(&at[0]), "the password is at {:#x}", at[0]);
     }
@@ -301,7 +301,7 @@ fn secrets_stay_out(off: &NixOffline, p: &super::Project) {
         let bytes = fs::read(file).unwrap_or_default();
         for secret in [&one, &two] {
             assert!(
-                find(&bytes, secret.as_bytes()).is_empty(),
+                common::find_all(&bytes, secret.as_bytes()).is_empty(),
                 "a password is in {}",
                 file.display()
             );
@@ -313,22 +313,6 @@ fn secrets_stay_out(off: &NixOffline, p: &super::Project) {
         took.as_secs_f64(),
         a.len()
     ));
-}
-
-/// A random string of 24 hex digits.
-fn secret() -> String {
-    let mut bytes = [0u8; 12];
-    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut bytes).unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect()
 }
 
 /// Every regular file at or under `path` (symbolic links not followed).

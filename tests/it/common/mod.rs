@@ -159,3 +159,20 @@ pub fn variants(
         })
         .collect()
 }
+
+/// A random string of 24 hex digits (a password no file could hold by chance).
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 12];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every offset at which `needle` occurs in `haystack`.
+pub fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use nixflash::settings::decode;
 
-use super::{random, set_table};
+use super::set_table;
 use crate::common::firmware::{build, Built, Kind};
 use crate::common::process::{run_bounded, text};
 use crate::common::pty::Pty;
-use crate::common::{copy_dir, measured, nixflash, on_path, skip};
+use crate::common::{self, copy_dir, measured, nixflash, on_path, skip};
 
 const SETTINGS: std::ops::Range<usize> = 0xe000..0xf000;
 
@@ -74,22 +74,13 @@ fn partitions(table: &[u8]) -> Vec<(String, u8, u8, u32, u32)> {
         .collect()
 }
 
-fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect()
-}
-
 #[test]
 fn image_puts_the_settings_only_inside_the_settings_partition() {
     let test = "image_puts_the_settings_only_inside_the_settings_partition";
     let Some((_dir, root, elf)) = wifi_project(test) else {
         return;
     };
-    let (one, two) = (random(), random());
+    let (one, two) = (common::random_hex(), common::random_hex());
     let started = Instant::now();
     let set = |pw: &str| vec!["ssid=TestNet".to_string(), format!("password={pw}")];
     let (a, said) = image(&root, &elf, "a.bin", &set(&one));
@@ -115,10 +106,10 @@ fn image_puts_the_settings_only_inside_the_settings_partition() {
 
     // The password is in the settings partition and nowhere else: not in the ELF, not in what
     // nixflash says.
-    let at = find_all(&a, one.as_bytes());
+    let at = common::find_all(&a, one.as_bytes());
     assert_eq!(at.len(), 1, "the password is at {at:x?}");
     assert!(SETTINGS.contains(&at[0]), "the password is at {:#x}", at[0]);
-    assert!(find_all(&fs::read(&elf).unwrap(), one.as_bytes()).is_empty());
+    assert!(common::find_all(&fs::read(&elf).unwrap(), one.as_bytes()).is_empty());
     assert!(!said.contains(&one), "{said}");
     assert_eq!(
         decode(&a[SETTINGS]).unwrap(),
@@ -201,7 +192,7 @@ fn flash_with_settings_writes_the_image_with_espflash_write_bin() {
     let pty = Pty::new();
     let port = pty.path.to_str().unwrap();
     let table = root.join("partitions.csv");
-    let password = random();
+    let password = common::random_hex();
     let o = run_bounded(
         nixflash()
             .args(["flash", "--elf"])

@@ -47,17 +47,6 @@ pub(super) fn set_table(root: &Path, table: bool) {
     }
 }
 
-/// A random string of 24 hex digits.
-pub(super) fn random() -> String {
-    let mut bytes = [0u8; 12];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut bytes,
-    )
-    .unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Asserts that `o` failed with one `error:` line containing `says`, and ran no flasher.
 pub(super) fn refused(o: &Output, says: &str) {
     let (stdout, stderr) = text(o);
