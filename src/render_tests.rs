@@ -12,20 +12,9 @@ fn every_board_renders_and_every_toml_parses() {
             .into_iter()
             .map(move |p| (b, p))
     }) {
-        let files = if lock_pending(b, &p) {
-            let mut f = render_sources(b, &p).unwrap();
-            f.push(File {
-                path: PathBuf::from("flake.lock"),
-                contents: flake_lock(&pins),
-            });
-            f
-        } else {
-            render(b, &p).unwrap()
-        };
+        let files = render(b, &p).unwrap();
         let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-        if !lock_pending(b, &p) {
-            assert!(names.iter().any(|n| n == "Cargo.lock"), "{}", b.id);
-        }
+        assert!(names.iter().any(|n| n == "Cargo.lock"), "{}", b.id);
         for want in [
             "Cargo.toml",
             "src/main.rs",
@@ -85,25 +74,6 @@ fn every_board_renders_and_every_toml_parses() {
     }
 }
 
-/// Whether a project's lock data is still to come: some option choice it makes has a lock
-/// suffix that no lock of the board's base name has yet (the option's templates and locks
-/// are being written). Once one lock carries the suffix, every combination must have its own.
-pub(crate) fn lock_pending(board: &Board, project: &Project) -> bool {
-    let base = board.fill(&board.family().files.lock, &[]).unwrap();
-    let name = lock_name(board, project).unwrap();
-    let have = lock_names();
-    name.strip_prefix(&base)
-        .unwrap()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .any(|suffix| {
-            !have.iter().any(|l| {
-                l.strip_prefix(&base)
-                    .is_some_and(|rest| rest.split('-').any(|p| p == suffix))
-            })
-        })
-}
-
 #[test]
 fn choices_name_their_locks_and_every_lock_is_there() {
     let db = crate::board::Database::builtin().unwrap();
@@ -132,23 +102,11 @@ fn choices_name_their_locks_and_every_lock_is_there() {
         .unwrap(),
         "rp2040-embassy"
     );
-    // Every lock a project can need is there, but for options whose locks are to come.
-    let mut pending = Vec::new();
+    // Every lock a project can need is there.
     for b in db.boards() {
         for p in Project::variants(b, "p") {
-            if lock_pending(b, &p) {
-                let e = lock_template(b, &p).unwrap_err().to_string();
-                assert!(e.contains("nixflash has no dependency lock for the"), "{e}");
-                pending.push(lock_name(b, &p).unwrap());
-            } else {
-                lock_template(b, &p).unwrap();
-            }
+            lock_template(b, &p).unwrap();
         }
-    }
-    pending.sort();
-    pending.dedup();
-    if !pending.is_empty() {
-        eprintln!("lock data still to come: {}", pending.join(", "));
     }
 }
 

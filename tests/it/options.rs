@@ -25,46 +25,6 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The lock data a project for `board` with these `-o` values needs, when it is still to come:
-/// a choice's lock suffix that no lock of the board's base name carries yet (the option's
-/// templates and locks are added in their own commits). Once one lock has the suffix, every
-/// combination must have its own and this is None.
-fn lock_to_come(board: &str, opts: &[&str]) -> Option<String> {
-    use nixflash::options::{lock_name, resolve, Wish};
-    let db = nixflash::board::Database::builtin().unwrap();
-    let b = db.get(board).unwrap();
-    let wishes: Vec<Wish> = opts.iter().map(|o| Wish::flag(o)).collect();
-    let name = lock_name(b, &resolve(b, &wishes).unwrap().choices).unwrap();
-    let base = b.fill(&b.family().files.lock, &[]).unwrap();
-    let have = nixflash::render::lock_names();
-    let missing = name
-        .strip_prefix(&base)
-        .unwrap()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .any(|suffix| {
-            !have.iter().any(|l| {
-                l.strip_prefix(&base)
-                    .is_some_and(|rest| rest.split('-').any(|p| p == suffix))
-            })
-        });
-    missing.then_some(name)
-}
-
-/// Says that a part of a test waits for lock data, and whether it does.
-fn waits_for_lock(test: &str, board: &str, opts: &[&str]) -> bool {
-    match lock_to_come(board, opts) {
-        Some(lock) => {
-            common::note(&format!(
-                "SKIPPED: {test}: templates/locks/{lock}.lock is not there yet (the option's \
-                 lock data is added with its templates)"
-            ));
-            true
-        }
-        None => false,
-    }
-}
-
 /// `boards --json`: every board with the options it offers.
 fn boards_json(cwd: &Path) -> Vec<Value> {
     let out = nixflash(cwd).args(["boards", "--json"]).output().unwrap();
@@ -110,11 +70,10 @@ fn combinations(options: &serde_json::Map<String, Value>) -> Vec<BTreeMap<String
 /// Every combination of options that `boards --json` says a board allows is made by `new -o
 /// ...` (each option given): the project records exactly its non-default choices, a choice's
 /// `files` are there exactly when it is chosen, and nothing is turned on that was asked for.
-/// A combination whose lock data is still to come must fail naming it.
 #[test]
 fn every_option_combination_the_data_allows_renders_for_every_board() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut made, mut waiting) = (0, Vec::new());
+    let mut made = 0;
     for board in boards_json(tmp.path()) {
         let id = board["id"].as_str().unwrap();
         let options = board["options"].as_object().unwrap();
@@ -122,7 +81,6 @@ fn every_option_combination_the_data_allows_renders_for_every_board() {
         assert!(!combos.is_empty(), "{id}");
         for (i, combo) in combos.iter().enumerate() {
             let args: Vec<String> = combo.iter().map(|(n, c)| format!("{n}={c}")).collect();
-            let opts: Vec<&str> = args.iter().map(String::as_str).collect();
             let dir = tmp.path().join(format!("{id}-{i}"));
             let mut cmd = nixflash(tmp.path());
             cmd.args(["new", &dir.display().to_string(), "--board", id, "--no-git"]);
@@ -134,16 +92,6 @@ fn every_option_combination_the_data_allows_renders_for_every_board() {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr),
             );
-            if let Some(lock) = lock_to_come(id, &opts) {
-                assert!(!out.status.success(), "{id} {args:?}");
-                assert!(
-                    stderr.contains(&format!("(lock data `{lock}` in templates/locks/)")),
-                    "{id} {args:?}: {stderr}"
-                );
-                assert!(!dir.exists(), "{id} {args:?}: written");
-                waiting.push(lock);
-                continue;
-            }
             assert!(out.status.success(), "{id} {args:?}: {stderr}");
             assert!(!stdout.contains("turned on"), "{id} {args:?}: {stdout}");
             let manifest: toml::Table =
@@ -175,14 +123,6 @@ fn every_option_combination_the_data_allows_renders_for_every_board() {
             assert!(dir.join("Cargo.lock").exists(), "{id} {args:?}");
             made += 1;
         }
-    }
-    waiting.sort();
-    waiting.dedup();
-    if !waiting.is_empty() {
-        common::note(&format!(
-            "SKIPPED in part: every_option_combination...: lock data still to come: {}",
-            waiting.join(", ")
-        ));
     }
     assert!(made > 20, "{made} projects made");
 }
@@ -317,12 +257,6 @@ fn bad_options_are_one_line_and_nothing_is_written() {
 /// --board` keeps them on another chip with Wi-Fi and drops Wi-Fi, saying why, on the ESP32-H2.
 #[test]
 fn wifi_turns_on_what_it_needs_and_init_keeps_or_drops_it() {
-    let test = "wifi_turns_on_what_it_needs_and_init_keeps_or_drops_it";
-    if waits_for_lock(test, "esp32c3", &["wifi"])
-        || waits_for_lock(test, "esp32h2", &["async=embassy", "alloc=on"])
-    {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     nixflash(tmp.path())
         .args([
@@ -385,12 +319,6 @@ fn wifi_turns_on_what_it_needs_and_init_keeps_or_drops_it() {
 /// AVR board drops it, saying that the family has no options.
 #[test]
 fn async_on_a_pico_is_kept_by_init_and_dropped_for_avr() {
-    let test = "async_on_a_pico_is_kept_by_init_and_dropped_for_avr";
-    if waits_for_lock(test, "pico", &["async=embassy"])
-        || waits_for_lock(test, "pico2", &["async=embassy"])
-    {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     nixflash(tmp.path())
         .args([
