@@ -3,14 +3,13 @@
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
 //! ([`options`], [`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
 //! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
-//! ([`flash`]; an RP2 chip's boot drive, [`boot_drive`], with [`uf2`] files), serial ports
+//! ([`flash`]: ravedude, espflash, an RP2 chip's boot drive with UF2 files), serial ports
 //! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
 //! [`doctor`]. Every
 //! other program is started through [`process`]; errors say what to do through [`error`].
 //! `main.rs` is only the command line.
 
 pub mod board;
-pub mod boot_drive;
 pub mod context;
 pub mod diagnose;
 pub mod doctor;
@@ -29,11 +28,11 @@ pub mod process;
 pub mod progress;
 pub mod project;
 pub mod render;
+pub mod report;
 pub mod serial;
 pub mod settings;
 pub mod sim;
 pub mod size;
 pub mod std_lock;
 pub mod transaction;
-pub mod uf2;
 pub mod version;

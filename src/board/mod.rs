@@ -364,10 +364,10 @@ impl Board {
             let Some(family) = &self.flash.uf2_family else {
                 bail!("`flash.uf2-family` (the UF2 family of its firmware) is not set");
             };
-            if crate::uf2::family_id(family).is_none() {
+            if crate::flash::uf2::family_id(family).is_none() {
                 bail!(
                     "`flash.uf2-family = \"{family}\"` is no UF2 family nixflash knows: {}",
-                    crate::uf2::family_names().join(", ")
+                    crate::flash::uf2::family_names().join(", ")
                 );
             }
             if self.flash.boot_drive.is_none() {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, FlashTool};
-use nixflash::boot_drive;
 use nixflash::context::Context;
 use nixflash::error::Failure;
+use nixflash::flash::boot_drive;
 use nixflash::monitor;
 use nixflash::progress::status;
 use nixflash::serial::reset;
@@ -100,7 +100,7 @@ pub fn run(a: Args) -> Result<u8> {
     let nix_args = &a.flags.nix.nix_args;
     let outcome = match super::image::flash(plan, &ctx, board, &elf, port, nix_args)? {
         Some(outcome) => outcome,
-        None => nixflash::flash::flash(board, &root, &elf, port, nix_args)?,
+        None => nixflash::flash::flash(board, &root, &elf, port, nix_args, &super::Terminal)?,
     };
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
@@ -192,7 +192,7 @@ fn flash_rp2(
                 &format!("with {picotool}: no boot drive is mounted"),
             );
             let cmd = nixflash::flash::command(&picotool, board, &elf, "", None)?;
-            eprintln!("Running: {}", cmd.display());
+            status("Running", &cmd.display());
             let code = cmd
                 .attached()
                 .with_context(|| format!("cannot run {}", picotool.program.display()))?;

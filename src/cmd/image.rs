@@ -135,8 +135,8 @@ fn make(
         layout.partition_table.as_deref(),
         tmp.path(),
     )?;
-    eprintln!("Flasher: {flasher}");
-    eprintln!("Running: {}", cmd.display());
+    status("Flasher", &flasher.to_string());
+    status("Running", &cmd.display());
     let made = image::make(
         flasher,
         board,
@@ -210,7 +210,7 @@ pub fn flash(
         return Ok(None);
     }
     let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::prepare(board, &base, elf, port, nix_args)?;
+    let flasher = nixflash::flash::prepare(board, &base, elf, port, nix_args, &super::Terminal)?;
     let table = layout.partition_table.as_deref();
     let Some((s, region)) = &prepared else {
         if layout.region.is_some() {
@@ -220,7 +220,7 @@ pub fn flash(
             );
         }
         let cmd = image::flash_command(&flasher, board, elf, port, table)?;
-        return nixflash::flash::run(flasher, cmd.dir(&base)).map(Some);
+        return nixflash::flash::run(flasher, cmd.dir(&base), &super::Terminal).map(Some);
     };
     let dir = tempfile::Builder::new()
         .prefix("nixflash-image-")
@@ -228,7 +228,7 @@ pub fn flash(
         .context("cannot create a temporary folder for the image")?;
     let file = dir.path().join("image.bin");
     let cmd = image::save_command(&flasher, board, elf, table, &file)?;
-    eprintln!("Running: {}", cmd.display());
+    status("Running", &cmd.display());
     let made = image::make(&flasher, board, elf, &layout, Some(region), &file)?;
     status(
         "Settings",
@@ -240,5 +240,5 @@ pub fn flash(
         ),
     );
     let cmd = image::write_command(&flasher, board, &file, port)?;
-    nixflash::flash::run(flasher, cmd.dir(&base)).map(Some)
+    nixflash::flash::run(flasher, cmd.dir(&base), &super::Terminal).map(Some)
 }

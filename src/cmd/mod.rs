@@ -22,7 +22,20 @@ use nixflash::error::{Failure, Report};
 use nixflash::manifest::ReadBy;
 use nixflash::nix::BuildOptions;
 use nixflash::progress::status;
+use nixflash::report::{Event, Reporter};
 use nixflash::serial::{self, PortChoice};
+
+/// The command line's reporter: every event of the library as a cargo-style line on stderr.
+pub struct Terminal;
+
+impl Reporter for Terminal {
+    fn report(&self, event: Event) {
+        match event {
+            Event::Step { verb, message } => status(verb, &message),
+            Event::Warning(message) => status("Warning", &message),
+        }
+    }
+}
 
 /// The board a command needs, if any: a warning about a board file is left to the error when
 /// its board is the one needed.

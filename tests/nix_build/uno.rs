@@ -122,7 +122,7 @@ fn uno_builds_from_scratch_and_flashes() {
     );
     let running = log
         .lines()
-        .find(|l| l.starts_with("Running: "))
+        .find(|l| l.trim_start().starts_with("Running "))
         .unwrap_or_else(|| panic!("flash shows no ravedude command:\n{log}"));
     assert!(
         running.contains(&format!(" -P {} /nix/store/", sim.pty))

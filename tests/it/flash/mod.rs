@@ -150,7 +150,7 @@ pub(super) fn flash_and_check(project: &Path, path: &std::ffi::OsStr, limit: Dur
     );
     let want = format!("-P {} {}", sim.pty, fw.elf.display());
     assert!(
-        stderr.contains("Running: CARGO_MANIFEST_DIR=") && stderr.contains(&want),
+        stderr.contains("Running CARGO_MANIFEST_DIR=") && stderr.contains(&want),
         "the ravedude command line is not shown:\n{stderr}"
     );
     let half = measured_half_period(&mut sim, done, &fw.what, fw.half_period);

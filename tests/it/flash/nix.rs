@@ -110,7 +110,7 @@ fn flash_builds_with_nix_then_uploads_to_a_simulated_uno() {
     );
     let want = format!("-P {} {}", sim.pty, built.display());
     assert!(
-        stderr.contains("Running: CARGO_MANIFEST_DIR=") && stderr.contains(&want),
+        stderr.contains("Running CARGO_MANIFEST_DIR=") && stderr.contains(&want),
         "ravedude was not run on the built ELF (`{want}`):\n{stderr}"
     );
 

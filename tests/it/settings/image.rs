@@ -205,7 +205,7 @@ fn flash_with_settings_writes_the_image_with_espflash_write_bin() {
     let (stdout, stderr) = text(&o);
     assert!(!stderr.contains(&password), "{stderr}");
     let save = format!(
-        "Running: {} save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb \
+        "Running {} save-image --chip esp32c3 --merge --skip-padding --flash-size 4mb \
          --partition-table {} {} ",
         espflash.display(),
         table.display(),
@@ -217,12 +217,12 @@ fn flash_with_settings_writes_the_image_with_espflash_write_bin() {
         "{stderr}"
     );
     let write = format!(
-        "Running: {} write-bin --chip esp32c3 --port {port} --baud 921600 0x0 ",
+        "Running {} write-bin --chip esp32c3 --port {port} --baud 921600 0x0 ",
         espflash.display()
     );
     let line = stderr
         .lines()
-        .find(|l| l.starts_with(&write))
+        .find(|l| l.trim_start().starts_with(&write))
         .unwrap_or_else(|| panic!("no `{write}` in:\n{stderr}"));
     // The image was a temporary file, gone now (it holds the password).
     let image = Path::new(line.rsplit(' ').next().unwrap());
@@ -263,7 +263,7 @@ fn flash_with_settings_writes_the_image_with_espflash_write_bin() {
     );
     let (_, stderr) = text(&o);
     let line = format!(
-        "Running: {} flash --chip esp32c3 --port {port} --baud 921600 --partition-table {} {}",
+        "Running {} flash --chip esp32c3 --port {port} --baud 921600 --partition-table {} {}",
         espflash.display(),
         table.display(),
         elf.display()

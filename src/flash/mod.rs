@@ -7,6 +7,9 @@
 //! (`packages.<system>.flasher`), realised with `nix build .#flasher`, so that a machine with only
 //! Nix can flash.
 
+pub mod boot_drive;
+pub mod uf2;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use crate::board::{Board, FlashTool};
 use crate::error::Failure;
 use crate::nix::Nix;
 use crate::process::Cmd;
+use crate::report::{Event, Reporter};
 use crate::version::Version;
 
 /// Where the flasher comes from.
@@ -342,7 +346,7 @@ pub struct Outcome {
     pub code: i32,
 }
 
-/// Flashes `elf` to `board` through `port` with the board's flasher, printing which flasher and
+/// Flashes `elf` to `board` through `port` with the board's flasher, reporting which flasher and
 /// command are used, the flasher's output live. `project_root` holds Ravedude.toml and flake.nix;
 /// `nix_args` go to the nix command that builds the flake's flasher, if that is needed.
 pub fn flash(
@@ -351,8 +355,9 @@ pub fn flash(
     elf: &Path,
     port: &str,
     nix_args: &[String],
+    reporter: &dyn Reporter,
 ) -> Result<Outcome> {
-    let flasher = prepare(board, project_root, elf, port, nix_args)?;
+    let flasher = prepare(board, project_root, elf, port, nix_args, reporter)?;
     let config_dir = match flasher.tool {
         FlashTool::Ravedude => {
             let text = ravedude_config(board, project_root)?;
@@ -374,29 +379,30 @@ pub fn flash(
         config_dir.as_ref().map(|d| d.path()),
     )?
     .dir(project_root);
-    run(flasher, cmd)
+    run(flasher, cmd, reporter)
 }
 
 /// What every way of flashing checks and finds first: the port can be opened and nothing holds
-/// it, `elf` is firmware for `board`, and the board's flasher (said on stderr).
+/// it, `elf` is firmware for `board`, and the board's flasher (reported).
 pub fn prepare(
     board: &Board,
     project_root: &Path,
     elf: &Path,
     port: &str,
     nix_args: &[String],
+    reporter: &dyn Reporter,
 ) -> Result<Flasher> {
     crate::serial::access::check(port)?;
     crate::serial::access::check_free(port)?;
     check_elf(board, elf)?;
     let flasher = find(board, project_root, nix_args)?;
-    eprintln!("Flasher: {flasher}");
+    reporter.report(Event::step("Flasher", flasher.to_string()));
     Ok(flasher)
 }
 
-/// Runs the flasher's command `cmd`, said first on stderr, with its output live.
-pub fn run(flasher: Flasher, cmd: Cmd) -> Result<Outcome> {
-    eprintln!("Running: {}", cmd.display());
+/// Runs the flasher's command `cmd`, reported first, with its output live.
+pub fn run(flasher: Flasher, cmd: Cmd, reporter: &dyn Reporter) -> Result<Outcome> {
+    reporter.report(Event::step("Running", cmd.display()));
     let code = cmd
         .attached()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;

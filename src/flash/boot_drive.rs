@@ -217,7 +217,7 @@ pub fn copy(uf2: &[u8], drive: &Drive, name: &str) -> Result<PathBuf> {
 pub struct Flashed {
     /// The UF2 file on the drive.
     pub path: PathBuf,
-    pub uf2: crate::uf2::Uf2,
+    pub uf2: super::uf2::Uf2,
 }
 
 /// Converts the firmware `elf` for `board` into a UF2 file and copies it onto `drive`, named
@@ -227,11 +227,11 @@ pub fn flash(board: &Board, elf: &Path, drive: &Drive) -> Result<Flashed> {
         .flash
         .uf2_family
         .as_deref()
-        .and_then(crate::uf2::family_id)
+        .and_then(super::uf2::family_id)
         .with_context(|| format!("board `{}` has no UF2 family", board.id))?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    let uf2 = crate::uf2::from_elf(&data, family, board.family())
+    let uf2 = super::uf2::from_elf(&data, family, board.family())
         .with_context(|| format!("cannot make a UF2 file of {}", elf.display()))?;
     let name = elf
         .file_stem()
