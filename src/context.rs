@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::board::{Board, Database};
-use crate::error::{Failure, Report};
+use crate::error::{Failure, Kind, Report};
 use crate::git::Git;
 use crate::manifest::{self, Manifest};
 
@@ -60,17 +60,7 @@ impl Context {
             });
         match read {
             Ok(m) => Ok(m),
-            Err(r) => {
-                let mut message = r.error.clone();
-                for c in &r.causes {
-                    message.push_str(&format!(": {c}"));
-                }
-                let mut f = Failure::new(message);
-                for h in &r.hints {
-                    f = f.hint(h.clone());
-                }
-                Err(f.into())
-            }
+            Err(r) => Err(r.to_failure().into()),
         }
     }
 
@@ -79,7 +69,7 @@ impl Context {
     pub fn outside_a_project(&self) -> bool {
         self.no_root
             .as_ref()
-            .is_some_and(|r| r.error.starts_with(manifest::NO_PROJECT))
+            .is_some_and(|r| r.kind == Kind::NotAProject)
     }
 
     /// The project's board, from its Cargo.toml, as the database knows it.
@@ -101,7 +91,7 @@ impl Context {
         let board = self.board()?;
         let root = &self.manifest()?.root;
         if let Some(why) = crate::project::board_mismatch(root, board) {
-            return Err(Failure::new(format!(
+            return Err(Failure::new(Kind::BoardMismatch, format!(
                 "{} says board `{}`, but {why}",
                 root.join("Cargo.toml").display(),
                 board.id

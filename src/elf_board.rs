@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use object::{Object, ObjectSection};
 
 use crate::board::{Board, Database};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// The chip of an ELF, and how it was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,21 +123,27 @@ pub fn board_for(
                 )
             })
             .unwrap_or_else(|| "not an ELF file".into());
-        return Err(Failure::new(format!(
-            "which board is {} for? It is {what}, and does not say its chip",
-            elf.display()
-        ))
+        return Err(Failure::new(
+            Kind::BoardNeeded,
+            format!(
+                "which board is {} for? It is {what}, and does not say its chip",
+                elf.display()
+            ),
+        )
         .hint(ask)
         .into());
     };
     let boards: Vec<&Board> = db.boards().filter(|b| b.chip == chip.name).collect();
     match boards[..] {
-        [] => Err(Failure::new(format!(
-            "{} is for the {} ({}), and no board nixflash knows has that chip",
-            elf.display(),
-            chip.name,
-            chip.how
-        ))
+        [] => Err(Failure::new(
+            Kind::BoardNeeded,
+            format!(
+                "{} is for the {} ({}), and no board nixflash knows has that chip",
+                elf.display(),
+                chip.name,
+                chip.how
+            ),
+        )
         .hint(ask)
         .into()),
         [one] => Ok((one.clone(), chip)),
@@ -161,14 +167,17 @@ pub fn board_for(
         }
         _ => {
             let ids: Vec<&str> = boards.iter().map(|b| b.id.as_str()).collect();
-            Err(Failure::new(format!(
-                "which board is {} for? It is for the {} ({}), which these boards have, each \
+            Err(Failure::new(
+                Kind::BoardNeeded,
+                format!(
+                    "which board is {} for? It is for the {} ({}), which these boards have, each \
                  flashed or run its own way: {}",
-                elf.display(),
-                chip.name,
-                chip.how,
-                ids.join(", ")
-            ))
+                    elf.display(),
+                    chip.name,
+                    chip.how,
+                    ids.join(", ")
+                ),
+            )
             .hint(format!("pass --board <id>, e.g. --board {}", ids[0]))
             .into())
         }

@@ -1,37 +1,204 @@
 //! Errors that say what to do next.
 //!
 //! Code fails with `anyhow::Error` as usual, adding context as it goes up. Where a failure knows
-//! what the user can do about it, it is a [`Failure`]: the message, and hints kept apart from it
-//! (several lines each if need be). A [`Report`] gathers the messages of the whole chain and
-//! the hints of every link that has some ([`Failure`], and the build failures of [`crate::nix`]
-//! with their diagnoses), for the terminal or for `--json`.
+//! what the user can do about it, it is a [`Failure`]: its [`Kind`] (what a script acts on), the
+//! message, what is known about the cause (diagnoses) and hints kept apart from it (several
+//! lines each if need be). A [`Report`] gathers the messages of the whole chain, the kind and the
+//! diagnoses and hints of every [`Failure`] in it, for the terminal or for `--json`.
+//!
+//! This module depends on nothing else in the crate: a stage that knows more about a failure
+//! (a `nix build`'s log, say) puts what it knows into the [`Failure`] as data.
 
 use std::fmt;
 
 use serde::Serialize;
 
+/// What kind of failure it is: one per failure a user or a script acts on differently. `--json`
+/// output says it as `"kind"` (kebab-case, e.g. `"port-busy"`); README.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A flag or argument that cannot work as given (a zero `--baud`, an answer not offered).
+    Usage,
+    /// No board has that id or alias (or matches the filter).
+    BoardUnknown,
+    /// Which board is meant cannot be told: pass `--board` (or set it in Cargo.toml).
+    BoardNeeded,
+    /// A board file (the project's `boards/` or nixflash's) cannot be used.
+    BoardFile,
+    /// The board Cargo.toml names is not the one the project's files were written for.
+    BoardMismatch,
+    /// nixflash has no dependency lock for the board and its options.
+    LockDataMissing,
+    /// No Cargo package here (nor above), or at a workspace root rather than a package.
+    NotAProject,
+    /// A file of the project (Cargo.toml, Ravedude.toml) is not what nixflash can read.
+    ProjectFile,
+    /// A package name cargo would refuse.
+    NameInvalid,
+    /// Files would be overwritten or a family switched: `--force` does it anyway.
+    NeedsForce,
+    /// No flake.nix in the project or above it.
+    NoFlake,
+    /// The project's flake.lock cannot be read by Nix.
+    FlakeLock,
+    /// The flake has no input of that name.
+    InputUnknown,
+    /// The project's flake does not give what nixflash needs from it.
+    Flake,
+    /// `nix flake update` failed (it needs the network).
+    UpdateFailed,
+    /// The `nix build` of the firmware failed.
+    BuildFailed,
+    /// `nix` is not installed.
+    NixMissing,
+    /// This Nix is too old, or not set up the way a build needs.
+    NixTooOld,
+    /// `git` is not installed.
+    GitMissing,
+    /// A tool nixflash runs (flasher, simulator) is neither on PATH nor in the flake.
+    ToolMissing,
+    /// The tool on PATH is older than the board needs.
+    ToolTooOld,
+    /// The firmware to flash or simulate is not there (no `./result`, no such `--elf`).
+    FirmwareMissing,
+    /// The file is not firmware for this board (not an ELF, another architecture or chip).
+    NotFirmware,
+    /// The board has no such feature in nixflash yet (a simulator, an image of its family).
+    Unsupported,
+    /// The serial port (or boot drive) is not there.
+    PortNotFound,
+    /// Several serial ports (or boot drives) may be the board's: pass `--port`.
+    PortAmbiguous,
+    /// Another program has the serial port open.
+    PortBusy,
+    /// The user may not open the serial port.
+    PortPermission,
+    /// The path is not a serial port.
+    PortNotSerial,
+    /// The serial port went away while in use.
+    PortLost,
+    /// The flasher failed.
+    FlashFailed,
+    /// An option (`-o`, the template choices) the board does not have or that conflicts.
+    Option,
+    /// A setting (`--set`, settings file, `NIXFLASH_SET_*`) that cannot be written.
+    Setting,
+    /// The partition table cannot hold the settings.
+    PartitionTable,
+    /// The simulator failed or stopped unexpectedly.
+    SimFailed,
+    /// The simulated firmware crashed.
+    SimCrashed,
+    /// `sim --expect`: the firmware never sent what was expected.
+    ExpectUnmet,
+    /// Ctrl-C or a termination signal.
+    Interrupted,
+    /// Anything else: an error nixflash has no advice for.
+    Other,
+}
+
+impl Kind {
+    /// Every kind, in the order README.md lists them.
+    pub const ALL: [Kind; 39] = [
+        Kind::Usage,
+        Kind::BoardUnknown,
+        Kind::BoardNeeded,
+        Kind::BoardFile,
+        Kind::BoardMismatch,
+        Kind::LockDataMissing,
+        Kind::NotAProject,
+        Kind::ProjectFile,
+        Kind::NameInvalid,
+        Kind::NeedsForce,
+        Kind::NoFlake,
+        Kind::FlakeLock,
+        Kind::InputUnknown,
+        Kind::Flake,
+        Kind::UpdateFailed,
+        Kind::BuildFailed,
+        Kind::NixMissing,
+        Kind::NixTooOld,
+        Kind::GitMissing,
+        Kind::ToolMissing,
+        Kind::ToolTooOld,
+        Kind::FirmwareMissing,
+        Kind::NotFirmware,
+        Kind::Unsupported,
+        Kind::PortNotFound,
+        Kind::PortAmbiguous,
+        Kind::PortBusy,
+        Kind::PortPermission,
+        Kind::PortNotSerial,
+        Kind::PortLost,
+        Kind::FlashFailed,
+        Kind::Option,
+        Kind::Setting,
+        Kind::PartitionTable,
+        Kind::SimFailed,
+        Kind::SimCrashed,
+        Kind::ExpectUnmet,
+        Kind::Interrupted,
+        Kind::Other,
+    ];
+
+    /// The kind as `--json` says it, e.g. `port-busy`.
+    pub fn name(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => unreachable!("a kind serializes as a string"),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// A failure and what to do about it. It is the error itself, never an anyhow context (which
 /// [`Report`] could not see through): a cause goes in [`Failure::because`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Failure {
+    pub kind: Kind,
     pub message: String,
+    /// What is known about the cause, one line each.
+    pub diagnoses: Vec<String>,
     /// What to do next, most useful first.
     pub hints: Vec<String>,
+    #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Failure {
-    pub fn new(message: impl Into<String>) -> Failure {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Failure {
         Failure {
+            kind,
             message: message.into(),
+            diagnoses: Vec::new(),
             hints: Vec::new(),
             source: None,
         }
     }
 
+    /// TEMPORARY (issue 19): a failure of no particular kind, for the call sites in src/flash/,
+    /// src/tool.rs, src/image.rs, src/cmd/flash.rs, src/cmd/image.rs and src/sim/program.rs,
+    /// which are being rewritten at the same time. Remove it once they say their kind.
+    pub fn untyped(message: impl Into<String>) -> Failure {
+        Failure::new(Kind::Other, message)
+    }
+
     /// The same failure with one more hint.
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
         self.hints.push(hint.into());
+        self
+    }
+
+    /// The same failure with one more diagnosis: what is known about its cause.
+    pub fn diagnosis(mut self, diagnosis: impl Into<String>) -> Failure {
+        self.diagnoses.push(diagnosis.into());
         self
     }
 
@@ -45,48 +212,21 @@ impl Failure {
     }
 }
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// An `anyhow::Error` from a message and hints (each a `String` or `&str`):
-/// `fail!(format!("no flake.nix in {}", dir); "run `nixflash init --board <id>`")`.
+/// TEMPORARY (issue 19, for src/cmd/image.rs until it says its kind): an `anyhow::Error` from a
+/// message and hints, of no particular kind.
 #[macro_export]
 macro_rules! fail {
     ($msg:expr $(; $($hint:expr),+)? $(,)?) => {
-        ::anyhow::Error::new($crate::error::Failure::new($msg)$($(.hint($hint))+)?)
+        ::anyhow::Error::new($crate::error::Failure::untyped($msg)$($(.hint($hint))+)?)
     };
 }
 
-/// Something that knows what went wrong (diagnoses) and what to do (hints), besides its message.
-pub trait Help {
-    /// What is known about the cause, one line each.
-    fn diagnoses(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn hints(&self) -> Vec<String>;
-}
-
-impl Help for Failure {
-    fn hints(&self) -> Vec<String> {
-        self.hints.clone()
-    }
-}
-
-/// An error, ready to be shown: every message of the chain, outermost first, and everything it
-/// knows about what to do.
+/// An error, ready to be shown: its kind, every message of the chain, outermost first, and
+/// everything it knows about what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The kind of the outermost [`Failure`] that has one; [`Kind::Other`] if none has.
+    pub kind: Kind,
     /// The outermost message.
     pub error: String,
     /// The messages under it, each caused by the one after it.
@@ -97,29 +237,48 @@ pub struct Report {
 
 impl Report {
     pub fn of(e: &anyhow::Error) -> Report {
+        let mut kind = Kind::Other;
         let mut messages = Vec::new();
         let mut diagnoses = Vec::new();
         let mut hints = Vec::new();
         for cause in e.chain() {
             messages.push(cause.to_string());
-            let help: Option<&dyn Help> = if let Some(f) = cause.downcast_ref::<Failure>() {
-                Some(f)
-            } else if let Some(b) = cause.downcast_ref::<crate::nix::BuildFailed>() {
-                Some(b)
-            } else {
-                None
-            };
-            if let Some(h) = help {
-                diagnoses.extend(h.diagnoses());
-                hints.extend(h.hints());
+            if let Some(f) = cause.downcast_ref::<Failure>() {
+                if kind == Kind::Other {
+                    kind = f.kind;
+                }
+                diagnoses.extend(f.diagnoses.iter().cloned());
+                hints.extend(f.hints.iter().cloned());
             }
         }
         let error = messages.remove(0);
         Report {
+            kind,
             error,
             causes: messages,
             diagnoses,
             hints,
+        }
+    }
+
+    /// The message and its causes on one line, `error: cause: cause`.
+    pub fn one_line(&self) -> String {
+        let mut line = self.error.clone();
+        for c in &self.causes {
+            line.push_str(": ");
+            line.push_str(c);
+        }
+        line
+    }
+
+    /// The report as one [`Failure`] (its messages on one line), to fail with again later.
+    pub fn to_failure(&self) -> Failure {
+        Failure {
+            kind: self.kind,
+            message: self.one_line(),
+            diagnoses: self.diagnoses.clone(),
+            hints: self.hints.clone(),
+            source: None,
         }
     }
 }
@@ -161,13 +320,13 @@ mod tests {
 
     #[test]
     fn hints_stay_whole_and_come_last() {
-        let inner: anyhow::Result<()> = Err(fail!(
-            format!("no flake.nix in {}", "/p");
-            "add one with\n  nixflash init --board uno",
-            "or create a project: nixflash new blinky --board uno"
-        ));
+        let inner: anyhow::Result<()> = Err(Failure::new(Kind::NoFlake, "no flake.nix in /p")
+            .hint("add one with\n  nixflash init --board uno")
+            .hint("or create a project: nixflash new blinky --board uno")
+            .into());
         let e = inner.context("cannot build").unwrap_err();
         let r = Report::of(&e);
+        assert_eq!(r.kind, Kind::NoFlake);
         assert_eq!(r.error, "cannot build");
         assert_eq!(r.causes, vec!["no flake.nix in /p"]);
         assert_eq!(
@@ -184,6 +343,7 @@ mod tests {
              uno\n"
         );
         let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["kind"], "no-flake");
         assert_eq!(
             json["hints"][0],
             "add one with\n  nixflash init --board uno"
@@ -193,7 +353,7 @@ mod tests {
     #[test]
     fn a_cause_under_a_failure_keeps_the_failure_s_hints() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-        let e: anyhow::Error = Failure::new("cannot read board file b.toml")
+        let e: anyhow::Error = Failure::new(Kind::BoardFile, "cannot read board file b.toml")
             .hint("check the path")
             .because(io)
             .into();
@@ -201,6 +361,36 @@ mod tests {
         assert_eq!(r.error, "loading boards");
         assert_eq!(r.causes, ["cannot read board file b.toml", "no such file"]);
         assert_eq!(r.hints, ["check the path"]);
+        assert_eq!(r.kind, Kind::BoardFile);
+    }
+
+    #[test]
+    fn the_outermost_kind_counts_and_an_untyped_failure_lets_the_inner_one_through() {
+        let inner = Failure::new(Kind::PortBusy, "port busy").hint("close it");
+        let outer = Failure::new(Kind::FlashFailed, "cannot flash").because(inner);
+        assert_eq!(Report::of(&outer.into()).kind, Kind::FlashFailed);
+        let inner = Failure::new(Kind::PortBusy, "port busy").diagnosis("screen has it");
+        let outer = Failure::untyped("cannot flash").because(inner);
+        let r = Report::of(&outer.into());
+        assert_eq!(r.kind, Kind::PortBusy);
+        assert_eq!(r.diagnoses, ["screen has it"]);
+        let again = Report::of(&r.to_failure().into());
+        assert_eq!(again.kind, Kind::PortBusy);
+        assert_eq!(again.error, "cannot flash: port busy");
+        assert_eq!(again.diagnoses, ["screen has it"]);
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_and_described_in_the_readme() {
+        let readme = include_str!("../README.md");
+        let mut seen = std::collections::HashSet::new();
+        for k in Kind::ALL {
+            assert!(seen.insert(k), "{k} is twice in Kind::ALL");
+            assert!(
+                readme.contains(&format!("| `{k}` |")),
+                "README.md does not describe the error kind `{k}`"
+            );
+        }
     }
 
     #[test]
@@ -208,6 +398,7 @@ mod tests {
         let e = anyhow::anyhow!("plain");
         let r = Report::of(&e);
         assert_eq!(r.to_string(), "error: plain\n");
+        assert_eq!(r.kind, Kind::Other);
         assert!(r.hints.is_empty() && r.causes.is_empty());
     }
 }

@@ -94,10 +94,13 @@ pub fn check_inputs(asked: &[String], inputs: &BTreeMap<String, Locked>) -> Resu
             continue;
         }
         let names: Vec<&str> = inputs.keys().map(String::as_str).collect();
-        let mut f = crate::error::Failure::new(format!(
-            "the flake has no input `{name}` (its inputs: {})",
-            names.join(", ")
-        ));
+        let mut f = crate::error::Failure::new(
+            crate::error::Kind::InputUnknown,
+            format!(
+                "the flake has no input `{name}` (its inputs: {})",
+                names.join(", ")
+            ),
+        );
         let closest = names
             .iter()
             .map(|n| (strsim::jaro_winkler(top, n), *n))
@@ -177,10 +180,10 @@ pub fn prepare(flake_dir: &Path) -> Result<bool> {
     match &state {
         LockFile::Valid => Ok(false),
         LockFile::Invalid(why) => {
-            let mut f = crate::error::Failure::new(format!(
-                "{} is not a lock file Nix can read: {why}",
-                path.display()
-            ));
+            let mut f = crate::error::Failure::new(
+                crate::error::Kind::FlakeLock,
+                format!("{} is not a lock file Nix can read: {why}", path.display()),
+            );
             for h in fix(flake_dir, &state) {
                 f = f.hint(h);
             }

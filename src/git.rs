@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 
 /// The error for a git that cannot be started.
 fn spawn_error(e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
-        Failure::new("git is not installed")
+        Failure::new(Kind::GitMissing, "git is not installed")
             .hint("install git (a flake only sees files git tracks), or pass --no-git")
             .into()
     } else {

@@ -53,7 +53,7 @@ pub fn supported(board: &Board) -> bool {
 /// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
 /// later (`settings regions`).
 pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
-    Failure::new(format!(
+    Failure::untyped(format!(
         "{what} is ESP32-only for now: {later} come to AVR and RP2 boards (this is the {}) in a \
          later issue",
         board.name
@@ -87,7 +87,7 @@ pub fn prepare(
                 None => "there is no project here (and so no partition table)".to_string(),
             },
         };
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "--set: this firmware has no settings region ({why})"
         ))
         .hint(
@@ -170,7 +170,7 @@ fn flash_size(board: &Board) -> Result<String> {
     const MIB: u64 = 1024 * 1024;
     let bytes = board.memory.flash;
     if bytes % MIB != 0 || !(bytes / MIB).is_power_of_two() {
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "the {}'s flash is {bytes} bytes, not a power of two MiB: no image can say its size",
             board.name
         ))
@@ -221,7 +221,7 @@ pub fn make(
         .output()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;
     if !o.status.success() {
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "{} could not make the image (exit code {}): {}",
             flasher.tool.as_str(),
             crate::process::exit_code(o.status),

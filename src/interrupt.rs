@@ -64,7 +64,9 @@ pub fn exit_code() -> u8 {
 /// An error if Ctrl-C was pressed.
 pub fn check() -> anyhow::Result<()> {
     if interrupted() {
-        anyhow::bail!("interrupted");
+        return Err(
+            crate::error::Failure::new(crate::error::Kind::Interrupted, "interrupted").into(),
+        );
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 
 /// How the project was read.
@@ -55,10 +55,13 @@ impl Manifest {
     /// The board id, or an error that says how to set it.
     pub fn board_id(&self) -> Result<&str> {
         self.board.as_deref().ok_or_else(|| {
-            Failure::new(format!(
-                "{} does not say which board it is for",
-                self.root.join("Cargo.toml").display()
-            ))
+            Failure::new(
+                Kind::BoardNeeded,
+                format!(
+                    "{} does not say which board it is for",
+                    self.root.join("Cargo.toml").display()
+                ),
+            )
             .hint(
                 "add\n\n    [package.metadata.nixflash]\n    board = \"uno\"\n\nto it (ids: \
                  `nixflash boards`), or run `nixflash init --board <id>`",
@@ -93,10 +96,13 @@ pub fn find_root(dir: &Path) -> Result<PathBuf> {
             }
         }
     }
-    Err(Failure::new(format!(
-        "{NO_PROJECT} ({} and the folders above it have no Cargo.toml with a [package])",
-        dir.display()
-    ))
+    Err(Failure::new(
+        Kind::NotAProject,
+        format!(
+            "{NO_PROJECT} ({} and the folders above it have no Cargo.toml with a [package])",
+            dir.display()
+        ),
+    )
     .hint(
         "run this inside a project made by `nixflash new`, or create one: nixflash new blinky \
          --board uno",
@@ -111,11 +117,14 @@ fn parse_manifest(path: &Path, text: &str) -> Result<toml::Table> {
             .span()
             .map(|s| crate::board::line_col(text, s.start))
             .unwrap_or((1, 1));
-        Failure::new(format!(
-            "{}:{line}:{col}: invalid TOML: {}",
-            path.display(),
-            e.message().trim_end()
-        ))
+        Failure::new(
+            Kind::ProjectFile,
+            format!(
+                "{}:{line}:{col}: invalid TOML: {}",
+                path.display(),
+                e.message().trim_end()
+            ),
+        )
         .hint("fix it: cargo cannot read it either")
         .into()
     })
@@ -145,10 +154,13 @@ fn port_and_baud(root: &Path) -> Result<(Option<String>, Option<u32>)> {
         return Ok((None, None));
     };
     let wrong = |key: &str, what: &str, example: &str| {
-        Failure::new(format!(
-            "{}: `{key}` in [package.metadata.nixflash] must be {what}",
-            path.display()
-        ))
+        Failure::new(
+            Kind::ProjectFile,
+            format!(
+                "{}: `{key}` in [package.metadata.nixflash] must be {what}",
+                path.display()
+            ),
+        )
         .hint(format!("for example `{key} = {example}`, or remove it"))
     };
     let port = match table.get("port") {
@@ -233,7 +245,11 @@ pub fn read_toml(root: &Path) -> Result<Manifest> {
         .get("package")
         .and_then(|p| p.as_table())
         .ok_or_else(|| {
-            Failure::new(format!("{} has no [package]", path.display())).hint(
+            Failure::new(
+                Kind::NotAProject,
+                format!("{} has no [package]", path.display()),
+            )
+            .hint(
                 "run nixflash in the package's folder, not at a workspace root (or name the \
                  package with -p where the command takes it)",
             )

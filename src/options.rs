@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::board::{Board, Family, TemplateOption};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// Where a wish for a choice comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub fn why_not_offered(board: &Board, name: &str) -> Option<String> {
 }
 
 fn refused(message: String) -> anyhow::Error {
-    Failure::new(message).into()
+    Failure::new(Kind::Option, message).into()
 }
 
 /// `a, b and c`.

@@ -17,7 +17,7 @@ use include_dir::{include_dir, Dir, DirEntry};
 use minijinja::{Environment, UndefinedBehavior};
 
 use crate::board::Family;
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use serde::{Deserialize, Serialize};
 
 use crate::board::Board;
@@ -316,12 +316,15 @@ fn lock_template(board: &Board, project: &Project) -> Result<&'static str> {
         let chosen = options(board, project)?;
         let choices = crate::options::non_default(board.family(), &chosen);
         let shown: Vec<String> = choices.iter().map(|(n, c)| format!("{n}={c}")).collect();
-        return Err(Failure::new(format!(
-            "nixflash has no dependency lock for the {} with {} (lock data `{name}` in \
+        return Err(Failure::new(
+            Kind::LockDataMissing,
+            format!(
+                "nixflash has no dependency lock for the {} with {} (lock data `{name}` in \
              templates/locks/), so it cannot write a Cargo.lock that pins every crate",
-            board.name,
-            shown.join(", ")
-        ))
+                board.name,
+                shown.join(", ")
+            ),
+        )
         .hint(format!(
             "this combination of options is not ready for the board yet: the lock data \
              nixflash has for it: {}",
@@ -333,11 +336,14 @@ fn lock_template(board: &Board, project: &Project) -> Result<&'static str> {
         ))
         .into());
     }
-    Err(Failure::new(format!(
-        "nixflash has no dependency lock for board `{}` (its HAL feature `{}`; lock data \
+    Err(Failure::new(
+        Kind::LockDataMissing,
+        format!(
+            "nixflash has no dependency lock for board `{}` (its HAL feature `{}`; lock data \
          `{name}`), so it cannot write a Cargo.lock that pins every crate",
-        board.id, board.hal.feature
-    ))
+            board.id, board.hal.feature
+        ),
+    )
     .hint(format!(
         "if the board works with one of the features nixflash has locks for ({}), set \
          `hal.feature` to it in your board file",

@@ -12,9 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::board::Board;
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::git::Git;
-use crate::nix::{BuildFailed, BuildOptions, Nix};
+use crate::nix::{build_failed, BuildOptions, Nix};
 use crate::progress::status;
 use crate::transaction::Transaction;
 
@@ -133,7 +133,7 @@ pub fn sync(
     let rust_src = match nix.realise(flake_dir, "rust-src")? {
         Ok(path) => path,
         Err(run) => {
-            return Err(anyhow::Error::new(BuildFailed::new(
+            return Err(anyhow::Error::new(build_failed(
                 "nix build .#rust-src",
                 run,
                 !std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -146,10 +146,13 @@ pub fn sync(
     };
     let src_lock = rust_src.join(RUST_SRC_LOCK);
     let fresh = std::fs::read(&src_lock).map_err(|e| {
-        Failure::new(format!(
-            "the flake's rust-src ({}) has no {RUST_SRC_LOCK}",
-            rust_src.display()
-        ))
+        Failure::new(
+            Kind::Flake,
+            format!(
+                "the flake's rust-src ({}) has no {RUST_SRC_LOCK}",
+                rust_src.display()
+            ),
+        )
         .hint("`packages.<system>.rust-src` must be the toolchain's rust-src component")
         .because(e)
     })?;

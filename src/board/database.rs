@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::layers::{ancestors, broken_fixed, chain, expand, locate, merge};
 use super::{line_col, Board, Family, Warning};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 static BUILTIN_BOARDS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/boards");
 
@@ -122,10 +122,13 @@ fn read_raw(text: &str, origin: &str, source: Source) -> Result<RawBoard> {
 
 fn invalid(origin: &str, line: usize, col: usize, message: &str) -> anyhow::Error {
     anyhow::Error::new(
-        Failure::new(format!(
-            "{origin}:{line}:{col}: invalid board file: {}",
-            message.trim_end()
-        ))
+        Failure::new(
+            Kind::BoardFile,
+            format!(
+                "{origin}:{line}:{col}: invalid board file: {}",
+                message.trim_end()
+            ),
+        )
         .hint(
             "the board format is described in nixflash's boards/README.md; compare with \
              `nixflash boards show uno --toml`",
@@ -204,12 +207,15 @@ impl Database {
                 // Inheriting a board whose own file was left out: that file is the cause.
                 let parent = r.table.get("inherit").and_then(|v| v.as_str());
                 if let Some(w) = parent.and_then(|p| db.warnings.iter().find(|w| w.about(p))) {
-                    e = anyhow::Error::new(Failure::new(format!(
-                        "{}: board `{id}` inherits `{}`, whose file {} cannot be used",
-                        r.origin,
-                        parent.unwrap_or_default(),
-                        w.file
-                    )));
+                    e = anyhow::Error::new(Failure::new(
+                        Kind::BoardFile,
+                        format!(
+                            "{}: board `{id}` inherits `{}`, whose file {} cannot be used",
+                            r.origin,
+                            parent.unwrap_or_default(),
+                            w.file
+                        ),
+                    ));
                 }
                 db.warnings.push(Warning::left_out(&r.origin, names(r), &e));
             }
@@ -227,17 +233,20 @@ impl Database {
             .map(str::to_string)
             .ok_or_else(|| {
                 anyhow::Error::new(
-                    Failure::new(format!(
-                        "{}: board `{id}` names no family (family = \"...\")",
-                        r.origin
-                    ))
+                    Failure::new(
+                        Kind::BoardFile,
+                        format!(
+                            "{}: board `{id}` names no family (family = \"...\")",
+                            r.origin
+                        ),
+                    )
                     .hint(format!("families: {}", self.family_ids().join(", "))),
                 )
             })?;
         let family = self.families.get(&family_id).cloned().ok_or_else(|| {
             let at = locate(&r.text, &["family"], false).map_or((1, 1), |o| line_col(&r.text, o));
             anyhow::Error::new(
-                Failure::new(format!(
+                Failure::new(Kind::BoardFile, format!(
                     "{}:{}:{}: board `{id}` is of family `{family_id}`, which nixflash does not know",
                     r.origin, at.0, at.1
                 ))
@@ -307,13 +316,16 @@ impl Database {
         };
         if let Some(other) = other(&board.id) {
             return Err(anyhow::Error::new(
-                Failure::new(format!(
-                    "{}: `{}` already names board `{}` ({})",
-                    source_label(&source),
-                    board.id,
-                    other.board.id,
-                    other.source
-                ))
+                Failure::new(
+                    Kind::BoardFile,
+                    format!(
+                        "{}: `{}` already names board `{}` ({})",
+                        source_label(&source),
+                        board.id,
+                        other.board.id,
+                        other.source
+                    ),
+                )
                 .hint(format!(
                     "give the board another id, or replace `{}` by using its id",
                     other.board.id
@@ -387,7 +399,7 @@ impl Database {
         if let Some(e) = self.find(name) {
             return Ok(&e.board);
         }
-        let mut f = Failure::new(format!("unknown board `{name}`"));
+        let mut f = Failure::new(Kind::BoardUnknown, format!("unknown board `{name}`"));
         let close = self.closest(name);
         if !close.is_empty() {
             f = f.hint(format!("did you mean {}?", close.join(", ")));

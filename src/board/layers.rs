@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use super::database::RawBoard;
 use super::{line_col, Family};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// `over` laid on `base`: tables merge key by key, anything else is replaced.
 pub(super) fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
@@ -108,10 +108,13 @@ pub(super) fn chain(
     if !raw.contains_key(&parent) {
         let at = locate(&r.text, &["inherit"], false).map_or((1, 1), |o| line_col(&r.text, o));
         return Err(anyhow::Error::new(
-            Failure::new(format!(
-                "{}:{}:{}: board `{id}` inherits `{parent}`, which is no board's id",
-                r.origin, at.0, at.1
-            ))
+            Failure::new(
+                Kind::BoardFile,
+                format!(
+                    "{}:{}:{}: board `{id}` inherits `{parent}`, which is no board's id",
+                    r.origin, at.0, at.1
+                ),
+            )
             .hint("`nixflash boards` lists the ids"),
         ));
     }

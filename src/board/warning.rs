@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Failure, Report};
+use crate::error::{Failure, Kind, Report};
 
 /// One board file nixflash could not use as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,19 +62,12 @@ impl Warning {
     /// The file's error, for a command that needs its board.
     pub fn to_error(&self) -> anyhow::Error {
         let Some(r) = &self.error else {
-            return Failure::new(self.message.clone()).into();
+            return Failure::new(Kind::BoardFile, self.message.clone()).into();
         };
-        let mut message = r.error.clone();
-        for c in &r.causes {
-            message.push_str(": ");
-            message.push_str(c);
-        }
-        if !message.contains(&self.file) {
-            message = format!("{}: {message}", self.file);
-        }
-        let mut f = Failure::new(message);
-        for h in &r.hints {
-            f = f.hint(h.clone());
+        let mut f = r.to_failure();
+        f.kind = Kind::BoardFile;
+        if !f.message.contains(&self.file) {
+            f.message = format!("{}: {}", self.file, f.message);
         }
         f.hint(format!(
             "fix {} or remove it: until then nixflash leaves its board out",

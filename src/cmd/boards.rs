@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use nixflash::board::{Board, Entry, FlashTool, Source};
-use nixflash::error::Failure;
+use nixflash::error::{Failure, Kind};
 use serde::Serialize;
 
 /// List the supported boards, or show one
@@ -83,6 +83,11 @@ impl<'a> JsonEntry<'a> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
+    let json = args.json || matches!(args.show, Some(Show::Show { json: true, .. }));
+    super::answer_failure(json, list_or_show(args))
+}
+
+fn list_or_show(args: Args) -> Result<u8> {
     let ctx = super::context(match &args.show {
         Some(Show::Show { board, .. }) => super::Needs::Board(board),
         None => super::Needs::Nothing,
@@ -91,9 +96,10 @@ pub fn run(args: Args) -> Result<u8> {
     let filter = args.filter.as_deref().unwrap_or("");
     let entries = || db.entries().filter(|e| matches(&e.board, filter));
     if !filter.is_empty() && entries().next().is_none() {
-        let mut f = Failure::new(format!(
-            "no board's id, alias, name, chip or family has `{filter}`"
-        ));
+        let mut f = Failure::new(
+            Kind::BoardUnknown,
+            format!("no board's id, alias, name, chip or family has `{filter}`"),
+        );
         let close = db.closest(filter);
         if !close.is_empty() {
             f = f.hint(format!("did you mean {}?", close.join(", ")));

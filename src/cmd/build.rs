@@ -1,7 +1,6 @@
 //! `nixflash build`.
 
 use anyhow::Result;
-use nixflash::error::Report;
 use nixflash::nix::{self, BuildOptions};
 use serde::Serialize;
 
@@ -14,7 +13,7 @@ use serde::Serialize;
     the flake needs that git does not track yet, keeps nix/std-Cargo.lock equal to the pinned \
     toolchain's for boards that build std (AVR), runs `nix build .#default`, keeps a ./result link \
     and prints how much flash and RAM the firmware uses.\n\nExamples:\n  nixflash build\n  \
-    nixflash build --json | jq .size     (on failure: {\"ok\": false, \"error\", \"diagnosis\", \"hints\"})\n  \
+    nixflash build --json | jq .size     (on failure: {\"ok\": false, \"kind\", \"error\", \"diagnosis\", \"hints\"})\n  \
     nixflash build -- --builders 'ssh://big-box x86_64-linux'\n\n",
     super::nix_args_help!()
 ))]
@@ -41,27 +40,7 @@ struct BuildJson<'a> {
 
 pub fn run(a: Args) -> Result<u8> {
     let json = a.json;
-    match build(a) {
-        Ok(()) => Ok(0),
-        Err(e) if json => {
-            // Tools get an answer on stdout either way; people get the error on stderr.
-            let r = Report::of(&e);
-            let mut error = r.error.clone();
-            for c in &r.causes {
-                error.push('\n');
-                error.push_str(c);
-            }
-            let j = serde_json::json!({
-                "ok": false,
-                "error": error,
-                "diagnosis": r.diagnoses,
-                "hints": r.hints,
-            });
-            super::outln!("{}", serde_json::to_string_pretty(&j)?);
-            Err(e)
-        }
-        Err(e) => Err(e),
-    }
+    super::answer_failure(json, build(a).map(|()| 0))
 }
 
 fn build(a: Args) -> Result<()> {

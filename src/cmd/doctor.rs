@@ -40,6 +40,11 @@ fn print(c: &Check) {
 }
 
 pub fn run(a: DoctorArgs) -> Result<u8> {
+    let json = a.json;
+    super::answer_failure(json, check(a))
+}
+
+fn check(a: DoctorArgs) -> Result<u8> {
     let ctx = Context::current()?;
     let checks = if a.json {
         doctor::run(&ctx, &a.nix.nix_args, |_| {})

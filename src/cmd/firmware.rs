@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use nixflash::board::Board;
 use nixflash::context::Context;
-use nixflash::error::Failure;
+use nixflash::error::{Failure, Kind};
 use nixflash::monitor::decode::shown;
 use nixflash::nix::Nix;
 use nixflash::progress::status;
@@ -36,10 +36,10 @@ impl FirmwareArgs {
     pub fn check(&self, ctx: &Context, what: &str) -> Result<Firmware> {
         if let Some(elf) = &self.elf {
             if !elf.is_file() {
-                return Err(Failure::new(format!(
-                    "the firmware {} does not exist",
-                    super::path(elf)
-                ))
+                return Err(Failure::new(
+                    Kind::FirmwareMissing,
+                    format!("the firmware {} does not exist", super::path(elf)),
+                )
                 .hint("pass the path of an ELF file to --elf")
                 .into());
             }
@@ -50,10 +50,13 @@ impl FirmwareArgs {
             let bin = project.firmware_bin();
             let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
             if !elf.is_file() {
-                return Err(Failure::new(format!(
-                    "there is no firmware to {what}: {} does not exist",
-                    super::path(&elf)
-                ))
+                return Err(Failure::new(
+                    Kind::FirmwareMissing,
+                    format!(
+                        "there is no firmware to {what}: {} does not exist",
+                        super::path(&elf)
+                    ),
+                )
                 .hint("run `nixflash build` first (it makes ./result), or drop --no-build")
                 .hint(format!("to {what} another ELF, pass --elf <path>"))
                 .into());

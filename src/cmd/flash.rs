@@ -58,9 +58,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<u8> {
     if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
-        return Err(Failure::new(format!("{first} is an option of the monitor"))
-            .hint("add --monitor to open nixflash's monitor after flashing")
-            .into());
+        return Err(
+            Failure::untyped(format!("{first} is an option of the monitor"))
+                .hint("add --monitor to open nixflash's monitor after flashing")
+                .into(),
+        );
     }
     let ctx = a.flags.context()?;
     let with_monitor = a.monitor;
@@ -106,7 +108,7 @@ pub fn run(a: Args) -> Result<u8> {
     nixflash::interrupt::check()?;
     if outcome.code != 0 {
         super::print_error(
-            &Failure::new(format!(
+            &Failure::untyped(format!(
                 "{} failed (exit code {}) flashing {} to the {} on {port}",
                 outcome.flasher.tool.as_str(),
                 outcome.code,
@@ -199,7 +201,7 @@ fn flash_rp2(
             nixflash::interrupt::check()?;
             if code != 0 {
                 super::print_error(
-                    &Failure::new(format!("picotool failed (exit code {code})"))
+                    &Failure::untyped(format!("picotool failed (exit code {code})"))
                         .hint(format!(
                             "hold BOOTSEL while you plug the {} in, so that its boot ROM answers",
                             board.name

@@ -18,7 +18,7 @@ use std::io::{self, IsTerminal, Write};
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::context::Context;
-use nixflash::error::{Failure, Report};
+use nixflash::error::{Failure, Kind, Report};
 use nixflash::manifest::ReadBy;
 use nixflash::nix::BuildOptions;
 use nixflash::progress::status;
@@ -215,6 +215,40 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// What `--json` answers when a command fails: `ok` false, the error's `kind` (see
+/// [`nixflash::error::Kind`]), its messages one a line (`error`), then `diagnosis` and `hints`.
+pub fn failure_json(e: &anyhow::Error) -> serde_json::Map<String, serde_json::Value> {
+    let r = Report::of(e);
+    let mut error = r.error.clone();
+    for c in &r.causes {
+        error.push('\n');
+        error.push_str(c);
+    }
+    let j = serde_json::json!({
+        "ok": false,
+        "kind": r.kind,
+        "error": error,
+        "diagnosis": r.diagnoses,
+        "hints": r.hints,
+    });
+    match j {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("a JSON object"),
+    }
+}
+
+/// A command's result, with a failure also answered on stdout as [`failure_json`] when `json`:
+/// tools get an answer either way; people get the error on stderr.
+pub fn answer_failure(json: bool, result: Result<u8>) -> Result<u8> {
+    match result {
+        Err(e) if json => {
+            outln!("{}", serde_json::to_string_pretty(&failure_json(&e))?);
+            Err(e)
+        }
+        r => r,
+    }
+}
+
 /// Prints an error the way every command reports failure: the chain of messages, then what is
 /// known about the cause and what to do (labels in colour on a terminal).
 pub fn print_error(e: &anyhow::Error) {
@@ -278,11 +312,12 @@ fn ask_port(list: &[serial::PortInfo], board: &Board, db: &Database) -> Result<S
     let answer = line.trim();
     match answer.parse::<usize>() {
         Ok(n) if (1..=list.len()).contains(&n) => Ok(list[n - 1].name.clone()),
-        _ => Err(
-            Failure::new(format!("`{answer}` is not one of 1-{}", list.len()))
-                .hint("or say which with `--port`")
-                .into(),
-        ),
+        _ => Err(Failure::new(
+            Kind::Usage,
+            format!("`{answer}` is not one of 1-{}", list.len()),
+        )
+        .hint("or say which with `--port`")
+        .into()),
     }
 }
 

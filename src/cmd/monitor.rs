@@ -7,7 +7,7 @@ use anyhow::Result;
 use nixflash::board::family::ResetStep;
 use nixflash::board::Board;
 use nixflash::context::Context;
-use nixflash::error::Failure;
+use nixflash::error::{Failure, Kind};
 use nixflash::monitor::{self, Decode, Eol, MonitorOptions};
 use nixflash::serial::{self, reset};
 
@@ -109,7 +109,7 @@ impl MonitorFlags {
     ) -> Result<MonitorOptions> {
         let baud = self.baud.unwrap_or(baud);
         if baud == 0 {
-            return Err(Failure::new("--baud must be above zero")
+            return Err(Failure::new(Kind::Usage, "--baud must be above zero")
                 .hint(
                     "serial consoles run at 9600, 57600 or 115200 baud; the board's is the default",
                 )
@@ -182,6 +182,7 @@ pub fn run(a: Args) -> Result<u8> {
         (None, Some(b)) => b.monitor.baud,
         (None, None) => {
             return Err(Failure::new(
+                Kind::BoardNeeded,
                 "no baud rate: no --baud, no --board, and no project with a board here",
             )
             .hint(
@@ -197,17 +198,18 @@ pub fn run(a: Args) -> Result<u8> {
             .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
     let port = a.port.clone().or(kept_port);
-    let port = match (&port, board) {
-        (_, Some(b)) => super::pick_port(port.as_deref(), b, &ctx.db)?,
-        (Some(p), None) => p.clone(),
-        (None, None) => {
-            let ports = serial::list_ports()?;
-            let seen = if ports.is_empty() {
-                " no serial ports at all".to_string()
-            } else {
-                serial::ports::port_lines(&ports, &ctx.db)
-            };
-            return Err(Failure::new(format!(
+    let port =
+        match (&port, board) {
+            (_, Some(b)) => super::pick_port(port.as_deref(), b, &ctx.db)?,
+            (Some(p), None) => p.clone(),
+            (None, None) => {
+                let ports = serial::list_ports()?;
+                let seen = if ports.is_empty() {
+                    " no serial ports at all".to_string()
+                } else {
+                    serial::ports::port_lines(&ports, &ctx.db)
+                };
+                return Err(Failure::new(Kind::BoardNeeded, format!(
                 "which serial port? no --port, no --board, and no project with a board here\n  \
                  seen:{seen}"
             ))
@@ -216,8 +218,8 @@ pub fn run(a: Args) -> Result<u8> {
                  port by its USB id",
             )
             .into());
-        }
-    };
+            }
+        };
     let reset = board.map_or_else(
         || reset::WITHOUT_A_BOARD.to_vec(),
         |b| reset::steps_for(b, &port),
@@ -242,9 +244,10 @@ fn board<'c>(ctx: &'c Context, flag: Option<&str>) -> Result<Option<&'c Board>> 
     if let Some(name) = flag {
         // PlatformIO's `-b` is the speed; here it is the board.
         if ctx.db.find(name).is_none() && name.parse::<u32>().is_ok() {
-            return Err(Failure::new(format!(
-                "`{name}` is a speed, and -b (--board) names the board"
-            ))
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("`{name}` is a speed, and -b (--board) names the board"),
+            )
             .hint(format!(
                 "the speed is --baud: `nixflash monitor --baud {name}`"
             ))

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
-use nixflash::error::Failure;
+use nixflash::error::{Failure, Kind};
 use nixflash::options::{self, Wish};
 use nixflash::progress::status;
 use nixflash::project::{self, Change, NewOptions, Written};
@@ -300,15 +300,18 @@ pub fn run_init(a: InitArgs) -> Result<u8> {
 fn choose_board(db: &Database) -> Result<&Board> {
     let boards: Vec<&Board> = db.boards().collect();
     if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
-        return Err(Failure::new(format!(
-            "which board? pass --board <id>; the boards are:\n{}",
-            super::boards::table(db.entries())
-                .lines()
-                .take_while(|l| !l.is_empty())
-                .map(|l| format!("  {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))
+        return Err(Failure::new(
+            Kind::BoardNeeded,
+            format!(
+                "which board? pass --board <id>; the boards are:\n{}",
+                super::boards::table(db.entries())
+                    .lines()
+                    .take_while(|l| !l.is_empty())
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        )
         .hint("for example: nixflash new blinky --board uno")
         .into());
     }
@@ -324,7 +327,7 @@ fn choose_board(db: &Database) -> Result<&Board> {
         .context("cannot read the answer")?;
     let answer = line.trim();
     if answer.is_empty() {
-        return Err(Failure::new("no board chosen")
+        return Err(Failure::new(Kind::Usage, "no board chosen")
             .hint("answer with a number or a board id, or pass --board <id>")
             .into());
     }

@@ -29,6 +29,11 @@ struct JsonPort<'a> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
+    let json = args.json;
+    super::answer_failure(json, list(args))
+}
+
+fn list(args: Args) -> Result<u8> {
     let ctx = super::context(super::Needs::Nothing)?;
     let db = &ctx.db;
     let ports = serial::list_ports()?;

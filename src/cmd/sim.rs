@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use nixflash::board::Board;
-use nixflash::error::Failure;
+use nixflash::error::{Failure, Kind};
 use nixflash::progress::status;
 use nixflash::sim::{self, watch::time, End, Options, Report};
 
@@ -54,6 +54,16 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<u8> {
+    let json = a.json;
+    match simulate(a) {
+        Ok(verdict) => verdict,
+        Err(e) => super::answer_failure(json, Err(e)),
+    }
+}
+
+/// Simulates, then judges the run: the outer error is a failure before the simulation could say
+/// anything, the inner one its verdict (which `--json` puts in the report).
+fn simulate(a: Args) -> Result<Result<u8>> {
     let ctx = a.flags.context()?;
     let board = super::firmware::board(
         &ctx,
@@ -71,12 +81,12 @@ pub fn run(a: Args) -> Result<u8> {
     // What can be found out at once comes first, before a long build.
     sim::program::spec(board)?;
     if a.duration == Some(Duration::ZERO) {
-        return Err(Failure::new("--duration must be above zero")
+        return Err(Failure::new(Kind::Usage, "--duration must be above zero")
             .hint("it is in seconds of simulated time, e.g. --duration 2 or --duration 0.5")
             .into());
     }
     if a.expect.iter().any(String::is_empty) {
-        return Err(Failure::new("--expect \"\" expects nothing")
+        return Err(Failure::new(Kind::Usage, "--expect \"\" expects nothing")
             .hint("give the text the firmware must send, e.g. --expect \"Hello from\"")
             .into());
     }
@@ -132,11 +142,21 @@ pub fn run(a: Args) -> Result<u8> {
     };
     let report = sim::run(board, &program, &elf, &opts)?;
     summary(board, &report, a.vcd.as_deref());
+    let verdict = verdict(&report);
     if a.json {
-        super::outln!("{}", serde_json::to_string_pretty(&report)?);
+        let mut j = match serde_json::to_value(&report)? {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("a report is a JSON object"),
+        };
+        match &verdict {
+            Ok(()) => {
+                j.insert("ok".into(), true.into());
+            }
+            Err(e) => j.extend(super::failure_json(e)),
+        }
+        super::outln!("{}", serde_json::to_string_pretty(&j)?);
     }
-    verdict(&report)?;
-    Ok(0)
+    Ok(verdict.map(|()| 0))
 }
 
 /// Seconds as `led::time` says them.
@@ -212,11 +232,14 @@ fn summary(board: &Board, r: &Report, vcd: Option<&std::path::Path>) {
 fn verdict(r: &Report) -> Result<()> {
     let at = format!("{:.3} s", r.simulated_seconds);
     if r.end == End::Crashed {
-        return Err(Failure::new(format!(
-            "the simulated {} crashed, {at} or more into the simulation (simavr: {})",
-            r.mcu,
-            r.crash.join(" / ")
-        ))
+        return Err(Failure::new(
+            Kind::SimCrashed,
+            format!(
+                "the simulated {} crashed, {at} or more into the simulation (simavr: {})",
+                r.mcu,
+                r.crash.join(" / ")
+            ),
+        )
         .hint(
             "simavr stops the CPU when the firmware runs an instruction that is not one, or \
              jumps or writes outside memory; a stack overflow can do that",
@@ -234,16 +257,19 @@ fn verdict(r: &Report) -> Result<()> {
     let missing = r.missing();
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|m| format!("{m:?}")).collect();
-        return Err(Failure::new(format!(
-            "the firmware never sent {} on {} in {} of simulated time",
-            list.join(", "),
-            r.uart.name,
-            if r.simulated_exact {
-                at
-            } else {
-                format!("at least {at}")
-            }
-        ))
+        return Err(Failure::new(
+            Kind::ExpectUnmet,
+            format!(
+                "the firmware never sent {} on {} in {} of simulated time",
+                list.join(", "),
+                r.uart.name,
+                if r.simulated_exact {
+                    at
+                } else {
+                    format!("at least {at}")
+                }
+            ),
+        )
         .hint("its serial output is above: is the text spelled as the firmware sends it?")
         .hint("a longer --duration gives the firmware more time")
         .into());

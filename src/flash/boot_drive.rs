@@ -94,7 +94,7 @@ pub fn choose(board: &Board, requested: Option<&Path>, roots: &[PathBuf]) -> Res
     let want = board.flash.boot_drive.as_deref().unwrap_or_default();
     if let Some(path) = requested {
         let drive = read(path).ok_or_else(|| {
-            Failure::new(format!(
+            Failure::untyped(format!(
                 "{} is not a UF2 boot drive: it has no {INFO}",
                 path.display()
             ))
@@ -117,7 +117,7 @@ pub fn choose(board: &Board, requested: Option<&Path>, roots: &[PathBuf]) -> Res
                 .map(|d| format!("\n    {}", describe(d)))
                 .collect();
             return Err(
-                Failure::new(format!("several {want} boot drives are mounted:{list}"))
+                Failure::untyped(format!("several {want} boot drives are mounted:{list}"))
                     .hint(format!(
                         "say which with `--port`, e.g. `--port {}`",
                         mine[0].path.display()
@@ -130,7 +130,7 @@ pub fn choose(board: &Board, requested: Option<&Path>, roots: &[PathBuf]) -> Res
         return check_id(board, other.clone());
     }
     let searched: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-    Err(Failure::new(format!(
+    Err(Failure::untyped(format!(
         "no {want} boot drive of the {} is mounted (searched {} for a folder with an {INFO} \
          saying Board-ID: {want})",
         board.name,
@@ -151,7 +151,7 @@ fn check_id(board: &Board, drive: Drive) -> Result<Drive> {
     if drive.board_id == want {
         return Ok(drive);
     }
-    Err(Failure::new(format!(
+    Err(Failure::untyped(format!(
         "{} is the boot drive of another chip: its Board-ID is {}, and the {} ({}) shows {want}",
         drive.path.display(),
         drive.board_id,

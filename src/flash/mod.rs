@@ -170,7 +170,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
         } else {
             format!("{} does not exist", flake.display())
         };
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "no usable {name}: {on_path:#}, and {why_not_nix}, so the flasher the project's flake \
              pins cannot be used either",
             name = spec.tool.as_str(),
@@ -197,7 +197,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
         flake_path.push(&path);
     }
     check(board, &flake_path, Source::Flake(out.clone())).map_err(|e| {
-        Failure::new(format!(
+        Failure::untyped(format!(
             "the flasher the project's flake pins ({}) cannot be used",
             out.display()
         ))
@@ -217,7 +217,7 @@ pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> 
     if !run.success() {
         let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
         let vars = [("nix_args", crate::process::shell_line(&nix.extra_args))];
-        return Err(crate::nix::BuildFailed::new("nix build .#flasher", run, shown, &vars).into());
+        return Err(crate::nix::build_failed("nix build .#flasher", run, shown, &vars).into());
     }
     crate::nix::out_path(&run.stdout_text())
 }
@@ -255,7 +255,7 @@ pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
     let path = project_root.join("Ravedude.toml");
     let mut doc = match std::fs::read_to_string(&path) {
         Ok(text) => text.parse::<toml_edit::DocumentMut>().map_err(|e| {
-            Failure::new(format!("{}: invalid TOML: {}", path.display(), e.message())).hint(
+            Failure::untyped(format!("{}: invalid TOML: {}", path.display(), e.message())).hint(
                 format!(
                     "fix it, or delete it: nixflash makes one from the board (`nixflash init \
                      --board {} --force` writes it again)",
@@ -300,7 +300,7 @@ pub fn check_elf(board: &Board, elf: &Path) -> Result<()> {
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
     let machine = elf_machine(&data).ok_or_else(|| {
-        Failure::new(format!("{} is not an ELF file", elf.display())).hint(
+        Failure::untyped(format!("{} is not an ELF file", elf.display())).hint(
             "flash the .elf the build makes (result/bin/<name>.elf, or \
              target/<target>/release/<name> with cargo)",
         )
@@ -308,7 +308,7 @@ pub fn check_elf(board: &Board, elf: &Path) -> Result<()> {
     let family = board.family();
     if machine != family.elf_machine {
         let what = family.machine_name();
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "{} is not {what} firmware (ELF machine {machine}), but the {} needs {what} firmware",
             elf.display(),
             board.name

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use serialport::SerialPort;
 
 use crate::board::family::ResetStep;
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::serial::access::{self, QUIET};
 use crate::serial::reset;
 pub use decode::Decode;
@@ -369,11 +369,12 @@ fn reconnect(
 fn gone(opts: &MonitorOptions, out: &mut Output, e: &io::Error) -> Result<()> {
     out.quiet()?;
     if !opts.reconnect {
-        return Err(Failure::new(format!("serial port {} went away ({e})", opts.port))
-            .hint(
-                "check the cable; without --no-reconnect the monitor waits for the port to return",
-            )
-            .into());
+        return Err(Failure::new(
+            Kind::PortLost,
+            format!("serial port {} went away ({e})", opts.port),
+        )
+        .hint("check the cable; without --no-reconnect the monitor waits for the port to return")
+        .into());
     }
     out.status(&format!(
         "Port {} went away ({e}); waiting for it to return (replug the board, or quit)",

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
-use crate::diagnose::{self, Diagnosis};
-use crate::error::{Failure, Help};
+use crate::diagnose;
+use crate::error::{Failure, Kind};
 use crate::git::Git;
 use crate::interrupt;
 use crate::manifest::Manifest;
@@ -62,28 +62,49 @@ pub struct Built {
     pub std_lock: StdLock,
 }
 
-/// A failed `nix build`: its log and what is known about it. Its Display is the failure and the
-/// log lines that matter; its [`Help`] the diagnoses and what to do.
-#[derive(Debug)]
-pub struct BuildFailed {
-    /// What was run, e.g. `nix build .#default`.
-    pub command: String,
-    pub code: Option<i32>,
-    pub log: String,
-    /// Whether the log was shown as it came.
-    pub shown: bool,
-    pub diagnoses: Vec<Diagnosis>,
+/// The failure of a `nix build` (`command`, e.g. `nix build .#default`) that ended as `run`:
+/// the failure and the log lines that matter as its message, what the log is known to mean as
+/// its diagnoses, and their fixes as hints (else where the whole log is). `shown`: whether the
+/// log was shown as it came.
+pub fn build_failed(command: &str, run: Output, shown: bool, vars: &[(&str, String)]) -> Failure {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let diagnoses = diagnose::diagnose(&run.stderr, &vars);
+    let mut message = match run.status.code() {
+        Some(c) => format!("`{command}` failed (exit code {c})"),
+        None => format!("`{command}` was stopped by a signal"),
+    };
+    let lines = super::relevant_lines(&run.stderr, 25);
+    if !lines.is_empty() {
+        message.push_str("\nfrom the nix log:");
+        for l in lines {
+            message.push_str(&format!("\n  | {l}"));
+        }
+    }
+    let mut f = Failure::new(Kind::BuildFailed, message);
+    for d in &diagnoses {
+        f = f.diagnosis(d.problem.clone());
+    }
+    let fixes: Vec<String> = diagnoses.into_iter().flat_map(|d| d.fix).collect();
+    if fixes.is_empty() {
+        return f.hint(whole_log_hint(command, &run.stderr, shown));
+    }
+    fixes.into_iter().fold(f, Failure::hint)
 }
 
-impl BuildFailed {
-    pub fn new(command: &str, run: Output, shown: bool, vars: &[(&str, String)]) -> BuildFailed {
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        BuildFailed {
-            command: command.to_string(),
-            code: run.status.code(),
-            diagnoses: diagnose::diagnose(&run.stderr, &vars),
-            log: run.stderr,
-            shown,
+/// Where the whole log of a failed build is.
+fn whole_log_hint(command: &str, log: &str, shown: bool) -> String {
+    // Commands that work whether or not the user's nix.conf enables flakes.
+    let nix = format!("nix {} '{}'", super::FEATURES[0], super::FEATURES[1]);
+    let above = if shown { "the full log is above; " } else { "" };
+    match super::failed_drv(log) {
+        Some(drv) => {
+            format!("{above}`{nix} log {drv}` shows the whole log of the derivation that failed")
+        }
+        None => {
+            let args = command.strip_prefix("nix ").unwrap_or(command);
+            format!(
+                "{above}run `{nix} {args} --print-build-logs` in the project to see the whole log"
+            )
         }
     }
 }
@@ -105,58 +126,6 @@ pub fn diagnosis_vars(
     }
     vars
 }
-
-impl std::fmt::Display for BuildFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.code {
-            Some(c) => write!(f, "`{}` failed (exit code {c})", self.command)?,
-            None => write!(f, "`{}` was stopped by a signal", self.command)?,
-        }
-        let lines = super::relevant_lines(&self.log, 25);
-        if !lines.is_empty() {
-            write!(f, "\nfrom the nix log:")?;
-            for l in lines {
-                write!(f, "\n  | {l}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Help for BuildFailed {
-    fn diagnoses(&self) -> Vec<String> {
-        self.diagnoses.iter().map(|d| d.problem.clone()).collect()
-    }
-
-    fn hints(&self) -> Vec<String> {
-        let mut hints: Vec<String> = self.diagnoses.iter().flat_map(|d| d.fix.clone()).collect();
-        if !hints.is_empty() {
-            return hints;
-        }
-        // Commands that work whether or not the user's nix.conf enables flakes.
-        let nix = format!("nix {} '{}'", super::FEATURES[0], super::FEATURES[1]);
-        let above = if self.shown {
-            "the full log is above; "
-        } else {
-            ""
-        };
-        match super::failed_drv(&self.log) {
-            Some(drv) => hints.push(format!(
-                "{above}`{nix} log {drv}` shows the whole log of the derivation that failed"
-            )),
-            None => {
-                let args = self.command.strip_prefix("nix ").unwrap_or(&self.command);
-                hints.push(format!(
-                    "{above}run `{nix} {args} --print-build-logs` in the project to see the \
-                     whole log"
-                ));
-            }
-        }
-        hints
-    }
-}
-
-impl std::error::Error for BuildFailed {}
 
 /// Builds the firmware of `manifest` for `board` with Nix: checks git tracking, keeps the std
 /// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF and reads its sizes.
@@ -205,7 +174,7 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     if !run.success() {
         let vars = diagnosis_vars(&flake_dir, &git, board, &opts.nix_args);
         let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        return Err(BuildFailed::new("nix build .#default", run, shown, &vars).into());
+        return Err(build_failed("nix build .#default", run, shown, &vars).into());
     }
 
     let out = out_path(&run.stdout_text())?;
@@ -219,15 +188,18 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
                     .collect()
             })
             .unwrap_or_default();
-        return Err(Failure::new(format!(
-            "the build has no firmware {}\n(its bin/ holds: {})",
-            elf.display(),
-            if found.is_empty() {
-                "nothing".to_string()
-            } else {
-                found.join(", ")
-            }
-        ))
+        return Err(Failure::new(
+            Kind::Flake,
+            format!(
+                "the build has no firmware {}\n(its bin/ holds: {})",
+                elf.display(),
+                if found.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    found.join(", ")
+                }
+            ),
+        )
         .hint(format!(
             "the flake must install the binary `{bin}` as bin/{bin}.elf (nixflash's template \
              renames it in postInstall)"

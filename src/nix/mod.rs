@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::git::{self, Git};
 use crate::interrupt;
 use crate::manifest::Manifest;
@@ -18,7 +18,7 @@ mod excerpt;
 pub mod log;
 mod store;
 
-pub use build::{build, diagnosis_vars, BuildFailed, BuildOptions, Built};
+pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
 pub use excerpt::{failed_drv, relevant_lines};
 
 use crate::progress::status;
@@ -81,14 +81,17 @@ impl Nix {
                 verbose,
                 extra_args: Vec::new(),
             }),
-            Err(_) => Err(Failure::new("nix is not installed (no `nix` on PATH)")
-                .hint(
-                    "nixflash builds firmware with Nix, which brings the Rust toolchain; install \
+            Err(_) => Err(Failure::new(
+                Kind::NixMissing,
+                "nix is not installed (no `nix` on PATH)",
+            )
+            .hint(
+                "nixflash builds firmware with Nix, which brings the Rust toolchain; install \
                      it with `sh <(curl -L https://nixos.org/nix/install) --daemon` (see \
                      https://nixos.org/download), then open a new shell",
-                )
-                .hint("flakes need no configuration: nixflash enables them for its own nix calls")
-                .into()),
+            )
+            .hint("flakes need no configuration: nixflash enables them for its own nix calls")
+            .into()),
         }
     }
 
@@ -139,7 +142,7 @@ impl Nix {
         let v = self.version()?;
         match version_problem(&self.path, v, min_version()) {
             None => Ok(v),
-            Some((problem, fix)) => Err(Failure::new(problem).hint(fix).into()),
+            Some((problem, fix)) => Err(Failure::new(Kind::NixTooOld, problem).hint(fix).into()),
         }
     }
 
@@ -202,10 +205,13 @@ pub fn flake_dir(manifest: &Manifest) -> Result<PathBuf> {
         .find(|d| d.join("flake.nix").is_file())
         .map(Path::to_path_buf)
         .ok_or_else(|| {
-            Failure::new(format!(
-                "no flake.nix in {} or the folders above it",
-                manifest.root.display()
-            ))
+            Failure::new(
+                Kind::NoFlake,
+                format!(
+                    "no flake.nix in {} or the folders above it",
+                    manifest.root.display()
+                ),
+            )
             .hint(format!(
                 "add one with `nixflash init --board {}` (it also writes rust-toolchain.toml and \
                  .cargo/config.toml)",
@@ -330,12 +336,15 @@ pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()
             .iter()
             .map(|l| format!("  | {l}"))
             .collect();
-        return Err(Failure::new(format!("`nix flake update` failed:\n{}", lines.join("\n")))
-            .hint(
-                "updating needs the network (GitHub); inputs can be named to update only those: \
+        return Err(Failure::new(
+            Kind::UpdateFailed,
+            format!("`nix flake update` failed:\n{}", lines.join("\n")),
+        )
+        .hint(
+            "updating needs the network (GitHub); inputs can be named to update only those: \
                  nixflash update rust-overlay",
-            )
-            .into());
+        )
+        .into());
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use toml_edit::DocumentMut;
 
 use super::refuse;
 use crate::board::{Board, Database};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::git::{self, enclosing_work_tree};
 use crate::options::{self, Wish};
 use crate::render::{self, File, Project};
@@ -227,13 +227,16 @@ impl Package {
 fn read_package(root: &Path, board: &Board, db: &Database) -> Result<(DocumentMut, Package)> {
     let manifest_path = root.join("Cargo.toml");
     let text = fs::read_to_string(&manifest_path).map_err(|e| {
-        Failure::new(format!("no Cargo.toml in {}", root.display()))
-            .hint(format!(
-                "run `nixflash init` at the root of a Cargo package, or create a project with \
+        Failure::new(
+            Kind::NotAProject,
+            format!("no Cargo.toml in {}", root.display()),
+        )
+        .hint(format!(
+            "run `nixflash init` at the root of a Cargo package, or create a project with \
              `nixflash new <path> --board {}`",
-                board.id
-            ))
-            .because(e)
+            board.id
+        ))
+        .because(e)
     })?;
     let doc: DocumentMut = text
         .parse()
@@ -242,6 +245,7 @@ fn read_package(root: &Path, board: &Board, db: &Database) -> Result<(DocumentMu
     let field = |k: &str| package.and_then(|p| p.get(k)).and_then(|n| n.as_str());
     let name = field("name").map(str::to_string).ok_or_else(|| {
         refuse(
+            Kind::NotAProject,
             format!("{} has no [package] name", manifest_path.display()),
             "run `nixflash init` in the package's folder, not at a workspace root",
         )
@@ -280,11 +284,14 @@ fn read_package(root: &Path, board: &Board, db: &Database) -> Result<(DocumentMu
 /// the other family's HAL.
 fn refuse_family_switch(name: &str, prev: &Board, board: &Board, force: bool) -> Result<()> {
     if prev.family_id != board.family_id && !force {
-        return Err(Failure::new(format!(
-            "{name} is for the {} ({}), an {} board, and the {} is an {} board: its \
+        return Err(Failure::new(
+            Kind::NeedsForce,
+            format!(
+                "{name} is for the {} ({}), an {} board, and the {} is an {} board: its \
              src/main.rs is written for the other family's HAL",
-            prev.name, prev.id, prev.family_id, board.name, board.family_id
-        ))
+                prev.name, prev.id, prev.family_id, board.name, board.family_id
+            ),
+        )
         .hint(format!(
             "pass --force to switch anyway: nixflash writes the {}'s files and replaces \
              src/main.rs if it is still the generated blinky (otherwise you port it)",
@@ -480,6 +487,7 @@ fn board_files(
             )
         };
         return Err(refuse(
+            Kind::NeedsForce,
             format!("{what}:\n  {}", conflicts.join("\n  ")),
             hint,
         ));

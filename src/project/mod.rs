@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::interrupt;
 use crate::render::File;
 
@@ -19,8 +19,8 @@ pub use check::board_mismatch;
 pub use init::{init, Change, Initialized};
 pub use new::{create, Created, NewOptions, Written};
 
-pub(crate) fn refuse(message: String, hint: impl Into<String>) -> anyhow::Error {
-    Failure::new(message).hint(hint).into()
+pub(crate) fn refuse(kind: Kind, message: String, hint: impl Into<String>) -> anyhow::Error {
+    Failure::new(kind, message).hint(hint).into()
 }
 
 /// Checks a package name the way `cargo new` does, with a message that says what to change.
@@ -28,31 +28,39 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
     let hint = "use lowercase letters, digits, `-` and `_`, starting with a letter (for example \
                 `blinky`), or pass --name";
     if name.is_empty() {
-        return Err(refuse("the package name is empty".to_string(), hint));
+        return Err(refuse(
+            Kind::NameInvalid,
+            "the package name is empty".to_string(),
+            hint,
+        ));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("invalid character `{c}` in package name `{name}`"),
             hint,
         ));
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("the package name `{name}` cannot start with a digit"),
             hint,
         ));
     }
     if name.starts_with('-') {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("the package name `{name}` cannot start with `-`"),
             hint,
         ));
     }
     if name.len() > 64 {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("the package name `{name}` is longer than 64 characters"),
             hint,
         ));
@@ -67,6 +75,7 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
     ];
     if KEYWORDS.contains(&ident.as_str()) {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("the package name `{name}` is a Rust keyword"),
             hint,
         ));
@@ -106,6 +115,7 @@ pub fn validate_crate_name(name: &str) -> Result<()> {
     ];
     if RESERVED.contains(&ident.to_ascii_lowercase().as_str()) {
         return Err(refuse(
+            Kind::NameInvalid,
             format!("the package name `{name}` is reserved (cargo refuses it)"),
             hint,
         ));

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{refuse, validate_crate_name, write_files};
 use crate::board::Board;
+use crate::error::Kind;
 use crate::git::{self, enclosing_work_tree};
 use crate::interrupt;
 use crate::options::{self, Wish};
@@ -83,6 +84,7 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
                 .map(str::to_string)
                 .ok_or_else(|| {
                     refuse(
+                        Kind::NameInvalid,
                         format!("cannot take a package name from `{}`", target.display()),
                         "pass --name",
                     )
@@ -102,12 +104,14 @@ pub fn create(opts: &NewOptions) -> Result<Created> {
     if exists {
         if !target.is_dir() {
             return Err(refuse(
+                Kind::Usage,
                 format!("`{}` exists and is not a folder", target.display()),
                 "choose another path",
             ));
         }
         if !opts.force && !is_nearly_empty(target)? {
             return Err(refuse(
+                Kind::NeedsForce,
                 format!("`{}` is not empty", target.display()),
                 format!(
                     "choose a new folder, run `nixflash init --board {}` inside an existing Cargo \

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serialport::SerialPort;
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// How long one read of the port waits before the monitor looks at its keyboard queue again.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(20);
@@ -36,7 +36,11 @@ pub fn is_not_found(e: &serialport::Error) -> bool {
 
 /// Why a port cannot be used, in the words flash, monitor and doctor all use.
 pub fn missing(path: &str) -> Failure {
-    Failure::new(format!("serial port {path} does not exist")).hint(
+    Failure::new(
+        Kind::PortNotFound,
+        format!("serial port {path} does not exist"),
+    )
+    .hint(
         "is the board plugged in? `nixflash ports` lists the serial ports there are (usually \
          /dev/ttyACM0 or /dev/ttyUSB0 on Linux, /dev/cu.usbmodem* on macOS)",
     )
@@ -53,9 +57,10 @@ pub fn permission_denied(path: &str) -> Failure {
     let g = group
         .filter(|g| g != "root")
         .unwrap_or_else(|| "dialout".into());
-    Failure::new(format!(
-        "permission denied opening serial port {path}{owner}"
-    ))
+    Failure::new(
+        Kind::PortPermission,
+        format!("permission denied opening serial port {path}{owner}"),
+    )
     .hint(join_group(&g))
     .hint("on NixOS: users.users.<you>.extraGroups = [ \"dialout\" ];")
 }
@@ -78,7 +83,7 @@ pub fn busy(path: &str) -> Failure {
 fn held(path: &str, holders: &[Holder]) -> Failure {
     let mut msg = format!("serial port {path} is busy: another program has it open");
     if holders.is_empty() {
-        return Failure::new(msg).hint(format!(
+        return Failure::new(Kind::PortBusy, msg).hint(format!(
             "which program holds it could not be found (other users' processes are hidden \
              unless you are root); `fuser -v {path}` may tell"
         ));
@@ -88,7 +93,7 @@ fn held(path: &str, holders: &[Holder]) -> Failure {
         .map(|h| format!("{} (pid {})", h.command, h.pid))
         .collect();
     msg.push_str(&format!("\n  held by: {}", list.join(", ")));
-    Failure::new(msg)
+    Failure::new(Kind::PortBusy, msg)
 }
 
 /// Fails when another process has `path` open, found without opening the port (which would
@@ -185,11 +190,12 @@ pub fn explain(path: &str, e: &serialport::Error) -> anyhow::Error {
         K::Io(io::ErrorKind::NotFound) => missing(path).into(),
         K::Io(io::ErrorKind::PermissionDenied) => permission_denied(path).into(),
         K::NoDevice => busy(path).into(),
-        K::Unknown if e.description.contains("Inappropriate ioctl") => {
-            Failure::new(format!("{path} is not a serial port ({})", e.description))
-                .hint("`nixflash ports` lists the serial ports")
-                .into()
-        }
+        K::Unknown if e.description.contains("Inappropriate ioctl") => Failure::new(
+            Kind::PortNotSerial,
+            format!("{path} is not a serial port ({})", e.description),
+        )
+        .hint("`nixflash ports` lists the serial ports")
+        .into(),
         _ => anyhow::anyhow!("cannot open serial port {path}: {}", e.description),
     }
 }

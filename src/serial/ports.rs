@@ -10,7 +10,7 @@ use serde::Serialize;
 use serialport::SerialPortType;
 
 use crate::board::{Board, Database, UsbId};
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// What kind of device a serial port is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -198,7 +198,7 @@ fn no_port_error(ports: &[PortInfo], board: &Board, db: &Database) -> anyhow::Er
             None => write!(msg, " {id}").unwrap(),
         }
     }
-    let mut f = Failure::new(msg);
+    let mut f = Failure::new(Kind::PortNotFound, msg);
     let usb: Vec<&PortInfo> = ports.iter().filter(|p| p.usb.is_some()).collect();
     if usb.is_empty() {
         f = f.hint(
@@ -229,12 +229,15 @@ fn no_port_error(ports: &[PortInfo], board: &Board, db: &Database) -> anyhow::Er
 
 /// The error for [`PortChoice::Several`] when nobody can be asked.
 pub fn several_ports_error(ports: &[PortInfo], board: &Board, db: &Database) -> anyhow::Error {
-    Failure::new(format!(
-        "several serial ports may be the {} ({}):{}",
-        board.name,
-        board.id,
-        port_lines(ports, db)
-    ))
+    Failure::new(
+        Kind::PortAmbiguous,
+        format!(
+            "several serial ports may be the {} ({}):{}",
+            board.name,
+            board.id,
+            port_lines(ports, db)
+        ),
+    )
     .hint(format!(
         "say which with `--port`, e.g. `--port {}`",
         ports.first().map_or("<PORT>", |p| p.name.as_str())

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// The region's first bytes.
 pub const MAGIC: [u8; 4] = *b"NXFS";
@@ -146,10 +146,13 @@ pub fn check_key(key: &str, origin: &Origin) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Failure::new(format!(
-        "the setting key `{}` (from {origin}) {why}: {KEY_RULE}",
-        key.escape_debug()
-    ))
+    Err(Failure::new(
+        Kind::Setting,
+        format!(
+            "the setting key `{}` (from {origin}) {why}: {KEY_RULE}",
+            key.escape_debug()
+        ),
+    )
     .hint("nothing was written or flashed; rename the key")
     .into())
 }
@@ -160,11 +163,14 @@ pub fn check_value(key: &str, value: &str, origin: &Origin) -> Result<()> {
     let Some(c) = value.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) else {
         return Ok(());
     };
-    Err(Failure::new(format!(
+    Err(Failure::new(
+        Kind::Setting,
+        format!(
         "the value of `{key}` (from {origin}) holds {}: a setting's value is one line, without \
          newlines, carriage returns or NUL",
         shown_char(c)
-    ))
+    ),
+    )
     .hint("nothing was written or flashed; give the value on one line")
     .into())
 }
@@ -183,10 +189,13 @@ fn shown_char(c: char) -> String {
 /// Splits `--set key=value` at its first `=`.
 pub fn parse_flag(arg: &str) -> Result<(&str, &str)> {
     arg.split_once('=').ok_or_else(|| {
-        Failure::new(format!(
-            "`--set {}` has no `=`: it takes key=value",
-            arg.escape_debug()
-        ))
+        Failure::new(
+            Kind::Setting,
+            format!(
+                "`--set {}` has no `=`: it takes key=value",
+                arg.escape_debug()
+            ),
+        )
         .hint("e.g. --set ssid=MyNetwork --set password=secret")
         .into()
     })
@@ -204,9 +213,11 @@ pub fn gather(
     for arg in flags {
         let (key, value) = parse_flag(arg)?;
         if s.entries.contains_key(key) {
-            return Err(Failure::new(format!("`--set {key}=…` is given twice"))
-                .hint("nothing was written or flashed; give each setting once")
-                .into());
+            return Err(
+                Failure::new(Kind::Setting, format!("`--set {key}=…` is given twice"))
+                    .hint("nothing was written or flashed; give each setting once")
+                    .into(),
+            );
         }
         s.add(key, value, Origin::Flag)?;
     }
@@ -217,7 +228,7 @@ pub fn gather(
             continue;
         };
         let value = value.into_string().map_err(|_| {
-            Failure::new(format!("${name} is not UTF-8"))
+            Failure::new(Kind::Setting, format!("${name} is not UTF-8"))
                 .hint("nothing was written or flashed; settings are UTF-8 text")
         })?;
         env.push((key.to_ascii_lowercase(), value, name.to_string()));
@@ -242,19 +253,23 @@ fn read_file(path: &Path) -> Result<Vec<(String, String, Origin)>> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        Failure::new(format!("{}: invalid TOML: {}", path.display(), e.message()))
-            .hint("it holds lines `key = \"value\"`, e.g. ssid = \"MyNetwork\"")
+        Failure::new(
+            Kind::Setting,
+            format!("{}: invalid TOML: {}", path.display(), e.message()),
+        )
+        .hint("it holds lines `key = \"value\"`, e.g. ssid = \"MyNetwork\"")
     })?;
     let mut out = Vec::new();
     for (key, value) in table {
         let Some(value) = value.as_str() else {
-            return Err(
-                Failure::new(format!("{}: `{key}` is not a string", path.display()))
-                    .hint(format!(
-                        "nothing was written or flashed; quote it: {key} = \"{value}\""
-                    ))
-                    .into(),
-            );
+            return Err(Failure::new(
+                Kind::Setting,
+                format!("{}: `{key}` is not a string", path.display()),
+            )
+            .hint(format!(
+                "nothing was written or flashed; quote it: {key} = \"{value}\""
+            ))
+            .into());
         };
         out.push((key, value.to_string(), Origin::File(path.to_path_buf())));
     }
@@ -272,10 +287,13 @@ pub fn encode(settings: &Settings) -> Result<Vec<u8>> {
             .map(|(k, s)| (k.as_str(), k.len() + s.value.len() + 2))
             .max_by_key(|(_, n)| *n)
             .unwrap_or(("", 0));
-        return Err(Failure::new(format!(
-            "the settings take {} bytes, more than the {MAX_PAYLOAD} the settings region holds",
-            payload.len()
-        ))
+        return Err(Failure::new(
+            Kind::Setting,
+            format!(
+                "the settings take {} bytes, more than the {MAX_PAYLOAD} the settings region holds",
+                payload.len()
+            ),
+        )
         .hint(format!(
             "nothing was written or flashed; shorten or drop a setting (the largest is `{key}`, \
              {largest} bytes as `{key}=value` and its newline)"

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 
 /// The project's partition table, in its root.
 pub const FILE: &str = "partitions.csv";
@@ -35,17 +35,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Partition>> {
         let at = || format!("{}:{}", path.display(), n + 1);
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() < 5 {
-            return Err(Failure::new(format!(
-                "{}: `{line}` is not `name, type, subtype, offset, size`",
-                at()
-            ))
+            return Err(Failure::new(
+                Kind::PartitionTable,
+                format!(
+                    "{}: `{line}` is not `name, type, subtype, offset, size`",
+                    at()
+                ),
+            )
             .hint("fix the line (ESP-IDF's partition-table CSV format)")
             .into());
         }
         let number = |field: &str, what: &str| {
             parse_number(field).ok_or_else(|| {
-                Failure::new(format!("{}: the {what} `{field}` is not a number", at()))
-                    .hint("write it as 0x9000, 36864, 4K or 1M")
+                Failure::new(
+                    Kind::PartitionTable,
+                    format!("{}: the {what} `{field}` is not a number", at()),
+                )
+                .hint("write it as 0x9000, 36864, 4K or 1M")
             })
         };
         let offset = match f[3] {
@@ -99,23 +105,29 @@ pub fn settings_region(path: &Path) -> Result<Option<Region>> {
         return Ok(None);
     };
     let Some(offset) = p.offset else {
-        return Err(Failure::new(format!(
-            "{}: the `{}` partition has no offset",
-            path.display(),
-            super::PARTITION
-        ))
+        return Err(Failure::new(
+            Kind::PartitionTable,
+            format!(
+                "{}: the `{}` partition has no offset",
+                path.display(),
+                super::PARTITION
+            ),
+        )
         .hint("give it one (e.g. 0xe000): nixflash writes the settings there")
         .into());
     };
     if (p.size as usize) < super::SIZE || offset % 0x1000 != 0 {
-        return Err(Failure::new(format!(
+        return Err(Failure::new(
+            Kind::PartitionTable,
+            format!(
             "{}: the `{}` partition ({:#x} bytes at {offset:#x}) cannot hold the {}-byte settings \
              region",
             path.display(),
             super::PARTITION,
             p.size,
             super::SIZE
-        ))
+        ),
+        )
         .hint("give it at least 0x1000 bytes at an offset that is a multiple of 0x1000")
         .into());
     }

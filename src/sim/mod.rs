@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::board::Board;
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 pub use program::{find, Program, Source};
 pub use watch::{Display, Expectation};
@@ -129,12 +129,15 @@ pub fn check_firmware(board: &Board, elf: &Path) -> Result<()> {
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
     if let Some(device) = elf::avr_device(&data) {
         if !device.eq_ignore_ascii_case(&board.chip) {
-            return Err(Failure::new(format!(
-                "{} is firmware for the {device}, but the {} has an {}",
-                elf.display(),
-                board.name,
-                board.chip
-            ))
+            return Err(Failure::new(
+                Kind::NotFirmware,
+                format!(
+                    "{} is firmware for the {device}, but the {} has an {}",
+                    elf.display(),
+                    board.name,
+                    board.chip
+                ),
+            )
             .hint(format!(
                 "is it built for the right board? This project is for `{}`; simulate firmware \
                  built for it (drop --elf to build it)",
@@ -208,7 +211,9 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
     let out = stdout.join().unwrap_or_default();
 
     if let Some(e) = trace_error {
-        return Err(Failure::new(format!("cannot read simavr's trace: {e}")).into());
+        return Err(
+            Failure::new(Kind::SimFailed, format!("cannot read simavr's trace: {e}")).into(),
+        );
     }
     let end = how_it_ended(crashed, stopped_when_seen, &out)
         .ok_or_else(|| ended_unexpectedly(program, elf, board, &cmd, code, &said, &out))?;
@@ -496,13 +501,16 @@ fn ended_unexpectedly(
 ) -> anyhow::Error {
     let mut words: Vec<&str> = said.iter().map(String::as_str).collect();
     words.extend(out.lines().filter(|l| !l.trim().is_empty()).take(20));
-    Failure::new(format!(
-        "{} ended unexpectedly (exit code {code}) simulating {} on the {}:\n  {}",
-        program.program.display(),
-        elf.display(),
-        board.name,
-        words.join("\n  ")
-    ))
+    Failure::new(
+        Kind::SimFailed,
+        format!(
+            "{} ended unexpectedly (exit code {code}) simulating {} on the {}:\n  {}",
+            program.program.display(),
+            elf.display(),
+            board.name,
+            words.join("\n  ")
+        ),
+    )
     .hint(format!(
         "its messages above say why; run it yourself: {}",
         cmd.display()

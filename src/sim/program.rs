@@ -53,7 +53,7 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
             .map(|b| b.name.as_str())
             .collect();
         names.dedup();
-        Failure::new(format!(
+        Failure::untyped(format!(
             "nixflash has no simulator for the {} ({} family) yet",
             board.name,
             board.family().name
@@ -137,7 +137,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<P
         } else {
             format!("{} does not exist", flake.display())
         };
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "no usable {name}: {on_path:#}, and {why_not_nix}, so the simulator the project's \
              flake pins cannot be used either"
         ))
@@ -166,7 +166,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<P
         .run(Show::Stderr)
         .with_context(|| format!("cannot run {}", nix.path.display()))?;
     if !run.success() {
-        return Err(Failure::new(format!(
+        return Err(Failure::untyped(format!(
             "`nix build .#simulator` failed in {} ({})",
             project_root.display(),
             run.status
@@ -185,7 +185,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<P
         flake_path.push(&path);
     }
     check(board, &flake_path, Source::Flake(out.clone())).map_err(|e| {
-        Failure::new(format!(
+        Failure::untyped(format!(
             "the simulator the project's flake pins ({}) cannot be used",
             out.display()
         ))

@@ -9,6 +9,7 @@ use toml_edit::DocumentMut;
 
 use super::{Change, Plan, HELLO_WORLD, IGNORED};
 use crate::board::{Board, Database};
+use crate::error::Kind;
 use crate::project::{manifest_edit, refuse};
 use crate::render;
 use crate::transaction::Transaction;
@@ -113,6 +114,7 @@ pub(super) fn cargo_lock(
         (Some(l), true) if ours && !ours_text("Cargo.lock", l) => {
             if !force {
                 return Err(refuse(
+                    Kind::NeedsForce,
                     "Cargo.lock was changed since nixflash wrote it (by `cargo update`?)".into(),
                     format!(
                         "pass --force to replace it with nixflash's lock data for the {} (yours \
