@@ -257,6 +257,7 @@ mod tests {
         assert!(check_inputs(&["nixpkgs".into(), "rust-overlay/nixpkgs".into()], &lock).is_ok());
         let e = check_inputs(&["crane".into(), "nixpkgz".into()], &lock).unwrap_err();
         let r = crate::error::Report::of(&e);
+        assert_eq!(r.kind, crate::error::Kind::InputUnknown);
         assert_eq!(
             r.error,
             "the flake has no input `nixpkgz` (its inputs: crane, nixpkgs, rust-overlay)"

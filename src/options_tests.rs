@@ -8,8 +8,14 @@ fn flags(board: &Board, args: &[&str]) -> Result<Resolved> {
     resolve(board, &wishes)
 }
 
+/// The refusal's message; every refusal is of kind `option`.
 fn error(board: &Board, args: &[&str]) -> String {
-    flags(board, args).unwrap_err().to_string()
+    let e = flags(board, args).unwrap_err();
+    assert_eq!(
+        crate::error::Report::of(&e).kind,
+        crate::error::Kind::Option
+    );
+    e.to_string()
 }
 
 #[test]

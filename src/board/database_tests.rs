@@ -1,6 +1,7 @@
 //! Tests of the board database: families, inheritance, and what bad board files get told.
 
 use super::*;
+use crate::error::{Kind, Report};
 
 /// The built-in boards and `files`; the first file left out is the error.
 fn db_with(files: &[(&str, &str)]) -> Result<Database> {
@@ -203,6 +204,9 @@ fn closest_names_suggest_real_boards() {
     let s = db.closest("esp32c");
     assert!(s.iter().any(|x| x.contains("esp32c3")), "{s:?}");
     assert!(db.closest("zzzzzzzz").is_empty());
+    let e = Report::of(&db.get("unoo").unwrap_err());
+    assert_eq!(e.kind, Kind::BoardUnknown);
+    assert!(e.hints[0].starts_with("did you mean `uno`"), "{e:?}");
 }
 
 #[test]
@@ -330,7 +334,9 @@ fn a_bad_board_file_is_a_warning_unless_its_board_is_needed() {
         ("br", "broken.toml:4:8: invalid board file"),
         ("garbage", "garbage.toml:1:9: invalid board file"),
     ] {
-        let e = format!("{:#}", db.get(name).unwrap_err());
+        let e = db.get(name).unwrap_err();
+        assert_eq!(Report::of(&e).kind, Kind::BoardFile, "{name}");
+        let e = format!("{e:#}");
         assert!(e.contains(want), "{name}: {e}");
     }
     assert!(db.warnings().iter().any(|w| w.about("garbage")));

@@ -272,3 +272,44 @@ fn pathdiff(path: &Path, base: &Path) -> String {
         _ => path.display().to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+    use crate::error::Report;
+
+    fn failed(log: &str) -> Report {
+        let run = Output {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stdout: Vec::new(),
+            stderr: log.to_string(),
+        };
+        let vars = [("git_root", "/src/blinky".to_string())];
+        Report::of(&build_failed("nix build .#default", run, false, &vars).into())
+    }
+
+    #[test]
+    fn a_failed_build_says_its_kind_diagnoses_and_fixes() {
+        let r = failed(
+            "error: path '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-source/src/led.rs' does not \
+             exist\n",
+        );
+        assert_eq!(r.kind, Kind::BuildFailed);
+        assert!(r
+            .error
+            .starts_with("`nix build .#default` failed (exit code 1)"));
+        assert_eq!(r.diagnoses.len(), 1, "{r:?}");
+        assert!(r.diagnoses[0].contains("`src/led.rs`"), "{r:?}");
+        assert_eq!(
+            r.hints[0],
+            "git -C /src/blinky add --intent-to-add -- src/led.rs"
+        );
+        // Without a diagnosis, the hint says where the whole log is.
+        let r = failed("error: something else entirely\n");
+        assert_eq!(r.kind, Kind::BuildFailed);
+        assert!(r.diagnoses.is_empty());
+        assert!(r.hints[0].contains("--print-build-logs"), "{r:?}");
+    }
+}

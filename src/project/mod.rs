@@ -149,7 +149,12 @@ mod tests {
         for bad in [
             "", "2fast", "a b", "blinky!", "fn", "core", "test", "-x", "con", "héllo",
         ] {
-            assert!(validate_crate_name(bad).is_err(), "{bad} accepted");
+            let e = validate_crate_name(bad).expect_err(bad);
+            assert_eq!(
+                crate::error::Report::of(&e).kind,
+                Kind::NameInvalid,
+                "{bad}"
+            );
         }
     }
 }

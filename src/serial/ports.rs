@@ -381,7 +381,9 @@ mod tests {
                     }
                 }
                 (Err(e), Err(frags)) => {
-                    let text = crate::error::Report::of(&e).to_string();
+                    let r = crate::error::Report::of(&e);
+                    assert_eq!(r.kind, Kind::PortNotFound, "row {i}");
+                    let text = r.to_string();
                     for f in frags {
                         assert!(text.contains(f), "row {i}: `{f}` missing from:\n{text}");
                     }
@@ -400,7 +402,9 @@ mod tests {
             PortInfo::usb("/dev/ttyACM0", "2341:0043", None, None),
             PortInfo::usb("/dev/ttyUSB0", "1a86:7523", None, None),
         ];
-        let text = crate::error::Report::of(&several_ports_error(&ports, uno, &db)).to_string();
+        let r = crate::error::Report::of(&several_ports_error(&ports, uno, &db));
+        assert_eq!(r.kind, Kind::PortAmbiguous);
+        let text = r.to_string();
         assert!(text.contains("/dev/ttyACM0  2341:0043"), "{text}");
         assert!(
             text.contains("/dev/ttyUSB0  1a86:7523 (CH340 USB-serial chip)"),

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use super::partitions::{self, Region};
 use super::*;
-use crate::error::Report;
+use crate::error::{Kind, Report};
 
 fn flags(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -97,6 +97,7 @@ fn bad_keys_and_values_are_one_line_each() {
     let bad = |f: &[&str]| error(gather(&flags(f), env(&[]), None).unwrap_err());
     let e = bad(&["ssid"]);
     assert!(e.error.contains("has no `=`"), "{e:?}");
+    assert_eq!(e.kind, Kind::Setting);
     let e = bad(&["=x"]);
     assert!(
         e.error.contains("the setting key `` (from --set) is empty"),
@@ -128,6 +129,7 @@ fn bad_keys_and_values_are_one_line_each() {
     std::fs::write(dir.path().join(FILE), "port = 8080\n").unwrap();
     let e = error(gather(&[], env(&[]), Some(dir.path())).unwrap_err());
     assert!(e.error.contains("`port` is not a string"), "{e:?}");
+    assert_eq!(e.kind, Kind::Setting);
     let e = error(gather(&[], env(&[("NIXFLASH_SET_WI-FI", "x")]), None).unwrap_err());
     assert!(e.error.contains("(from $NIXFLASH_SET_WI-FI)"), "{e:?}");
 }
@@ -147,6 +149,7 @@ fn a_payload_too_large_is_refused() {
         "the settings take 4092 bytes, more than the 4084 the settings region holds"
     );
     assert!(e.hints[0].contains("the largest is `k`"), "{e:?}");
+    assert_eq!(e.kind, Kind::Setting);
 }
 
 #[test]
@@ -206,6 +209,7 @@ fn the_partition_table_gives_the_settings_region() {
     std::fs::write(&path, "settings, data, 0x99, 0xe000, 0x800,\n").unwrap();
     let e = error(partitions::settings_region(&path).unwrap_err());
     assert!(e.error.contains("cannot hold the 4096-byte"), "{e:?}");
+    assert_eq!(e.kind, Kind::PartitionTable);
     std::fs::write(&path, "settings, data, 0x99, 0xe0x0, 0x1000,\n").unwrap();
     let e = error(partitions::settings_region(&path).unwrap_err());
     assert!(
