@@ -321,6 +321,7 @@ fn a_failing_builder_gets_the_log_end_and_a_diagnosis() {
     let j: serde_json::Value = serde_json::from_str(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", o.stdout));
     assert_eq!(j["ok"], false);
+    assert_eq!(j["kind"], "build-failed");
     assert!(j["error"]
         .as_str()
         .unwrap()

@@ -73,6 +73,11 @@ fn an_old_nix_first_on_path_is_named_before_anything_runs() {
         assert!(nix_calls(&o.stderr).is_empty(), "{}", o.stderr);
         assert!(!o.stderr.contains("seems to be offline"), "{}", o.stderr);
     }
+    let mut c = f.nixflash("");
+    c.args(["build", "--json"]).env("PATH", &path);
+    let o = run(c);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!((o.code, &j["kind"]), (1, &"nix-too-old".into()), "{j}");
 }
 
 /// A first build on a machine without the network: the download error once (not each of Nix's

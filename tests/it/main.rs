@@ -14,6 +14,7 @@ mod cli;
 mod decode;
 mod doctor;
 mod edits;
+mod errors;
 mod esp_options;
 mod firmware;
 mod flake_eval;

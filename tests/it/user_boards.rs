@@ -95,6 +95,15 @@ fn a_bad_board_file_stops_no_command_that_does_not_need_its_board() {
         1,
         "only unrelated.toml's: {err}"
     );
+    let o = nixflash(tmp.path(), &cfg)
+        .args(["boards", "show", "garbage", "--json"])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (o.status.code(), &j["kind"]),
+        (Some(1), &"board-file".into())
+    );
 
     // doctor: a ✗ per bad file, naming it, and the other checks still made.
     let o = nixflash(tmp.path(), &cfg)

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{avr_gcc, ready, sim};
+use super::{avr_gcc, json, ready, sim};
 use crate::common::firmware::Kind;
 use crate::common::process::text;
 use crate::common::{fixtures, nixflash};
@@ -33,10 +33,17 @@ fn bad_firmware_gets_one_line_and_what_to_do() {
     let started = Instant::now();
     let o = sim(
         &uno.project,
-        &["--elf", crash.to_str().unwrap(), "--duration", "5"],
+        &[
+            "--elf",
+            crash.to_str().unwrap(),
+            "--duration",
+            "5",
+            "--json",
+        ],
     );
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(json(&o)["kind"], "sim-crashed");
     assert!(started.elapsed() < Duration::from_secs(20), "{err}");
     assert!(
         err.contains("error: the simulated atmega328p crashed,")
@@ -51,10 +58,17 @@ fn bad_firmware_gets_one_line_and_what_to_do() {
     };
     let o = sim(
         &uno.project,
-        &["--elf", mega.elf.to_str().unwrap(), "--duration", "1"],
+        &[
+            "--elf",
+            mega.elf.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--json",
+        ],
     );
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(json(&o)["kind"], "not-firmware");
     assert!(
         err.contains(&format!(
             "error: {} is firmware for the atmega2560, but the Arduino Uno has an atmega328p",

@@ -110,11 +110,19 @@ fn an_expected_text_that_never_comes_exits_1_and_names_it() {
             "Hello from",
             "--expect",
             "Goodbye",
+            "--json",
         ],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(out.contains("Hello from fw"), "{out}");
+    // --json: the report says what failed, as the error does; the console goes to stderr.
+    let j = json(&o);
+    assert_eq!(
+        (&j["ok"], &j["kind"]),
+        (&false.into(), &"expect-unmet".into())
+    );
+    assert_eq!(j["expect"][1]["seen_at_seconds"], serde_json::Value::Null);
+    assert!(err.contains("Hello from fw"), "{err}");
     assert!(
         err.contains(
             "error: the firmware never sent \"Goodbye\" on USART0 in 1.000 s of simulated time"
