@@ -58,11 +58,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<u8> {
     if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
-        return Err(
-            Failure::untyped(format!("{first} is an option of the monitor"))
-                .hint("add --monitor to open nixflash's monitor after flashing")
-                .into(),
-        );
+        let f = Failure::untyped(format!("{first} is an option of the monitor"));
+        return Err(f
+            .hint("add --monitor to open nixflash's monitor after flashing")
+            .into());
     }
     let ctx = a.flags.context()?;
     let with_monitor = a.monitor;

@@ -188,23 +188,20 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
                     .collect()
             })
             .unwrap_or_default();
-        return Err(Failure::new(
-            Kind::Flake,
-            format!(
-                "the build has no firmware {}\n(its bin/ holds: {})",
-                elf.display(),
-                if found.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    found.join(", ")
-                }
-            ),
-        )
-        .hint(format!(
-            "the flake must install the binary `{bin}` as bin/{bin}.elf (nixflash's template \
-             renames it in postInstall)"
-        ))
-        .into());
+        let holds = match found.join(", ") {
+            s if s.is_empty() => "nothing".to_string(),
+            s => s,
+        };
+        let message = format!(
+            "the build has no firmware {}\n(its bin/ holds: {holds})",
+            elf.display()
+        );
+        return Err(Failure::new(Kind::Flake, message)
+            .hint(format!(
+                "the flake must install the binary `{bin}` as bin/{bin}.elf (nixflash's template \
+                 renames it in postInstall)"
+            ))
+            .into());
     }
     let link = opts.link.then(|| flake_dir.join("result"));
     let size = size::analyze_file(&elf, board)?;

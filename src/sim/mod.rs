@@ -521,5 +521,9 @@ fn ended_unexpectedly(
 /// Without a Unix pseudo-terminal, simavr's trace cannot be read as it is written.
 #[cfg(not(unix))]
 pub fn run(_: &Board, _: &Program, _: &Path, _: &Options) -> Result<Report> {
-    anyhow::bail!("`nixflash sim` needs a Unix system (Linux or macOS)")
+    Err(Failure::new(
+        Kind::Unsupported,
+        "`nixflash sim` needs a Unix system (Linux or macOS)",
+    )
+    .into())
 }
