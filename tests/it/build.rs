@@ -149,9 +149,11 @@ fn the_std_lock_is_made_on_first_build_then_left_alone() {
     // A hand-edited copy is noticed (and then rust-src is needed, which now fails, explained).
     fs::write(f.dir.join("nix/std-Cargo.lock"), "# edited\n").unwrap();
     let mut c = f.nixflash("");
-    c.args(["build"]);
+    c.args(["build", "--json"]);
     let o = run(c);
     assert_eq!(o.code, 1);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(j["kind"], "build-failed", "{j}");
     assert!(o
         .stderr
         .contains("error: cannot get the pinned toolchain's rust-src"));
@@ -347,10 +349,10 @@ fn ctrl_c_sent_to_nixflash_alone_stops_nix() {
     .unwrap();
     git(&f.dir, &["add", "fail.sh"]);
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("nixflash"))
-        .arg("build")
+        .args(["build", "--json"])
         .current_dir(&f.dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -387,6 +389,10 @@ fn ctrl_c_sent_to_nixflash_alone_stops_nix() {
     eprintln!("{seen}{rest}");
     assert_eq!(status.code(), Some(130));
     assert!(rest.contains("error: interrupted"), "{rest}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["kind"], "interrupted", "{j}");
 }
 
 /// On a terminal a build shows one progress line (the count of derivations, what is built, the
