@@ -106,9 +106,10 @@ fn unknown_boards_and_boards_without_a_simulator_say_so() {
          board = \"unoo\"\n",
     )
     .unwrap();
-    let o = sim(&typo, &["--elf", elf.to_str().unwrap()]);
+    let o = sim(&typo, &["--elf", elf.to_str().unwrap(), "--json"]);
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(json(&o)["kind"], "board-unknown");
     assert!(err.contains("unknown board `unoo`"), "{err}");
     assert!(err.contains("hint: did you mean `uno`"), "{err}");
 
