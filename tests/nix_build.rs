@@ -14,9 +14,9 @@
 //! These take minutes, so they have this binary to themselves; cargo-nextest runs them beside
 //! the `it` tests, two heavy tests at a time (.config/nextest.toml). They need Nix, the firmware
 //! tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and elf2uf2-rs;
-//! without them they say SKIPPED, and in CI they fail. By board: [`uno`] (with `sim` for
-//! `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves the pins; [`workspace`]:
-//! the Uno as a workspace member, the flake at the workspace root.
+//! without them they fail, saying SKIPPED and what is missing (see `common::skip`). By board:
+//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves
+//! the pins; [`workspace`]: the Uno as a workspace member, the flake at the workspace root.
 
 use std::fs;
 use std::path::{Path, PathBuf};
