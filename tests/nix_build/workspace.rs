@@ -46,7 +46,10 @@ fn a_workspace_member_with_the_flake_at_the_root_builds_flashes_and_simulates() 
     }
     let path = OsString::from(&bin);
     for tool in ["ravedude", "avrdude", "simavr"] {
-        assert!(which::which_in(tool, Some(&path), "/").is_err(), "{tool}");
+        assert!(
+            which::which_in(tool, Some(&path), "/").is_err(),
+            "{tool} is on a PATH meant to have nix and git only"
+        );
     }
 
     // `nixflash build` in the member: the flake at the root builds the workspace, the link is
