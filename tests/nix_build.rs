@@ -14,8 +14,9 @@
 //! These take minutes, so they have this binary to themselves; cargo-nextest runs them beside
 //! the `it` tests, two heavy tests at a time (.config/nextest.toml). They need Nix, the firmware
 //! tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and elf2uf2-rs;
-//! without them they say SKIPPED, and in CI they fail. By board: [`uno`] (with `sim` for
-//! `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves the pins.
+//! without them they fail, saying SKIPPED and what is missing (see `common::skip`). By board:
+//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves
+//! the pins; [`workspace`]: the Uno as a workspace member, the flake at the workspace root.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ mod sim;
 mod uno;
 #[path = "nix_build/update.rs"]
 mod update;
+#[path = "nix_build/workspace.rs"]
+mod workspace;
 
 use common::offline::{nix_offline, NixOffline};
 use common::process::{run_bounded, text};

@@ -13,7 +13,7 @@
 //! every output (with the test overlay of tests/fixtures/nix-offline). Real builds are in
 //! tests/nix_build.rs.
 //!
-//! What cannot run here says SKIPPED on stderr, with the reason; in CI it fails.
+//! What cannot run here fails, saying SKIPPED and why (see `common::skip`).
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -76,19 +76,38 @@ fn uno_builds_from_scratch_and_flashes() {
 
     // Flash the simulated Uno with the same arguments: nothing is built, real ravedude uploads,
     // nixflash's monitor shows the greeting, and the board blinks.
+    let log = flash_simulated_uno(off, &p.dir, &p.name, None);
+    assert!(
+        built_derivations(&log).is_empty(),
+        "flash built something although the build was done:\n{log}"
+    );
+}
+
+/// `nixflash flash --port <a simulated Uno> --monitor -- <nix-offline's arguments>` in `dir`
+/// (PATH `path`, else the test's own), for the Uno project `name`: real ravedude uploads the
+/// built ELF, nixflash's monitor shows the greeting, SIGINT ends it with exit code 0, and the
+/// board blinks every 500 ms. Returns what nixflash printed on stderr.
+pub(super) fn flash_simulated_uno(
+    off: &NixOffline,
+    dir: &Path,
+    name: &str,
+    path: Option<&std::ffi::OsStr>,
+) -> String {
     let _sim_lock = sim_lock();
     let mut sim = SimUno::start();
-    let mut flash = Spawned::new(
-        off.nixflash(&p.dir)
-            .args(["flash", "--port", &sim.pty, "--monitor", "--"])
-            .args(&off.override_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
+    let mut cmd = off.nixflash(dir);
+    cmd.args(["flash", "--port", &sim.pty, "--monitor", "--"])
+        .args(&off.override_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    let mut flash = Spawned::new(&mut cmd);
     let (out, t_out) = collect(flash.child.stdout.take().unwrap());
     let (err, t_err) = collect(flash.child.stderr.take().unwrap());
-    let greeting = format!("Hello from {} on the Arduino Uno!", p.name);
+    let greeting = format!("Hello from {name} on the Arduino Uno!");
     let started = Instant::now();
     while !lossy(&out).contains(&greeting) {
         if let Some(status) = flash.try_wait() {
@@ -116,27 +135,22 @@ fn uno_builds_from_scratch_and_flashes() {
     let (_, _) = (t_out.join(), t_err.join());
     let log = lossy(&err);
     assert_eq!(status.code(), Some(0), "{log}");
-    assert!(
-        built_derivations(&log).is_empty(),
-        "flash built something although the build was done:\n{log}"
-    );
     let running = log
         .lines()
         .find(|l| l.trim_start().starts_with("Running "))
         .unwrap_or_else(|| panic!("flash shows no ravedude command:\n{log}"));
     assert!(
         running.contains(&format!(" -P {} /nix/store/", sim.pty))
-            && running.ends_with(&format!("/bin/{}.elf", p.name)),
+            && running.ends_with(&format!("/bin/{name}.elf")),
         "ravedude was not given the built ELF: {running}"
     );
     assert!(log.contains("bytes of flash verified"), "{log}");
-    let half = measured_half_period(&mut sim, done, &p.name, 0.5);
+    let half = measured_half_period(&mut sim, done, name, 0.5);
     assert!(
         (half - 0.5).abs() < 0.0025,
         "PB5 toggles every {half} s, not every 500 ms"
     );
-    drop(sim);
-    drop(_sim_lock);
+    log
 }
 
 /// An edit of src/main.rs rebuilds the firmware alone, and only its own crate in it; the flake's

@@ -6,7 +6,7 @@
 //! (arduino-core-avr), ravedude (`cargo install ravedude --locked`); Nix and git for the tests
 //! that build with the flake (tests/fixtures/project, as tests/it/build.rs uses it) or take its
 //! flasher; espflash, ld.lld and ../shared/tools/firmware-env.sh for the ESP32-C3 test. Tests
-//! whose tools are missing say SKIPPED and why on stderr.
+//! whose tools are missing fail, saying SKIPPED and why (see `common::skip`).
 //!
 //! The uploaded firmware is the rendered Uno project compiled with cargo (arduino-hal from the
 //! avr-hal bundle in ../shared/fixtures); without ../shared it is tests/fixtures/firmware.
