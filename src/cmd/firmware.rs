@@ -48,7 +48,9 @@ impl FirmwareArgs {
         let project = ctx.manifest()?;
         if self.no_build {
             let bin = project.firmware_bin();
-            let elf = project.root.join("result/bin").join(format!("{bin}.elf"));
+            // `build` keeps ./result in the flake's folder (a workspace's root, for a member).
+            let dir = ctx.flake_dir().unwrap_or_else(|_| project.root.clone());
+            let elf = dir.join("result/bin").join(format!("{bin}.elf"));
             if !elf.is_file() {
                 return Err(Failure::new(
                     Kind::FirmwareMissing,

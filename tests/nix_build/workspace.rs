@@ -103,12 +103,21 @@ fn a_workspace_member_with_the_flake_at_the_root_builds_flashes_and_simulates() 
         "the flasher is not the flake's:\n{log}"
     );
 
-    // `nixflash sim`: simavr from the flake's `simulator`.
+    // `nixflash sim --no-build`: the firmware from ./result at the workspace root (where
+    // `build` keeps it), simavr from the flake's `simulator`.
     let greeting = format!("Hello from {} on the Arduino Uno!", built.name);
     let o = run_bounded(
         off.nixflash(&member)
             .env("PATH", &path)
-            .args(["sim", "--duration", "2", "--expect", &greeting, "--"])
+            .args([
+                "sim",
+                "--no-build",
+                "--duration",
+                "2",
+                "--expect",
+                &greeting,
+                "--",
+            ])
             .args(&off.override_args),
         Duration::from_secs(600),
     );
