@@ -383,6 +383,61 @@ mod tests {
         assert_eq!(update_args(Version(2, 8, 0), &[]), ["flake", "update"]);
     }
 
+    /// The git step of a build, with real git: what Nix cannot see is a warning without
+    /// `git_add`, a `Git-added` step with it; outside a repository, a note. Nothing is printed.
+    #[test]
+    fn the_git_step_reports_its_events() {
+        use crate::report::Recorder;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let git = |args: &[&str]| {
+            let out = Cmd::new("git").args(args).dir(dir).output().unwrap();
+            assert!(out.success(), "git {args:?}: {}", out.stderr);
+        };
+        let outside = Recorder::default();
+        check_git(dir, &Git::of(dir), true, &outside).unwrap();
+        assert_eq!(outside.steps().len(), 1);
+        assert!(
+            outside.steps()[0].starts_with("Note ") && outside.steps()[0].contains("git init"),
+            "{:?}",
+            outside.steps()
+        );
+
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+        std::fs::write(dir.join("Cargo.lock"), "version = 4\n").unwrap();
+        std::fs::write(dir.join(".gitignore"), "Cargo.lock\n").unwrap();
+        let repo = Git::of(dir);
+        let warned = Recorder::default();
+        check_git(dir, &repo, false, &warned).unwrap();
+        assert_eq!(
+            warned.steps(),
+            [
+                "Warning git does not track flake.nix, so Nix cannot see it; run: git add \
+                 --intent-to-add -- flake.nix",
+                "Warning Cargo.lock is ignored by .gitignore, so Nix cannot see it; remove it \
+                 from .gitignore, or run: git add --force --intent-to-add -- Cargo.lock"
+            ]
+        );
+
+        let added = Recorder::default();
+        check_git(dir, &repo, true, &added).unwrap();
+        let steps = added.steps();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(
+            steps[0].starts_with("Git-added flake.nix (intent-to-add)"),
+            "{steps:?}"
+        );
+        assert!(
+            steps[1].starts_with("Warning Cargo.lock is ignored"),
+            "{steps:?}"
+        );
+        // Added now: the next build has nothing to say about it.
+        let again = Recorder::default();
+        check_git(dir, &repo, true, &again).unwrap();
+        assert_eq!(again.steps().len(), 1, "{:?}", again.steps());
+    }
+
     #[test]
     fn out_path_reads_nix_build_json() {
         let json = r#"[{"drvPath":"/nix/store/a-fx.drv","outputs":{"out":"/nix/store/b-fx"},"startTime":0,"stopTime":0}]"#;
