@@ -3,6 +3,7 @@
 //! look (cargo-style lines on stderr) or whether they show at all. A test passes a [`Recorder`]
 //! and reads what was reported.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -105,6 +106,21 @@ impl Reporter for Recorder {
             .unwrap_or_else(|e| e.into_inner())
             .push(event);
     }
+}
+
+/// Where a session that streams a device's output (the monitor, the simulator) writes: its
+/// output and its own `--- ...` lines, handed in by the command line (its stdout and stderr)
+/// or by a test (buffers).
+pub struct Console {
+    /// The device's output.
+    pub out: Box<dyn Write + Send>,
+    /// The session's own lines.
+    pub err: Box<dyn Write + Send>,
+    /// Whether `out` is a terminal (the monitor then adds CR before LF in raw mode).
+    pub out_is_terminal: bool,
+    /// Whether `err` is a terminal: when both are, they are one screen, so a line of the
+    /// session's own starts on a line of its own.
+    pub err_is_terminal: bool,
 }
 
 #[cfg(test)]

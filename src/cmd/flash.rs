@@ -151,7 +151,7 @@ pub fn run(a: Args) -> Result<u8> {
             Some(board),
             project.map(|p| p.root.clone()),
         );
-        monitor::monitor(&opts)?;
+        monitor::monitor(&opts, super::terminal::console())?;
     }
     Ok(0)
 }

@@ -130,7 +130,7 @@ pub fn run(a: Args) -> Result<u8> {
         timestamps: a.timestamps,
         uart_to_stderr: a.json,
     };
-    let report = sim::run(board, &program, &elf, &opts)?;
+    let report = sim::run(board, &program, &elf, &opts, super::terminal::console())?;
     summary(board, &report, a.vcd.as_deref());
     if a.json {
         super::outln!("{}", serde_json::to_string_pretty(&report)?);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use indicatif::{ProgressBar, ProgressStyle};
-use nixflash::report::{Event, Reporter};
+use nixflash::report::{Console, Event, Reporter};
 
 /// How an error's label looks.
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();
@@ -98,6 +98,16 @@ pub fn status(verb: &str, message: &str) {
     let style = if verb == "Warning" { WARN } else { STEP };
     let mut err = anstream::stderr().lock();
     let _ = writeln!(err, "{style}{verb:>12}{style:#} {message}");
+}
+
+/// The monitor's and the simulator's [`Console`]: nixflash's stdout and stderr.
+pub fn console() -> Console {
+    Console {
+        out: Box::new(std::io::stdout()),
+        err: Box::new(std::io::stderr()),
+        out_is_terminal: std::io::stdout().is_terminal(),
+        err_is_terminal: std::io::stderr().is_terminal(),
+    }
 }
 
 /// `path` relative to the current folder when it lies below it (`./result`), else as is.
