@@ -1,7 +1,8 @@
 //! What the library tells whoever runs it while it works, without printing: each stage reports
 //! [`Event`]s to a [`Reporter`] it is given, and only the command line (`cmd/`) decides how they
 //! look (cargo-style lines on stderr) or whether they show at all. A test passes a [`Recorder`]
-//! and reads what was reported.
+//! and reads what was reported. Sessions that stream a device's output (the monitor, the
+//! simulator) write it to the [`Console`] the command line hands them.
 
 use std::io::Write;
 use std::path::PathBuf;
