@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::git::{self, Git};
 use crate::nix::Nix;
 use crate::process::Cmd;
+use crate::report::{Event, Reporter};
 use crate::serial::access;
 use crate::std_lock;
 use crate::version::Version;
@@ -86,8 +87,13 @@ fn board_file_checks(db: &crate::board::Database) -> Vec<Check> {
 }
 
 /// Runs every check for the context, giving each to `report` as soon as it is known (evaluating
-/// the flake can take a while), and returns them all.
-pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -> Vec<Check> {
+/// the flake can take a while, its progress reported to `reporter`), and returns them all.
+pub fn run(
+    ctx: &Context,
+    nix_args: &[String],
+    reporter: &dyn Reporter,
+    mut report: impl FnMut(&Check),
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut add = |c: Check| {
         report(&c);
@@ -148,11 +154,11 @@ pub fn run(ctx: &Context, nix_args: &[String], mut report: impl FnMut(&Check)) -
 
     // The flake, evaluated as a build would evaluate it.
     if let (Some(nix), Some(dir), true) = (&nix, &flake_dir, evaluable) {
-        crate::progress::status(
+        reporter.report(Event::step(
             "Evaluating",
             "the flake's firmware derivation (the first time, nix downloads the pinned inputs)…",
-        );
-        match nix.evaluate_firmware(dir) {
+        ));
+        match nix.evaluate_firmware(dir, reporter) {
             Ok(drv) => add(Check::ok(format!(
                 "the flake evaluates: the firmware is {drv}"
             ))),

@@ -25,7 +25,6 @@ pub mod monitor;
 pub mod nix;
 pub mod options;
 pub mod process;
-pub mod progress;
 pub mod project;
 pub mod render;
 pub mod report;

@@ -62,8 +62,9 @@ pub const LOG_TAIL: usize = 5000;
 pub enum Show<'a> {
     /// Nothing: it is only kept.
     Quiet,
-    /// Copied to nixflash's stderr.
-    Stderr,
+    /// Reported as [`Event::Output`](crate::report::Event::Output) lines (the command line
+    /// shows them on its stderr).
+    Report(&'a dyn crate::report::Reporter),
     /// Given to a function (a progress display).
     Each(&'a mut (dyn FnMut(&str) + Send)),
 }
@@ -195,7 +196,10 @@ impl Cmd {
                     let text = text.trim_end_matches(['\n', '\r']);
                     match &mut show {
                         Show::Quiet => {}
-                        Show::Stderr => eprintln!("{text}"),
+                        Show::Report(r) => r.report(crate::report::Event::Output {
+                            line: text.to_string(),
+                            detail: false,
+                        }),
                         Show::Each(f) => f(text),
                     }
                     if head.len() < LOG_HEAD {

@@ -1,18 +1,41 @@
 //! What the library tells whoever runs it while it works, without printing: each stage reports
 //! [`Event`]s to a [`Reporter`] it is given, and only the command line (`cmd/`) decides how they
 //! look (cargo-style lines on stderr) or whether they show at all. A test passes a [`Recorder`]
-//! and reads what was reported.
+//! and reads what was reported. Sessions that stream a device's output (the monitor, the
+//! simulator) write it to the [`Console`] the command line hands them.
 
-use std::cell::RefCell;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::size::SizeReport;
 
 /// Something worth telling while a step runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A step: a verb (`Building`, `Flasher`, `Running`, `Built`…) and what it is about, shown
+    /// A step: a verb (`Building`, `Flasher`, `Running`, `Note`…) and what it is about, shown
     /// as one cargo-style line.
     Step { verb: &'static str, message: String },
     /// Something that does not stop the work but that the user should know.
     Warning(String),
+    /// A firmware was built: the ELF, the `result` link to it if one was made, and how much of
+    /// the board it uses.
+    Built {
+        elf: PathBuf,
+        link: Option<PathBuf>,
+        size: SizeReport,
+    },
+    /// One line of a tool's own output (nix's log, a builder's line, simavr), as the tool would
+    /// have printed it. A `detail` (what is built or downloaded, a builder's output) is what a
+    /// [`Event::Progress`] line stands in for where there is one; the others (warnings, errors,
+    /// a tool's plain stderr) are always worth showing.
+    Output { line: String, detail: bool },
+    /// What a long-running tool is doing now: `title` says what it is for ("building blinky"),
+    /// `message` where it is ("[3/7] building blinky-deps: Compiling ..."); each replaces the one
+    /// before, until [`Event::ProgressEnd`].
+    Progress { title: String, message: String },
+    /// The tool of the last [`Event::Progress`] ended.
+    ProgressEnd,
 }
 
 impl Event {
@@ -30,9 +53,16 @@ impl Event {
     }
 }
 
-/// Receives the events of a step.
-pub trait Reporter {
+/// Receives the events of a step. `Sync` because a tool's output is read on a thread of its own
+/// while it runs.
+pub trait Reporter: Sync {
     fn report(&self, event: Event);
+
+    /// Whether [`Event::Output`] details reach the user as they come (no progress line stands
+    /// in for them): a failure then says that the log is above instead of repeating it.
+    fn shows_details(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing: for callers that only want the result.
@@ -45,20 +75,53 @@ impl Reporter for Quiet {
 /// Keeps every event, in order: for tests, and for callers that show them later.
 #[derive(Default)]
 pub struct Recorder {
-    events: RefCell<Vec<Event>>,
+    events: Mutex<Vec<Event>>,
 }
 
 impl Recorder {
     /// The events reported so far.
     pub fn events(&self) -> Vec<Event> {
-        self.events.borrow().clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The step lines reported so far, as `verb message` (the other events left out).
+    pub fn steps(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Step { verb, message } => Some(format!("{verb} {message}")),
+                Event::Warning(message) => Some(format!("Warning {message}")),
+                _ => None,
+            })
+            .collect()
     }
 }
 
 impl Reporter for Recorder {
     fn report(&self, event: Event) {
-        self.events.borrow_mut().push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
     }
+}
+
+/// Where a session that streams a device's output (the monitor, the simulator) writes: its
+/// output and its own `--- ...` lines, handed in by the command line (its stdout and stderr)
+/// or by a test (buffers).
+pub struct Console {
+    /// The device's output.
+    pub out: Box<dyn Write + Send>,
+    /// The session's own lines.
+    pub err: Box<dyn Write + Send>,
+    /// Whether `out` is a terminal (the monitor then adds CR before LF in raw mode).
+    pub out_is_terminal: bool,
+    /// Whether `err` is a terminal: when both are, they are one screen, so a line of the
+    /// session's own starts on a line of its own.
+    pub err_is_terminal: bool,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::board::Board;
 use crate::error::{Failure, Kind};
 use crate::git::Git;
 use crate::nix::{build_failed, BuildOptions, Nix};
-use crate::progress::status;
+use crate::report::{Event, Reporter};
 use crate::transaction::Transaction;
 
 /// The copy of the standard library's Cargo.lock that build-std flakes read.
@@ -111,13 +111,15 @@ pub enum StdLock {
 }
 
 /// Keeps [`STD_LOCK`] equal to the pinned rust-src's library/Cargo.lock. Without `force`, an
-/// unchanged pin (see [`pin_key`]) and an unchanged copy cost no nix call.
+/// unchanged pin (see [`pin_key`]) and an unchanged copy cost no nix call. The realisation's
+/// progress and an update are reported to `reporter`.
 pub fn sync(
     nix: &Nix,
     flake_dir: &Path,
     git: &Git,
     board: &Board,
     opts: &BuildOptions,
+    reporter: &dyn Reporter,
 ) -> Result<StdLock> {
     let lock_path = flake_dir.join(STD_LOCK);
     let current = std::fs::read(&lock_path).ok();
@@ -130,13 +132,13 @@ pub fn sync(
         }
     }
 
-    let rust_src = match nix.realise(flake_dir, "rust-src")? {
+    let rust_src = match nix.realise(flake_dir, "rust-src", reporter)? {
         Ok(path) => path,
         Err(run) => {
             return Err(anyhow::Error::new(build_failed(
                 "nix build .#rust-src",
                 run,
-                !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                reporter.shows_details(),
                 &crate::nix::diagnosis_vars(flake_dir, git, board, &opts.nix_args),
             ))
             .context(
@@ -185,13 +187,13 @@ pub fn sync(
     };
     tx.commit();
     if changed {
-        status(
+        reporter.report(Event::step(
             "Updated",
-            &format!(
+            format!(
                 "{STD_LOCK} to the standard library's lock of the pinned toolchain ({}){added}",
                 channel(flake_dir).unwrap_or_else(|| "rust-src".to_string())
             ),
-        );
+        ));
         Ok(StdLock::Updated { rust_src })
     } else {
         Ok(StdLock::Checked { rust_src })

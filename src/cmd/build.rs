@@ -53,6 +53,7 @@ fn build(a: Args) -> Result<()> {
             link: !a.no_link,
             ..a.flags.build_options()
         },
+        &super::Terminal,
     )?;
     if a.json {
         let j = BuildJson {

@@ -27,7 +27,7 @@ pub struct DoctorArgs {
 }
 
 fn print(c: &Check) {
-    use nixflash::progress::{ERROR, STEP, WARN};
+    use super::terminal::{ERROR, STEP, WARN};
     let (mark, style) = match c.status {
         Status::Ok => ("✓", STEP),
         Status::Warn => ("!", WARN),
@@ -47,9 +47,9 @@ pub fn run(a: DoctorArgs) -> Result<u8> {
 fn check(a: DoctorArgs) -> Result<u8> {
     let ctx = Context::current()?;
     let checks = if a.json {
-        doctor::run(&ctx, &a.nix.nix_args, |_| {})
+        doctor::run(&ctx, &a.nix.nix_args, &super::Terminal, |_| {})
     } else {
-        doctor::run(&ctx, &a.nix.nix_args, print)
+        doctor::run(&ctx, &a.nix.nix_args, &super::Terminal, print)
     };
     let failed = checks.iter().any(|c| c.status == Status::Fail);
     if a.json {

@@ -5,13 +5,13 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use super::status;
 use anyhow::Result;
 use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::error::{Failure, Kind};
 use nixflash::monitor::decode::shown;
 use nixflash::nix::Nix;
-use nixflash::progress::status;
 
 /// The flags that say where the firmware comes from.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -90,6 +90,7 @@ impl FirmwareArgs {
                     ctx.manifest()?,
                     ctx.board_to_build()?,
                     &flags.build_options(),
+                    &super::Terminal,
                 )?;
                 Ok(built.elf)
             }

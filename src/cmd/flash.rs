@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::status;
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, FlashTool};
 use nixflash::context::Context;
 use nixflash::error::Failure;
 use nixflash::flash::boot_drive;
 use nixflash::monitor;
-use nixflash::progress::status;
 use nixflash::serial::reset;
 
 use super::firmware::Firmware;
@@ -152,7 +152,7 @@ pub fn run(a: Args) -> Result<u8> {
             Some(board),
             project.map(|p| p.root.clone()),
         );
-        monitor::monitor(&opts)?;
+        monitor::monitor(&opts, super::terminal::console())?;
     }
     Ok(0)
 }
@@ -227,7 +227,7 @@ fn flash_rp2(
             drive.board_id
         ),
     );
-    let done = boot_drive::flash(board, &elf, &drive)?;
+    let done = boot_drive::flash(board, &elf, &drive, &super::Terminal)?;
     eprintln!(
         "Flashed {} to the {}: wrote {} ({} UF2 blocks for {:#010x}..{:#010x}, family {}); the \
          board restarts into it.",

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::status;
 use anyhow::{Context as _, Result};
 use nixflash::board::Board;
 use nixflash::context::Context;
 use nixflash::flash::{Flasher, Outcome};
 use nixflash::image::{self, Layout};
-use nixflash::progress::status;
 use nixflash::settings::{self, Settings};
 
 /// Build, then write what the board receives to one file (ESP32 boards)
@@ -87,7 +87,7 @@ pub fn run(a: Args) -> Result<u8> {
     };
     let firmware = a.firmware.check(&ctx, "make an image of")?;
     let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::find(board, &base, &a.flags.nix.nix_args)?;
+    let flasher = nixflash::flash::find(board, &base, &a.flags.nix.nix_args, &super::Terminal)?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     let made = make(&flasher, board, &elf, &layout, prepared.as_ref(), &out)?;
     let what = match (&prepared, made.region) {

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod new;
 pub mod ports;
 pub mod sim;
+pub mod terminal;
 pub mod update;
 
 use std::io::{self, IsTerminal, Write};
@@ -21,21 +22,8 @@ use nixflash::context::Context;
 use nixflash::error::{Failure, Kind, Report};
 use nixflash::manifest::ReadBy;
 use nixflash::nix::BuildOptions;
-use nixflash::progress::status;
-use nixflash::report::{Event, Reporter};
 use nixflash::serial::{self, PortChoice};
-
-/// The command line's reporter: every event of the library as a cargo-style line on stderr.
-pub struct Terminal;
-
-impl Reporter for Terminal {
-    fn report(&self, event: Event) {
-        match event {
-            Event::Step { verb, message } => status(verb, &message),
-            Event::Warning(message) => status("Warning", &message),
-        }
-    }
-}
+pub use terminal::{status, Terminal};
 
 /// The board a command needs, if any: a warning about a board file is left to the error when
 /// its board is the one needed.
@@ -256,9 +244,9 @@ pub fn print_error(e: &anyhow::Error) {
     let mut err = anstream::stderr().lock();
     for line in text.lines() {
         let styled = [
-            ("error: ", nixflash::progress::ERROR),
-            ("diagnosis: ", nixflash::progress::WARN),
-            ("hint: ", nixflash::progress::HINT),
+            ("error: ", terminal::ERROR),
+            ("diagnosis: ", terminal::WARN),
+            ("hint: ", terminal::HINT),
         ]
         .iter()
         .find_map(|(label, style)| {

@@ -235,7 +235,7 @@ pub fn run(a: Args) -> Result<u8> {
     opts.decode = a
         .monitor
         .decode(elf, board, project.map(|m| m.root.clone()));
-    monitor::monitor(&opts)?;
+    monitor::monitor(&opts, super::terminal::console())?;
     Ok(0)
 }
 

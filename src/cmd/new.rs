@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use std::io::{self, IsTerminal, Write};
 
+use super::status;
 use anyhow::{Context as _, Result};
 use nixflash::board::{Board, Database};
 use nixflash::error::{Failure, Kind};
 use nixflash::options::{self, Wish};
-use nixflash::progress::status;
 use nixflash::project::{self, Change, NewOptions, Written};
 
 /// Create a new firmware project for a board

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::status;
 use anyhow::Result;
 use nixflash::board::Board;
 use nixflash::error::{Failure, Kind};
-use nixflash::progress::status;
 use nixflash::sim::{self, watch::time, End, Options, Report};
 
 /// Run the firmware in a simulator, without the board (AVR boards, in simavr)
@@ -93,7 +93,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
     let firmware = a.firmware.check(&ctx, "simulate")?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     sim::check_firmware(board, &elf)?;
-    let program = sim::find(board, &root, &a.flags.nix.nix_args)?;
+    let program = sim::find(board, &root, &a.flags.nix.nix_args, &super::Terminal)?;
     status("Simulator", &program.to_string());
     let spec = board.sim.as_ref();
     let mcu = spec.map_or(board.chip.as_str(), |s| s.mcu.as_str());
@@ -140,7 +140,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
         timestamps: a.timestamps,
         uart_to_stderr: a.json,
     };
-    let report = sim::run(board, &program, &elf, &opts)?;
+    let report = sim::run(board, &program, &elf, &opts, super::terminal::console())?;
     summary(board, &report, a.vcd.as_deref());
     let verdict = verdict(&report);
     if a.json {

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::status;
 use anyhow::Result;
 use nixflash::flake_lock::{self, Change, Locked};
 use nixflash::git::{self, Git};
 use nixflash::nix::{self, BuildOptions, Nix};
-use nixflash::progress::status;
 use nixflash::std_lock::{self, StdLock};
 use nixflash::transaction::Transaction;
 
@@ -68,7 +68,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
             "Updating",
             &format!("the flake's inputs ({what}) in flake.lock"),
         );
-        nix::flake_update(&nix, &flake_dir, &a.inputs)?;
+        nix::flake_update(&nix, &flake_dir, &a.inputs, &super::Terminal)?;
         report_moves(&before, &flake_lock::read(&flake_dir)?);
         if let (Git::Repo { .. }, true) = (git, !a.flags.no_git_add) {
             let u = git::untracked(&flake_dir)?;
@@ -95,7 +95,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
         force_std_lock: true,
         ..a.flags.build_options()
     };
-    match std_lock::sync(&nix, &flake_dir, git, board, &opts)? {
+    match std_lock::sync(&nix, &flake_dir, git, board, &opts, &super::Terminal)? {
         StdLock::Checked { rust_src } => status(
             "Checked",
             &format!(

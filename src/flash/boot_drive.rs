@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::board::Board;
 use crate::error::Failure;
+use crate::report::{Event, Reporter};
 
 /// The environment variable that names the boot drive's folder.
 pub const ENV: &str = "NIXFLASH_BOOT_DRIVE";
@@ -174,7 +175,7 @@ fn check_id(board: &Board, drive: Drive) -> Result<Drive> {
 /// Copies `uf2` onto `drive` as `<name>.uf2`, with a progress bar on a terminal, and syncs it.
 /// The chip restarts once it has the whole file, so the drive may vanish during the sync: that is
 /// said, not taken for a failure.
-pub fn copy(uf2: &[u8], drive: &Drive, name: &str) -> Result<PathBuf> {
+pub fn copy(uf2: &[u8], drive: &Drive, name: &str, reporter: &dyn Reporter) -> Result<PathBuf> {
     let path = drive.path.join(format!("{name}.uf2"));
     let mut file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {} on the boot drive", path.display()))?;
@@ -201,13 +202,13 @@ pub fn copy(uf2: &[u8], drive: &Drive, name: &str) -> Result<PathBuf> {
         if drive.path.join(INFO).exists() {
             return Err(e).with_context(|| format!("cannot sync {}", path.display()));
         }
-        crate::progress::status(
+        reporter.report(Event::step(
             "Note",
-            &format!(
+            format!(
                 "the drive went away while syncing ({e}): the board restarts as soon as it has \
                  the whole file"
             ),
-        );
+        ));
     }
     Ok(path)
 }
@@ -222,7 +223,7 @@ pub struct Flashed {
 
 /// Converts the firmware `elf` for `board` into a UF2 file and copies it onto `drive`, named
 /// after the ELF.
-pub fn flash(board: &Board, elf: &Path, drive: &Drive) -> Result<Flashed> {
+pub fn flash(board: &Board, elf: &Path, drive: &Drive, reporter: &dyn Reporter) -> Result<Flashed> {
     let family = board
         .flash
         .uf2_family
@@ -237,7 +238,7 @@ pub fn flash(board: &Board, elf: &Path, drive: &Drive) -> Result<Flashed> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("firmware");
-    let path = copy(&uf2.bytes, drive, name)?;
+    let path = copy(&uf2.bytes, drive, name, reporter)?;
     Ok(Flashed { path, uf2 })
 }
 

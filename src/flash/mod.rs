@@ -154,7 +154,12 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> 
 
 /// The flasher for `board`: the one on PATH if it is new enough, else the flake's, built with
 /// `nix_args` added to the nix command.
-pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<Flasher> {
+pub fn find(
+    board: &Board,
+    project_root: &Path,
+    nix_args: &[String],
+    reporter: &dyn Reporter,
+) -> Result<Flasher> {
     let spec = &board.family().flasher;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let on_path = match check(board, &path, Source::Path) {
@@ -190,7 +195,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
         verbose: false,
         extra_args: nix_args.to_vec(),
     };
-    let out = realise_flake_flasher(&nix, project_root)?;
+    let out = realise_flake_flasher(&nix, project_root, reporter)?;
     let mut flake_path = OsString::from(out.join("bin"));
     if !path.is_empty() {
         flake_path.push(":");
@@ -208,14 +213,19 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<F
 }
 
 /// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
-pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> {
+pub fn realise_flake_flasher(
+    nix: &Nix,
+    project_root: &Path,
+    reporter: &dyn Reporter,
+) -> Result<PathBuf> {
     let run = nix.run(
         project_root,
         &["build", ".#flasher", "--no-link", "--json"],
         "building the flasher",
+        reporter,
     )?;
     if !run.success() {
-        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let shown = reporter.shows_details();
         let vars = [("nix_args", crate::process::shell_line(&nix.extra_args))];
         return Err(crate::nix::build_failed("nix build .#flasher", run, shown, &vars).into());
     }
@@ -395,7 +405,7 @@ pub fn prepare(
     crate::serial::access::check(port)?;
     crate::serial::access::check_free(port)?;
     check_elf(board, elf)?;
-    let flasher = find(board, project_root, nix_args)?;
+    let flasher = find(board, project_root, nix_args, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
     Ok(flasher)
 }

@@ -22,6 +22,7 @@ use serialport::SerialPort;
 
 use crate::board::family::ResetStep;
 use crate::error::{Failure, Kind};
+use crate::report::Console;
 use crate::serial::access::{self, QUIET};
 use crate::serial::reset;
 pub use decode::Decode;
@@ -104,8 +105,8 @@ struct MonitorReport {
 
 /// Runs the serial monitor until the user quits, a signal, or `duration`.
 ///
-/// Port bytes go to stdout (text that is not UTF-8 shown escaped, e.g. `\xff`), status lines
-/// (starting with `--- `) to stderr.
+/// Port bytes go to the console's `out` (the command line's stdout; text that is not UTF-8 shown
+/// escaped, e.g. `\xff`), status lines (starting with `--- `) to its `err` (stderr).
 ///
 /// - stdin a terminal: raw mode (restored on every exit); keys go to the board as typed, Enter
 ///   as `eol`; Ctrl-] or Ctrl-C quits, Ctrl-R resets the board.
@@ -113,13 +114,13 @@ struct MonitorReport {
 ///   are, each `\n` as `eol`; its end does not end the session: SIGINT, SIGTERM or `duration` do.
 ///
 /// When the port vanishes (USB unplug) it waits for the same path to return and goes on.
-pub fn monitor(opts: &MonitorOptions) -> Result<()> {
+pub fn monitor(opts: &MonitorOptions, mut console: Console) -> Result<()> {
     crate::interrupt::install();
     let _term = terminal::SigtermGuard::install();
     let started = Instant::now();
     let stdin_tty = io::stdin().is_terminal();
 
-    let port = open_waiting(opts)?;
+    let port = open_waiting(opts, &mut console.err)?;
     // Read while the port's driver keeps what the board sends.
     let loaded = opts.decode.as_ref().map(decode::load);
 
@@ -144,6 +145,7 @@ pub fn monitor(opts: &MonitorOptions) -> Result<()> {
         log,
         opts.log.clone(),
         raw.is_some(),
+        console,
     );
     if opts.timestamps {
         output::init_local_time();
@@ -187,7 +189,7 @@ pub fn monitor(opts: &MonitorOptions) -> Result<()> {
 }
 
 /// The first open: errors are explained; a missing port is waited for up to `opts.wait`.
-fn open_waiting(opts: &MonitorOptions) -> Result<Box<dyn SerialPort>> {
+fn open_waiting(opts: &MonitorOptions, err: &mut dyn Write) -> Result<Box<dyn SerialPort>> {
     let deadline = Instant::now() + opts.wait;
     let mut said = false;
     loop {
@@ -195,11 +197,13 @@ fn open_waiting(opts: &MonitorOptions) -> Result<Box<dyn SerialPort>> {
             Ok(p) => return Ok(p),
             Err(e) if access::is_not_found(&e) && Instant::now() < deadline => {
                 if !said {
-                    eprintln!(
+                    let _ = writeln!(
+                        err,
                         "--- Waiting up to {:.1} s for {} to appear",
                         opts.wait.as_secs_f64(),
                         opts.port
                     );
+                    let _ = err.flush();
                     said = true;
                 }
                 crate::interrupt::check()?;

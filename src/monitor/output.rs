@@ -1,21 +1,24 @@
 //! What the monitor shows: the port's bytes as text (bytes that are not UTF-8 escaped as `\\xNN`,
 //! lines stamped with the time if asked) on stdout and in the log file, with what the firmware's
 //! ELF tells about them (addresses annotated, defmt frames decoded: [`super::decode`]), and its
-//! own status lines (`--- ...`) on stderr.
+//! own status lines (`--- ...`) on stderr: the [`Console`] the command line hands in.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
 use super::decode::{Decoder, Piece};
+use crate::report::Console;
 
-/// Where the port's text goes: stdout (CR added before LF on a raw terminal) and the log file.
+/// Where the port's text goes: the console's output (CR added before LF on a raw terminal) and
+/// the log file.
 pub(super) struct Output {
+    console: Console,
     pub(super) fmt: LineFormatter,
     /// What the firmware's ELF makes of the port's bytes, when the monitor has one.
     pub(super) decoder: Option<Decoder>,
@@ -36,13 +39,15 @@ impl Output {
         log: Option<File>,
         log_path: Option<PathBuf>,
         raw: bool,
+        console: Console,
     ) -> Output {
         Output {
+            crlf: raw && console.out_is_terminal,
+            console,
             fmt,
             decoder: None,
             log,
             log_path,
-            crlf: raw && io::stdout().is_terminal(),
             last_cr: false,
             raw,
             pieces: Vec::new(),
@@ -167,26 +172,23 @@ impl Output {
         } else {
             Cow::Borrowed(text)
         };
-        let mut stdout = io::stdout().lock();
-        match stdout
-            .write_all(shown.as_bytes())
-            .and_then(|_| stdout.flush())
-        {
+        let out = &mut self.console.out;
+        match out.write_all(shown.as_bytes()).and_then(|_| out.flush()) {
             Ok(()) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
             Err(e) => Err(e).context("cannot write to standard output"),
         }
     }
 
-    /// A status line on stderr, on a line of its own.
+    /// A status line on the console's stderr, on a line of its own.
     pub(super) fn status(&mut self, msg: &str) {
         let nl = if self.raw { "\r\n" } else { "\n" };
-        let lead = if !self.fmt.at_line_start && io::stdout().is_terminal() {
+        let lead = if !self.fmt.at_line_start && self.console.out_is_terminal {
             nl
         } else {
             ""
         };
-        let mut err = io::stderr().lock();
+        let err = &mut self.console.err;
         let _ = write!(err, "{lead}--- {msg}{nl}");
         let _ = err.flush();
     }

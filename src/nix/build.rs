@@ -14,7 +14,7 @@ use crate::git::Git;
 use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::Output;
-use crate::progress::status;
+use crate::report::{Event, Reporter};
 use crate::size::{self, SizeReport};
 use crate::std_lock::{self, StdLock};
 
@@ -129,51 +129,46 @@ pub fn diagnosis_vars(
 
 /// Builds the firmware of `manifest` for `board` with Nix: checks git tracking, keeps the std
 /// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF and reads its sizes.
-/// Progress goes to stderr, one line per step, with nix's own output live in between; the size
-/// line is printed too.
-pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<Built> {
+/// Each step is reported to `reporter`, nix's own output as it comes, and at the end
+/// [`Event::Built`] (with the size).
+pub fn build(
+    manifest: &Manifest,
+    board: &Board,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Built> {
     let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
     nix.require_version()?;
     let flake_dir = flake_dir(manifest)?;
-    if crate::flake_lock::prepare(&flake_dir)? {
-        status(
-            "Wrote",
-            "flake.lock from nixflash's tested pins (it was missing; `nixflash update` moves \
-             them on purpose)",
-        );
-    } else if crate::flake_lock::inspect(&flake_dir) == crate::flake_lock::LockFile::Missing {
-        status(
-            "Warning",
-            "there is no flake.lock: Nix locks the flake's inputs to their newest revisions",
-        );
-    }
+    flake_lock_step(&flake_dir, reporter)?;
     let git = Git::of(&flake_dir);
-    check_git(&flake_dir, &git, opts.git_add)?;
+    check_git(&flake_dir, &git, opts.git_add, reporter)?;
     interrupt::check()?;
-    say_if_first_build(&flake_dir, &opts.nix_args);
+    say_if_first_build(&flake_dir, &opts.nix_args, reporter);
 
     let std_lock = if board.rust.build_std {
-        std_lock::sync(&nix, &flake_dir, &git, board, opts)?
+        std_lock::sync(&nix, &flake_dir, &git, board, opts, reporter)?
     } else {
         StdLock::NotNeeded
     };
     interrupt::check()?;
 
-    status(
+    reporter.report(Event::step(
         "Building",
-        &format!("{} for the {} with nix…", manifest.name, board.name),
-    );
+        format!("{} for the {} with nix…", manifest.name, board.name),
+    ));
     let mut args = vec!["build", ".#default", "--json"];
     if opts.link {
         args.extend(["--out-link", "result"]);
     } else {
         args.push("--no-link");
     }
-    let run = nix.run(&flake_dir, &args, &format!("building {}", manifest.name))?;
+    let title = format!("building {}", manifest.name);
+    let run = nix.run(&flake_dir, &args, &title, reporter)?;
     interrupt::check()?;
     if !run.success() {
         let vars = diagnosis_vars(&flake_dir, &git, board, &opts.nix_args);
-        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let shown = reporter.shows_details();
         return Err(build_failed("nix build .#default", run, shown, &vars).into());
     }
 
@@ -205,23 +200,16 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     }
     let link = opts.link.then(|| flake_dir.join("result"));
     let size = size::analyze_file(&elf, board)?;
-    let shown_link = match &link {
-        Some(l) => format!(
-            " (link: {})",
-            pathdiff(l, &std::env::current_dir().unwrap_or_default())
-        ),
-        None => String::new(),
-    };
-    status("Built", &format!("{}{shown_link}", elf.display()));
-    status("Size", &size.to_string());
+    reporter.report(Event::Built {
+        elf: elf.clone(),
+        link: link.clone(),
+        size: size.clone(),
+    });
     if !size.fits() {
-        status(
-            "Warning",
-            &format!(
-                "the firmware does not fit the {} ({} B of flash, {} B of RAM)",
-                board.name, board.memory.flash, board.memory.ram
-            ),
-        );
+        reporter.report(Event::warning(format!(
+            "the firmware does not fit the {} ({} B of flash, {} B of RAM)",
+            board.name, board.memory.flash, board.memory.ram
+        )));
     }
     Ok(Built {
         out,
@@ -232,10 +220,27 @@ pub fn build(manifest: &Manifest, board: &Board, opts: &BuildOptions) -> Result<
     })
 }
 
+/// The flake.lock step of a build: writes nixflash's tested pins when there is none (and says
+/// so), or warns that Nix will lock to the newest revisions when there is none to write.
+fn flake_lock_step(flake_dir: &Path, reporter: &dyn Reporter) -> Result<()> {
+    if crate::flake_lock::prepare(flake_dir)? {
+        reporter.report(Event::step(
+            "Wrote",
+            "flake.lock from nixflash's tested pins (it was missing; `nixflash update` moves \
+             them on purpose)",
+        ));
+    } else if crate::flake_lock::inspect(flake_dir) == crate::flake_lock::LockFile::Missing {
+        reporter.report(Event::warning(
+            "there is no flake.lock: Nix locks the flake's inputs to their newest revisions",
+        ));
+    }
+    Ok(())
+}
+
 /// Before a first build (the flake's inputs are not in the store yet), says once that it
 /// downloads them and a toolchain, which takes a while. Inputs the user overrides (after `--`)
 /// are not downloaded.
-fn say_if_first_build(flake_dir: &Path, nix_args: &[String]) {
+fn say_if_first_build(flake_dir: &Path, nix_args: &[String], reporter: &dyn Reporter) {
     let overridden: Vec<&str> = nix_args
         .windows(2)
         .filter(|w| w[0] == "--override-input")
@@ -251,23 +256,15 @@ fn say_if_first_build(flake_dir: &Path, nix_args: &[String]) {
     let toolchain = std_lock::channel(flake_dir)
         .map(|c| format!("the Rust toolchain ({c})"))
         .unwrap_or_else(|| "the Rust toolchain".into());
-    status(
+    reporter.report(Event::step(
         "Note",
-        &format!(
+        format!(
             "this is the first build with these pins: Nix downloads {} and {toolchain}, then \
              builds every dependency. That takes minutes (and the network); later builds reuse \
              it all.",
             missing.join(", ")
         ),
-    );
-}
-
-/// `path` relative to `base` when it lies below it, else as is.
-fn pathdiff(path: &Path, base: &Path) -> String {
-    match path.strip_prefix(base) {
-        Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
-        _ => path.display().to_string(),
-    }
+    ));
 }
 
 #[cfg(test)]

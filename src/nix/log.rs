@@ -1,21 +1,21 @@
 //! What a nix command shows while it runs. nixflash asks Nix for its log as JSON
-//! (`--log-format internal-json`) and shows it one of two ways:
+//! (`--log-format internal-json`) and reports it to the [`Reporter`] it is given two ways at
+//! once, for the reporter to show one of them:
 //!
-//! - on a terminal, one progress line (indicatif): how many derivations are built of how many,
-//!   what is being built or downloaded, and the last line a builder printed; warnings and errors
-//!   are printed above it;
-//! - elsewhere (a pipe, a file, CI), plain lines, as `nix build -L` prints them: what is built or
-//!   downloaded, every builder line prefixed with its name (`blinky> Compiling ...`), Nix's
-//!   messages.
+//! - [`Event::Progress`]: how many derivations are built of how many, what is being built or
+//!   downloaded, and the last line a builder printed (the command line draws it as one progress
+//!   line on a terminal);
+//! - [`Event::Output`]: plain lines, as `nix build -L` prints them: what is built or downloaded,
+//!   every builder line prefixed with its name (`blinky> Compiling ...`), Nix's messages;
+//!   warnings and errors are not `detail`s, so they show above a progress line too.
 //!
 //! Either way the plain lines are kept, as the log that failure reports and diagnoses read.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+
+use crate::report::{Event, Reporter};
 
 /// Activity types of Nix's JSON log (src/libutil/logging.hh).
 const COPY_PATH: u64 = 100;
@@ -34,8 +34,9 @@ const HEAD: usize = 500;
 const TAIL: usize = 5000;
 
 /// Renders one nix command's JSON log.
-pub struct NixLog {
-    bar: Option<ProgressBar>,
+pub struct NixLog<'r> {
+    reporter: &'r dyn Reporter,
+    title: String,
     /// What each running activity is (for the prefix of its log lines).
     names: HashMap<u64, String>,
     head: Vec<String>,
@@ -49,22 +50,16 @@ pub struct NixLog {
     retried: Vec<String>,
 }
 
-impl NixLog {
-    /// A log shown as a progress line on a terminal (stderr is one), as plain lines otherwise.
-    /// `title` says what the command does ("building blinky").
-    pub fn new(title: &str) -> NixLog {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner:.green} {prefix:.bold} {wide_msg}")
-                    .expect("a valid template"),
-            );
-            bar.set_prefix(title.to_string());
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
+impl<'r> NixLog<'r> {
+    /// A log reported to `reporter`; `title` says what the command does ("building blinky").
+    pub fn new(title: &str, reporter: &'r dyn Reporter) -> NixLog<'r> {
+        reporter.report(Event::Progress {
+            title: title.to_string(),
+            message: String::new(),
         });
         NixLog {
-            bar,
+            reporter,
+            title: title.to_string(),
             names: HashMap::new(),
             head: Vec::new(),
             tail: Default::default(),
@@ -168,18 +163,13 @@ impl NixLog {
         }
     }
 
-    /// Records a plain line, and prints it: always when there is no progress line; above the
-    /// progress line when `loud` (warnings, errors).
+    /// Records a plain line, and reports it: a detail unless `loud` (warnings, errors).
     fn plain(&mut self, line: &str, loud: bool) {
         let line = line.trim_end();
-        match &self.bar {
-            None => {
-                let mut err = anstream::stderr().lock();
-                let _ = writeln!(err, "{line}");
-            }
-            Some(bar) if loud => bar.println(line),
-            Some(_) => {}
-        }
+        self.reporter.report(Event::Output {
+            line: line.to_string(),
+            detail: !loud,
+        });
         self.record(line);
     }
 
@@ -197,7 +187,6 @@ impl NixLog {
     }
 
     fn show(&self) {
-        let Some(bar) = &self.bar else { return };
         let mut msg = String::new();
         if self.expected > 0 {
             msg.push_str(&format!("[{}/{}] ", self.done, self.expected));
@@ -207,14 +196,15 @@ impl NixLog {
             msg.push_str(": ");
             msg.push_str(&self.last_line);
         }
-        bar.set_message(msg);
+        self.reporter.report(Event::Progress {
+            title: self.title.clone(),
+            message: msg,
+        });
     }
 
     /// Ends the progress line, and gives the plain log: the first and last lines.
     pub fn finish(mut self) -> String {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
+        self.reporter.report(Event::ProgressEnd);
         let mut lines = std::mem::take(&mut self.head);
         lines.extend(std::mem::take(&mut self.tail));
         lines.join("\n")
@@ -293,8 +283,8 @@ mod tests {
 
     #[test]
     fn json_becomes_the_lines_of_nix_build_l() {
-        let mut log = NixLog::new("building");
-        log.bar = None;
+        let rec = crate::report::Recorder::default();
+        let mut log = NixLog::new("building", &rec);
         for l in [
             r#"@nix {"action":"msg","level":1,"msg":"\u001b[35;1mwarning:\u001b[0m Git tree '/p' is dirty"}"#,
             r#"@nix {"action":"msg","level":4,"msg":"evaluating file 'x'"}"#,
@@ -321,5 +311,35 @@ mod tests {
              warning: retrying the download of https://x.invalid/a…\n\
              error:\n       … while fetching\n\n       error: unable to download 'https://x.invalid/a'"
         );
+        // Warnings show above a progress line; what is built and builders' lines are details
+        // (a line that is not JSON is shown as it is); the error is left to the failure.
+        let loud: Vec<String> = rec
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Output {
+                    line,
+                    detail: false,
+                } => Some(line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            loud,
+            ["warning: Git tree '/p' is dirty", "a line that is not JSON"]
+        );
+        let events = rec.events();
+        assert_eq!(
+            events.first(),
+            Some(&Event::Progress {
+                title: "building".into(),
+                message: String::new()
+            })
+        );
+        assert_eq!(events.last(), Some(&Event::ProgressEnd));
+        assert!(events.contains(&Event::Progress {
+            title: "building".into(),
+            message: "building fixture: installing the firmware".into()
+        }));
     }
 }

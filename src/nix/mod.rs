@@ -12,6 +12,7 @@ use crate::git::{self, Git};
 use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::{self, Cmd, Output, Show};
+use crate::report::{Event, Reporter};
 
 mod build;
 mod excerpt;
@@ -21,7 +22,6 @@ mod store;
 pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
 pub use excerpt::{failed_drv, relevant_lines};
 
-use crate::progress::status;
 use crate::version::Version;
 pub use store::missing_inputs;
 
@@ -101,27 +101,38 @@ impl Nix {
         self
     }
 
-    /// A `nix` command with flakes enabled, run in `dir`: `args`, then the user's own arguments.
-    pub fn command<S: AsRef<str>>(&self, dir: &Path, args: &[S]) -> Cmd {
-        let args: Vec<&str> = args
-            .iter()
+    /// The user's arguments after `args`: what a nix command is run with, and shows.
+    fn all_args<'a, S: AsRef<str>>(&'a self, args: &'a [S]) -> Vec<&'a str> {
+        args.iter()
             .map(AsRef::as_ref)
             .chain(self.extra_args.iter().map(String::as_str))
-            .collect();
-        if self.verbose {
-            status("Running", &format!("`nix {}`", process::shell_line(&args)));
-        }
+            .collect()
+    }
+
+    /// A `nix` command with flakes enabled, run in `dir`: `args`, then the user's own arguments.
+    pub fn command<S: AsRef<str>>(&self, dir: &Path, args: &[S]) -> Cmd {
         Cmd::new(&self.path)
             .args(FEATURES)
             .args(SETTINGS)
-            .args(&args)
+            .args(self.all_args(args))
             .dir(dir)
     }
 
-    /// Runs `nix <args>` in `dir` with its progress shown (see [`log`]), `title` saying what it
-    /// does. The output's stderr is the plain log (what `nix ... -L` would have printed).
-    pub fn run<S: AsRef<str>>(&self, dir: &Path, args: &[S], title: &str) -> Result<Output> {
-        let mut log = log::NixLog::new(title);
+    /// Runs `nix <args>` in `dir` with its progress reported (see [`log`]), `title` saying what
+    /// it does; with `verbose`, the command is reported first. The output's stderr is the plain
+    /// log (what `nix ... -L` would have printed).
+    pub fn run<S: AsRef<str>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+        title: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Output> {
+        if self.verbose {
+            let line = process::shell_line(&self.all_args(args));
+            reporter.report(Event::step("Running", format!("`nix {line}`")));
+        }
+        let mut log = log::NixLog::new(title, reporter);
         let mut each = |l: &str| log.line(l);
         // The log format is nixflash's business, not part of the command it shows.
         let run = self
@@ -157,17 +168,20 @@ impl Nix {
             .with_context(|| format!("`nix --version` printed nothing useful: {text}"))
     }
 
-    /// `nix build .#<attr> --json --no-link`, quietly: its out path, or the failed run.
+    /// `nix build .#<attr> --json --no-link`, its progress reported: its out path, or the
+    /// failed run.
     pub fn realise(
         &self,
         flake_dir: &Path,
         attr: &str,
+        reporter: &dyn Reporter,
     ) -> Result<std::result::Result<PathBuf, Output>> {
         let installable = format!(".#{attr}");
         let run = self.run(
             flake_dir,
             &["build", &installable, "--json", "--no-link"],
             &format!("building .#{attr}"),
+            reporter,
         )?;
         interrupt::check()?;
         if !run.success() {
@@ -178,9 +192,14 @@ impl Nix {
 
     /// Evaluates the flake's firmware derivation (`packages.<system>.default.drvPath`) without
     /// building anything: its path, or nix's error (the `error:` lines of its log).
-    pub fn evaluate_firmware(&self, flake_dir: &Path) -> Result<String> {
+    pub fn evaluate_firmware(&self, flake_dir: &Path, reporter: &dyn Reporter) -> Result<String> {
         let attr = format!(".#packages.{}.default.drvPath", system());
-        let run = self.run(flake_dir, &["eval", "--raw", &attr], "evaluating the flake")?;
+        let run = self.run(
+            flake_dir,
+            &["eval", "--raw", &attr],
+            "evaluating the flake",
+            reporter,
+        )?;
         interrupt::check()?;
         if !run.success() {
             let lines = relevant_lines(&run.stderr, 10);
@@ -258,25 +277,25 @@ pub fn out_path(json: &str) -> Result<PathBuf> {
 }
 
 /// The git step of a build: intent-to-add what the flake needs, or report it.
-fn check_git(flake_dir: &Path, git: &Git, add: bool) -> Result<()> {
+fn check_git(flake_dir: &Path, git: &Git, add: bool, reporter: &dyn Reporter) -> Result<()> {
     match git {
         Git::NotInstalled => {
-            status(
+            reporter.report(Event::step(
                 "Note",
                 "git is not installed: Nix copies the whole project folder (target/ too) on every \
                  build; install git and `git init` the project to make builds faster",
-            );
+            ));
             return Ok(());
         }
         Git::NotARepo => {
-            status(
+            reporter.report(Event::step(
                 "Note",
-                &format!(
+                format!(
                     "{} is not in a git repository: Nix copies the whole folder (target/ too) on \
                      every build; `git init && git add -A` makes builds faster",
                     flake_dir.display()
                 ),
-            );
+            ));
             return Ok(());
         }
         Git::Repo { .. } => {}
@@ -290,46 +309,45 @@ fn check_git(flake_dir: &Path, git: &Git, add: bool) -> Result<()> {
         let list = shell_list(&u.files);
         if add {
             git::intent_to_add(flake_dir, &u.files)?;
-            status(
+            reporter.report(Event::step(
                 "Git-added",
-                &format!(
+                format!(
                     "{list} (intent-to-add): a flake only sees the files git tracks; commit them \
                      when you are ready"
                 ),
-            );
+            ));
         } else {
-            status(
-                "Warning",
-                &format!(
-                    "git does not track {list}, so Nix cannot see it; run: git add \
-                     --intent-to-add -- {list}"
-                ),
-            );
+            reporter.report(Event::warning(format!(
+                "git does not track {list}, so Nix cannot see it; run: git add \
+                 --intent-to-add -- {list}"
+            )));
         }
     }
     if !u.ignored.is_empty() {
         let list = shell_list(&u.ignored);
-        status(
-            "Warning",
-            &format!(
-                "{list} is ignored by .gitignore, so Nix cannot see it; remove it from .gitignore, \
-                 or run: git add --force --intent-to-add -- {list}"
-            ),
-        );
+        reporter.report(Event::warning(format!(
+            "{list} is ignored by .gitignore, so Nix cannot see it; remove it from .gitignore, \
+             or run: git add --force --intent-to-add -- {list}"
+        )));
     }
     Ok(())
 }
 
-/// `nix flake update [inputs…]` in the flake folder, with live output (before Nix 2.19, which
-/// does not take input names there: `nix flake lock --update-input <input>…`).
-pub fn flake_update(nix: &Nix, flake_dir: &Path, inputs: &[String]) -> Result<()> {
+/// `nix flake update [inputs…]` in the flake folder, its progress reported (before Nix 2.19,
+/// which does not take input names there: `nix flake lock --update-input <input>…`).
+pub fn flake_update(
+    nix: &Nix,
+    flake_dir: &Path,
+    inputs: &[String],
+    reporter: &dyn Reporter,
+) -> Result<()> {
     let version = if inputs.is_empty() {
         FLAKE_UPDATE_TAKES_INPUTS
     } else {
         nix.version()?
     };
     let args = update_args(version, inputs);
-    let run = nix.run(flake_dir, &args, "updating flake.lock")?;
+    let run = nix.run(flake_dir, &args, "updating flake.lock", reporter)?;
     interrupt::check()?;
     if !run.success() {
         let lines: Vec<String> = relevant_lines(&run.stderr, 15)
@@ -372,6 +390,61 @@ mod tests {
             ]
         );
         assert_eq!(update_args(Version(2, 8, 0), &[]), ["flake", "update"]);
+    }
+
+    /// The git step of a build, with real git: what Nix cannot see is a warning without
+    /// `git_add`, a `Git-added` step with it; outside a repository, a note. Nothing is printed.
+    #[test]
+    fn the_git_step_reports_its_events() {
+        use crate::report::Recorder;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let git = |args: &[&str]| {
+            let out = Cmd::new("git").args(args).dir(dir).output().unwrap();
+            assert!(out.success(), "git {args:?}: {}", out.stderr);
+        };
+        let outside = Recorder::default();
+        check_git(dir, &Git::of(dir), true, &outside).unwrap();
+        assert_eq!(outside.steps().len(), 1);
+        assert!(
+            outside.steps()[0].starts_with("Note ") && outside.steps()[0].contains("git init"),
+            "{:?}",
+            outside.steps()
+        );
+
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+        std::fs::write(dir.join("Cargo.lock"), "version = 4\n").unwrap();
+        std::fs::write(dir.join(".gitignore"), "Cargo.lock\n").unwrap();
+        let repo = Git::of(dir);
+        let warned = Recorder::default();
+        check_git(dir, &repo, false, &warned).unwrap();
+        assert_eq!(
+            warned.steps(),
+            [
+                "Warning git does not track flake.nix, so Nix cannot see it; run: git add \
+                 --intent-to-add -- flake.nix",
+                "Warning Cargo.lock is ignored by .gitignore, so Nix cannot see it; remove it \
+                 from .gitignore, or run: git add --force --intent-to-add -- Cargo.lock"
+            ]
+        );
+
+        let added = Recorder::default();
+        check_git(dir, &repo, true, &added).unwrap();
+        let steps = added.steps();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(
+            steps[0].starts_with("Git-added flake.nix (intent-to-add)"),
+            "{steps:?}"
+        );
+        assert!(
+            steps[1].starts_with("Warning Cargo.lock is ignored"),
+            "{steps:?}"
+        );
+        // Added now: the next build has nothing to say about it.
+        let again = Recorder::default();
+        check_git(dir, &repo, true, &again).unwrap();
+        assert_eq!(again.steps().len(), 1, "{:?}", again.steps());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::board::Board;
 use crate::error::{Failure, Kind};
 use crate::process::Cmd;
+use crate::report::Console;
 pub use program::{find, Program, Source};
 pub use watch::{Display, Expectation};
 
@@ -158,9 +159,15 @@ enum Msg {
 }
 
 /// Runs `elf` on `board` with `program` as `opts` say, showing the firmware's serial output on
-/// stdout (or stderr) and the LED's changes on stderr as they come.
+/// the console's `out` (or `err`) and the LED's changes on its `err` as they come.
 #[cfg(unix)]
-pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Result<Report> {
+pub fn run(
+    board: &Board,
+    program: &Program,
+    elf: &Path,
+    opts: &Options,
+    console: Console,
+) -> Result<Report> {
     check_firmware(board, elf)?;
     let spec = board
         .sim
@@ -177,7 +184,7 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
     let mut pty = pty::Pty::open()?;
     let cmd = simavr_command(board, program, elf, opts, spec, &pty.path, dir.path())?;
 
-    let mut watch = new_watch(board, spec, clock, elf, opts)?;
+    let mut watch = new_watch(board, spec, clock, elf, opts, console)?;
 
     let started = Instant::now();
     let mut child = cmd
@@ -222,9 +229,7 @@ pub fn run(board: &Board, program: &Program, elf: &Path, opts: &Options) -> Resu
         _ => (watch.last_ns, false),
     };
     watch.finish(simulated_ns)?;
-    for line in watch.led_summary() {
-        watch.status(&line);
-    }
+    watch.led_summary().iter().for_each(|l| watch.status(l));
     let wall_seconds = wall.as_secs_f64();
     let simulated_seconds = simulated_ns as f64 / 1e9;
     Ok(Report {
@@ -267,6 +272,7 @@ fn new_watch(
     clock: u64,
     elf: &Path,
     opts: &Options,
+    console: Console,
 ) -> Result<watch::Watch> {
     let comment = format!(
         "nixflash sim: {} ({} at {} Hz) running {}. {}_TX: each byte the firmware sent, for one \
@@ -291,7 +297,7 @@ fn new_watch(
         timestamps: opts.timestamps,
         uart_to_stderr: opts.uart_to_stderr,
     };
-    watch::Watch::new(display, &opts.expect, vcd_out)
+    watch::Watch::new(display, console, &opts.expect, vcd_out)
 }
 
 /// Sends simavr's stderr, line by line, and its end.
@@ -520,7 +526,7 @@ fn ended_unexpectedly(
 
 /// Without a Unix pseudo-terminal, simavr's trace cannot be read as it is written.
 #[cfg(not(unix))]
-pub fn run(_: &Board, _: &Program, _: &Path, _: &Options) -> Result<Report> {
+pub fn run(_: &Board, _: &Program, _: &Path, _: &Options, _: Console) -> Result<Report> {
     Err(Failure::new(
         Kind::Unsupported,
         "`nixflash sim` needs a Unix system (Linux or macOS)",

@@ -14,6 +14,7 @@ use crate::board::Board;
 use crate::error::Failure;
 use crate::nix::Nix;
 use crate::process::{Cmd, Show};
+use crate::report::Reporter;
 
 /// Where the simulator comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +121,12 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> 
 
 /// The simulator for `board`: the one on PATH if it can simulate the board, else the flake's,
 /// built with `nix_args` added to the nix command.
-pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<Program> {
+pub fn find(
+    board: &Board,
+    project_root: &Path,
+    nix_args: &[String],
+    reporter: &dyn Reporter,
+) -> Result<Program> {
     let spec = spec(board)?;
     let name = spec.tool.as_str();
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -163,7 +169,7 @@ pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<P
             project_root,
             &["build", ".#simulator", "--no-link", "--json"],
         )
-        .run(Show::Stderr)
+        .run(Show::Report(reporter))
         .with_context(|| format!("cannot run {}", nix.path.display()))?;
     if !run.success() {
         return Err(Failure::untyped(format!(

@@ -3,7 +3,7 @@
 //! the `--vcd` trace.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::led::{self, Tracker};
 use super::vcd::{Change, Writer};
 use crate::monitor::LineFormatter;
+use crate::report::Console;
 
 /// The most serial output a report keeps (the live display shows all of it).
 const KEPT_TEXT: usize = 1 << 20;
@@ -53,6 +54,7 @@ pub struct Display {
 /// The state of one simulation's output.
 pub struct Watch {
     display: Display,
+    console: Console,
     shown: LineFormatter,
     plain: LineFormatter,
     pub text: String,
@@ -70,6 +72,7 @@ impl Watch {
     /// `vcd`: the trace to write, named after `led_pin`, `uart` at `baud`, described by `comment`.
     pub fn new(
         display: Display,
+        console: Console,
         expect: &[String],
         vcd: Option<(&Path, &str, &str, u32, &str)>,
     ) -> Result<Watch> {
@@ -97,6 +100,7 @@ impl Watch {
             shown: LineFormatter::new(display.timestamps),
             plain: LineFormatter::new(false),
             display,
+            console,
             text: String::new(),
             uart_bytes: 0,
             window: Vec::new(),
@@ -174,13 +178,12 @@ impl Watch {
         if let Some(c) = text.chars().last() {
             self.at_line_start = c == '\n';
         }
-        let r = if self.display.uart_to_stderr {
-            let mut e = io::stderr().lock();
-            e.write_all(text.as_bytes()).and_then(|_| e.flush())
+        let w = if self.display.uart_to_stderr {
+            &mut self.console.err
         } else {
-            let mut o = io::stdout().lock();
-            o.write_all(text.as_bytes()).and_then(|_| o.flush())
+            &mut self.console.out
         };
+        let r = w.write_all(text.as_bytes()).and_then(|_| w.flush());
         match r {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
                 Err(e).context("cannot write the firmware's output")
@@ -189,10 +192,10 @@ impl Watch {
         }
     }
 
-    /// A line of nixflash's own (`--- ...`) on stderr, on a line of its own.
+    /// A line of nixflash's own (`--- ...`) on the console's `err`, on a line of its own.
     pub fn status(&mut self, line: &str) {
         let same_terminal = self.display.uart_to_stderr
-            || (io::stdout().is_terminal() && io::stderr().is_terminal());
+            || (self.console.out_is_terminal && self.console.err_is_terminal);
         let lead = if !self.at_line_start && same_terminal {
             "\n"
         } else {
@@ -201,7 +204,7 @@ impl Watch {
         if same_terminal {
             self.at_line_start = true;
         }
-        let mut e = io::stderr().lock();
+        let e = &mut self.console.err;
         let _ = writeln!(e, "{lead}--- {line}");
         let _ = e.flush();
     }

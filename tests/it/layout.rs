@@ -245,3 +245,138 @@ fn no_tracked_file_has_a_machine_s_path() {
         bad.join("\n")
     );
 }
+
+/// Where `source` prints or reaches the process's own terminal: the print macros (`println!`,
+/// `eprintln!`, `print!`, `eprint!`, `dbg!`), `progress::status`, and calls of `stdout()` /
+/// `stderr()` (`io::stderr().lock()`, `is_terminal(&io::stderr())`), also inside other macros'
+/// arguments (`writeln!(io::stderr(), ...)`), as `what (line L)`. syn parses the file, so text in
+/// strings and comments does not count; a child's `.stderr()` is a method, not a call.
+fn printing_sites(source: &str) -> Vec<String> {
+    use syn::punctuated::Punctuated;
+    use syn::spanned::Spanned;
+    use syn::visit::Visit;
+
+    #[derive(Default)]
+    struct Finder {
+        found: Vec<String>,
+    }
+    impl Finder {
+        fn add(&mut self, what: String, span: proc_macro2::Span) {
+            self.found
+                .push(format!("{what} (line {})", span.start().line));
+        }
+    }
+    impl<'a> Visit<'a> for Finder {
+        fn visit_macro(&mut self, m: &'a syn::Macro) {
+            let name = m.path.segments.last().map(|s| s.ident.to_string());
+            let name = name.as_deref().unwrap_or("");
+            if ["println", "eprintln", "print", "eprint", "dbg"].contains(&name) {
+                self.add(format!("{name}!"), m.span());
+            }
+            // Arguments of other macros (format!, writeln!, assert!) are expressions too.
+            let args = m.parse_body_with(Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated);
+            if let Ok(args) = args {
+                for a in &args {
+                    self.visit_expr(a);
+                }
+            }
+        }
+        fn visit_path(&mut self, p: &'a syn::Path) {
+            let names: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+            if names.windows(2).any(|w| w == ["progress", "status"]) {
+                self.add("progress::status".into(), p.span());
+            }
+            syn::visit::visit_path(self, p);
+        }
+        fn visit_expr_call(&mut self, c: &'a syn::ExprCall) {
+            if let syn::Expr::Path(f) = &*c.func {
+                let last = f.path.segments.last().map(|s| s.ident.to_string());
+                if let Some(name @ ("stdout" | "stderr")) = last.as_deref() {
+                    if c.args.is_empty() {
+                        self.add(format!("{name}()"), c.span());
+                    }
+                }
+            }
+            syn::visit::visit_expr_call(self, c);
+        }
+    }
+    let file = syn::parse_file(source).expect("a Rust file syn can parse");
+    let mut f = Finder::default();
+    f.visit_file(&file);
+    f.found
+}
+
+/// Files outside src/cmd/ and src/main.rs that may still print, and why. Each must still print
+/// (an entry left over after its file is converted fails the test too).
+const MAY_PRINT: &[(&str, &str)] = &[
+    // Issue 19: the flash helper's branch converts these (the "building the one the flake pins"
+    // line of the flasher and the simulator, the boot drive's copy bar); the lead empties this
+    // list when merging it.
+    (
+        "src/flash/mod.rs",
+        "flasher from the flake: converted on the flash branch",
+    ),
+    (
+        "src/flash/boot_drive.rs",
+        "copy progress bar: converted on the flash branch",
+    ),
+    (
+        "src/sim/program.rs",
+        "simulator from the flake: converted on the flash branch",
+    ),
+];
+
+#[test]
+fn printing_is_found_in_code_but_not_in_strings_or_comments() {
+    let source = "const HELLO: &str = \"fn main() { println!(\\\"hi\\\"); }\";\n\
+                  // eprintln!(\"a comment\")\n\
+                  fn f(child: &mut Child) {\n    let _ = child.stderr();\n    \
+                  writeln!(std::io::stderr(), \"x\").ok();\n    \
+                  crate::progress::status(\"Built\", \"x\");\n    eprint!(\"y\");\n}\n";
+    assert_eq!(
+        printing_sites(source),
+        [
+            "stderr() (line 5)",
+            "progress::status (line 6)",
+            "eprint! (line 7)"
+        ]
+    );
+    // The command line prints, so the scanner is not blind to what it looks for.
+    let cmd = std::fs::read_to_string(repo().join("src/cmd/mod.rs")).unwrap();
+    let found = printing_sites(&cmd).join(", ");
+    for what in ["eprintln!", "eprint!", "stderr()", "stdout()"] {
+        assert!(found.contains(what), "no {what} in src/cmd/mod.rs: {found}");
+    }
+}
+
+/// The library reports through a `Reporter` (src/report.rs) or writes to what the command line
+/// hands it; only src/cmd/ and src/main.rs print.
+#[test]
+fn only_the_command_line_prints() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let mut printing = Vec::new();
+    let mut unused = Vec::new();
+    for f in &files {
+        let name = f.strip_prefix(repo()).unwrap().display().to_string();
+        if name.starts_with("src/cmd/") || name == "src/main.rs" {
+            continue;
+        }
+        let found = printing_sites(&std::fs::read_to_string(f).unwrap());
+        match (MAY_PRINT.iter().any(|(n, _)| *n == name), found.is_empty()) {
+            (true, true) => unused.push(name),
+            (false, false) => printing.push(format!("{name}: {}", found.join(", "))),
+            _ => {}
+        }
+    }
+    assert!(
+        printing.is_empty(),
+        "report these through a `&dyn Reporter` (src/report.rs), or write to what src/cmd/ \
+         hands in:\n{}",
+        printing.join("\n")
+    );
+    assert!(
+        unused.is_empty(),
+        "these no longer print: take them out of MAY_PRINT: {unused:?}"
+    );
+}

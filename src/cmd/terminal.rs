@@ -1,0 +1,120 @@
+//! What nixflash says while it works, drawn from the library's [`Event`]s: one line per step on
+//! stderr, cargo style (a right-aligned verb, then the message), so that it reads well between
+//! the lines of the tools it runs. In colour on a terminal; plain when stderr is piped or
+//! NO_COLOR is set. A long-running tool (nix) is one progress line on a terminal, drawn here;
+//! piped, its own lines are printed instead.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+use indicatif::{ProgressBar, ProgressStyle};
+use nixflash::report::{Console, Event, Reporter};
+
+/// How an error's label looks.
+pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+/// How a warning's label looks.
+pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
+/// How a hint's label looks.
+pub const HINT: Style = AnsiColor::Cyan.on_default().bold();
+/// How a step's verb looks.
+pub const STEP: Style = AnsiColor::Green.on_default().bold();
+
+/// The progress line being drawn, if any (stderr is one, so there is one at most).
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// The command line's reporter: every event of the library on stderr, steps as cargo-style
+/// lines, a tool's progress as one line on a terminal and its own lines when piped.
+pub struct Terminal;
+
+impl Reporter for Terminal {
+    fn report(&self, event: Event) {
+        let mut bar = BAR.lock().unwrap_or_else(|e| e.into_inner());
+        // Lines go above the progress line, which is drawn again below them.
+        let above = |f: &dyn Fn()| match bar.as_ref() {
+            Some(b) => b.suspend(f),
+            None => f(),
+        };
+        match event {
+            Event::Step { verb, message } => above(&|| status(verb, &message)),
+            Event::Warning(message) => above(&|| status("Warning", &message)),
+            Event::Built { elf, link, size } => above(&|| {
+                let link = match &link {
+                    Some(l) => format!(" (link: {})", relative(l)),
+                    None => String::new(),
+                };
+                status("Built", &format!("{}{link}", elf.display()));
+                status("Size", &size.to_string());
+            }),
+            Event::Output { line, detail } => match bar.as_ref() {
+                Some(b) if !detail => b.println(line),
+                Some(_) => {}
+                None if detail && !self.shows_details() => {}
+                None => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+            },
+            Event::Progress { title, message } => {
+                if bar.is_none() && std::io::stderr().is_terminal() {
+                    *bar = Some(new_bar(&title));
+                }
+                if let Some(b) = bar.as_ref() {
+                    b.set_prefix(title);
+                    b.set_message(message);
+                }
+            }
+            Event::ProgressEnd => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+    }
+
+    /// A tool's own lines are printed where no progress line is drawn: when stderr is not a
+    /// terminal.
+    fn shows_details(&self) -> bool {
+        !std::io::stderr().is_terminal()
+    }
+}
+
+/// A spinner with a title and what the tool is doing.
+fn new_bar(title: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner:.green} {prefix:.bold} {wide_msg}")
+            .expect("a valid template"),
+    );
+    bar.set_prefix(title.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Prints one progress line on stderr: `    Building blinky for the Arduino Uno with nix…`.
+/// A `Warning` is yellow, every other verb green.
+pub fn status(verb: &str, message: &str) {
+    let style = if verb == "Warning" { WARN } else { STEP };
+    let mut err = anstream::stderr().lock();
+    let _ = writeln!(err, "{style}{verb:>12}{style:#} {message}");
+}
+
+/// The monitor's and the simulator's [`Console`]: nixflash's stdout and stderr.
+pub fn console() -> Console {
+    Console {
+        out: Box::new(std::io::stdout()),
+        err: Box::new(std::io::stderr()),
+        out_is_terminal: std::io::stdout().is_terminal(),
+        err_is_terminal: std::io::stderr().is_terminal(),
+    }
+}
+
+/// `path` relative to the current folder when it lies below it (`./result`), else as is.
+fn relative(path: &Path) -> String {
+    let base = std::env::current_dir().unwrap_or_default();
+    match path.strip_prefix(base) {
+        Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
+        _ => path.display().to_string(),
+    }
+}
