@@ -34,5 +34,6 @@ pub mod settings;
 pub mod sim;
 pub mod size;
 pub mod std_lock;
+pub mod tool;
 pub mod transaction;
 pub mod version;

@@ -97,10 +97,11 @@ pub fn run(a: Args) -> Result<u8> {
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
-    let nix_args = &a.flags.nix.nix_args;
-    let outcome = match super::image::flash(plan, &ctx, board, &elf, port, nix_args)? {
+    let nix = a.flags.nix();
+    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let outcome = match super::image::flash(plan, &ctx, board, &elf, port, &flake)? {
         Some(outcome) => outcome,
-        None => nixflash::flash::flash(board, &root, &elf, port, nix_args, &super::Terminal)?,
+        None => nixflash::flash::flash(board, &root, &elf, port, &flake, &super::Terminal)?,
     };
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;

@@ -86,8 +86,9 @@ pub fn run(a: Args) -> Result<u8> {
         }
     };
     let firmware = a.firmware.check(&ctx, "make an image of")?;
-    let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::find(board, &base, &a.flags.nix.nix_args)?;
+    let nix = a.flags.nix();
+    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let flasher = nixflash::flash::find(board, &flake, &super::Terminal)?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     let made = make(&flasher, board, &elf, &layout, prepared.as_ref(), &out)?;
     let what = match (&prepared, made.region) {
@@ -199,7 +200,7 @@ pub fn flash(
     board: &Board,
     elf: &Path,
     port: &str,
-    nix_args: &[String],
+    flake: &nixflash::tool::Flake,
 ) -> Result<Option<Outcome>> {
     let Plan {
         root,
@@ -210,7 +211,7 @@ pub fn flash(
         return Ok(None);
     }
     let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::prepare(board, &base, elf, port, nix_args, &super::Terminal)?;
+    let flasher = nixflash::flash::prepare(board, elf, port, flake, &super::Terminal)?;
     let table = layout.partition_table.as_deref();
     let Some((s, region)) = &prepared else {
         if layout.region.is_some() {

@@ -4,8 +4,8 @@
 //! ([`crate::board::family::Flasher`]).
 //!
 //! The flasher is the one on PATH when it is new enough, otherwise the one the project's flake pins
-//! (`packages.<system>.flasher`), realised with `nix build .#flasher`, so that a machine with only
-//! Nix can flash.
+//! (`packages.<system>.flasher`), realised with `nix build .#flasher` ([`crate::tool`]), so that a
+//! machine with only Nix can flash.
 
 pub mod boot_drive;
 pub mod uf2;
@@ -16,22 +16,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::board::family::Need;
 use crate::board::{Board, FlashTool};
 use crate::error::Failure;
-use crate::nix::Nix;
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
+use crate::tool::{Flake, Wanted};
 use crate::version::Version;
 
-/// Where the flasher comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// Found on PATH.
-    Path,
-    /// `packages.<system>.flasher` of the project's flake, realised at this store path.
-    Flake(PathBuf),
-}
+pub use crate::tool::Source;
 
 /// A flasher ready to run.
 #[derive(Debug, Clone)]
@@ -49,100 +41,21 @@ impl fmt::Display for Flasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} ({}",
+            "{} {} ({}, {})",
             self.tool.as_str(),
             self.version,
-            self.program.display()
-        )?;
-        match &self.source {
-            Source::Path => f.write_str(", from PATH)"),
-            Source::Flake(_) => f.write_str(", pinned by the project's flake.nix)"),
-        }
-    }
-}
-
-const NIX_HINT: &str = "or install Nix (https://nixos.org/download): nixflash then uses the \
-                        flasher pinned by the project's flake.nix";
-
-/// Runs `program args` with `path` as PATH and returns its stdout and stderr together.
-fn output_of(program: &Path, args: &[String], path: &OsString) -> Option<String> {
-    let out = Cmd::new(program)
-        .args(args)
-        .env("PATH", path)
-        .output()
-        .ok()?;
-    Some(format!("{}\n{}", out.stdout_text(), out.stderr))
-}
-
-/// Checks a program the flasher needs: there, and new enough.
-fn check_need(
-    need: &Need,
-    tool: &str,
-    find: &dyn Fn(&str) -> Option<PathBuf>,
-    path: &OsString,
-) -> Result<()> {
-    let why = need
-        .why
-        .as_deref()
-        .map(|w| format!(" ({w})"))
-        .unwrap_or_default();
-    let program = find(&need.program)
-        .with_context(|| format!("{} is not on PATH, and {tool} needs it{why}", need.program))?;
-    let Some(min) = need.min_version else {
-        return Ok(());
-    };
-    let text = output_of(&program, &need.version_args, path)
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let after = match &need.version_after {
-        Some(word) => text.rsplit(word.as_str()).next().unwrap_or(&text),
-        None => &text,
-    };
-    let version = Version::find_in(after).with_context(|| {
-        format!(
-            "cannot read the version of {} from `{} {}`",
-            program.display(),
-            need.program,
-            need.version_args.join(" ")
+            self.program.display(),
+            self.source.describe()
         )
-    })?;
-    if version < min {
-        anyhow::bail!(
-            "{} is {} {version}; {tool} needs {} >= {min}",
-            program.display(),
-            need.program,
-            need.program
-        );
     }
-    Ok(())
 }
 
 /// Checks the board's flasher found in `path`: its version and what it needs next to it.
 /// The error says why it cannot be used.
 pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> {
     let spec = &board.family().flasher;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let find = |name: &str| which::which_in(name, Some(path), &cwd).ok();
-    let name = spec.tool.as_str();
-    let program = find(name).with_context(|| format!("{name} is not on PATH"))?;
-    let text = output_of(&program, &["--version".to_string()], path)
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let version = Version::find_in(&text).with_context(|| {
-        format!(
-            "cannot read the version of {} from `{name} --version`: {}",
-            program.display(),
-            text.trim()
-        )
-    })?;
-    if version < spec.min_version {
-        anyhow::bail!(
-            "{} is {name} {version}; nixflash needs {name} >= {}",
-            program.display(),
-            spec.min_version
-        );
-    }
-    for need in &spec.needs {
-        check_need(need, &format!("{name} {version}"), &find, path)?;
-    }
+    let (program, version) =
+        crate::tool::check_version(spec.tool.as_str(), spec.min_version, &spec.needs, path)?;
     Ok(Flasher {
         tool: spec.tool,
         program,
@@ -152,74 +65,18 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> 
     })
 }
 
-/// The flasher for `board`: the one on PATH if it is new enough, else the flake's, built with
-/// `nix_args` added to the nix command.
-pub fn find(board: &Board, project_root: &Path, nix_args: &[String]) -> Result<Flasher> {
+/// The flasher for `board`: the one on PATH if it is new enough, else the one `flake` pins.
+pub fn find(board: &Board, flake: &Flake, reporter: &dyn Reporter) -> Result<Flasher> {
     let spec = &board.family().flasher;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = match check(board, &path, Source::Path) {
-        Ok(f) => return Ok(f),
-        Err(e) => e,
+    let check = |path: &OsString, source: Source| check(board, path, source);
+    let wanted = Wanted {
+        name: spec.tool.as_str(),
+        role: "flasher",
+        install: format!("install it with {}", spec.how_to_install()),
+        build_hint: None,
+        check: &check,
     };
-    let flake = project_root.join("flake.nix");
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let nix = which::which_in("nix", Some(&path), cwd).ok();
-    let (Some(nix), true) = (nix.clone(), flake.is_file()) else {
-        let why_not_nix = if nix.is_none() {
-            "Nix is not installed".to_string()
-        } else {
-            format!("{} does not exist", flake.display())
-        };
-        return Err(Failure::new(format!(
-            "no usable {name}: {on_path:#}, and {why_not_nix}, so the flasher the project's flake \
-             pins cannot be used either",
-            name = spec.tool.as_str(),
-        ))
-        .hint(format!("install it with {}", spec.how_to_install()))
-        .hint(NIX_HINT)
-        .into());
-    };
-    eprintln!(
-        "{} on PATH cannot be used ({on_path:#}): building the one {} pins \
-         (nix build .#flasher) ...",
-        spec.tool.as_str(),
-        flake.display()
-    );
-    let nix = Nix {
-        path: nix,
-        verbose: false,
-        extra_args: nix_args.to_vec(),
-    };
-    let out = realise_flake_flasher(&nix, project_root)?;
-    let mut flake_path = OsString::from(out.join("bin"));
-    if !path.is_empty() {
-        flake_path.push(":");
-        flake_path.push(&path);
-    }
-    check(board, &flake_path, Source::Flake(out.clone())).map_err(|e| {
-        Failure::new(format!(
-            "the flasher the project's flake pins ({}) cannot be used",
-            out.display()
-        ))
-        .hint(format!("install one with {}", spec.how_to_install()))
-        .because(e)
-        .into()
-    })
-}
-
-/// `nix build .#flasher --no-link --json` in `project_root`, its progress live; the out path.
-pub fn realise_flake_flasher(nix: &Nix, project_root: &Path) -> Result<PathBuf> {
-    let run = nix.run(
-        project_root,
-        &["build", ".#flasher", "--no-link", "--json"],
-        "building the flasher",
-    )?;
-    if !run.success() {
-        let shown = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let vars = [("nix_args", crate::process::shell_line(&nix.extra_args))];
-        return Err(crate::nix::BuildFailed::new("nix build .#flasher", run, shown, &vars).into());
-    }
-    crate::nix::out_path(&run.stdout_text())
+    crate::tool::find(&wanted, flake, reporter)
 }
 
 /// The command that flashes `elf` through `port`: the family's flasher arguments filled in. For
@@ -347,17 +204,17 @@ pub struct Outcome {
 }
 
 /// Flashes `elf` to `board` through `port` with the board's flasher, reporting which flasher and
-/// command are used, the flasher's output live. `project_root` holds Ravedude.toml and flake.nix;
-/// `nix_args` go to the nix command that builds the flake's flasher, if that is needed.
+/// command are used, the flasher's output live. `project_root` holds Ravedude.toml; `flake` builds
+/// the flasher it pins, if that is needed.
 pub fn flash(
     board: &Board,
     project_root: &Path,
     elf: &Path,
     port: &str,
-    nix_args: &[String],
+    flake: &Flake,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
-    let flasher = prepare(board, project_root, elf, port, nix_args, reporter)?;
+    let flasher = prepare(board, elf, port, flake, reporter)?;
     let config_dir = match flasher.tool {
         FlashTool::Ravedude => {
             let text = ravedude_config(board, project_root)?;
@@ -386,16 +243,15 @@ pub fn flash(
 /// it, `elf` is firmware for `board`, and the board's flasher (reported).
 pub fn prepare(
     board: &Board,
-    project_root: &Path,
     elf: &Path,
     port: &str,
-    nix_args: &[String],
+    flake: &Flake,
     reporter: &dyn Reporter,
 ) -> Result<Flasher> {
     crate::serial::access::check(port)?;
     crate::serial::access::check_free(port)?;
     check_elf(board, elf)?;
-    let flasher = find(board, project_root, nix_args)?;
+    let flasher = find(board, flake, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
     Ok(flasher)
 }
