@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 
 use crate::board::Board;
 use crate::error::Failure;
-use crate::flash::Flasher;
+use crate::flash::{fill_args, Flasher};
 use crate::process::Cmd;
 use crate::settings::partitions::{self, Region};
 use crate::settings::{self, Settings};
@@ -47,7 +47,16 @@ pub fn layout(root: Option<&Path>) -> Result<Layout> {
 
 /// Whether the board's family makes images (ESP32 only, for now).
 pub fn supported(board: &Board) -> bool {
-    !board.family().flasher.image_args.is_empty()
+    board.family().flasher.images().is_some()
+}
+
+/// The family's image commands, or the refusal of a family without them.
+fn images(board: &Board) -> Result<&crate::board::flasher::Espflash> {
+    board
+        .family()
+        .flasher
+        .images()
+        .ok_or_else(|| unsupported(board, "`nixflash image`", "images"))
 }
 
 /// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
@@ -99,49 +108,6 @@ pub fn prepare(
     Ok(layout.region.map(|_| (s, region)))
 }
 
-/// `template` with `fill` and the board's fields filled in, and the partition-table arguments
-/// put before the argument that names the firmware when there is a table.
-fn filled(
-    board: &Board,
-    template: &[String],
-    table: Option<&Path>,
-    fill: &[(&str, &str)],
-) -> Result<Vec<String>> {
-    let spec = &board.family().flasher;
-    let table = table.map(|t| t.display().to_string());
-    let mut fill = fill.to_vec();
-    if let Some(t) = &table {
-        fill.push(("partition_table", t.as_str()));
-    }
-    let mut out = Vec::new();
-    for a in template {
-        if a.contains("{elf}") && table.is_some() {
-            for p in &spec.partition_table_args {
-                out.push(board.fill(p, &fill)?);
-            }
-        }
-        out.push(board.fill(a, &fill)?);
-    }
-    Ok(out)
-}
-
-/// The flasher's command that flashes `elf` (the family's `flasher.args`) with the project's
-/// partition table, if it has one.
-pub fn flash_command(
-    flasher: &Flasher,
-    board: &Board,
-    elf: &Path,
-    port: &str,
-    table: Option<&Path>,
-) -> Result<Cmd> {
-    let elf = elf.display().to_string();
-    let fill = [("port", port), ("elf", elf.as_str())];
-    let args = filled(board, &board.family().flasher.args, table, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
-}
-
 /// The flasher's command that saves the merged image of `elf` to `out`.
 pub fn save_command(
     flasher: &Flasher,
@@ -158,10 +124,8 @@ pub fn save_command(
         ("image", out.as_str()),
         ("flash_size", size.as_str()),
     ];
-    let args = filled(board, &board.family().flasher.image_args, table, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
+    let args = fill_args(board, &images(board)?.image_args, table, &fill)?;
+    Ok(flasher.command(&args))
 }
 
 /// The board's flash size as espflash names it (`4mb`), for the bootloader's header: an image
@@ -187,10 +151,8 @@ fn flash_size(board: &Board) -> Result<String> {
 pub fn write_command(flasher: &Flasher, board: &Board, image: &Path, port: &str) -> Result<Cmd> {
     let image = image.display().to_string();
     let fill = [("port", port), ("image", image.as_str())];
-    let args = filled(board, &board.family().flasher.write_image_args, None, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
+    let args = fill_args(board, &images(board)?.write_image_args, None, &fill)?;
+    Ok(flasher.command(&args))
 }
 
 /// What [`make`] wrote.
@@ -223,7 +185,7 @@ pub fn make(
     if !o.status.success() {
         return Err(Failure::new(format!(
             "{} could not make the image (exit code {}): {}",
-            flasher.tool.as_str(),
+            flasher.name,
             crate::process::exit_code(o.status),
             last_line(&format!("{}\n{}", o.stdout_text(), o.stderr))
         ))
@@ -294,7 +256,7 @@ mod tests {
         let db = Database::builtin().unwrap();
         let c3 = db.get("esp32c3").unwrap();
         let f = Flasher {
-            tool: crate::board::FlashTool::Espflash,
+            name: "espflash".into(),
             program: PathBuf::from("/bin/espflash"),
             version: Version(4, 7, 0),
             source: crate::flash::Source::Path,
@@ -317,7 +279,10 @@ mod tests {
              o.bin"
         );
         assert_eq!(
-            shown(flash_command(&f, c3, elf, "/dev/ttyUSB0", Some(table)).unwrap()),
+            shown(
+                crate::flash::command(&f, c3, elf, Some("/dev/ttyUSB0"), Some(table), None)
+                    .unwrap()
+            ),
             "/bin/espflash flash --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 \
              --partition-table /p/partitions.csv fw.elf"
         );

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::Flasher;
 use crate::board::Board;
 use crate::error::Failure;
+use crate::report::{Event, Reporter};
 
 /// The environment variable that names the boot drive's folder.
 pub const ENV: &str = "NIXFLASH_BOOT_DRIVE";
@@ -174,7 +176,7 @@ fn check_id(board: &Board, drive: Drive) -> Result<Drive> {
 /// Copies `uf2` onto `drive` as `<name>.uf2`, with a progress bar on a terminal, and syncs it.
 /// The chip restarts once it has the whole file, so the drive may vanish during the sync: that is
 /// said, not taken for a failure.
-pub fn copy(uf2: &[u8], drive: &Drive, name: &str) -> Result<PathBuf> {
+pub fn copy(uf2: &[u8], drive: &Drive, name: &str, reporter: &dyn Reporter) -> Result<PathBuf> {
     let path = drive.path.join(format!("{name}.uf2"));
     let mut file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {} on the boot drive", path.display()))?;
@@ -201,13 +203,13 @@ pub fn copy(uf2: &[u8], drive: &Drive, name: &str) -> Result<PathBuf> {
         if drive.path.join(INFO).exists() {
             return Err(e).with_context(|| format!("cannot sync {}", path.display()));
         }
-        crate::progress::status(
+        reporter.report(Event::step(
             "Note",
-            &format!(
+            format!(
                 "the drive went away while syncing ({e}): the board restarts as soon as it has \
                  the whole file"
             ),
-        );
+        ));
     }
     Ok(path)
 }
@@ -222,12 +224,11 @@ pub struct Flashed {
 
 /// Converts the firmware `elf` for `board` into a UF2 file and copies it onto `drive`, named
 /// after the ELF.
-pub fn flash(board: &Board, elf: &Path, drive: &Drive) -> Result<Flashed> {
+pub fn flash(board: &Board, elf: &Path, drive: &Drive, reporter: &dyn Reporter) -> Result<Flashed> {
     let family = board
-        .flash
-        .uf2_family
-        .as_deref()
-        .and_then(super::uf2::family_id)
+        .family()
+        .flasher
+        .uf2_family_id(board)
         .with_context(|| format!("board `{}` has no UF2 family", board.id))?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
@@ -237,8 +238,79 @@ pub fn flash(board: &Board, elf: &Path, drive: &Drive) -> Result<Flashed> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("firmware");
-    let path = copy(&uf2.bytes, drive, name)?;
+    let path = copy(&uf2.bytes, drive, name, reporter)?;
     Ok(Flashed { path, uf2 })
+}
+
+/// Where an RP2 board's firmware goes.
+#[derive(Debug)]
+pub enum Target {
+    /// Its mounted boot drive.
+    Drive(Drive),
+    /// The family's tool (picotool) from PATH, as no boot drive is mounted.
+    Tool(Flasher),
+}
+
+/// Where `board`'s firmware goes, found before a long build as a serial port is: the boot drive
+/// `requested` (`--port`, the project's `port`; else the environment variable) or the one
+/// mounted; else, when no drive was named, the family's tool if it is on PATH.
+pub fn target(board: &Board, requested: Option<&Path>) -> Result<Target> {
+    let requested = requested.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let no_drive = match choose(board, requested.as_deref(), &mount_roots()) {
+        Ok(drive) => return Ok(Target::Drive(drive)),
+        Err(e) => e,
+    };
+    match super::on_path(board) {
+        Ok(tool) if requested.is_none() => Ok(Target::Tool(tool)),
+        _ => Err(no_drive),
+    }
+}
+
+/// What [`flash_to`] did.
+#[derive(Debug)]
+pub enum Done {
+    /// The UF2 file it wrote onto the boot drive.
+    Copied(Flashed),
+    /// The tool's run.
+    Ran(super::Outcome),
+}
+
+/// Flashes `elf` to `board` at `target` (reported first): the UF2 file onto the boot drive, or
+/// the ELF with the tool, its output live.
+pub fn flash_to(
+    board: &Board,
+    elf: &Path,
+    target: Target,
+    reporter: &dyn Reporter,
+) -> Result<Done> {
+    super::check_elf(board, elf)?;
+    let shown = crate::process::shell_word(&elf.to_string_lossy());
+    match target {
+        Target::Tool(tool) => {
+            reporter.report(Event::step(
+                "Flashing",
+                format!("with {tool}: no boot drive is mounted"),
+            ));
+            let cmd = super::command(&tool, board, elf, None, None, None)?;
+            super::run(tool, cmd, reporter).map(Done::Ran)
+        }
+        Target::Drive(drive) => {
+            reporter.report(Event::step(
+                "Flashing",
+                format!(
+                    "{shown} onto the {}'s boot drive {} ({})",
+                    board.name,
+                    crate::process::shell_word(&drive.path.to_string_lossy()),
+                    drive.board_id
+                ),
+            ));
+            flash(board, elf, &drive, reporter).map(Done::Copied)
+        }
+    }
 }
 
 #[cfg(test)]

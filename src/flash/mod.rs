@@ -8,6 +8,9 @@
 //! machine with only Nix can flash.
 
 pub mod boot_drive;
+mod method;
+pub mod ravedude;
+pub mod settings;
 pub mod uf2;
 
 use std::ffi::OsString;
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::board::{Board, FlashTool};
+use crate::board::Board;
 use crate::error::Failure;
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
@@ -28,8 +31,9 @@ pub use crate::tool::Source;
 /// A flasher ready to run.
 #[derive(Debug, Clone)]
 pub struct Flasher {
-    pub tool: FlashTool,
-    /// The ravedude or espflash executable.
+    /// Its name (`ravedude`, `espflash`, `picotool`).
+    pub name: String,
+    /// The executable.
     pub program: PathBuf,
     pub version: Version,
     pub source: Source,
@@ -42,7 +46,7 @@ impl fmt::Display for Flasher {
         write!(
             f,
             "{} {} ({}, {})",
-            self.tool.as_str(),
+            self.name,
             self.version,
             self.program.display(),
             self.source.describe()
@@ -53,11 +57,11 @@ impl fmt::Display for Flasher {
 /// Checks the board's flasher found in `path`: its version and what it needs next to it.
 /// The error says why it cannot be used.
 pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> {
-    let spec = &board.family().flasher;
+    let spec = board.family().flasher.tool();
     let (program, version) =
-        crate::tool::check_version(spec.tool.as_str(), spec.min_version, &spec.needs, path)?;
+        crate::tool::check_version(&spec.name, spec.min_version, &spec.needs, path)?;
     Ok(Flasher {
-        tool: spec.tool,
+        name: spec.name.clone(),
         program,
         version,
         source,
@@ -67,89 +71,84 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> 
 
 /// The flasher for `board`: the one on PATH if it is new enough, else the one `flake` pins.
 pub fn find(board: &Board, flake: &Flake, reporter: &dyn Reporter) -> Result<Flasher> {
-    let spec = &board.family().flasher;
-    let check = |path: &OsString, source: Source| check(board, path, source);
-    let wanted = Wanted {
-        name: spec.tool.as_str(),
+    crate::tool::find(&wanted(board, &|p, s| check(board, p, s)), flake, reporter)
+}
+
+/// The flasher for `board` from PATH, if it is new enough: the error says why not.
+pub fn on_path(board: &Board) -> Result<Flasher> {
+    crate::tool::on_path(&wanted(board, &|p, s| check(board, p, s)))
+}
+
+/// The board's flasher, as [`crate::tool`] looks for it.
+fn wanted<'a>(
+    board: &'a Board,
+    check: &'a dyn Fn(&OsString, Source) -> Result<Flasher>,
+) -> Wanted<'a, Flasher> {
+    let spec = board.family().flasher.tool();
+    Wanted {
+        name: &spec.name,
         role: "flasher",
         install: format!("install it with {}", spec.how_to_install()),
         build_hint: None,
-        check: &check,
-    };
-    crate::tool::find(&wanted, flake, reporter)
+        check,
+    }
 }
 
-/// The command that flashes `elf` through `port`: the family's flasher arguments filled in. For
-/// ravedude, `ravedude_dir` is the folder whose Ravedude.toml it reads (see [`ravedude_config`]).
+impl Flasher {
+    /// The flasher with `args`, run with its PATH.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Cmd {
+        Cmd::new(&self.program).env("PATH", &self.path).args(args)
+    }
+}
+
+/// `template` (a command line of the family's flasher) with `fill` and the board's fields filled
+/// in, and the flasher's partition-table arguments put before the argument that names the
+/// firmware when there is a `table`.
+pub fn fill_args(
+    board: &Board,
+    template: &[String],
+    table: Option<&Path>,
+    fill: &[(&str, &str)],
+) -> Result<Vec<String>> {
+    let table = table.map(|t| t.display().to_string());
+    let mut fill = fill.to_vec();
+    if let Some(t) = &table {
+        fill.push(("partition_table", t.as_str()));
+    }
+    let mut out = Vec::new();
+    for a in template {
+        if a.contains("{elf}") && table.is_some() {
+            for p in board.family().flasher.partition_table_args() {
+                out.push(board.fill(p, &fill)?);
+            }
+        }
+        out.push(board.fill(a, &fill)?);
+    }
+    Ok(out)
+}
+
+/// The command that flashes `elf` through `port` (none for a flasher that finds the board itself,
+/// as picotool does): the family's flasher arguments filled in, with the project's partition
+/// table `table` if it has one. `config_dir` is the folder whose
+/// Ravedude.toml ravedude reads (see [`crate::board::FlashMethod::config_dir`]).
 pub fn command(
     flasher: &Flasher,
     board: &Board,
     elf: &Path,
-    port: &str,
-    ravedude_dir: Option<&Path>,
+    port: Option<&str>,
+    table: Option<&Path>,
+    config_dir: Option<&Path>,
 ) -> Result<Cmd> {
     let elf = elf.display().to_string();
-    let fill = [("port", port), ("elf", elf.as_str())];
-    let args = board
-        .family()
-        .flasher
-        .args
-        .iter()
-        .map(|a| board.fill(a, &fill))
-        .collect::<Result<Vec<String>>>()?;
-    let mut cmd = Cmd::new(&flasher.program);
+    let mut fill = vec![("elf", elf.as_str())];
+    fill.extend(port.map(|p| ("port", p)));
+    let args = fill_args(board, &board.family().flasher.tool().args, table, &fill)?;
+    let mut cmd = flasher.command(&args);
     // ravedude reads Ravedude.toml from CARGO_MANIFEST_DIR before the working directory.
-    if let (FlashTool::Ravedude, Some(dir)) = (flasher.tool, ravedude_dir) {
+    if let Some(dir) = config_dir {
         cmd = cmd.env("CARGO_MANIFEST_DIR", dir);
     }
-    Ok(cmd.env("PATH", &flasher.path).args(args))
-}
-
-/// The Ravedude.toml ravedude gets: the project's own, or one made from the board, always with
-/// `open-console = false` (nixflash has its own monitor, and ravedude has no flag to turn its
-/// console off).
-pub fn ravedude_config(board: &Board, project_root: &Path) -> Result<String> {
-    let path = project_root.join("Ravedude.toml");
-    let mut doc = match std::fs::read_to_string(&path) {
-        Ok(text) => text.parse::<toml_edit::DocumentMut>().map_err(|e| {
-            Failure::new(format!("{}: invalid TOML: {}", path.display(), e.message())).hint(
-                format!(
-                    "fix it, or delete it: nixflash makes one from the board (`nixflash init \
-                     --board {} --force` writes it again)",
-                    board.id
-                ),
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ravedude_board(board),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let general = doc
-        .entry("general")
-        .or_insert(toml_edit::table())
-        .as_table_mut()
-        .with_context(|| format!("{}: `general` is not a table", path.display()))?;
-    general["open-console"] = toml_edit::value(false);
-    Ok(doc.to_string())
-}
-
-/// A Ravedude.toml for the board: ravedude's name for it, or, for a board ravedude has no name
-/// for (a user's board), the board defined inline as the one it inherits that ravedude has.
-fn ravedude_board(board: &Board) -> toml_edit::DocumentMut {
-    let mut doc = toml_edit::DocumentMut::new();
-    let mut general = toml_edit::Table::new();
-    let fb = board.flasher_board();
-    if let Some(name) = fb.as_ref().and_then(|f| f.named.as_deref()) {
-        general["board"] = toml_edit::value(name);
-    }
-    general["serial-baudrate"] = toml_edit::value(i64::from(board.monitor.baud));
-    doc["general"] = toml_edit::Item::Table(general);
-    if let Some(like) = fb.as_ref().and_then(|f| f.like.as_deref()) {
-        let mut inline = toml_edit::Table::new();
-        inline["name"] = toml_edit::value(board.name.as_str());
-        inline["inherit"] = toml_edit::value(like);
-        doc["board"] = toml_edit::Item::Table(inline);
-    }
-    doc
+    Ok(cmd)
 }
 
 /// Checks that `elf` is an ELF for the board's processor (the family's ELF machine).
@@ -215,27 +214,9 @@ pub fn flash(
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
     let flasher = prepare(board, elf, port, flake, reporter)?;
-    let config_dir = match flasher.tool {
-        FlashTool::Ravedude => {
-            let text = ravedude_config(board, project_root)?;
-            let dir = tempfile::Builder::new()
-                .prefix("nixflash-ravedude-")
-                .tempdir()
-                .context("cannot create a temporary folder for Ravedude.toml")?;
-            std::fs::write(dir.path().join("Ravedude.toml"), text)
-                .context("cannot write a temporary Ravedude.toml")?;
-            Some(dir)
-        }
-        FlashTool::Espflash | FlashTool::Picotool => None,
-    };
-    let cmd = command(
-        &flasher,
-        board,
-        elf,
-        port,
-        config_dir.as_ref().map(|d| d.path()),
-    )?
-    .dir(project_root);
+    let config_dir = board.family().flasher.config_dir(board, project_root)?;
+    let config_dir = config_dir.as_ref().map(|d| d.path());
+    let cmd = command(&flasher, board, elf, Some(port), None, config_dir)?.dir(project_root);
     run(flasher, cmd, reporter)
 }
 
@@ -270,9 +251,9 @@ mod tests {
     use super::*;
     use crate::board::Database;
 
-    fn flasher(tool: FlashTool, program: &str) -> Flasher {
+    fn flasher(name: &str, program: &str) -> Flasher {
         Flasher {
-            tool,
+            name: name.into(),
             program: PathBuf::from(program),
             version: Version(9, 9, 9),
             source: Source::Path,
@@ -290,12 +271,13 @@ mod tests {
     fn espflash_command_lines_for_the_esp32c3_and_c6() {
         let db = Database::builtin().unwrap();
         let board = db.get("esp32c3").unwrap();
-        let f = flasher(FlashTool::Espflash, "/opt/bin/espflash");
+        let f = flasher("espflash", "/opt/bin/espflash");
         let cmd = command(
             &f,
             board,
             Path::new("/p/result/bin/c3.elf"),
-            "/dev/ttyUSB0",
+            Some("/dev/ttyUSB0"),
+            None,
             None,
         )
         .unwrap();
@@ -319,7 +301,15 @@ mod tests {
              /p/result/bin/c3.elf"
         );
         let c6 = db.get("esp32c6").unwrap();
-        let cmd = command(&f, c6, Path::new("fw.elf"), "/dev/ttyACM1", None).unwrap();
+        let cmd = command(
+            &f,
+            c6,
+            Path::new("fw.elf"),
+            Some("/dev/ttyACM1"),
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             args(&cmd),
             [
@@ -339,12 +329,13 @@ mod tests {
     fn ravedude_command_line_reads_the_given_config_folder() {
         let db = Database::builtin().unwrap();
         let board = db.get("uno").unwrap();
-        let f = flasher(FlashTool::Ravedude, "/usr/bin/ravedude");
+        let f = flasher("ravedude", "/usr/bin/ravedude");
         let cmd = command(
             &f,
             board,
             Path::new("/p/fw.elf"),
-            "/dev/ttyACM0",
+            Some("/dev/ttyACM0"),
+            None,
             Some(Path::new("/tmp/cfg")),
         )
         .unwrap();
@@ -353,60 +344,6 @@ mod tests {
             cmd.display(),
             "CARGO_MANIFEST_DIR=/tmp/cfg /usr/bin/ravedude -P /dev/ttyACM0 /p/fw.elf"
         );
-    }
-
-    #[test]
-    fn ravedude_config_turns_the_console_off() {
-        let db = Database::builtin().unwrap();
-        let board = db.get("uno").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        // No Ravedude.toml: one is made from the board.
-        let made: toml::Table =
-            toml::from_str(&ravedude_config(board, dir.path()).unwrap()).unwrap();
-        assert_eq!(made["general"]["board"].as_str(), Some("uno"));
-        assert_eq!(made["general"]["serial-baudrate"].as_integer(), Some(57600));
-        assert_eq!(made["general"]["open-console"].as_bool(), Some(false));
-        // The project's own keeps everything else, comments included.
-        std::fs::write(
-            dir.path().join("Ravedude.toml"),
-            "# mine\n[general]\nboard = \"nano\"\nopen-console = true\nreset-delay = 10\n",
-        )
-        .unwrap();
-        let text = ravedude_config(board, dir.path()).unwrap();
-        assert!(text.starts_with("# mine\n"), "{text}");
-        let t: toml::Table = toml::from_str(&text).unwrap();
-        assert_eq!(t["general"]["board"].as_str(), Some("nano"));
-        assert_eq!(t["general"]["reset-delay"].as_integer(), Some(10));
-        assert_eq!(t["general"]["open-console"].as_bool(), Some(false));
-        // A malformed one says what to do.
-        std::fs::write(dir.path().join("Ravedude.toml"), "[general\nboard = 1\n").unwrap();
-        let e = crate::error::Report::of(&ravedude_config(board, dir.path()).unwrap_err());
-        assert!(e.error.contains("Ravedude.toml: invalid TOML"), "{e:?}");
-        assert!(
-            e.hints[0].contains("nixflash init --board uno --force"),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn ravedude_config_defines_a_user_board_inline() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("myuno.toml"),
-            "inherit = \"uno\"\nid = \"myuno\"\nname = \"My Uno\"\n",
-        )
-        .unwrap();
-        let db = Database::load_from(Some(dir.path()), None).unwrap();
-        let board = db.get("myuno").unwrap();
-        // No Ravedude.toml: ravedude's own format for a board it has no name for.
-        let made: toml::Table =
-            toml::from_str(&ravedude_config(board, dir.path()).unwrap()).unwrap();
-        assert_eq!(made["general"].get("board"), None, "{made}");
-        assert_eq!(made["general"]["open-console"].as_bool(), Some(false));
-        assert_eq!(made["board"]["inherit"].as_str(), Some("uno"), "{made}");
-        assert_eq!(made["board"]["name"].as_str(), Some("My Uno"));
-        // Its chip is the one of ravedude's `uno` (a partial [board.avrdude] is an error).
-        assert_eq!(made["board"].get("avrdude"), None, "{made}");
     }
 
     #[test]
