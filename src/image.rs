@@ -16,6 +16,7 @@ use crate::board::Board;
 use crate::error::Failure;
 use crate::flash::{fill_args, Flasher};
 use crate::process::Cmd;
+use crate::report::{Event, Reporter};
 use crate::settings::partitions::{self, Region};
 use crate::settings::{self, Settings};
 
@@ -211,6 +212,39 @@ pub fn make(
         size,
         region,
     })
+}
+
+/// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then
+/// renamed), the flasher and its command reported first.
+pub fn write(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    settings: Option<&[u8]>,
+    out: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Made> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".nixflash-image-")
+        .suffix(".bin")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", shown(dir)))?;
+    let table = layout.partition_table.as_deref();
+    let cmd = save_command(flasher, board, elf, table, tmp.path())?;
+    reporter.report(Event::step("Flasher", flasher.to_string()));
+    reporter.report(Event::step("Running", cmd.display()));
+    let made = make(flasher, board, elf, layout, settings, tmp.path())?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot write {}", shown(out)))?;
+    Ok(made)
+}
+
+/// A path as messages show it: a shell word.
+fn shown(path: &Path) -> String {
+    crate::process::shell_word(&path.to_string_lossy())
 }
 
 /// The line of espflash's output that says what went wrong (miette's `× ...`), else its last

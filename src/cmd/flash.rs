@@ -100,11 +100,7 @@ pub fn run(a: Args) -> Result<u8> {
 
     let nix = a.flags.nix();
     let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
-    let t = &super::Terminal;
-    let outcome = match flash::settings::flash(plan, board, &root, &elf, port, &flake, t)? {
-        Some(outcome) => outcome,
-        None => flash::flash(board, &root, &elf, port, &flake, t)?,
-    };
+    let outcome = flash::flash(board, &root, &elf, port, plan, &flake, &super::Terminal)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {

@@ -1,13 +1,10 @@
 //! `nixflash image`, and the settings `flash --set` writes with the firmware.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use nixflash::board::Board;
-use nixflash::flash::Flasher;
-use nixflash::image::{self, Layout};
-use nixflash::progress::status;
-use nixflash::settings::Settings;
+use nixflash::image;
 
 /// Build, then write what the board receives to one file (ESP32 boards)
 #[derive(clap::Args)]
@@ -89,7 +86,16 @@ pub fn run(a: Args) -> Result<u8> {
     let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
     let flasher = nixflash::flash::find(board, &flake, &super::Terminal)?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
-    let made = make(&flasher, board, &elf, &layout, prepared.as_ref(), &out)?;
+    let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
+    let made = image::write(
+        &flasher,
+        board,
+        &elf,
+        &layout,
+        regions,
+        &out,
+        &super::Terminal,
+    )?;
     let what = match (&prepared, made.region) {
         (Some((s, _)), Some(r)) => format!(
             "bootloader, partition table, app and settings ({}) at {:#x}",
@@ -109,43 +115,4 @@ pub fn run(a: Args) -> Result<u8> {
         made.size
     );
     Ok(0)
-}
-
-/// The image of `elf` at `out` (all or nothing: written beside it, then renamed), the flasher's
-/// command said first.
-fn make(
-    flasher: &Flasher,
-    board: &Board,
-    elf: &Path,
-    layout: &Layout,
-    prepared: Option<&(Settings, Vec<u8>)>,
-    out: &Path,
-) -> Result<image::Made> {
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".nixflash-image-")
-        .suffix(".bin")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", super::path(dir)))?;
-    let cmd = image::save_command(
-        flasher,
-        board,
-        elf,
-        layout.partition_table.as_deref(),
-        tmp.path(),
-    )?;
-    status("Flasher", &flasher.to_string());
-    status("Running", &cmd.display());
-    let made = image::make(
-        flasher,
-        board,
-        elf,
-        layout,
-        prepared.map(|(_, r)| r.as_slice()),
-        tmp.path(),
-    )?;
-    tmp.persist(out)
-        .with_context(|| format!("cannot write {}", super::path(out)))?;
-    Ok(made)
 }

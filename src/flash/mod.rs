@@ -202,17 +202,23 @@ pub struct Outcome {
     pub code: i32,
 }
 
-/// Flashes `elf` to `board` through `port` with the board's flasher, reporting which flasher and
-/// command are used, the flasher's output live. `project_root` holds Ravedude.toml; `flake` builds
-/// the flasher it pins, if that is needed.
+/// Flashes `elf` to `board` through `port` with the board's flasher, with the settings `plan`
+/// says (the image from offset 0, or the app with the project's partition table, on a family that
+/// makes images), reporting which flasher and command are used, the flasher's output live.
+/// `project_root` holds Ravedude.toml; `flake` builds the flasher it pins, if that is needed.
 pub fn flash(
     board: &Board,
     project_root: &Path,
     elf: &Path,
     port: &str,
+    plan: settings::Plan,
     flake: &Flake,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
+    let dir = project_root;
+    if let Some(done) = settings::flash(plan, board, dir, elf, port, flake, reporter)? {
+        return Ok(done);
+    }
     let flasher = prepare(board, elf, port, flake, reporter)?;
     let config_dir = board.family().flasher.config_dir(board, project_root)?;
     let config_dir = config_dir.as_ref().map(|d| d.path());
