@@ -278,12 +278,11 @@ fn flasher_check(b: &Board, flake_dir: Option<&Path>, has_nix: bool, add: &mut i
     let method = &b.family().flasher;
     let spec = method.tool();
     let tool = spec.name.as_str();
-    let path = std::env::var_os("PATH").unwrap_or_default();
     let flake_has_one = flake_dir
         .as_ref()
         .and_then(|d| std::fs::read_to_string(d.join("flake.nix")).ok())
         .is_some_and(|t| t.contains("flasher"));
-    let e = match crate::flash::check(b, &path, crate::flash::Source::Path) {
+    let e = match crate::flash::on_path(b) {
         Ok(f) => return add(Check::ok(f.to_string())),
         Err(e) => e,
     };
