@@ -1,7 +1,9 @@
-//! Flashing: finding the board family's flasher (ravedude for AVR, espflash for ESP32) and running
-//! it on a firmware ELF, its output live and its exit code returned. What the flasher is, how new
-//! it must be, what it needs beside it and its command line are the family's data
-//! ([`crate::board::family::Flasher`]).
+//! Flashing: the way the board's family flashes ([`crate::board::FlashMethod`], the family's data;
+//! what each way means is in flash/method.rs): through the serial port with the family's flasher
+//! (ravedude for AVR, with its Ravedude.toml: [`ravedude`]; espflash for ESP32, with the settings
+//! image: [`settings`]), its output live and its exit code returned, or onto the chip's boot drive
+//! as a UF2 file ([`boot_drive`], [`uf2`]). What the flasher is, how new it must be, what it needs
+//! beside it and its command line are the family's data too.
 //!
 //! The flasher is the one on PATH when it is new enough, otherwise the one the project's flake pins
 //! (`packages.<system>.flasher`), realised with `nix build .#flasher` ([`crate::tool`]), so that a
