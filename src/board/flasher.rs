@@ -30,7 +30,7 @@ pub enum FlashMethod {
 /// A program that flashes: ravedude, espflash, picotool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
-pub struct FlashTool {
+pub struct FlashProgram {
     pub name: String,
     /// The oldest version nixflash takes from PATH (an older one: the flake's).
     pub min_version: Version,
@@ -45,7 +45,7 @@ pub struct FlashTool {
     pub needs: Vec<Need>,
 }
 
-impl FlashTool {
+impl FlashProgram {
     /// How to install it without Nix, as a sentence part: "`cargo install ...` (it also needs ...)".
     pub fn how_to_install(&self) -> String {
         match &self.install_note {
@@ -58,7 +58,7 @@ impl FlashTool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct Ravedude {
-    pub tool: FlashTool,
+    pub tool: FlashProgram,
     /// The boards ravedude has by name (`flash.board`): see [`Board::flasher_board`].
     pub boards: Vec<String>,
 }
@@ -66,7 +66,7 @@ pub struct Ravedude {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct Espflash {
-    pub tool: FlashTool,
+    pub tool: FlashProgram,
     /// Arguments that give it a project's own partition table (`{partition_table}`), put before
     /// the argument that names the firmware.
     #[serde(default)]
@@ -85,7 +85,7 @@ pub struct Espflash {
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct BootDrive {
     /// What flashes when no boot drive is mounted (picotool, talking to the boot ROM over USB).
-    pub tool: FlashTool,
+    pub tool: FlashProgram,
     /// The UF2 family ids the chips' boot ROMs take, by the names picotool gives them
     /// (`flash.uf2-family`).
     pub uf2_families: BTreeMap<String, u32>,
@@ -93,7 +93,7 @@ pub struct BootDrive {
 
 impl FlashMethod {
     /// The program that flashes (for the boot drive: the one used without a drive).
-    pub fn tool(&self) -> &FlashTool {
+    pub fn tool(&self) -> &FlashProgram {
         match self {
             FlashMethod::Ravedude(r) => &r.tool,
             FlashMethod::Espflash(e) => &e.tool,
