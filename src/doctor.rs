@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::board::family::UsbVendor;
-use crate::board::{Board, FlashTool};
+use crate::board::Board;
 use crate::context::Context;
 use crate::git::{self, Git};
 use crate::nix::Nix;
@@ -281,33 +281,32 @@ fn board_check<'a>(
 
 /// The flasher: the one on PATH, else the one the flake pins (which `flash` builds).
 fn flasher_check(b: &Board, flake_dir: Option<&Path>, has_nix: bool, add: &mut impl FnMut(Check)) {
-    let spec = &b.family().flasher;
-    let tool = spec.tool.as_str();
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let method = &b.family().flasher;
+    let spec = method.tool();
+    let tool = spec.name.as_str();
     let flake_has_one = flake_dir
         .as_ref()
         .and_then(|d| std::fs::read_to_string(d.join("flake.nix")).ok())
         .is_some_and(|t| t.contains("flasher"));
-    match crate::flash::check(b, &path, crate::flash::Source::Path) {
-        Ok(f) => add(Check::ok(f.to_string())),
+    let e = match crate::flash::on_path(b) {
+        Ok(f) => return add(Check::ok(f.to_string())),
+        Err(e) => e,
+    };
+    add(match method.without_tool(b, &e) {
         // The boot drive needs no flasher: picotool is only the way without one.
-        Err(e) if spec.tool == FlashTool::Picotool => add(Check::ok(format!(
-            "flashing: nixflash copies the UF2 file onto the {}'s boot drive itself ({tool} \
-             on PATH, for a board without a mounted drive, cannot be used: {e:#})",
-            b.name
-        ))),
-        Err(e) if flake_has_one && has_nix => add(Check::warn(
+        Some(other) => Check::ok(other),
+        None if flake_has_one && has_nix => Check::warn(
             format!("{tool} on PATH cannot be used ({e:#}): `nixflash flash` builds the one the project's flake pins"),
             format!(
                 "nothing to do; for `cargo run` and a faster first flash, enter the dev shell (`nix develop`, or `direnv allow` once), or install it with {}",
                 spec.how_to_install()
             ),
-        )),
-        Err(e) => add(Check::fail(
+        ),
+        None => Check::fail(
             format!("{tool} (the {}'s flasher) cannot be used: {e:#}", b.name),
             format!("install it with {}", spec.how_to_install()),
-        )),
-    }
+        ),
+    });
 }
 
 /// The check of a Nix version against the oldest that works.

@@ -155,13 +155,6 @@ impl Failure {
         }
     }
 
-    /// TEMPORARY (issue 19): a failure of no particular kind, for the call sites in src/flash/,
-    /// src/tool.rs, src/image.rs, src/cmd/flash.rs, src/cmd/image.rs and src/sim/program.rs,
-    /// which are being rewritten at the same time. Remove it once they say their kind.
-    pub fn untyped(message: impl Into<String>) -> Failure {
-        Failure::new(Kind::Other, message)
-    }
-
     /// The same failure with one more hint.
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
         self.hints.push(hint.into());
@@ -182,15 +175,6 @@ impl Failure {
         self.source = Some(e.into());
         self
     }
-}
-
-/// TEMPORARY (issue 19, for src/cmd/image.rs until it says its kind): an `anyhow::Error` from a
-/// message and hints, of no particular kind.
-#[macro_export]
-macro_rules! fail {
-    ($msg:expr $(; $($hint:expr),+)? $(,)?) => {
-        ::anyhow::Error::new($crate::error::Failure::untyped($msg)$($(.hint($hint))+)?)
-    };
 }
 
 /// An error, ready to be shown: its kind, every message of the chain, outermost first, and
@@ -337,12 +321,12 @@ mod tests {
     }
 
     #[test]
-    fn the_outermost_kind_counts_and_an_untyped_failure_lets_the_inner_one_through() {
+    fn the_outermost_kind_counts_and_an_other_failure_lets_the_inner_one_through() {
         let inner = Failure::new(Kind::PortBusy, "port busy").hint("close it");
         let outer = Failure::new(Kind::FlashFailed, "cannot flash").because(inner);
         assert_eq!(Report::of(&outer.into()).kind, Kind::FlashFailed);
         let inner = Failure::new(Kind::PortBusy, "port busy").diagnosis("screen has it");
-        let outer = Failure::untyped("cannot flash").because(inner);
+        let outer = Failure::new(Kind::Other, "cannot flash").because(inner);
         let r = Report::of(&outer.into());
         assert_eq!(r.kind, Kind::PortBusy);
         assert_eq!(r.diagnoses, ["screen has it"]);

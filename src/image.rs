@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::board::Board;
-use crate::error::Failure;
-use crate::flash::Flasher;
+use crate::error::{Failure, Kind};
+use crate::flash::{fill_args, Flasher};
 use crate::process::Cmd;
+use crate::report::{Event, Reporter};
 use crate::settings::partitions::{self, Region};
 use crate::settings::{self, Settings};
 
@@ -47,17 +48,29 @@ pub fn layout(root: Option<&Path>) -> Result<Layout> {
 
 /// Whether the board's family makes images (ESP32 only, for now).
 pub fn supported(board: &Board) -> bool {
-    !board.family().flasher.image_args.is_empty()
+    board.family().flasher.images().is_some()
+}
+
+/// The family's image commands, or the refusal of a family without them.
+fn images(board: &Board) -> Result<&crate::board::flasher::Espflash> {
+    board
+        .family()
+        .flasher
+        .images()
+        .ok_or_else(|| unsupported(board, "`nixflash image`", "images"))
 }
 
 /// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
 /// later (`settings regions`).
 pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
-    Failure::untyped(format!(
+    Failure::new(
+        Kind::Unsupported,
+        format!(
         "{what} is ESP32-only for now: {later} come to AVR and RP2 boards (this is the {}) in a \
          later issue",
         board.name
-    ))
+    ),
+    )
     .hint("nothing was written or flashed")
     .into()
 }
@@ -87,9 +100,10 @@ pub fn prepare(
                 None => "there is no project here (and so no partition table)".to_string(),
             },
         };
-        return Err(Failure::untyped(format!(
-            "--set: this firmware has no settings region ({why})"
-        ))
+        return Err(Failure::new(
+            Kind::Setting,
+            format!("--set: this firmware has no settings region ({why})"),
+        )
         .hint(
             "nothing was written or flashed; a project made with `-o wifi` has one (its \
              partitions.csv names a `settings` partition)",
@@ -97,49 +111,6 @@ pub fn prepare(
         .into());
     }
     Ok(layout.region.map(|_| (s, region)))
-}
-
-/// `template` with `fill` and the board's fields filled in, and the partition-table arguments
-/// put before the argument that names the firmware when there is a table.
-fn filled(
-    board: &Board,
-    template: &[String],
-    table: Option<&Path>,
-    fill: &[(&str, &str)],
-) -> Result<Vec<String>> {
-    let spec = &board.family().flasher;
-    let table = table.map(|t| t.display().to_string());
-    let mut fill = fill.to_vec();
-    if let Some(t) = &table {
-        fill.push(("partition_table", t.as_str()));
-    }
-    let mut out = Vec::new();
-    for a in template {
-        if a.contains("{elf}") && table.is_some() {
-            for p in &spec.partition_table_args {
-                out.push(board.fill(p, &fill)?);
-            }
-        }
-        out.push(board.fill(a, &fill)?);
-    }
-    Ok(out)
-}
-
-/// The flasher's command that flashes `elf` (the family's `flasher.args`) with the project's
-/// partition table, if it has one.
-pub fn flash_command(
-    flasher: &Flasher,
-    board: &Board,
-    elf: &Path,
-    port: &str,
-    table: Option<&Path>,
-) -> Result<Cmd> {
-    let elf = elf.display().to_string();
-    let fill = [("port", port), ("elf", elf.as_str())];
-    let args = filled(board, &board.family().flasher.args, table, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
 }
 
 /// The flasher's command that saves the merged image of `elf` to `out`.
@@ -158,10 +129,8 @@ pub fn save_command(
         ("image", out.as_str()),
         ("flash_size", size.as_str()),
     ];
-    let args = filled(board, &board.family().flasher.image_args, table, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
+    let args = fill_args(board, &images(board)?.image_args, table, &fill)?;
+    Ok(flasher.command(&args))
 }
 
 /// The board's flash size as espflash names it (`4mb`), for the bootloader's header: an image
@@ -170,10 +139,13 @@ fn flash_size(board: &Board) -> Result<String> {
     const MIB: u64 = 1024 * 1024;
     let bytes = board.memory.flash;
     if bytes % MIB != 0 || !(bytes / MIB).is_power_of_two() {
-        return Err(Failure::untyped(format!(
+        return Err(Failure::new(
+            Kind::Unsupported,
+            format!(
             "the {}'s flash is {bytes} bytes, not a power of two MiB: no image can say its size",
             board.name
-        ))
+        ),
+        )
         .hint(format!(
             "fix `memory.flash` in the board's file ({})",
             board.id
@@ -187,10 +159,8 @@ fn flash_size(board: &Board) -> Result<String> {
 pub fn write_command(flasher: &Flasher, board: &Board, image: &Path, port: &str) -> Result<Cmd> {
     let image = image.display().to_string();
     let fill = [("port", port), ("image", image.as_str())];
-    let args = filled(board, &board.family().flasher.write_image_args, None, &fill)?;
-    Ok(Cmd::new(&flasher.program)
-        .env("PATH", &flasher.path)
-        .args(args))
+    let args = fill_args(board, &images(board)?.write_image_args, None, &fill)?;
+    Ok(flasher.command(&args))
 }
 
 /// What [`make`] wrote.
@@ -221,12 +191,15 @@ pub fn make(
         .output()
         .with_context(|| format!("cannot run {}", flasher.program.display()))?;
     if !o.status.success() {
-        return Err(Failure::untyped(format!(
-            "{} could not make the image (exit code {}): {}",
-            flasher.tool.as_str(),
-            crate::process::exit_code(o.status),
-            last_line(&format!("{}\n{}", o.stdout_text(), o.stderr))
-        ))
+        return Err(Failure::new(
+            Kind::FlashFailed,
+            format!(
+                "{} could not make the image (exit code {}): {}",
+                flasher.name,
+                crate::process::exit_code(o.status),
+                last_line(&format!("{}\n{}", o.stdout_text(), o.stderr))
+            ),
+        )
         .hint(format!("the command was: {command}"))
         .into());
     }
@@ -249,6 +222,39 @@ pub fn make(
         size,
         region,
     })
+}
+
+/// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then
+/// renamed), the flasher and its command reported first.
+pub fn write(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    settings: Option<&[u8]>,
+    out: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Made> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".nixflash-image-")
+        .suffix(".bin")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", shown(dir)))?;
+    let table = layout.partition_table.as_deref();
+    let cmd = save_command(flasher, board, elf, table, tmp.path())?;
+    reporter.report(Event::step("Flasher", flasher.to_string()));
+    reporter.report(Event::step("Running", cmd.display()));
+    let made = make(flasher, board, elf, layout, settings, tmp.path())?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot write {}", shown(out)))?;
+    Ok(made)
+}
+
+/// A path as messages show it: a shell word.
+fn shown(path: &Path) -> String {
+    crate::process::shell_word(&path.to_string_lossy())
 }
 
 /// The line of espflash's output that says what went wrong (miette's `× ...`), else its last
@@ -294,7 +300,7 @@ mod tests {
         let db = Database::builtin().unwrap();
         let c3 = db.get("esp32c3").unwrap();
         let f = Flasher {
-            tool: crate::board::FlashTool::Espflash,
+            name: "espflash".into(),
             program: PathBuf::from("/bin/espflash"),
             version: Version(4, 7, 0),
             source: crate::flash::Source::Path,
@@ -317,7 +323,10 @@ mod tests {
              o.bin"
         );
         assert_eq!(
-            shown(flash_command(&f, c3, elf, "/dev/ttyUSB0", Some(table)).unwrap()),
+            shown(
+                crate::flash::command(&f, c3, elf, Some("/dev/ttyUSB0"), Some(table), None)
+                    .unwrap()
+            ),
             "/bin/espflash flash --chip esp32c3 --port /dev/ttyUSB0 --baud 921600 \
              --partition-table /p/partitions.csv fw.elf"
         );

@@ -5,7 +5,7 @@
 //! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
 //! ([`flash`]: ravedude, espflash, an RP2 chip's boot drive with UF2 files), serial ports
 //! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
-//! [`doctor`]. Every
+//! [`doctor`]. The tools they run besides Nix come from PATH or the project's flake ([`tool`]). Every
 //! other program is started through [`process`]; errors say what to do through [`error`].
 //! `main.rs` is only the command line.
 
@@ -33,5 +33,6 @@ pub mod settings;
 pub mod sim;
 pub mod size;
 pub mod std_lock;
+pub mod tool;
 pub mod transaction;
 pub mod version;

@@ -38,7 +38,7 @@ pub struct Family {
     pub usb_serial: BTreeMap<UsbId, String>,
     pub files: Files,
     pub reset: Resets,
-    pub flasher: Flasher,
+    pub flasher: super::flasher::FlashMethod,
     /// The simulator `nixflash sim` and the flake's `checks.sim` run the family's firmware in, if
     /// the family has one.
     #[serde(default)]
@@ -210,28 +210,6 @@ impl Resets {
     }
 }
 
-/// The flashers nixflash can drive. Each has one small piece of its own (ravedude's config file);
-/// everything else about it is in the family file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlashTool {
-    Ravedude,
-    Espflash,
-    /// Raspberry Pi's picotool; nixflash copies a UF2 file onto the chip's boot drive itself and
-    /// needs it only when none is mounted.
-    Picotool,
-}
-
-impl FlashTool {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlashTool::Ravedude => "ravedude",
-            FlashTool::Espflash => "espflash",
-            FlashTool::Picotool => "picotool",
-        }
-    }
-}
-
 /// A program the flasher runs, checked before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
@@ -244,48 +222,6 @@ pub struct Need {
     pub min_version: Option<Version>,
     /// Why the flasher needs it, for the error.
     pub why: Option<String>,
-}
-
-/// The family's flasher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
-pub struct Flasher {
-    pub tool: FlashTool,
-    pub min_version: Version,
-    /// Its command line: `{port}`, `{elf}` and board fields (`{flash.chip}`) filled in.
-    pub args: Vec<String>,
-    /// The boards it has by name (`flash.board`), for a flasher that has such a list
-    /// (ravedude): see [`super::Board::flasher_board`].
-    #[serde(default)]
-    pub boards: Vec<String>,
-    /// Arguments that give it a project's own partition table (`{partition_table}`), put before
-    /// the argument that names the firmware.
-    #[serde(default)]
-    pub partition_table_args: Vec<String>,
-    /// The command line that saves what the board receives as one file from flash offset 0
-    /// (`{elf}`, `{image}`): `nixflash image`. Empty: the family has no images yet.
-    #[serde(default)]
-    pub image_args: Vec<String>,
-    /// The command line that writes such a file to the board from offset 0 (`{port}`,
-    /// `{image}`): `nixflash flash` with settings.
-    #[serde(default)]
-    pub write_image_args: Vec<String>,
-    /// How to install it without Nix (a command).
-    pub install: String,
-    /// What else that needs, if anything.
-    pub install_note: Option<String>,
-    #[serde(default)]
-    pub needs: Vec<Need>,
-}
-
-impl Flasher {
-    /// How to install it without Nix, as a sentence part: "`cargo install ...` (it also needs ...)".
-    pub fn how_to_install(&self) -> String {
-        match &self.install_note {
-            Some(note) => format!("`{}` ({note})", self.install),
-            None => format!("`{}`", self.install),
-        }
-    }
 }
 
 /// The simulators nixflash can drive. How nixflash watches one run (the firmware's serial output,
@@ -362,20 +298,7 @@ impl Family {
                 );
             }
         }
-        if !self.flasher.args.iter().any(|a| a.contains("{elf}")) {
-            bail!("`flasher.args` never names the firmware (`{{elf}}`)");
-        }
-        let names = |args: &[String], what: &str| args.iter().any(|a| a.contains(what));
-        let f = &self.flasher;
-        let image_names_both = names(&f.image_args, "{elf}") && names(&f.image_args, "{image}");
-        if !f.image_args.is_empty() && !image_names_both {
-            bail!("`flasher.image-args` must name the firmware (`{{elf}}`) and the image (`{{image}}`)");
-        }
-        if f.image_args.is_empty() != f.write_image_args.is_empty()
-            || !(f.write_image_args.is_empty() || names(&f.write_image_args, "{image}"))
-        {
-            bail!("`flasher.write-image-args` must come with `image-args` and name `{{image}}`");
-        }
+        self.flasher.check()?;
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");
         }

@@ -4,6 +4,7 @@
 
 mod database;
 pub mod family;
+pub mod flasher;
 mod layers;
 mod warning;
 
@@ -14,7 +15,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
-pub use family::{Choice, Family, FlashTool, Place, SimTool, TemplateOption};
+pub use family::{Choice, Family, Place, SimTool, TemplateOption};
+pub use flasher::FlashMethod;
 pub use warning::Warning;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,7 +236,7 @@ impl Board {
     /// when neither. (ravedude's inline board cannot change the chip alone: its `[board.avrdude]`
     /// table must then be whole, and nixflash does not know the bootloader's speed.)
     pub fn flasher_board(&self) -> Option<FlasherBoard> {
-        let known = &self.family().flasher.boards;
+        let known = self.family().flasher.boards();
         let own = self.flash.board.as_ref()?;
         if known.is_empty() || known.contains(own) {
             return Some(FlasherBoard {
@@ -315,21 +317,6 @@ impl Board {
     /// Checks the board against its family's tools: every field the flasher's and simulator's
     /// command lines name, and what ravedude and the boot drive need.
     fn validate_tools(&self) -> Result<()> {
-        let flasher = &self.family().flasher;
-        for arg in &flasher.args {
-            for field in placeholders(arg) {
-                if !["port", "elf"].contains(&field) && self.field(field).is_none() {
-                    bail!(
-                        "`{field}` is not set, and {} needs it (its command line is `{}`)",
-                        flasher.tool.as_str(),
-                        flasher.args.join(" ")
-                    );
-                }
-            }
-        }
-        if flasher.tool == FlashTool::Ravedude && self.flash.board.is_none() {
-            bail!("`flash.board` (ravedude's name for the board) is not set");
-        }
         if self.clock == Some(0) {
             bail!("`clock` must be above zero (it is the CPU clock in Hz, e.g. 16000000)");
         }
@@ -360,33 +347,7 @@ impl Board {
                 }
             }
         }
-        if flasher.tool == FlashTool::Picotool {
-            let Some(family) = &self.flash.uf2_family else {
-                bail!("`flash.uf2-family` (the UF2 family of its firmware) is not set");
-            };
-            if crate::flash::uf2::family_id(family).is_none() {
-                bail!(
-                    "`flash.uf2-family = \"{family}\"` is no UF2 family nixflash knows: {}",
-                    crate::flash::uf2::family_names().join(", ")
-                );
-            }
-            if self.flash.boot_drive.is_none() {
-                bail!("`flash.boot-drive` (the Board-ID of its boot drive) is not set");
-            }
-        }
-        if let (Some(name), None) = (&self.flash.board, self.flasher_board()) {
-            bail!(
-                "{tool} has no board `{name}`, and the board inherits none it has with its chip \
-                 ({chip}): `inherit` one of nixflash's {family} boards with that chip \
-                 (`inherit = \"uno\"`), or set `flash.board` to the {tool} board it flashes \
-                 like: {}",
-                flasher.boards.join(", "),
-                chip = self.chip,
-                tool = flasher.tool.as_str(),
-                family = self.family_id,
-            );
-        }
-        Ok(())
+        self.family().flasher.check_board(self)
     }
 
     /// Does this board answer to `name` (its id or an alias, any case)?
@@ -436,7 +397,7 @@ pub fn exported(board: &Board, text: &str) -> String {
     ) else {
         return text.to_string();
     };
-    if board.family().flasher.boards.is_empty()
+    if board.family().flasher.boards().is_empty()
         || doc.get("flash").and_then(|f| f.get("board")).is_some()
     {
         return text.to_string();
@@ -445,7 +406,7 @@ pub fn exported(board: &Board, text: &str) -> String {
     if let Some(v) = value.as_value_mut() {
         v.decor_mut().set_suffix(format!(
             "  # {}'s name for it: a copy with another id still flashes as `{named}`",
-            board.family().flasher.tool.as_str()
+            board.family().flasher.tool().name
         ));
     }
     let mut table = toml_edit::Table::new();

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use nixflash::board::{Board, Entry, FlashTool, Source};
+use nixflash::board::{Board, Entry, Source};
 use nixflash::error::{Failure, Kind};
 use serde::Serialize;
 
@@ -165,10 +165,7 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
             b.name.clone(),
             b.chip.clone(),
             b.family_id.clone(),
-            match b.family().flasher.tool {
-                FlashTool::Picotool => "boot drive".to_string(),
-                tool => tool.as_str().to_string(),
-            },
+            b.family().flasher.short_name().to_string(),
             b.aliases.join(", "),
         ]);
     }
@@ -178,17 +175,6 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
     }
     out.push_str("\nStart a project: nixflash new <folder> --board <BOARD>; details: nixflash boards show <BOARD>\n");
     out
-}
-
-/// How the board is flashed, for its `flasher` line: the flash tool, or its boot drive.
-fn flasher_line(b: &Board) -> String {
-    match (b.family().flasher.tool, &b.flash.boot_drive) {
-        (FlashTool::Picotool, Some(drive)) => format!(
-            "a UF2 file onto its {drive} boot drive (UF2 family {}), or picotool",
-            b.flash.uf2_family.as_deref().unwrap_or_default()
-        ),
-        (tool, _) => tool.as_str().to_string(),
-    }
 }
 
 /// What the flasher is told the board is, after the tool on the `flasher` line: its board or
@@ -251,7 +237,7 @@ fn details(b: &Board, source: &Source) -> String {
         led = b.hal.led,
         flash = b.memory.flash,
         ram = b.memory.ram,
-        tool = flasher_line(b),
+        tool = b.family().flasher.describe(b),
         target_name = flasher_target(b),
         fbaud = b
             .flash

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::status;
-use anyhow::{Context as _, Result};
-use nixflash::board::{Board, FlashTool};
+use anyhow::Result;
+use nixflash::board::Board;
 use nixflash::context::Context;
-use nixflash::error::Failure;
-use nixflash::flash::boot_drive;
+use nixflash::error::{Failure, Kind};
+use nixflash::flash::{self, boot_drive, boot_drive::Done};
 use nixflash::monitor;
 use nixflash::serial::reset;
 
@@ -58,7 +58,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<u8> {
     if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
-        let f = Failure::untyped(format!("{first} is an option of the monitor"));
+        let f = Failure::new(Kind::Usage, format!("{first} is an option of the monitor"));
         return Err(f
             .hint("add --monitor to open nixflash's monitor after flashing")
             .into());
@@ -88,9 +88,10 @@ pub fn run(a: Args) -> Result<u8> {
 
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
-    let plan = super::image::plan(&ctx, board, &a.set)?;
+    let root_dir = project.map(|p| p.root.as_path());
+    let plan = flash::settings::plan(board, root_dir, &a.set, &super::Terminal)?;
     let firmware = a.firmware.check(&ctx, "flash")?;
-    if board.family().flasher.tool == FlashTool::Picotool {
+    if !board.family().flasher.uses_serial_port() {
         return flash_rp2(&a, &ctx, board, firmware, kept);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
@@ -98,22 +99,23 @@ pub fn run(a: Args) -> Result<u8> {
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
-    let nix_args = &a.flags.nix.nix_args;
-    let outcome = match super::image::flash(plan, &ctx, board, &elf, port, nix_args)? {
-        Some(outcome) => outcome,
-        None => nixflash::flash::flash(board, &root, &elf, port, nix_args, &super::Terminal)?,
-    };
+    let nix = a.flags.nix();
+    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let outcome = flash::flash(board, &root, &elf, port, plan, &flake, &super::Terminal)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     nixflash::interrupt::check()?;
     if outcome.code != 0 {
         super::print_error(
-            &Failure::untyped(format!(
-                "{} failed (exit code {}) flashing {} to the {} on {port}",
-                outcome.flasher.tool.as_str(),
-                outcome.code,
-                super::path(&elf),
-                board.name,
-            ))
+            &Failure::new(
+                Kind::FlashFailed,
+                format!(
+                    "{} failed (exit code {}) flashing {} to the {} on {port}",
+                    outcome.flasher.name,
+                    outcome.code,
+                    super::path(&elf),
+                    board.name,
+                ),
+            )
             .hint(format!(
                 "its messages above say why; check that the board on {port} is the {} ({})",
                 board.name, board.id
@@ -166,68 +168,40 @@ fn flash_rp2(
     firmware: Firmware,
     kept: Option<&str>,
 ) -> Result<u8> {
-    let requested = a.port.as_deref().or(kept).map(PathBuf::from).or_else(|| {
-        std::env::var_os(boot_drive::ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    let roots = boot_drive::mount_roots();
     // Found before a long build, like a serial port.
-    let drive = match boot_drive::choose(board, requested.as_deref(), &roots) {
-        Ok(d) => Ok(d),
-        Err(no_drive) => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            match nixflash::flash::check(board, &path, nixflash::flash::Source::Path) {
-                Ok(picotool) if requested.is_none() => Err(picotool),
-                _ => return Err(no_drive),
-            }
-        }
-    };
+    let requested = a.port.as_deref().or(kept).map(PathBuf::from);
+    let target = boot_drive::target(board, requested.as_deref())?;
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
-    nixflash::flash::check_elf(board, &elf)?;
-    let drive = match drive {
-        Ok(drive) => drive,
-        Err(picotool) => {
-            status(
-                "Flashing",
-                &format!("with {picotool}: no boot drive is mounted"),
-            );
-            let cmd = nixflash::flash::command(&picotool, board, &elf, "", None)?;
-            status("Running", &cmd.display());
-            let code = cmd
-                .attached()
-                .with_context(|| format!("cannot run {}", picotool.program.display()))?;
+    let done = match boot_drive::flash_to(board, &elf, target, &super::Terminal)? {
+        Done::Copied(done) => done,
+        Done::Ran(outcome) => {
             nixflash::interrupt::check()?;
-            if code != 0 {
+            if outcome.code != 0 {
                 super::print_error(
-                    &Failure::untyped(format!("picotool failed (exit code {code})"))
-                        .hint(format!(
-                            "hold BOOTSEL while you plug the {} in, so that its boot ROM answers",
-                            board.name
-                        ))
-                        .into(),
+                    &Failure::new(
+                        Kind::FlashFailed,
+                        format!(
+                            "{} failed (exit code {})",
+                            outcome.flasher.name, outcome.code
+                        ),
+                    )
+                    .hint(format!(
+                        "hold BOOTSEL while you plug the {} in, so that its boot ROM answers",
+                        board.name
+                    ))
+                    .into(),
                 );
-                return Ok(u8::try_from(code).unwrap_or(1));
+                return Ok(u8::try_from(outcome.code).unwrap_or(1));
             }
             eprintln!(
-                "Flashed {} to the {} with picotool.",
+                "Flashed {} to the {} with {}.",
                 super::path(&elf),
-                board.name
+                board.name,
+                outcome.flasher.name
             );
             return Ok(0);
         }
     };
-    status(
-        "Flashing",
-        &format!(
-            "{} onto the {}'s boot drive {} ({})",
-            super::path(&elf),
-            board.name,
-            super::path(&drive.path),
-            drive.board_id
-        ),
-    );
-    let done = boot_drive::flash(board, &elf, &drive, &super::Terminal)?;
     eprintln!(
         "Flashed {} to the {}: wrote {} ({} UF2 blocks for {:#010x}..{:#010x}, family {}); the \
          board restarts into it.",

@@ -1,14 +1,11 @@
 //! `nixflash image`, and the settings `flash --set` writes with the firmware.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::status;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use nixflash::board::Board;
-use nixflash::context::Context;
-use nixflash::flash::{Flasher, Outcome};
-use nixflash::image::{self, Layout};
-use nixflash::settings::{self, Settings};
+use nixflash::error::{Failure, Kind};
+use nixflash::image;
 
 /// Build, then write what the board receives to one file (ESP32 boards)
 #[derive(clap::Args)]
@@ -66,7 +63,7 @@ pub fn run(a: Args) -> Result<u8> {
     // Everything that can be refused is, before a long build.
     let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
     if layout.region.is_none() {
-        note_unwritten(root.as_deref())?;
+        nixflash::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
     }
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
@@ -79,17 +76,29 @@ pub fn run(a: Args) -> Result<u8> {
             board.id
         )),
         (None, None, None) => {
-            return Err(nixflash::fail!(
-                "there is no project here, and no --elf to make an image of";
-                "run it in a nixflash project, or pass --elf <firmware> --board <id>"
-            ))
+            return Err(Failure::new(
+                Kind::NotAProject,
+                "there is no project here, and no --elf to make an image of",
+            )
+            .hint("run it in a nixflash project, or pass --elf <firmware> --board <id>")
+            .into())
         }
     };
     let firmware = a.firmware.check(&ctx, "make an image of")?;
-    let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::find(board, &base, &a.flags.nix.nix_args, &super::Terminal)?;
+    let nix = a.flags.nix();
+    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let flasher = nixflash::flash::find(board, &flake, &super::Terminal)?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
-    let made = make(&flasher, board, &elf, &layout, prepared.as_ref(), &out)?;
+    let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
+    let made = image::write(
+        &flasher,
+        board,
+        &elf,
+        &layout,
+        regions,
+        &out,
+        &super::Terminal,
+    )?;
     let what = match (&prepared, made.region) {
         (Some((s, _)), Some(r)) => format!(
             "bootloader, partition table, app and settings ({}) at {:#x}",
@@ -109,136 +118,4 @@ pub fn run(a: Args) -> Result<u8> {
         made.size
     );
     Ok(0)
-}
-
-/// The image of `elf` at `out` (all or nothing: written beside it, then renamed), the flasher's
-/// command said first.
-fn make(
-    flasher: &Flasher,
-    board: &Board,
-    elf: &Path,
-    layout: &Layout,
-    prepared: Option<&(Settings, Vec<u8>)>,
-    out: &Path,
-) -> Result<image::Made> {
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".nixflash-image-")
-        .suffix(".bin")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", super::path(dir)))?;
-    let cmd = image::save_command(
-        flasher,
-        board,
-        elf,
-        layout.partition_table.as_deref(),
-        tmp.path(),
-    )?;
-    status("Flasher", &flasher.to_string());
-    status("Running", &cmd.display());
-    let made = image::make(
-        flasher,
-        board,
-        elf,
-        layout,
-        prepared.map(|(_, r)| r.as_slice()),
-        tmp.path(),
-    )?;
-    tmp.persist(out)
-        .with_context(|| format!("cannot write {}", super::path(out)))?;
-    Ok(made)
-}
-
-/// What `flash` does about settings, decided (and refused) before anything is built.
-pub struct Plan {
-    root: Option<PathBuf>,
-    layout: Layout,
-    prepared: Option<(Settings, Vec<u8>)>,
-}
-
-/// The settings `flash` writes with `--set` (and the environment's and settings.toml's): one
-/// line and nothing flashed for a setting that cannot be written.
-pub fn plan(ctx: &Context, board: &Board, set: &[String]) -> Result<Plan> {
-    let root = ctx.root.as_ref().map(|_| ctx.manifest()).transpose()?;
-    let root = root.map(|m| m.root.clone());
-    let layout = image::layout(root.as_deref())?;
-    let prepared = image::prepare(board, root.as_deref(), &layout, set)?;
-    if prepared.is_none() && layout.region.is_none() && image::supported(board) {
-        note_unwritten(root.as_deref())?;
-    }
-    Ok(Plan {
-        root,
-        layout,
-        prepared,
-    })
-}
-
-/// Says that the settings of the environment and of settings.toml, if any, are not written
-/// (the firmware has no settings region).
-fn note_unwritten(root: Option<&Path>) -> Result<()> {
-    let s = settings::gather(&[], std::env::vars_os(), root)?;
-    if !s.is_empty() {
-        status(
-            "Note",
-            &format!(
-                "not writing the settings {}: this firmware has no settings region",
-                s.describe()
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// `flash` on a board whose family makes images: with settings, the image (as `nixflash image`
-/// makes it) written from offset 0; without, the app with the project's partition table. None
-/// when neither applies (the family's usual flashing).
-pub fn flash(
-    plan: Plan,
-    ctx: &Context,
-    board: &Board,
-    elf: &Path,
-    port: &str,
-    nix_args: &[String],
-) -> Result<Option<Outcome>> {
-    let Plan {
-        root,
-        layout,
-        prepared,
-    } = plan;
-    if prepared.is_none() && layout.partition_table.is_none() {
-        return Ok(None);
-    }
-    let base = root.clone().unwrap_or_else(|| ctx.cwd.clone());
-    let flasher = nixflash::flash::prepare(board, &base, elf, port, nix_args, &super::Terminal)?;
-    let table = layout.partition_table.as_deref();
-    let Some((s, region)) = &prepared else {
-        if layout.region.is_some() {
-            status(
-                "Settings",
-                "none given: the board keeps the settings it has (`--set key=value` writes them)",
-            );
-        }
-        let cmd = image::flash_command(&flasher, board, elf, port, table)?;
-        return nixflash::flash::run(flasher, cmd.dir(&base), &super::Terminal).map(Some);
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("nixflash-image-")
-        .tempdir()
-        .context("cannot create a temporary folder for the image")?;
-    let file = dir.path().join("image.bin");
-    let cmd = image::save_command(&flasher, board, elf, table, &file)?;
-    status("Running", &cmd.display());
-    let made = image::make(&flasher, board, elf, &layout, Some(region), &file)?;
-    status(
-        "Settings",
-        &format!(
-            "{} at {:#x}, in a {}-byte image written from offset 0",
-            s.describe(),
-            made.region.map_or(0, |r| r.offset),
-            made.size
-        ),
-    );
-    let cmd = image::write_command(&flasher, board, &file, port)?;
-    nixflash::flash::run(flasher, cmd.dir(&base), &super::Terminal).map(Some)
 }

@@ -112,6 +112,13 @@ impl NixFlags {
         Ok(ctx)
     }
 
+    /// The Nix of a command with these flags (None when it is not installed), for the tools the
+    /// project's flake pins.
+    pub fn nix(&self) -> Option<nixflash::nix::Nix> {
+        let nix = nixflash::nix::Nix::find(self.verbose).ok()?;
+        Some(nix.with_args(&self.nix.nix_args))
+    }
+
     /// What a build with these flags does (a `result` link kept).
     pub fn build_options(&self) -> BuildOptions {
         BuildOptions {

@@ -74,10 +74,9 @@ fn simulate(a: Args) -> Result<Result<u8>> {
         |x, y| x.family_id == y.family_id && x.sim == y.sim && x.clock == y.clock,
     )?;
     let board: &Board = &board;
-    let root = match ctx.root {
-        Some(_) => ctx.manifest()?.root.clone(),
-        None => ctx.cwd.clone(),
-    };
+    if ctx.root.is_some() {
+        ctx.manifest()?;
+    }
     // What can be found out at once comes first, before a long build.
     sim::program::spec(board)?;
     if a.duration == Some(Duration::ZERO) {
@@ -93,7 +92,9 @@ fn simulate(a: Args) -> Result<Result<u8>> {
     let firmware = a.firmware.check(&ctx, "simulate")?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     sim::check_firmware(board, &elf)?;
-    let program = sim::find(board, &root, &a.flags.nix.nix_args, &super::Terminal)?;
+    let nix = a.flags.nix();
+    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let program = sim::find(board, &flake, &super::Terminal)?;
     status("Simulator", &program.to_string());
     let spec = board.sim.as_ref();
     let mcu = spec.map_or(board.chip.as_str(), |s| s.mcu.as_str());

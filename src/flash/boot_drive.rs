@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::Flasher;
 use crate::board::Board;
-use crate::error::Failure;
+use crate::error::{Failure, Kind};
 use crate::report::{Event, Reporter};
 
 /// The environment variable that names the boot drive's folder.
@@ -95,10 +96,13 @@ pub fn choose(board: &Board, requested: Option<&Path>, roots: &[PathBuf]) -> Res
     let want = board.flash.boot_drive.as_deref().unwrap_or_default();
     if let Some(path) = requested {
         let drive = read(path).ok_or_else(|| {
-            Failure::untyped(format!(
-                "{} is not a UF2 boot drive: it has no {INFO}",
-                path.display()
-            ))
+            Failure::new(
+                Kind::PortNotFound,
+                format!(
+                    "{} is not a UF2 boot drive: it has no {INFO}",
+                    path.display()
+                ),
+            )
             .hint(format!(
                 "for the {} pass the folder where its {want} drive is mounted",
                 board.name
@@ -117,26 +121,30 @@ pub fn choose(board: &Board, requested: Option<&Path>, roots: &[PathBuf]) -> Res
                 .iter()
                 .map(|d| format!("\n    {}", describe(d)))
                 .collect();
-            return Err(
-                Failure::untyped(format!("several {want} boot drives are mounted:{list}"))
-                    .hint(format!(
-                        "say which with `--port`, e.g. `--port {}`",
-                        mine[0].path.display()
-                    ))
-                    .into(),
-            );
+            return Err(Failure::new(
+                Kind::PortAmbiguous,
+                format!("several {want} boot drives are mounted:{list}"),
+            )
+            .hint(format!(
+                "say which with `--port`, e.g. `--port {}`",
+                mine[0].path.display()
+            ))
+            .into());
         }
     }
     if let Some(other) = others.first() {
         return check_id(board, other.clone());
     }
     let searched: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-    Err(Failure::untyped(format!(
-        "no {want} boot drive of the {} is mounted (searched {} for a folder with an {INFO} \
+    Err(Failure::new(
+        Kind::PortNotFound,
+        format!(
+            "no {want} boot drive of the {} is mounted (searched {} for a folder with an {INFO} \
          saying Board-ID: {want})",
-        board.name,
-        searched.join(", ")
-    ))
+            board.name,
+            searched.join(", ")
+        ),
+    )
     .hint(format!(
         "hold the BOOTSEL button while you plug the {} in (or while you press RUN, if it has \
          one): it then shows up as a drive named {want}; if your desktop does not mount it by \
@@ -152,13 +160,16 @@ fn check_id(board: &Board, drive: Drive) -> Result<Drive> {
     if drive.board_id == want {
         return Ok(drive);
     }
-    Err(Failure::untyped(format!(
+    Err(Failure::new(
+        Kind::PortNotFound,
+        format!(
         "{} is the boot drive of another chip: its Board-ID is {}, and the {} ({}) shows {want}",
         drive.path.display(),
         drive.board_id,
         board.name,
         board.chip
-    ))
+    ),
+    )
     .hint(format!(
         "is it the right board? This project is for `{}`; `nixflash boards {}` lists the boards \
          of that chip",
@@ -172,32 +183,24 @@ fn check_id(board: &Board, drive: Drive) -> Result<Drive> {
     .into())
 }
 
-/// Copies `uf2` onto `drive` as `<name>.uf2`, with a progress bar on a terminal, and syncs it.
+/// Copies `uf2` onto `drive` as `<name>.uf2`, its progress reported, and syncs it.
 /// The chip restarts once it has the whole file, so the drive may vanish during the sync: that is
 /// said, not taken for a failure.
 pub fn copy(uf2: &[u8], drive: &Drive, name: &str, reporter: &dyn Reporter) -> Result<PathBuf> {
     let path = drive.path.join(format!("{name}.uf2"));
     let mut file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {} on the boot drive", path.display()))?;
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let bar = indicatif::ProgressBar::new(uf2.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "     Copying [{bar:30}] {bytes}/{total_bytes} {msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let mut done = 0;
     for chunk in uf2.chunks(16 * 1024) {
         file.write_all(chunk)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        bar.inc(chunk.len() as u64);
+        done += chunk.len();
+        reporter.report(Event::Progress {
+            title: "Copying".to_string(),
+            message: format!("{done}/{} bytes to {}", uf2.len(), path.display()),
+        });
     }
-    bar.finish_and_clear();
+    reporter.report(Event::ProgressEnd);
     if let Err(e) = file.sync_all() {
         if drive.path.join(INFO).exists() {
             return Err(e).with_context(|| format!("cannot sync {}", path.display()));
@@ -225,10 +228,9 @@ pub struct Flashed {
 /// after the ELF.
 pub fn flash(board: &Board, elf: &Path, drive: &Drive, reporter: &dyn Reporter) -> Result<Flashed> {
     let family = board
-        .flash
-        .uf2_family
-        .as_deref()
-        .and_then(super::uf2::family_id)
+        .family()
+        .flasher
+        .uf2_family_id(board)
         .with_context(|| format!("board `{}` has no UF2 family", board.id))?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
@@ -240,6 +242,77 @@ pub fn flash(board: &Board, elf: &Path, drive: &Drive, reporter: &dyn Reporter) 
         .unwrap_or("firmware");
     let path = copy(&uf2.bytes, drive, name, reporter)?;
     Ok(Flashed { path, uf2 })
+}
+
+/// Where an RP2 board's firmware goes.
+#[derive(Debug)]
+pub enum Target {
+    /// Its mounted boot drive.
+    Drive(Drive),
+    /// The family's tool (picotool) from PATH, as no boot drive is mounted.
+    Tool(Flasher),
+}
+
+/// Where `board`'s firmware goes, found before a long build as a serial port is: the boot drive
+/// `requested` (`--port`, the project's `port`; else the environment variable) or the one
+/// mounted; else, when no drive was named, the family's tool if it is on PATH.
+pub fn target(board: &Board, requested: Option<&Path>) -> Result<Target> {
+    let requested = requested.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let no_drive = match choose(board, requested.as_deref(), &mount_roots()) {
+        Ok(drive) => return Ok(Target::Drive(drive)),
+        Err(e) => e,
+    };
+    match super::on_path(board) {
+        Ok(tool) if requested.is_none() => Ok(Target::Tool(tool)),
+        _ => Err(no_drive),
+    }
+}
+
+/// What [`flash_to`] did.
+#[derive(Debug)]
+pub enum Done {
+    /// The UF2 file it wrote onto the boot drive.
+    Copied(Flashed),
+    /// The tool's run.
+    Ran(super::Outcome),
+}
+
+/// Flashes `elf` to `board` at `target` (reported first): the UF2 file onto the boot drive, or
+/// the ELF with the tool, its output live.
+pub fn flash_to(
+    board: &Board,
+    elf: &Path,
+    target: Target,
+    reporter: &dyn Reporter,
+) -> Result<Done> {
+    super::check_elf(board, elf)?;
+    let shown = crate::process::shell_word(&elf.to_string_lossy());
+    match target {
+        Target::Tool(tool) => {
+            reporter.report(Event::step(
+                "Flashing",
+                format!("with {tool}: no boot drive is mounted"),
+            ));
+            let cmd = super::command(&tool, board, elf, None, None, None)?;
+            super::run(tool, cmd, reporter).map(Done::Ran)
+        }
+        Target::Drive(drive) => {
+            reporter.report(Event::step(
+                "Flashing",
+                format!(
+                    "{shown} onto the {}'s boot drive {} ({})",
+                    board.name,
+                    crate::process::shell_word(&drive.path.to_string_lossy()),
+                    drive.board_id
+                ),
+            ));
+            flash(board, elf, &drive, reporter).map(Done::Copied)
+        }
+    }
 }
 
 #[cfg(test)]

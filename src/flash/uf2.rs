@@ -31,26 +31,6 @@ pub const BLOCK: usize = 512;
 /// The flash sector the RP2040's boot ROM erases at once.
 const SECTOR: u32 = 4096;
 
-/// The UF2 family ids of Raspberry Pi's chips, by the names picotool gives them.
-const FAMILIES: &[(&str, u32)] = &[
-    ("rp2040", 0xe48b_ff56),
-    ("absolute", 0xe48b_ff57),
-    ("data", 0xe48b_ff58),
-    ("rp2350-arm-s", 0xe48b_ff59),
-    ("rp2350-riscv", 0xe48b_ff5a),
-    ("rp2350-arm-ns", 0xe48b_ff5b),
-];
-
-/// The family id picotool calls `name`.
-pub fn family_id(name: &str) -> Option<u32> {
-    FAMILIES.iter().find(|(n, _)| *n == name).map(|(_, id)| *id)
-}
-
-/// The family names nixflash knows.
-pub fn family_names() -> Vec<&'static str> {
-    FAMILIES.iter().map(|(n, _)| *n).collect()
-}
-
 /// A UF2 file made from firmware.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uf2 {
@@ -210,7 +190,5 @@ mod tests {
         let e = from_elf(&elf(0x1000_0000, &[]), 1, family).unwrap_err();
         assert!(e.to_string().contains("no bytes to load"), "{e}");
         assert!(from_elf(b"not an elf", 1, family).is_err());
-        assert_eq!(family_id("rp2350-arm-s"), Some(0xe48b_ff59));
-        assert_eq!(family_id("rp2041"), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::board::{Board, FlashTool};
+use crate::board::Board;
 
 /// What disagrees with `board`, if anything, in the project at `root`.
 pub fn board_mismatch(root: &Path, board: &Board) -> Option<String> {
@@ -61,43 +61,7 @@ pub fn board_mismatch(root: &Path, board: &Board) -> Option<String> {
             ));
         }
     }
-    if let (FlashTool::Ravedude, Some(want)) = (board.family().flasher.tool, board.flasher_board())
-    {
-        let config = read("Ravedude.toml");
-        let get = |table: &str, key: &str| -> Option<String> {
-            config
-                .as_ref()?
-                .get(table)?
-                .get(key)?
-                .as_str()
-                .map(str::to_string)
-        };
-        match (get("general", "board"), get("board", "inherit"), want.like) {
-            (Some(named), _, Some(like)) => {
-                return Some(format!(
-                    "Ravedude.toml flashes ravedude's board `{named}`, and ravedude has no board \
-                     `{named}`: the {} is defined for ravedude as its `{like}`",
-                    board.name
-                ))
-            }
-            (Some(named), _, None) if want.named.as_ref() != Some(&named) => {
-                return Some(format!(
-                    "Ravedude.toml flashes ravedude's board `{named}`, and the {} is `{}`",
-                    board.name,
-                    want.named.unwrap_or_default()
-                ))
-            }
-            (None, Some(inherit), Some(like)) if inherit != like => {
-                return Some(format!(
-                    "Ravedude.toml defines its board as ravedude's `{inherit}`, and the {} is \
-                     defined as its `{like}`",
-                    board.name
-                ))
-            }
-            _ => {}
-        }
-    }
-    None
+    board.family().flasher.config_mismatch(root, board)
 }
 
 #[cfg(test)]

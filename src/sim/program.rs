@@ -1,28 +1,21 @@
 //! Finding the family's simulator: the one on PATH when it can simulate the board's MCU,
 //! otherwise the one the project's flake pins (`packages.<system>.simulator`, nixpkgs' simavr),
-//! realised with `nix build .#simulator`, as the flasher is ([`crate::flash`]); and its command
+//! realised with `nix build .#simulator`, as the flasher is ([`crate::tool`]); and its command
 //! line as the generated flake's `checks.sim` runs it.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::board::family::Simulator;
 use crate::board::Board;
-use crate::error::Failure;
-use crate::nix::Nix;
-use crate::process::{Cmd, Show};
+use crate::error::{Failure, Kind};
 use crate::report::Reporter;
+use crate::tool::{Flake, Wanted};
 
-/// Where the simulator comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Path,
-    /// `packages.<system>.simulator` of the project's flake, realised at this store path.
-    Flake(PathBuf),
-}
+pub use crate::tool::Source;
 
 /// A simulator ready to run.
 #[derive(Debug, Clone)]
@@ -34,11 +27,13 @@ pub struct Program {
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}", self.spec.tool.as_str(), self.program.display())?;
-        match &self.source {
-            Source::Path => f.write_str(", from PATH)"),
-            Source::Flake(_) => f.write_str(", pinned by the project's flake.nix)"),
-        }
+        write!(
+            f,
+            "{} ({}, {})",
+            self.spec.tool.as_str(),
+            self.program.display(),
+            self.source.describe()
+        )
     }
 }
 
@@ -54,11 +49,14 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
             .map(|b| b.name.as_str())
             .collect();
         names.dedup();
-        Failure::untyped(format!(
-            "nixflash has no simulator for the {} ({} family) yet",
-            board.name,
-            board.family().name
-        ))
+        Failure::new(
+            Kind::Unsupported,
+            format!(
+                "nixflash has no simulator for the {} ({} family) yet",
+                board.name,
+                board.family().name
+            ),
+        )
         .hint(format!(
             "`nixflash sim` runs the firmware of these boards: {}; `nixflash boards` lists them",
             names.join(", ")
@@ -91,15 +89,8 @@ pub fn flake_command(board: &Board) -> Result<Option<String>> {
 pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> {
     let spec = spec(board)?;
     let name = spec.tool.as_str();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let program = which::which_in(name, Some(path), &cwd)
-        .map_err(|_| anyhow::anyhow!("{name} is not on PATH"))?;
-    let out = Cmd::new(&program)
-        .args(&spec.list_args)
-        .env("PATH", path)
-        .output()
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let listed = format!("{}\n{}", out.stdout_text(), out.stderr);
+    let program = crate::tool::program_in(name, path)?;
+    let listed = crate::tool::output_of(&program, &spec.list_args, path)?;
     let mcu = board
         .sim
         .as_ref()
@@ -119,84 +110,20 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> 
     })
 }
 
-/// The simulator for `board`: the one on PATH if it can simulate the board, else the flake's,
-/// built with `nix_args` added to the nix command.
-pub fn find(
-    board: &Board,
-    project_root: &Path,
-    nix_args: &[String],
-    reporter: &dyn Reporter,
-) -> Result<Program> {
+/// The simulator for `board`: the one on PATH if it can simulate the board, else the one `flake`
+/// pins.
+pub fn find(board: &Board, flake: &Flake, reporter: &dyn Reporter) -> Result<Program> {
     let spec = spec(board)?;
-    let name = spec.tool.as_str();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = match check(board, &path, Source::Path) {
-        Ok(p) => return Ok(p),
-        Err(e) => e,
-    };
-    let flake = project_root.join("flake.nix");
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let nix = which::which_in("nix", Some(&path), cwd).ok();
-    let (Some(nix), true) = (nix.clone(), flake.is_file()) else {
-        let why_not_nix = if nix.is_none() {
-            "Nix is not installed".to_string()
-        } else {
-            format!("{} does not exist", flake.display())
-        };
-        return Err(Failure::untyped(format!(
-            "no usable {name}: {on_path:#}, and {why_not_nix}, so the simulator the project's \
-             flake pins cannot be used either"
-        ))
-        .hint(format!("install it: {}", spec.install))
-        .hint(
-            "or install Nix (https://nixos.org/download): nixflash then uses the simulator \
-             pinned by the project's flake.nix",
-        )
-        .into());
-    };
-    eprintln!(
-        "{name} on PATH cannot be used ({on_path:#}): building the one {} pins \
-         (nix build .#simulator) ...",
-        flake.display()
-    );
-    let nix = Nix {
-        path: nix,
-        verbose: false,
-        extra_args: nix_args.to_vec(),
-    };
-    let run = nix
-        .command(
-            project_root,
-            &["build", ".#simulator", "--no-link", "--json"],
-        )
-        .run(Show::Report(reporter))
-        .with_context(|| format!("cannot run {}", nix.path.display()))?;
-    if !run.success() {
-        return Err(Failure::untyped(format!(
-            "`nix build .#simulator` failed in {} ({})",
-            project_root.display(),
-            run.status
-        ))
-        .hint("Nix's messages above say why")
-        .hint(
+    let check = |path: &OsString, source: Source| check(board, path, source);
+    let wanted = Wanted {
+        name: spec.tool.as_str(),
+        role: "simulator",
+        install: format!("install it: {}", spec.install),
+        build_hint: Some(
             "projects made before nixflash had `nixflash sim` have no simulator in their \
              flake.nix: compare with a new project's, or install simavr",
-        )
-        .into());
-    }
-    let out = crate::nix::out_path(&run.stdout_text())?;
-    let mut flake_path = OsString::from(out.join("bin"));
-    if !path.is_empty() {
-        flake_path.push(":");
-        flake_path.push(&path);
-    }
-    check(board, &flake_path, Source::Flake(out.clone())).map_err(|e| {
-        Failure::untyped(format!(
-            "the simulator the project's flake pins ({}) cannot be used",
-            out.display()
-        ))
-        .hint(format!("install one: {}", spec.install))
-        .because(e)
-        .into()
-    })
+        ),
+        check: &check,
+    };
+    crate::tool::find(&wanted, flake, reporter)
 }

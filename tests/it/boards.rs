@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nixflash::board::{Board, Database, FlashTool};
+use nixflash::board::{Board, Database, FlashMethod};
 
 use crate::common::process::{run_bounded, text};
 use crate::common::{self, compile, on_path};
@@ -195,7 +195,7 @@ fn check_board(b: &Board, dir: &Path) -> Result<(), String> {
     if family.simulator.is_some() {
         simulate(b, &project, &built.elf)?;
     }
-    if family.flasher.tool == FlashTool::Espflash {
+    if let FlashMethod::Espflash(_) = family.flasher {
         app_image(b, &built.elf)?;
     }
     Ok(())

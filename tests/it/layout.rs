@@ -308,23 +308,7 @@ fn printing_sites(source: &str) -> Vec<String> {
 
 /// Files outside src/cmd/ and src/main.rs that may still print, and why. Each must still print
 /// (an entry left over after its file is converted fails the test too).
-const MAY_PRINT: &[(&str, &str)] = &[
-    // Issue 19: the flash helper's branch converts these (the "building the one the flake pins"
-    // line of the flasher and the simulator, the boot drive's copy bar); the lead empties this
-    // list when merging it.
-    (
-        "src/flash/mod.rs",
-        "flasher from the flake: converted on the flash branch",
-    ),
-    (
-        "src/flash/boot_drive.rs",
-        "copy progress bar: converted on the flash branch",
-    ),
-    (
-        "src/sim/program.rs",
-        "simulator from the flake: converted on the flash branch",
-    ),
-];
+const MAY_PRINT: &[(&str, &str)] = &[];
 
 #[test]
 fn printing_is_found_in_code_but_not_in_strings_or_comments() {

@@ -270,7 +270,7 @@ fn ravedude_has_the_boards_the_avr_family_names() {
     has.sort();
     let db = nixflash::board::Database::builtin().unwrap();
     let family = db.families().find(|f| f.id == "avr").unwrap();
-    let mut named: Vec<&str> = family.flasher.boards.iter().map(String::as_str).collect();
+    let mut named: Vec<&str> = family.flasher.boards().iter().map(String::as_str).collect();
     named.sort();
     assert_eq!(named, has, "boards/families/avr.toml's flasher.boards");
     // Every built-in AVR board is one ravedude has by name.

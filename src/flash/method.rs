@@ -1,0 +1,136 @@
+//! What each way of flashing ([`FlashMethod`], the family's data) means to nixflash: the one
+//! place that tells the methods apart, so that the commands, `boards`, `doctor` and the project
+//! checks ask the method instead of matching on it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::board::flasher::Espflash;
+use crate::board::{Board, FlashMethod};
+
+impl FlashMethod {
+    /// How the boards table names the way the family flashes: its tool, or `boot drive`.
+    pub fn short_name(&self) -> &str {
+        match self {
+            FlashMethod::BootDrive(_) => "boot drive",
+            _ => &self.tool().name,
+        }
+    }
+
+    /// How `board` is flashed, for the `flasher` line of `nixflash boards show`.
+    pub fn describe(&self, board: &Board) -> String {
+        match (self, &board.flash.boot_drive) {
+            (FlashMethod::BootDrive(_), Some(drive)) => format!(
+                "a UF2 file onto its {drive} boot drive (UF2 family {}), or {}",
+                board.flash.uf2_family.as_deref().unwrap_or_default(),
+                self.tool().name
+            ),
+            _ => self.tool().name.clone(),
+        }
+    }
+
+    /// Whether it flashes through the board's serial port (else through the chip's boot drive).
+    pub fn uses_serial_port(&self) -> bool {
+        !matches!(self, FlashMethod::BootDrive(_))
+    }
+
+    /// What flashes `board` when its tool cannot be used (`why`), if anything does: the boot
+    /// drive, which needs no flasher.
+    pub fn without_tool(&self, board: &Board, why: &anyhow::Error) -> Option<String> {
+        match self {
+            FlashMethod::BootDrive(_) => Some(format!(
+                "flashing: nixflash copies the UF2 file onto the {}'s boot drive itself ({} on \
+                 PATH, for a board without a mounted drive, cannot be used: {why:#})",
+                board.name,
+                self.tool().name
+            )),
+            _ => None,
+        }
+    }
+
+    /// The UF2 family id of `board`'s firmware, for a boot drive.
+    pub fn uf2_family_id(&self, board: &Board) -> Option<u32> {
+        match self {
+            FlashMethod::BootDrive(b) => b
+                .uf2_families
+                .get(board.flash.uf2_family.as_deref()?)
+                .copied(),
+            _ => None,
+        }
+    }
+
+    /// The flasher's image commands (`nixflash image`, settings), for a family that makes images.
+    pub fn images(&self) -> Option<&Espflash> {
+        match self {
+            FlashMethod::Espflash(e) if !e.image_args.is_empty() => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The arguments that give the flasher a project's own partition table.
+    pub fn partition_table_args(&self) -> &[String] {
+        match self {
+            FlashMethod::Espflash(e) => &e.partition_table_args,
+            _ => &[],
+        }
+    }
+
+    /// What the project's flasher configuration at `root` says that disagrees with `board`
+    /// (ravedude's Ravedude.toml), if anything.
+    pub fn config_mismatch(&self, root: &Path, board: &Board) -> Option<String> {
+        match self {
+            FlashMethod::Ravedude(_) => super::ravedude::mismatch(root, board),
+            _ => None,
+        }
+    }
+
+    /// The folder of the configuration the flasher reads for `board` in the project at `root`
+    /// (ravedude's Ravedude.toml, with its console off), made for this run, if it reads one.
+    pub fn config_dir(&self, board: &Board, root: &Path) -> Result<Option<tempfile::TempDir>> {
+        let FlashMethod::Ravedude(_) = self else {
+            return Ok(None);
+        };
+        let text = super::ravedude::ravedude_config(board, root)?;
+        let dir = tempfile::Builder::new()
+            .prefix("nixflash-ravedude-")
+            .tempdir()
+            .context("cannot create a temporary folder for Ravedude.toml")?;
+        std::fs::write(dir.path().join("Ravedude.toml"), text)
+            .context("cannot write a temporary Ravedude.toml")?;
+        Ok(Some(dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::board::Database;
+
+    #[test]
+    fn each_family_s_method_answers_for_itself() {
+        let db = Database::builtin().unwrap();
+        let (uno, c3, pico) = (
+            db.get("uno").unwrap(),
+            db.get("esp32c3").unwrap(),
+            db.get("pico").unwrap(),
+        );
+        let m = |b: &crate::board::Board| b.family().flasher.clone();
+        assert_eq!(
+            [uno, c3, pico].map(|b| m(b).short_name().to_string()),
+            ["ravedude", "espflash", "boot drive"]
+        );
+        assert_eq!(
+            m(pico).describe(pico),
+            "a UF2 file onto its RPI-RP2 boot drive (UF2 family rp2040), or picotool"
+        );
+        assert!(m(uno).uses_serial_port() && !m(pico).uses_serial_port());
+        assert_eq!(m(pico).uf2_family_id(pico), Some(0xe48b_ff56));
+        let pico2 = db.get("pico2").unwrap();
+        assert_eq!(m(pico2).uf2_family_id(pico2), Some(0xe48b_ff59));
+        assert_eq!(m(uno).uf2_family_id(uno), None);
+        assert!(m(c3).images().is_some() && m(uno).images().is_none());
+        let e = anyhow::anyhow!("picotool is not on PATH");
+        assert!(m(pico).without_tool(pico, &e).is_some());
+        assert!(m(uno).without_tool(uno, &e).is_none());
+    }
+}
