@@ -2,7 +2,8 @@
 //!
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
 //! ([`options`], [`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
-//! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`size`], [`diagnose`]), flashing
+//! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`diagnose`]), reading the firmware it
+//! makes ([`firmware`]: its processor, chip, sizes and symbols), flashing
 //! ([`flash`]: ravedude, espflash, an RP2 chip's boot drive with UF2 files), serial ports
 //! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
 //! [`doctor`]. Every
@@ -13,8 +14,8 @@ pub mod board;
 pub mod context;
 pub mod diagnose;
 pub mod doctor;
-pub mod elf_board;
 pub mod error;
+pub mod firmware;
 pub mod flake_lock;
 pub mod flash;
 pub mod git;
@@ -32,7 +33,6 @@ pub mod report;
 pub mod serial;
 pub mod settings;
 pub mod sim;
-pub mod size;
 pub mod std_lock;
 pub mod transaction;
 pub mod version;

@@ -183,7 +183,7 @@ fn flash_rp2(
         }
     };
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
-    nixflash::flash::check_elf(board, &elf)?;
+    nixflash::firmware::check(board, &elf)?;
     let drive = match drive {
         Ok(drive) => drive,
         Err(picotool) => {

@@ -10,12 +10,12 @@ use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{Failure, Help};
+use crate::firmware::size::{self, SizeReport};
 use crate::git::Git;
 use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::Output;
 use crate::progress::status;
-use crate::size::{self, SizeReport};
 use crate::std_lock::{self, StdLock};
 
 // ---------------------------------------------------------------------------------------------

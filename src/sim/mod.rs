@@ -4,13 +4,13 @@
 //!
 //! simavr is run as a program, the one on PATH or the one the project's flake pins
 //! ([`program`]). It is told what to trace by a `.mmcu` section added to a copy of the ELF
-//! ([`elf`]): every byte the firmware writes to its console USART's data register and the LED
+//! ([`mmcu`]): every byte the firmware writes to its console USART's data register and the LED
 //! pin's level, as a VCD trace ([`vcd`]) that it writes into a pseudo-terminal, line by line as
 //! the simulation goes. A run of bounded length gets an input trace that ends at that time,
 //! which is what stops simavr there. [`watch`] shows and keeps what the trace says.
 
-pub mod elf;
 pub mod led;
+pub mod mmcu;
 pub mod program;
 #[cfg(unix)]
 mod pty;
@@ -124,10 +124,10 @@ impl Report {
 /// Checks that `elf` is firmware for the board's MCU: the family's ELF machine, and, where the
 /// ELF says which MCU it was linked for (avr-libc's device note), that one.
 pub fn check_firmware(board: &Board, elf: &Path) -> Result<()> {
-    crate::flash::check_elf(board, elf)?;
+    crate::firmware::check(board, elf)?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    if let Some(device) = elf::avr_device(&data) {
+    if let Some(device) = crate::firmware::avr_device(&data) {
         if !device.eq_ignore_ascii_case(&board.chip) {
             return Err(Failure::new(format!(
                 "{} is firmware for the {device}, but the {} has an {}",
@@ -315,14 +315,14 @@ fn simavr_command(
     let (port, bit) = spec
         .led_pin()
         .with_context(|| format!("`sim.led = \"{}\"` is not a pin", spec.led))?;
-    let mmcu = elf::Mmcu::default()
+    let mmcu = mmcu::Mmcu::default()
         .vcd_file(&trace.to_string_lossy(), 1000)?
         .register(spec.uart_data, "uart")?
         .pin(port, bit, "led")?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
     let traced = dir.join("firmware.elf");
-    let copy = elf::with_section(&data, ".mmcu", mmcu.bytes())
+    let copy = crate::firmware::section::with_section(&data, ".mmcu", mmcu.bytes())
         .with_context(|| format!("cannot add simavr's trace section to {}", elf.display()))?;
     std::fs::write(&traced, copy).context("cannot write the firmware's copy")?;
     let stop = dir.join("stop.vcd");
