@@ -178,7 +178,7 @@ const ALWAYS_NEEDED: &[&str] = &[
     "rust-toolchain",
     ".cargo/config.toml",
     ".cargo/config",
-    // std_lock::STD_LOCK, written out: std_lock uses git, so git does not use std_lock (a test
+    // nix::std_lock::STD_LOCK, written out: the build uses git, so git does not use it (a test
     // below checks they agree).
     "nix/std-Cargo.lock",
 ];
@@ -320,6 +320,6 @@ mod tests {
 
     #[test]
     fn the_std_lock_is_always_needed() {
-        assert!(ALWAYS_NEEDED.contains(&crate::std_lock::STD_LOCK));
+        assert!(ALWAYS_NEEDED.contains(&crate::nix::std_lock::STD_LOCK));
     }
 }

@@ -1,13 +1,13 @@
 //! nixflash: from an empty folder to embedded Rust firmware on a board, built reproducibly by Nix.
 //!
 //! One module per stage of the pipeline: the board database ([`board`]), rendering a project
-//! ([`options`], [`render`]) and writing it ([`project`]), reading it ([`manifest`], [`context`]), building it
-//! with Nix ([`nix`], [`std_lock`], [`flake_lock`], [`git`], [`diagnose`]), reading the firmware it
-//! makes ([`firmware`]: its processor, chip, sizes and symbols), flashing
-//! ([`flash`]: ravedude, espflash, an RP2 chip's boot drive with UF2 files), serial ports
-//! ([`serial`]) and the monitor ([`monitor`]), running firmware without the board ([`sim`]), and
-//! [`doctor`]. Every
-//! other program is started through [`process`]; errors say what to do through [`error`].
+//! ([`options`], [`render`] from the [`templates`] and the flake inputs' [`pins`]) and writing it
+//! ([`project`]), reading it ([`manifest`], [`context`]), building it with Nix ([`nix`] with its
+//! [`nix::std_lock`], [`flake_lock`], [`git`], [`diagnose`]), reading the firmware it makes
+//! ([`firmware`]: its processor, chip, sizes and symbols), flashing ([`flash`]: ravedude,
+//! espflash, an RP2 chip's boot drive with UF2 files), serial ports ([`serial`]) and the monitor
+//! ([`monitor`]), running firmware without the board ([`sim`]), and [`doctor`]. Every other
+//! program is started through [`process`]; errors say what to do through [`error`].
 //! `main.rs` is only the command line.
 
 pub mod board;
@@ -34,7 +34,6 @@ pub mod report;
 pub mod serial;
 pub mod settings;
 pub mod sim;
-pub mod std_lock;
 pub mod templates;
 pub mod transaction;
 pub mod version;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::std_lock::{self, StdLock};
 use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose::{self, Diagnosis};
@@ -16,7 +17,6 @@ use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::Output;
 use crate::progress::status;
-use crate::std_lock::{self, StdLock};
 
 // ---------------------------------------------------------------------------------------------
 // build

@@ -16,6 +16,7 @@ use crate::process::{self, Cmd, Output, Show};
 mod build;
 mod excerpt;
 pub mod log;
+pub mod std_lock;
 mod store;
 
 pub use build::{build, diagnosis_vars, BuildFailed, BuildOptions, Built};
