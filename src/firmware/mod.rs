@@ -1,10 +1,12 @@
 //! The firmware file: what nixflash reads from an ELF, for every command that takes one. Its
 //! processor ([`machine`], checked against the board with [`check`]), its chip and board
-//! ([`chip`]), its sections' sizes against the board's memory ([`size`]), its code addresses'
-//! functions and source lines ([`symbols`], for the monitor), and a copy with one more section
-//! ([`section`], for the simulator). The ELF is read with the `object` crate.
+//! ([`chip`]), its sections' sizes against the board's memory ([`size`]); for the monitor, its
+//! code addresses' functions and source lines ([`symbols`]) and its defmt table ([`defmt`]); for
+//! the simulator, a copy with one more section ([`section`]). The ELF is read with the `object`
+//! crate (and gimli, addr2line and defmt-decoder).
 
 pub mod chip;
+pub mod defmt;
 pub mod section;
 pub mod size;
 pub mod symbols;
