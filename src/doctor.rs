@@ -10,11 +10,11 @@ use crate::board::family::UsbVendor;
 use crate::board::Board;
 use crate::context::Context;
 use crate::git::{self, Git};
+use crate::nix::std_lock;
 use crate::nix::Nix;
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
 use crate::serial::access;
-use crate::std_lock;
 use crate::version::Version;
 
 mod files;

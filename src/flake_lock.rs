@@ -144,7 +144,7 @@ pub fn inspect(flake_dir: &Path) -> LockFile {
 pub fn has_pinned_inputs(flake_dir: &Path) -> bool {
     let (Ok(flake), Ok(pins)) = (
         std::fs::read_to_string(flake_dir.join("flake.nix")),
-        crate::render::pins(),
+        crate::pins::pins(),
     ) else {
         return false;
     };
@@ -190,7 +190,7 @@ pub fn prepare(flake_dir: &Path) -> Result<bool> {
             Err(f.into())
         }
         LockFile::Missing if has_pinned_inputs(flake_dir) => {
-            let lock = crate::render::flake_lock(&crate::render::pins()?);
+            let lock = crate::pins::flake_lock(&crate::pins::pins()?);
             std::fs::write(&path, lock)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(true)
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn unknown_inputs_are_refused_with_the_closest() {
-        let lock = parse(&crate::render::flake_lock(&crate::render::pins().unwrap())).unwrap();
+        let lock = parse(&crate::pins::flake_lock(&crate::pins::pins().unwrap())).unwrap();
         assert!(check_inputs(&["nixpkgs".into(), "rust-overlay/nixpkgs".into()], &lock).is_ok());
         let e = check_inputs(&["crane".into(), "nixpkgz".into()], &lock).unwrap_err();
         let r = crate::error::Report::of(&e);
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_generated_lock_reads_back_and_changes_are_named() {
-        let lock = crate::render::flake_lock(&crate::render::pins().unwrap());
+        let lock = crate::pins::flake_lock(&crate::pins::pins().unwrap());
         let before = parse(&lock).unwrap();
         assert_eq!(
             before.keys().collect::<Vec<_>>(),

@@ -178,7 +178,9 @@ const ALWAYS_NEEDED: &[&str] = &[
     "rust-toolchain",
     ".cargo/config.toml",
     ".cargo/config",
-    crate::std_lock::STD_LOCK,
+    // nix::std_lock::STD_LOCK, written out: the build uses git, so git does not use it (a test
+    // below checks they agree).
+    "nix/std-Cargo.lock",
 ];
 
 /// Whether the flake reads `rel` (a path relative to the flake folder): what crane's
@@ -314,5 +316,10 @@ mod tests {
         ] {
             assert!(!flake_needs(Path::new(no), &refs), "{no}");
         }
+    }
+
+    #[test]
+    fn the_std_lock_is_always_needed() {
+        assert!(ALWAYS_NEEDED.contains(&crate::nix::std_lock::STD_LOCK));
     }
 }

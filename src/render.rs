@@ -6,23 +6,23 @@
 //! suffix. `templates/locks/<name>.lock` (the name from the family's `files.lock`) holds the
 //! dependency part of the lock file cargo resolved for the template; the package's own entry is
 //! inserted in cargo's order, so a new project's Cargo.lock is exactly what cargo would write.
-//! `templates/pins.toml` holds the flake inputs' pins: flake.nix names the inputs and the
-//! flake.lock written beside it locks them.
+//! The flake inputs' pins ([`crate::pins`]): flake.nix names the inputs and the flake.lock
+//! written beside it locks them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use include_dir::{include_dir, Dir, DirEntry};
+use include_dir::{Dir, DirEntry};
 use minijinja::{Environment, UndefinedBehavior};
 
 use crate::board::Family;
 use crate::error::{Failure, Kind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::board::Board;
-
-static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+use crate::pins::{flake_lock, pins, Pin};
+use crate::templates::TEMPLATES;
 
 /// The files `nixflash init` adds to an existing Cargo project for a board of `family`: the Nix
 /// and board files, never the package's sources, manifest or lock.
@@ -130,88 +130,6 @@ struct TemplateContext<'a> {
     flasher_board: Option<crate::board::FlasherBoard>,
 }
 
-/// One flake input as `templates/pins.toml` pins it: a GitHub repository at one commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Pin {
-    pub owner: String,
-    pub repo: String,
-    /// The branch flake.nix follows (`nixflash update` moves the pin along it).
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    pub rev: String,
-    pub nar_hash: String,
-    pub last_modified: u64,
-    /// Where the pin came from.
-    pub from: String,
-    /// Inputs of this input that follow the project's own (`nixpkgs = "nixpkgs"`).
-    #[serde(default)]
-    pub follows: BTreeMap<String, String>,
-    /// The oldest Nix that can evaluate this input, if it says.
-    pub min_nix: Option<crate::version::Version>,
-    /// The flake reference flake.nix names, `github:<owner>/<repo>[/<ref>]`.
-    #[serde(skip_deserializing)]
-    pub url: String,
-}
-
-/// The pins of the flake inputs, by input name.
-pub fn pins() -> Result<BTreeMap<String, Pin>> {
-    let text = TEMPLATES
-        .get_file("pins.toml")
-        .and_then(|f| f.contents_utf8())
-        .context("nixflash was built without templates/pins.toml")?;
-    let mut pins: BTreeMap<String, Pin> =
-        toml::from_str(text).context("templates/pins.toml is invalid")?;
-    for pin in pins.values_mut() {
-        pin.url = format!("github:{}/{}", pin.owner, pin.repo);
-        if let Some(r) = &pin.git_ref {
-            pin.url.push('/');
-            pin.url.push_str(r);
-        }
-    }
-    Ok(pins)
-}
-
-/// The flake.lock that locks every input to its pin, as Nix writes it (keys sorted, two-space
-/// indent), so that Nix neither rewrites it nor downloads anything to check it.
-pub fn flake_lock(pins: &BTreeMap<String, Pin>) -> String {
-    use serde_json::{json, Map, Value};
-    let mut nodes = Map::new();
-    let mut root_inputs = Map::new();
-    for (name, pin) in pins {
-        let mut original = json!({ "owner": pin.owner, "repo": pin.repo, "type": "github" });
-        if let Some(r) = &pin.git_ref {
-            original["ref"] = json!(r);
-        }
-        let mut node = json!({
-            "locked": {
-                "lastModified": pin.last_modified,
-                "narHash": pin.nar_hash,
-                "owner": pin.owner,
-                "repo": pin.repo,
-                "rev": pin.rev,
-                "type": "github",
-            },
-            "original": original,
-        });
-        if !pin.follows.is_empty() {
-            let inputs: Map<String, Value> = pin
-                .follows
-                .iter()
-                .map(|(input, target)| (input.clone(), json!([target])))
-                .collect();
-            node["inputs"] = Value::Object(inputs);
-        }
-        nodes.insert(name.clone(), node);
-        root_inputs.insert(name.clone(), json!(name));
-    }
-    nodes.insert("root".into(), json!({ "inputs": root_inputs }));
-    let lock = json!({ "nodes": nodes, "root": "root", "version": 7 });
-    let mut text = serde_json::to_string_pretty(&lock).expect("JSON values serialize");
-    text.push('\n');
-    text
-}
-
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
     for e in dir.entries() {
         match e {
@@ -243,14 +161,6 @@ fn template_set(family: &str) -> Result<Vec<(PathBuf, String)>> {
     }
     set.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(set)
-}
-
-/// Whether templates/<family>/ has a template that renders to `path` (each option choice's
-/// `files` must name one).
-pub fn family_has_template(family: &str, path: &str) -> bool {
-    TEMPLATES
-        .get_file(format!("{family}/{path}.jinja"))
-        .is_some()
 }
 
 /// A template environment that finds every template by its path under templates/, so that a
@@ -382,7 +292,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         choices,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
-        sim_command: crate::sim::program::flake_command(board)?,
+        sim_command: sim_command(board)?,
         flasher_board: board.flasher_board(),
     };
     let mut out = Vec::new();
@@ -452,6 +362,24 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
     s.push_str(&blocks.join("\n\n"));
     s.push('\n');
     s
+}
+
+/// The family's simulator command line as the generated flake's `checks.sim` runs it (a shell
+/// line, in which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has
+/// one.
+fn sim_command(board: &Board) -> Result<Option<String>> {
+    let Some(sim) = &board.family().simulator else {
+        return Ok(None);
+    };
+    let fill = [
+        ("elf", "${firmware}/bin/${name}.elf"),
+        ("stop", "${simStop}"),
+    ];
+    let mut words = vec![sim.tool.as_str().to_string()];
+    for a in sim.stop_args.iter().chain(&sim.args) {
+        words.push(board.fill(a, &fill)?);
+    }
+    Ok(Some(crate::process::shell_line(&words)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::size::SizeReport;
+use crate::firmware::size::SizeReport;
 
 /// Something worth telling while a step runs.
 #[derive(Debug, Clone, PartialEq)]

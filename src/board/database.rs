@@ -95,7 +95,7 @@ fn check_files(family: &Family, origin: &str) -> Result<()> {
             if let Some(f) = choice
                 .files
                 .iter()
-                .find(|f| !crate::render::family_has_template(id, f))
+                .find(|f| !crate::templates::family_has_template(id, f))
             {
                 anyhow::bail!(
                     "{origin}: invalid family `{id}`: `options.{name}.choices.{c}.files` names \

@@ -116,7 +116,7 @@ pub fn board<'c>(
     let has_board = ctx.root.is_some() && ctx.manifest().map_or(true, |m| m.board.is_some());
     match (has_board, elf) {
         (false, Some(elf)) => {
-            let (board, chip) = nixflash::elf_board::board_for(&ctx.db, elf, same)?;
+            let (board, chip) = nixflash::firmware::board_for(&ctx.db, elf, same)?;
             status(
                 "Board",
                 &format!(

@@ -129,7 +129,23 @@ pub fn run(a: Args) -> Result<u8> {
         super::path(&elf),
         board.name
     );
-    if a.monitor && !board.monitor.usb_console {
+    if a.monitor {
+        open_monitor(&a, board, port, kept_baud, &elf, project)?;
+    }
+    Ok(0)
+}
+
+/// `flash --monitor`: the monitor on `port` after flashing, reading the firmware it was just
+/// given; a board whose console is on its pins, not its USB port, gets a note instead.
+fn open_monitor(
+    a: &Args,
+    board: &Board,
+    port: &str,
+    kept_baud: Option<u32>,
+    elf: &std::path::Path,
+    project: Option<&nixflash::manifest::Manifest>,
+) -> Result<()> {
+    if !board.monitor.usb_console {
         // Nothing would ever arrive on the board's USB port.
         status(
             "Note",
@@ -140,23 +156,21 @@ pub fn run(a: Args) -> Result<u8> {
                 board.name, board.monitor.baud
             ),
         );
-    } else if a.monitor {
-        let mut opts = a.monitor_flags.options(
-            port.to_string(),
-            kept_baud.unwrap_or(board.monitor.baud),
-            reset::steps_for(board, port),
-            // Boards with their own USB port vanish while they restart after flashing.
-            Duration::from_secs(5),
-        )?;
-        // The monitor reads the firmware it was just given.
-        opts.decode = a.monitor_flags.decode(
-            Some(elf.clone()),
-            Some(board),
-            project.map(|p| p.root.clone()),
-        );
-        monitor::monitor(&opts, super::terminal::console())?;
+        return Ok(());
     }
-    Ok(0)
+    let mut opts = a.monitor_flags.options(
+        port.to_string(),
+        kept_baud.unwrap_or(board.monitor.baud),
+        reset::steps_for(board, port),
+        // Boards with their own USB port vanish while they restart after flashing.
+        Duration::from_secs(5),
+    )?;
+    opts.decode = a.monitor_flags.decode(
+        Some(elf.to_path_buf()),
+        Some(board),
+        project.map(|p| p.root.clone()),
+    );
+    monitor::monitor(&opts, super::terminal::console())
 }
 
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use nixflash::board::Board;
 use nixflash::error::{Failure, Kind};
-use nixflash::image;
+use nixflash::flash::image;
 
 /// Build, then write what the board receives to one file (ESP32 boards)
 #[derive(clap::Args)]

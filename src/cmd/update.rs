@@ -7,8 +7,8 @@ use super::status;
 use anyhow::Result;
 use nixflash::flake_lock::{self, Change, Locked};
 use nixflash::git::{self, Git};
+use nixflash::nix::std_lock::{self, StdLock};
 use nixflash::nix::{self, BuildOptions, Nix};
-use nixflash::std_lock::{self, StdLock};
 use nixflash::transaction::Transaction;
 
 /// Update the flake's inputs (`nix flake update`), then nix/std-Cargo.lock

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Check, Status};
-use crate::std_lock;
+use crate::nix::std_lock;
 
 /// The files a build reads besides flake.nix (which the evaluation checks) and Cargo.toml (read
 /// first): Cargo.lock, .cargo/config.toml, flake.lock, rust-toolchain.toml and nix/std-Cargo.lock,

@@ -289,7 +289,7 @@ pub fn flash_to(
     target: Target,
     reporter: &dyn Reporter,
 ) -> Result<Done> {
-    super::check_elf(board, elf)?;
+    crate::firmware::check(board, elf)?;
     let shown = crate::process::shell_word(&elf.to_string_lossy());
     match target {
         Target::Tool(tool) => {

@@ -10,6 +10,7 @@
 //! machine with only Nix can flash.
 
 pub mod boot_drive;
+pub mod image;
 mod method;
 pub mod ravedude;
 pub mod settings;
@@ -22,7 +23,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::board::Board;
-use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
 use crate::tool::{Flake, Wanted};
@@ -153,56 +153,6 @@ pub fn command(
     Ok(cmd)
 }
 
-/// Checks that `elf` is an ELF for the board's processor (the family's ELF machine).
-pub fn check_elf(board: &Board, elf: &Path) -> Result<()> {
-    let data = std::fs::read(elf)
-        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    let machine = elf_machine(&data).ok_or_else(|| {
-        Failure::new(
-            Kind::NotFirmware,
-            format!("{} is not an ELF file", elf.display()),
-        )
-        .hint(
-            "flash the .elf the build makes (result/bin/<name>.elf, or \
-             target/<target>/release/<name> with cargo)",
-        )
-    })?;
-    let family = board.family();
-    if machine != family.elf_machine {
-        let what = family.machine_name();
-        return Err(Failure::new(
-            Kind::NotFirmware,
-            format!(
-            "{} is not {what} firmware (ELF machine {machine}), but the {} needs {what} firmware",
-            elf.display(),
-            board.name
-        ),
-        )
-        .hint(format!(
-            "is it built for the right board? This project is for `{}`",
-            board.id
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// The `e_machine` of an ELF file's header, read with `object`.
-pub fn elf_machine(data: &[u8]) -> Option<u16> {
-    use object::read::elf::FileHeader;
-    match object::FileKind::parse(data).ok()? {
-        object::FileKind::Elf32 => {
-            let h = object::elf::FileHeader32::<object::Endianness>::parse(data).ok()?;
-            Some(h.e_machine(h.endian().ok()?))
-        }
-        object::FileKind::Elf64 => {
-            let h = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
-            Some(h.e_machine(h.endian().ok()?))
-        }
-        _ => None,
-    }
-}
-
 /// What [`flash`] did.
 #[derive(Debug)]
 pub struct Outcome {
@@ -246,7 +196,7 @@ pub fn prepare(
 ) -> Result<Flasher> {
     crate::serial::access::check(port)?;
     crate::serial::access::check_free(port)?;
-    check_elf(board, elf)?;
+    crate::firmware::check(board, elf)?;
     let flasher = find(board, flake, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
     Ok(flasher)
@@ -359,28 +309,5 @@ mod tests {
             cmd.display(),
             "CARGO_MANIFEST_DIR=/tmp/cfg /usr/bin/ravedude -P /dev/ttyACM0 /p/fw.elf"
         );
-    }
-
-    #[test]
-    fn elf_machine_must_match_the_board() {
-        let db = Database::builtin().unwrap();
-        let uno = db.get("uno").unwrap();
-        let c3 = db.get("esp32c3").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        // A minimal ELF32 header for AVR (e_machine 83).
-        let mut avr = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0];
-        avr.extend([0; 8]);
-        avr.extend([2, 0, 83, 0, 1, 0, 0, 0]);
-        avr.extend([0; 12]); // entry, program and section header offsets
-        avr.extend([0, 0, 0, 0, 52, 0, 32, 0, 0, 0, 40, 0, 0, 0, 0, 0]);
-        let p = dir.path().join("fw.elf");
-        std::fs::write(&p, &avr).unwrap();
-        assert_eq!(elf_machine(&avr), Some(83));
-        check_elf(uno, &p).unwrap();
-        let e = format!("{:#}", check_elf(c3, &p).unwrap_err());
-        assert!(e.contains("not RISC-V firmware (ELF machine 83)"), "{e}");
-        std::fs::write(&p, b"#!/bin/sh\necho not an elf\n").unwrap();
-        let e = format!("{:#}", check_elf(uno, &p).unwrap_err());
-        assert!(e.contains("is not an ELF file"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! `nixflash flash` with the settings `--set` (and the environment and settings.toml) give, on a
-//! family that makes images ([`crate::image`]): the image, as `nixflash image` makes it, written
+//! family that makes images ([`super::image`]): the image, as `nixflash image` makes it, written
 //! from offset 0; without settings, the app with the project's partition table.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 
 use super::Outcome;
 use crate::board::Board;
-use crate::image::{self, Layout};
+use crate::flash::image::{self, Layout};
 use crate::report::{Event, Reporter};
 use crate::settings::{self, Settings};
 use crate::tool::Flake;

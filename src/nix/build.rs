@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::std_lock::{self, StdLock};
 use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose;
 use crate::error::{Failure, Kind};
+use crate::firmware::size::{self, SizeReport};
 use crate::git::Git;
 use crate::interrupt;
 use crate::manifest::Manifest;
 use crate::process::Output;
 use crate::report::{Event, Reporter};
-use crate::size::{self, SizeReport};
-use crate::std_lock::{self, StdLock};
 
 // ---------------------------------------------------------------------------------------------
 // build

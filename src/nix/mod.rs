@@ -17,6 +17,7 @@ use crate::report::{Event, Reporter};
 mod build;
 mod excerpt;
 pub mod log;
+pub mod std_lock;
 mod store;
 
 pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
@@ -39,7 +40,7 @@ pub const FLAKE_UPDATE_TAKES_INPUTS: Version = Version(2, 19, 0);
 /// The oldest Nix a generated project builds with: what the nixpkgs nixflash pins needs
 /// (templates/pins.toml), and never below 2.4 (flakes, `nix build --json`).
 pub fn min_version() -> Version {
-    crate::render::pins()
+    crate::pins::pins()
         .ok()
         .and_then(|p| p.values().filter_map(|p| p.min_nix).max())
         .unwrap_or(Version(2, 4, 0))

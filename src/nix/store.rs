@@ -95,7 +95,7 @@ mod tests {
     fn store_paths_of_the_pinned_inputs() {
         // What `nix store add-path --name source` of the fixture trees printed.
         let store = Path::new("/nix/store");
-        let pins = crate::render::pins().unwrap();
+        let pins = crate::pins::pins().unwrap();
         assert_eq!(
             source_path(store, &pins["crane"].nar_hash, "source").unwrap(),
             Path::new("/nix/store/ddjqkn21kl77hqi7fz22rl8qqww6qrgf-source")

@@ -4,13 +4,13 @@
 //!
 //! simavr is run as a program, the one on PATH or the one the project's flake pins
 //! ([`program`]). It is told what to trace by a `.mmcu` section added to a copy of the ELF
-//! ([`elf`]): every byte the firmware writes to its console USART's data register and the LED
+//! ([`mmcu`]): every byte the firmware writes to its console USART's data register and the LED
 //! pin's level, as a VCD trace ([`vcd`]) that it writes into a pseudo-terminal, line by line as
 //! the simulation goes. A run of bounded length gets an input trace that ends at that time,
 //! which is what stops simavr there. [`watch`] shows and keeps what the trace says.
 
-pub mod elf;
 pub mod led;
+pub mod mmcu;
 pub mod program;
 #[cfg(unix)]
 mod pty;
@@ -125,10 +125,10 @@ impl Report {
 /// Checks that `elf` is firmware for the board's MCU: the family's ELF machine, and, where the
 /// ELF says which MCU it was linked for (avr-libc's device note), that one.
 pub fn check_firmware(board: &Board, elf: &Path) -> Result<()> {
-    crate::flash::check_elf(board, elf)?;
+    crate::firmware::check(board, elf)?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    if let Some(device) = elf::avr_device(&data) {
+    if let Some(device) = crate::firmware::avr_device(&data) {
         if !device.eq_ignore_ascii_case(&board.chip) {
             return Err(Failure::new(
                 Kind::NotFirmware,
@@ -190,20 +190,7 @@ pub fn run(
     let mut child = cmd
         .spawn_piped()
         .with_context(|| format!("cannot run {}", program.program.display()))?;
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let mut master = pty.master.try_clone().context("cannot read the pty")?;
-    let trace_tx = tx.clone();
-    std::thread::spawn(move || read_trace(&mut master, &trace_tx));
-    let stderr = child.stderr().context("simavr's stderr")?;
-    let err_tx = tx.clone();
-    std::thread::spawn(move || read_stderr(stderr, &err_tx));
-    drop(tx);
-    let mut stdout = child.stdout().context("simavr's stdout")?;
-    let stdout = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let (rx, stdout) = read_simavr(&mut child, &pty)?;
 
     let Watched {
         crash,
@@ -261,6 +248,30 @@ pub fn run(
         expect: watch.expect.clone(),
         crash,
     })
+}
+
+/// Starts the threads that read simavr: its trace (from the pty) and stderr as [`Msg`]s, its
+/// stdout whole at the end.
+#[cfg(unix)]
+fn read_simavr(
+    child: &mut crate::process::Running,
+    pty: &pty::Pty,
+) -> Result<(mpsc::Receiver<Msg>, std::thread::JoinHandle<String>)> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut master = pty.master.try_clone().context("cannot read the pty")?;
+    let trace_tx = tx.clone();
+    std::thread::spawn(move || read_trace(&mut master, &trace_tx));
+    let stderr = child.stderr().context("simavr's stderr")?;
+    let err_tx = tx.clone();
+    std::thread::spawn(move || read_stderr(stderr, &err_tx));
+    drop(tx);
+    let mut stdout = child.stdout().context("simavr's stdout")?;
+    let stdout = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    Ok((rx, stdout))
 }
 
 /// What watches the run: the display `opts` ask for, the expected texts, and the VCD file to
@@ -326,14 +337,14 @@ fn simavr_command(
     let (port, bit) = spec
         .led_pin()
         .with_context(|| format!("`sim.led = \"{}\"` is not a pin", spec.led))?;
-    let mmcu = elf::Mmcu::default()
+    let mmcu = mmcu::Mmcu::default()
         .vcd_file(&trace.to_string_lossy(), 1000)?
         .register(spec.uart_data, "uart")?
         .pin(port, bit, "led")?;
     let data = std::fs::read(elf)
         .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
     let traced = dir.join("firmware.elf");
-    let copy = elf::with_section(&data, ".mmcu", mmcu.bytes())
+    let copy = crate::firmware::section::with_section(&data, ".mmcu", mmcu.bytes())
         .with_context(|| format!("cannot add simavr's trace section to {}", elf.display()))?;
     std::fs::write(&traced, copy).context("cannot write the firmware's copy")?;
     let stop = dir.join("stop.vcd");

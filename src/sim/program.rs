@@ -66,24 +66,6 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
     })
 }
 
-/// The family's simulator command line as the generated flake's `checks.sim` runs it (a shell
-/// line, in which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has
-/// one.
-pub fn flake_command(board: &Board) -> Result<Option<String>> {
-    let Some(sim) = &board.family().simulator else {
-        return Ok(None);
-    };
-    let fill = [
-        ("elf", "${firmware}/bin/${name}.elf"),
-        ("stop", "${simStop}"),
-    ];
-    let mut words = vec![sim.tool.as_str().to_string()];
-    for a in sim.stop_args.iter().chain(&sim.args) {
-        words.push(board.fill(a, &fill)?);
-    }
-    Ok(Some(crate::process::shell_line(&words)))
-}
-
 /// Checks the simulator found in `path`: it runs, and lists the board's MCU among those it
 /// simulates. The error says why it cannot be used.
 pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> {

@@ -174,7 +174,8 @@ fn check_board(b: &Board, dir: &Path) -> Result<(), String> {
             family.id, family.elf_machine
         ));
     }
-    let size = nixflash::size::analyze_file(&built.elf, b).map_err(|e| format!("{e:#}"))?;
+    let size =
+        nixflash::firmware::size::analyze_file(&built.elf, b).map_err(|e| format!("{e:#}"))?;
     if !size.fits() {
         return Err(format!(
             "the blinky does not fit: flash {} of {} bytes, RAM {} of {}",

@@ -248,7 +248,7 @@ fn a_deleted_flake_lock_is_written_again_from_the_pins() {
     );
     assert_eq!(fs::read_to_string(p.join("flake.lock")).unwrap(), pinned);
     // Nix used it: it fetched the pinned nixpkgs, it did not ask GitHub for the newest commits.
-    let rev = nixflash::render::pins().unwrap()["nixpkgs"].rev.clone();
+    let rev = nixflash::pins::pins().unwrap()["nixpkgs"].rev.clone();
     assert!(
         o.stderr
             .contains(&format!("github.com/NixOS/nixpkgs/archive/{rev}.tar.gz")),

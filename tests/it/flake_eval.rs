@@ -269,7 +269,7 @@ fn pins_are_the_fixture_trees_and_know_every_pinned_toolchain() {
             "nix is not installed (../shared/tools/install-nix.sh)",
         );
     }
-    let pins = render::pins().unwrap();
+    let pins = nixflash::pins::pins().unwrap();
     let mut trees = std::collections::BTreeMap::new();
     for name in ["crane", "rust-overlay"] {
         let tree = match fixture_tree(name) {

@@ -115,7 +115,8 @@ fn esp32c3_sizes_count_only_loaded_sections() {
     let db = Database::builtin().unwrap();
     let board = db.get("esp32c3").unwrap();
     let r =
-        nixflash::size::analyze_file(&fixtures().join("elf/esp32c3-blinky.elf"), board).unwrap();
+        nixflash::firmware::size::analyze_file(&fixtures().join("elf/esp32c3-blinky.elf"), board)
+            .unwrap();
     assert_eq!(
         r.flash.used,
         0x604 + 0x4f0 + 0x2d4 + 0x100 + 0x21d4 + 0x5baa
@@ -141,7 +142,7 @@ fn avr_sizes_agree_with_avr_size() {
     }
     let elf = fixtures().join("project/firmware.elf");
     let db = Database::builtin().unwrap();
-    let r = nixflash::size::analyze_file(&elf, db.get("uno").unwrap()).unwrap();
+    let r = nixflash::firmware::size::analyze_file(&elf, db.get("uno").unwrap()).unwrap();
     let s = avr_size(&elf);
     assert_eq!(r.flash.used, s[".text"] + s[".data"]);
     assert_eq!(r.ram.used, s[".data"] + s[".bss"]);

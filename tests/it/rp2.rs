@@ -158,7 +158,7 @@ fn pico_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
     let blocks = read_uf2(&std::fs::read(&uf2).unwrap(), RP2040);
     let bytes = same_bytes(&blocks, &elf);
     let board = nixflash::board::Database::builtin().unwrap();
-    let size = nixflash::size::analyze_file(&elf, board.get("pico").unwrap()).unwrap();
+    let size = nixflash::firmware::size::analyze_file(&elf, board.get("pico").unwrap()).unwrap();
     assert_eq!(
         size.flash.used as usize, bytes,
         "the size report counts the image"
@@ -218,7 +218,7 @@ fn pico_embassy_blinky_flashes_onto_its_boot_drive_and_blinks_in_rp2040js() {
         "no valid boot2 at the start of flash"
     );
     let board = nixflash::board::Database::builtin().unwrap();
-    let size = nixflash::size::analyze_file(&elf, board.get("pico").unwrap()).unwrap();
+    let size = nixflash::firmware::size::analyze_file(&elf, board.get("pico").unwrap()).unwrap();
     crate::common::measured(&format!("pico embassy blinky: {size}"));
 
     let Some(events) = rp2040::run(test, &uf2, 2600) else {
@@ -286,7 +286,7 @@ fn pico2_flashes(test: &str, kind: Kind) {
     let blocks = read_uf2(&std::fs::read(drive.join("fw.uf2")).unwrap(), RP2350_ARM_S);
     same_bytes(&blocks, &elf);
     let board = nixflash::board::Database::builtin().unwrap();
-    let size = nixflash::size::analyze_file(&elf, board.get("pico2").unwrap()).unwrap();
+    let size = nixflash::firmware::size::analyze_file(&elf, board.get("pico2").unwrap()).unwrap();
     crate::common::measured(&format!("{kind:?} firmware: {size}"));
     // The boot ROM looks for the image definition (a block from 0xffffded3 to 0xab123579) in the
     // first 4 KiB of flash.

@@ -9,7 +9,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::rc::Rc;
 
-use defmt_decoder::{Encoding, Table};
+use defmt_decoder::Table;
+
+use crate::firmware::defmt::DefmtTable;
 
 /// A frame longer than this is not one: the bytes were something else.
 const MAX_FRAME: usize = 16 * 1024;
@@ -46,30 +48,9 @@ impl Defmt {
     /// The table of an ELF: `Ok(None)` when it has no `.defmt` section, `Err(why)` when it has
     /// one that cannot be used. Source lines come from its DWARF, when it has some.
     pub fn load(elf: &[u8], root: Option<&Path>) -> Result<Option<Defmt>, String> {
-        let table = match Table::parse(elf) {
-            Ok(Some(t)) => t,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(format!("its .defmt section cannot be read: {e}")),
+        let Some(DefmtTable { table, places }) = DefmtTable::read(elf, root)? else {
+            return Ok(None);
         };
-        if table.encoding() != Encoding::Rzcobs {
-            return Err(format!(
-                "it sends defmt frames {:?}-encoded; only rzCOBS frames (esp-println's \
-                 defmt-espflash) can share the port with text",
-                table.encoding()
-            ));
-        }
-        let places = table
-            .get_locations(elf)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(index, loc)| {
-                let file = match root {
-                    Some(root) => loc.file.strip_prefix(root).unwrap_or(&loc.file),
-                    None => &loc.file,
-                };
-                (index, format!(" ({}:{})", file.display(), loc.line))
-            })
-            .collect();
         Ok(Some(Defmt {
             table,
             places,

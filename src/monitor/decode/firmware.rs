@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::addresses::Symbols;
 use super::defmt::Defmt;
 use super::Decoder;
 use crate::board::family::elf_machine_name;
 use crate::board::Board;
+use crate::firmware::symbols::Symbols;
 
 /// Which firmware the monitor reads, and what it is checked against.
 #[derive(Debug, Clone)]
@@ -43,11 +43,10 @@ pub fn load(d: &Decode) -> Loaded {
         Ok(data) => data,
         Err(e) => return not(format!("cannot read {name} ({e})")),
     };
-    let elf = match object::File::parse(&*data) {
-        Ok(f) if f.format() == object::BinaryFormat::Elf => f,
-        _ => return not(format!("{name} is not an ELF file")),
+    let Some(elf) = crate::firmware::parse(&data) else {
+        return not(format!("{name} is not an ELF file"));
     };
-    let machine = crate::flash::elf_machine(&data).unwrap_or(0);
+    let machine = crate::firmware::machine(&data).unwrap_or(0);
     if let Some(board) = &d.board {
         let family = board.family();
         if machine != family.elf_machine {

@@ -9,7 +9,7 @@ pub mod addresses;
 pub mod defmt;
 mod firmware;
 
-use addresses::Symbols;
+use crate::firmware::symbols::Symbols;
 pub use defmt::Piece;
 pub use firmware::{load, shown, stale, Decode, Loaded};
 
@@ -69,11 +69,11 @@ impl Decoder {
             let piece = &text[start..=end];
             out.push_str(piece);
             if self.line.is_empty() {
-                self.symbols.annotate(piece, out);
+                addresses::annotate(&mut self.symbols, piece, out);
             } else {
                 self.remember(piece);
                 let line = std::mem::take(&mut self.line);
-                self.symbols.annotate(&line, out);
+                addresses::annotate(&mut self.symbols, &line, out);
                 self.line = line;
                 self.line.clear();
             }
@@ -88,7 +88,7 @@ impl Decoder {
     pub fn line_into(&mut self, line: &str, out: &mut String) {
         out.push_str(line);
         out.push('\n');
-        self.symbols.annotate(line, out);
+        addresses::annotate(&mut self.symbols, line, out);
     }
 
     /// Keeps the start of the line being received.

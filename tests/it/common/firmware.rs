@@ -166,7 +166,8 @@ fn build_now(kind: Kind) -> Result<Built, String> {
         .unwrap();
     }
     let compiled = compile::compile(board, &project, "fw")?;
-    let size = nixflash::size::analyze_file(&compiled.elf, board).map_err(|e| format!("{e:#}"))?;
+    let size = nixflash::firmware::size::analyze_file(&compiled.elf, board)
+        .map_err(|e| format!("{e:#}"))?;
     super::measured(&format!(
         "firmware {} ({}): compiled in {:.1} s ({:.1} s of CPU); flash {} of {} bytes, RAM {} \
          of {} bytes",

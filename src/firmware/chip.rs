@@ -1,4 +1,4 @@
-//! Which board an ELF is for, when neither a project nor `--board` says: its chip read from the
+//! Which chip and board an ELF is for, when neither a project nor `--board` says: its chip read from the
 //! ELF (an AVR MCU from avr-gcc's `.note.gnu.avr.deviceinfo`, an ESP32 RISC-V chip from its
 //! peripheral-access crate named in its source paths, `esp32c3-0.33.0/src/...`), then the boards
 //! with that chip. Several boards with one chip are one answer when they agree on everything a
@@ -26,11 +26,9 @@ const ESP_CHIPS: [&str; 4] = ["esp32c2", "esp32c3", "esp32c6", "esp32h2"];
 
 /// The chip `data` (an ELF file) is for, if it says.
 pub fn chip(data: &[u8]) -> Option<Chip> {
-    match crate::flash::elf_machine(data)? {
+    match super::machine(data)? {
         83 => {
-            let file = object::File::parse(data).ok()?;
-            let note = file.section_by_name(".note.gnu.avr.deviceinfo")?;
-            let name = avr_device(note.data().ok()?)?;
+            let name = avr_device(data)?;
             Some(Chip {
                 how: format!("its device note names the {name}"),
                 name,
@@ -53,14 +51,33 @@ pub fn chip(data: &[u8]) -> Option<Chip> {
     }
 }
 
-/// The MCU named by avr-gcc's device note: the last name in its string table (`atmega328p`).
-fn avr_device(note: &[u8]) -> Option<String> {
-    note.split(|b| *b == 0)
-        .rev()
-        .filter(|s| s.len() >= 4 && s.iter().all(|b| b.is_ascii_alphanumeric()))
-        .filter_map(|s| std::str::from_utf8(s).ok())
-        .find(|s| s.starts_with("at") || s.starts_with("avr"))
-        .map(str::to_ascii_lowercase)
+/// The MCU an AVR ELF was linked for, from the device note avr-libc's start-up code carries
+/// (`atmega328p`); `None` when the ELF has none.
+pub fn avr_device(data: &[u8]) -> Option<String> {
+    let file = object::File::parse(data).ok()?;
+    let note = file.section_by_name(".note.gnu.avr.deviceinfo")?;
+    device_note_name(note.data().ok()?)
+}
+
+/// The device name in the contents of avr-libc's `.note.gnu.avr.deviceinfo`.
+fn device_note_name(note: &[u8]) -> Option<String> {
+    // namesz, descsz, type, then the name ("AVR\0") padded to 4 bytes, then the descriptor.
+    let word = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let namesz = word(note, 0)?;
+    let descsz = word(note, 4)?;
+    let start = 12 + namesz.div_ceil(4) * 4;
+    let desc = note.get(start..start + descsz)?;
+    // Flash, RAM and EEPROM start and size (6 words), the offset table's length in bytes (its
+    // own word included) and the table (the device name's offset), then the string table.
+    let table_len = word(desc, 24)?;
+    let strings = desc.get(24 + table_len..)?;
+    let name_at = word(desc, 28)?;
+    let name = strings.get(name_at..)?;
+    let end = name.iter().position(|b| *b == 0)?;
+    let name = std::str::from_utf8(&name[..end]).ok()?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Whether `data` holds a source path of crate `name` at some version: `name-1.2.3/` (the
@@ -115,7 +132,7 @@ pub fn board_for(
     let ask = "pass --board <id> (`nixflash boards` lists them), or run this in the firmware's \
                project";
     let Some(chip) = chip(&data) else {
-        let what = crate::flash::elf_machine(&data)
+        let what = super::machine(&data)
             .map(|m| {
                 format!(
                     "{} firmware",
@@ -189,11 +206,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn avr_device_is_the_last_name_of_the_note() {
-        let mut note = b"\x04\0\0\0\x2d\0\0\0\x01\0\0\0AVR\0".to_vec();
-        note.extend_from_slice(&[0u8; 28]);
-        note.extend_from_slice(b"\0atmega328p\0\0");
-        assert_eq!(avr_device(&note).as_deref(), Some("atmega328p"));
+    fn the_device_note_names_the_mcu() {
+        // namesz 4, descsz 44, type 1, "AVR\0"; six words of memory sizes, the offset table
+        // (its length, 8, and the name's offset, 1), then the strings.
+        let mut note = b"\x04\0\0\0\x2c\0\0\0\x01\0\0\0AVR\0".to_vec();
+        note.extend_from_slice(&[0u8; 24]);
+        note.extend_from_slice(&[8, 0, 0, 0, 1, 0, 0, 0]);
+        note.extend_from_slice(b"\0atmega328p\0");
+        assert_eq!(device_note_name(&note).as_deref(), Some("atmega328p"));
+        assert_eq!(device_note_name(&note[..40]), None, "cut short");
+        // A real AVR ELF (avr-gcc for the ATmega328P) and a RISC-V one.
+        let fixture = |name: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let avr = fixture("project/firmware.elf");
+        assert_eq!(avr_device(&avr).as_deref(), Some("atmega328p"));
+        assert_eq!(avr_device(&fixture("elf/esp32c3-blinky.elf")), None);
     }
 
     #[test]

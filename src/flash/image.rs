@@ -184,7 +184,7 @@ pub fn make(
     settings: Option<&[u8]>,
     out: &Path,
 ) -> Result<Made> {
-    crate::flash::check_elf(board, elf)?;
+    crate::firmware::check(board, elf)?;
     let cmd = save_command(flasher, board, elf, layout.partition_table.as_deref(), out)?;
     let command = cmd.display();
     let o = cmd
