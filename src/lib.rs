@@ -9,31 +9,34 @@
 //! ([`monitor`]), running firmware without the board ([`sim`]), and [`doctor`]. Every other
 //! program is started through [`process`]; the tools they run besides Nix come from PATH or the
 //! project's flake ([`tool`]); errors say what to do through [`error`].
-//! `main.rs` is only the command line.
+//! The command line is [`cmd`] (clap's parser in `cmd::cli`, one module per command, the only
+//! code that prints); `main.rs` only calls it. Modules are `pub(crate)` unless the integration
+//! tests read them, so that code nothing uses is a compiler warning.
 
 pub mod board;
-pub mod context;
+pub mod cmd;
+pub(crate) mod context;
 pub mod diagnose;
-pub mod doctor;
-pub mod error;
+pub(crate) mod doctor;
+pub(crate) mod error;
 pub mod firmware;
-pub mod flake_lock;
-pub mod flash;
-pub mod git;
-pub mod interrupt;
+pub(crate) mod flake_lock;
+pub(crate) mod flash;
+pub(crate) mod git;
+pub(crate) mod interrupt;
 pub mod manifest;
-pub mod monitor;
+pub(crate) mod monitor;
 pub mod nix;
 pub mod options;
 pub mod pins;
-pub mod process;
-pub mod project;
+pub(crate) mod process;
+pub(crate) mod project;
 pub mod render;
-pub mod report;
-pub mod serial;
+pub(crate) mod report;
+pub(crate) mod serial;
 pub mod settings;
-pub mod sim;
-pub mod templates;
-pub mod tool;
-pub mod transaction;
-pub mod version;
+pub(crate) mod sim;
+pub(crate) mod templates;
+pub(crate) mod tool;
+pub(crate) mod transaction;
+pub(crate) mod version;

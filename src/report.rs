@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use crate::firmware::size::SizeReport;
 
@@ -65,19 +64,23 @@ pub trait Reporter: Sync {
     }
 }
 
-/// Reports nothing: for callers that only want the result.
+/// Reports nothing: for tests that only want the result.
+#[cfg(test)]
 pub struct Quiet;
 
+#[cfg(test)]
 impl Reporter for Quiet {
     fn report(&self, _event: Event) {}
 }
 
-/// Keeps every event, in order: for tests, and for callers that show them later.
+/// Keeps every event, in order: for tests.
+#[cfg(test)]
 #[derive(Default)]
 pub struct Recorder {
-    events: Mutex<Vec<Event>>,
+    events: std::sync::Mutex<Vec<Event>>,
 }
 
+#[cfg(test)]
 impl Recorder {
     /// The events reported so far.
     pub fn events(&self) -> Vec<Event> {
@@ -100,6 +103,7 @@ impl Recorder {
     }
 }
 
+#[cfg(test)]
 impl Reporter for Recorder {
     fn report(&self, event: Event) {
         self.events

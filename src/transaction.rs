@@ -26,8 +26,6 @@ enum Undo {
     Dir(PathBuf),
     /// A folder made with its contents (a staging folder, git's `.git`): removed with them.
     Tree(PathBuf),
-    /// An empty folder replaced: made again.
-    MakeDir(PathBuf),
     /// A file put where there was none: removed.
     Created(PathBuf),
     /// An original moved aside: moved back over whatever is at `dest`.
@@ -92,11 +90,6 @@ impl Transaction {
     /// the transaction is undone.
     pub fn made_tree(&mut self, dir: &Path) {
         self.undo.push(Undo::Tree(dir.to_path_buf()));
-    }
-
-    /// An empty folder about to be replaced (renamed over): made again if undone.
-    pub fn replacing_empty_dir(&mut self, dir: &Path) {
-        self.undo.push(Undo::MakeDir(dir.to_path_buf()));
     }
 
     /// Writes `contents` beside `rel` (relative to the root), to be renamed into place by
@@ -277,7 +270,6 @@ impl Transaction {
                 Undo::Staged(p) | Undo::Created(p) => fs::remove_file(p),
                 Undo::Dir(d) => fs::remove_dir(d),
                 Undo::Tree(d) => fs::remove_dir_all(d),
-                Undo::MakeDir(d) => fs::create_dir(d),
                 Undo::Aside { dest, aside, .. } => fs::rename(aside, dest),
                 Undo::Index {
                     index,

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub use database::{builtin_source, user_boards_dir, Database, Entry, Source};
-pub use family::{Choice, Family, Place, SimTool, TemplateOption};
+pub use database::{builtin_source, Database, Entry, Source};
+pub use family::{Family, Place, TemplateOption};
 pub use flasher::FlashMethod;
 pub use warning::Warning;
 

@@ -1,9 +1,9 @@
 //! `nixflash boards`: the board list, as a table or JSON, and one board in detail.
 
+use crate::board::{Board, Entry, Source};
+use crate::error::{Failure, Kind};
 use anyhow::Result;
 use clap::Subcommand;
-use nixflash::board::{Board, Entry, Source};
-use nixflash::error::{Failure, Kind};
 use serde::Serialize;
 
 /// List the supported boards, or show one
@@ -69,7 +69,7 @@ struct JsonEntry<'a> {
     board: &'a Board,
     source: &'a Source,
     /// The options the board offers (`-o <name>=<choice>`), by name.
-    options: std::collections::BTreeMap<&'a String, &'a nixflash::board::TemplateOption>,
+    options: std::collections::BTreeMap<&'a String, &'a crate::board::TemplateOption>,
 }
 
 impl<'a> JsonEntry<'a> {
@@ -77,7 +77,7 @@ impl<'a> JsonEntry<'a> {
         JsonEntry {
             board,
             source,
-            options: nixflash::options::offered(board).collect(),
+            options: crate::options::offered(board).collect(),
         }
     }
 }
@@ -124,14 +124,14 @@ fn list_or_show(args: Args) -> Result<u8> {
                 match &source {
                     Source::Builtin => super::outp!(
                         "{}",
-                        nixflash::board::exported(
+                        crate::board::exported(
                             b,
-                            nixflash::board::builtin_source(&b.id).unwrap_or_default()
+                            crate::board::builtin_source(&b.id).unwrap_or_default()
                         )
                     ),
                     Source::User(p) | Source::Project(p) => {
                         let text = std::fs::read_to_string(p)?;
-                        super::outp!("{}", nixflash::board::exported(b, &text))
+                        super::outp!("{}", crate::board::exported(b, &text))
                     }
                 }
             } else {
@@ -261,17 +261,14 @@ fn details(b: &Board, source: &Source) -> String {
         let at = s.find("  USB ids").unwrap_or(s.len());
         s.insert_str(at, &line);
     }
-    let offered: Vec<_> = nixflash::options::offered(b).collect();
+    let offered: Vec<_> = crate::options::offered(b).collect();
     if offered.is_empty() {
         s.push_str("  options       none (the family's templates offer no choices)\n");
     } else {
         s.push_str("  options       -o <name>=<choice> on `nixflash new` and `init`:\n");
     }
     for (name, o) in offered {
-        s.push_str(&format!(
-            "    {name:<12}{}\n",
-            nixflash::options::describe(o)
-        ));
+        s.push_str(&format!("    {name:<12}{}\n", crate::options::describe(o)));
     }
     if let Some(n) = &b.notes {
         s.push_str(&format!("\n{}\n", n.trim()));

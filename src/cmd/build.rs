@@ -1,7 +1,7 @@
 //! `nixflash build`.
 
+use crate::nix::{self, BuildOptions};
 use anyhow::Result;
-use nixflash::nix::{self, BuildOptions};
 use serde::Serialize;
 
 /// Build the firmware with Nix and show its size

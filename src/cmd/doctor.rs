@@ -1,8 +1,8 @@
-//! `nixflash doctor`: prints the checks of [`nixflash::doctor`].
+//! `nixflash doctor`: prints the checks of [`crate::doctor`].
 
+use crate::context::Context;
+use crate::doctor::{self, Check, Status};
 use anyhow::Result;
-use nixflash::context::Context;
-use nixflash::doctor::{self, Check, Status};
 
 /// Check that this machine and project can build and flash
 #[derive(clap::Args)]

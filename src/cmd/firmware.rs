@@ -6,12 +6,12 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use super::status;
+use crate::board::Board;
+use crate::context::Context;
+use crate::error::{Failure, Kind};
+use crate::monitor::decode::shown;
+use crate::nix::Nix;
 use anyhow::Result;
-use nixflash::board::Board;
-use nixflash::context::Context;
-use nixflash::error::{Failure, Kind};
-use nixflash::monitor::decode::shown;
-use nixflash::nix::Nix;
 
 /// The flags that say where the firmware comes from.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -63,7 +63,7 @@ impl FirmwareArgs {
                 .hint(format!("to {what} another ELF, pass --elf <path>"))
                 .into());
             }
-            if let Some(newer) = nixflash::monitor::decode::stale(&elf, &project.root) {
+            if let Some(newer) = crate::monitor::decode::stale(&elf, &project.root) {
                 status(
                     "Warning",
                     &format!(
@@ -86,7 +86,7 @@ impl FirmwareArgs {
         match firmware {
             Firmware::Ready(elf) => Ok(elf),
             Firmware::ToBuild => {
-                let built = nixflash::nix::build(
+                let built = crate::nix::build(
                     ctx.manifest()?,
                     ctx.board_to_build()?,
                     &flags.build_options(),
@@ -116,7 +116,7 @@ pub fn board<'c>(
     let has_board = ctx.root.is_some() && ctx.manifest().map_or(true, |m| m.board.is_some());
     match (has_board, elf) {
         (false, Some(elf)) => {
-            let (board, chip) = nixflash::firmware::board_for(&ctx.db, elf, same)?;
+            let (board, chip) = crate::firmware::board_for(&ctx.db, elf, same)?;
             status(
                 "Board",
                 &format!(

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::status;
+use crate::board::Board;
+use crate::context::Context;
+use crate::error::{Failure, Kind};
+use crate::flash::{self, boot_drive, boot_drive::Done};
+use crate::monitor;
+use crate::serial::reset;
 use anyhow::Result;
-use nixflash::board::Board;
-use nixflash::context::Context;
-use nixflash::error::{Failure, Kind};
-use nixflash::flash::{self, boot_drive, boot_drive::Done};
-use nixflash::monitor;
-use nixflash::serial::reset;
 
 use super::firmware::Firmware;
 
@@ -100,10 +100,10 @@ pub fn run(a: Args) -> Result<u8> {
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
     let nix = a.flags.nix();
-    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
     let outcome = flash::flash(board, &root, &elf, port, plan, &flake, &super::Terminal)?;
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
-    nixflash::interrupt::check()?;
+    crate::interrupt::check()?;
     if outcome.code != 0 {
         super::print_error(
             &Failure::new(
@@ -143,7 +143,7 @@ fn open_monitor(
     port: &str,
     kept_baud: Option<u32>,
     elf: &std::path::Path,
-    project: Option<&nixflash::manifest::Manifest>,
+    project: Option<&crate::manifest::Manifest>,
 ) -> Result<()> {
     if !board.monitor.usb_console {
         // Nothing would ever arrive on the board's USB port.
@@ -189,7 +189,7 @@ fn flash_rp2(
     let done = match boot_drive::flash_to(board, &elf, target, &super::Terminal)? {
         Done::Copied(done) => done,
         Done::Ran(outcome) => {
-            nixflash::interrupt::check()?;
+            crate::interrupt::check()?;
             if outcome.code != 0 {
                 super::print_error(
                     &Failure::new(

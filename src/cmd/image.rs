@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
+use crate::board::Board;
+use crate::error::{Failure, Kind};
+use crate::flash::image;
 use anyhow::Result;
-use nixflash::board::Board;
-use nixflash::error::{Failure, Kind};
-use nixflash::flash::image;
 
 /// Build, then write what the board receives to one file (ESP32 boards)
 #[derive(clap::Args)]
@@ -63,7 +63,7 @@ pub fn run(a: Args) -> Result<u8> {
     // Everything that can be refused is, before a long build.
     let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
     if layout.region.is_none() {
-        nixflash::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
+        crate::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
     }
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
@@ -86,8 +86,8 @@ pub fn run(a: Args) -> Result<u8> {
     };
     let firmware = a.firmware.check(&ctx, "make an image of")?;
     let nix = a.flags.nix();
-    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
-    let flasher = nixflash::flash::find(board, &flake, &super::Terminal)?;
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
+    let flasher = crate::flash::find(board, &flake, &super::Terminal)?;
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
     let made = image::write(

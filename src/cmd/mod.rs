@@ -1,28 +1,29 @@
 //! One module per command: argument structs (clap) and what the command prints or asks. The work
 //! is in the library.
 
-pub mod boards;
-pub mod build;
-pub mod doctor;
-pub mod firmware;
-pub mod flash;
-pub mod image;
-pub mod monitor;
-pub mod new;
-pub mod ports;
-pub mod sim;
-pub mod terminal;
-pub mod update;
+pub(crate) mod boards;
+pub(crate) mod build;
+pub mod cli;
+pub(crate) mod doctor;
+pub(crate) mod firmware;
+pub(crate) mod flash;
+pub(crate) mod image;
+pub(crate) mod monitor;
+pub(crate) mod new;
+pub(crate) mod ports;
+pub(crate) mod sim;
+pub(crate) mod terminal;
+pub(crate) mod update;
 
 use std::io::{self, IsTerminal, Write};
 
+use crate::board::{Board, Database};
+use crate::context::Context;
+use crate::error::{Failure, Kind, Report};
+use crate::manifest::ReadBy;
+use crate::nix::BuildOptions;
+use crate::serial::{self, PortChoice};
 use anyhow::{Context as _, Result};
-use nixflash::board::{Board, Database};
-use nixflash::context::Context;
-use nixflash::error::{Failure, Kind, Report};
-use nixflash::manifest::ReadBy;
-use nixflash::nix::BuildOptions;
-use nixflash::serial::{self, PortChoice};
 pub use terminal::{status, Terminal};
 
 /// The board a command needs, if any: a warning about a board file is left to the error when
@@ -114,8 +115,8 @@ impl NixFlags {
 
     /// The Nix of a command with these flags (None when it is not installed), for the tools the
     /// project's flake pins.
-    pub fn nix(&self) -> Option<nixflash::nix::Nix> {
-        let nix = nixflash::nix::Nix::find(self.verbose).ok()?;
+    pub fn nix(&self) -> Option<crate::nix::Nix> {
+        let nix = crate::nix::Nix::find(self.verbose).ok()?;
         Some(nix.with_args(&self.nix.nix_args))
     }
 
@@ -189,7 +190,7 @@ pub(crate) use outp;
 /// A path as the user would type it in a shell: quoted when it has spaces or other characters a
 /// shell would take apart (`'my projects/lamp'`), as it is otherwise.
 pub fn path(p: impl AsRef<std::path::Path>) -> String {
-    nixflash::process::shell_word(&p.as_ref().to_string_lossy())
+    crate::process::shell_word(&p.as_ref().to_string_lossy())
 }
 
 /// Rows of cells as left-aligned columns two spaces apart, one line each.
@@ -211,7 +212,7 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 /// What `--json` answers when a command fails: `ok` false, the error's `kind` (see
-/// [`nixflash::error::Kind`]), its messages one a line (`error`), then `diagnosis` and `hints`.
+/// [`crate::error::Kind`]), its messages one a line (`error`), then `diagnosis` and `hints`.
 pub fn failure_json(e: &anyhow::Error) -> serde_json::Map<String, serde_json::Value> {
     let r = Report::of(e);
     let mut error = r.error.clone();

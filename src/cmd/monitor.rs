@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::board::family::ResetStep;
+use crate::board::Board;
+use crate::context::Context;
+use crate::error::{Failure, Kind};
+use crate::monitor::{self, Decode, Eol, MonitorOptions};
+use crate::serial::{self, reset};
 use anyhow::Result;
-use nixflash::board::family::ResetStep;
-use nixflash::board::Board;
-use nixflash::context::Context;
-use nixflash::error::{Failure, Kind};
-use nixflash::monitor::{self, Decode, Eol, MonitorOptions};
-use nixflash::serial::{self, reset};
 
 /// Watch a board's serial output, and type to it
 #[derive(clap::Args)]

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::io::{self, IsTerminal, Write};
 
 use super::status;
+use crate::board::{Board, Database};
+use crate::error::{Failure, Kind};
+use crate::options::{self, Wish};
+use crate::project::{self, Change, NewOptions, Written};
 use anyhow::{Context as _, Result};
-use nixflash::board::{Board, Database};
-use nixflash::error::{Failure, Kind};
-use nixflash::options::{self, Wish};
-use nixflash::project::{self, Change, NewOptions, Written};
 
 /// Create a new firmware project for a board
 #[derive(clap::Args)]
@@ -165,7 +165,7 @@ fn wishes(opts: &[String], log: &Option<String>) -> Vec<Wish> {
 }
 
 pub fn run_new(a: Args) -> Result<u8> {
-    nixflash::interrupt::also_on_termination();
+    crate::interrupt::also_on_termination();
     let ctx = super::context(match &a.board {
         Some(b) => super::Needs::Board(b),
         None => super::Needs::Nothing,
@@ -185,7 +185,7 @@ pub fn run_new(a: Args) -> Result<u8> {
             .db
             .carried_files(board)?
             .into_iter()
-            .map(|(path, contents)| nixflash::render::File { path, contents })
+            .map(|(path, contents)| crate::render::File { path, contents })
             .collect(),
     })?;
     super::outln!(
@@ -226,7 +226,7 @@ pub fn run_new(a: Args) -> Result<u8> {
         );
     }
     let table = created.root.join("partitions.csv");
-    if let Ok(Some(_)) = nixflash::settings::partitions::settings_region(&table) {
+    if let Ok(Some(_)) = crate::settings::partitions::settings_region(&table) {
         super::outln!(
             "  nixflash flash --set ssid=<network> --set password=<secret>   \
              (settings go onto the board, never into the build: see the README)"
@@ -236,7 +236,7 @@ pub fn run_new(a: Args) -> Result<u8> {
 }
 
 pub fn run_init(a: InitArgs) -> Result<u8> {
-    nixflash::interrupt::also_on_termination();
+    crate::interrupt::also_on_termination();
     let ctx = super::context_at(&a.path, super::Needs::Board(&a.board))?;
     let board = ctx.db.get(&a.board)?;
     let wishes = wishes(&a.options, &a.log);

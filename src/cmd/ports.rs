@@ -1,8 +1,8 @@
 //! `nixflash ports`: the serial ports, their USB ids and the boards they may be.
 
+use crate::board::Database;
+use crate::serial::{self, PortInfo};
 use anyhow::Result;
-use nixflash::board::Database;
-use nixflash::serial::{self, PortInfo};
 use serde::Serialize;
 
 /// List the serial ports, with their USB ids and the boards they may be

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::status;
+use crate::board::Board;
+use crate::error::{Failure, Kind};
+use crate::sim::{self, watch::time, End, Options, Report};
 use anyhow::Result;
-use nixflash::board::Board;
-use nixflash::error::{Failure, Kind};
-use nixflash::sim::{self, watch::time, End, Options, Report};
 
 /// Run the firmware in a simulator, without the board (AVR boards, in simavr)
 #[derive(clap::Args)]
@@ -93,7 +93,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     sim::check_firmware(board, &elf)?;
     let nix = a.flags.nix();
-    let flake = nixflash::tool::Flake::of(&ctx, nix.as_ref());
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
     let program = sim::find(board, &flake, &super::Terminal)?;
     status("Simulator", &program.to_string());
     let spec = board.sim.as_ref();

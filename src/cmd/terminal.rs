@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::report::{Console, Event, Reporter};
 use anstyle::{AnsiColor, Style};
 use indicatif::{ProgressBar, ProgressStyle};
-use nixflash::report::{Console, Event, Reporter};
 
 /// How an error's label looks.
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();

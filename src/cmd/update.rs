@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::status;
+use crate::flake_lock::{self, Change, Locked};
+use crate::git::{self, Git};
+use crate::nix::std_lock::{self, StdLock};
+use crate::nix::{self, BuildOptions, Nix};
+use crate::transaction::Transaction;
 use anyhow::Result;
-use nixflash::flake_lock::{self, Change, Locked};
-use nixflash::git::{self, Git};
-use nixflash::nix::std_lock::{self, StdLock};
-use nixflash::nix::{self, BuildOptions, Nix};
-use nixflash::transaction::Transaction;
 
 /// Update the flake's inputs (`nix flake update`), then nix/std-Cargo.lock
 #[derive(clap::Args)]
@@ -31,7 +31,7 @@ pub struct UpdateArgs {
 }
 
 pub fn run(a: UpdateArgs) -> Result<u8> {
-    nixflash::interrupt::also_on_termination();
+    crate::interrupt::also_on_termination();
     let ctx = a.flags.context()?;
     let board = ctx.board_to_build()?;
     let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use crate::board::Board;
 use crate::error::{Failure, Kind};
 
-pub use chip::{avr_device, board_for, Chip};
+pub use chip::{avr_device, board_for};
 
 /// The `e_machine` of an ELF file's header, read with `object`.
 pub fn machine(data: &[u8]) -> Option<u16> {

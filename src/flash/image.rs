@@ -166,8 +166,6 @@ pub fn write_command(flasher: &Flasher, board: &Board, image: &Path, port: &str)
 /// What [`make`] wrote.
 #[derive(Debug)]
 pub struct Made {
-    /// The flasher's command that made the merged binary.
-    pub command: String,
     /// The image's size in bytes.
     pub size: u64,
     /// Where the settings region went, if settings were written.
@@ -217,11 +215,7 @@ pub fn make(
     let size = std::fs::metadata(out)
         .with_context(|| format!("cannot read {}", out.display()))?
         .len();
-    Ok(Made {
-        command,
-        size,
-        region,
-    })
+    Ok(Made { size, region })
 }
 
 /// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then

@@ -57,25 +57,6 @@ pub struct MonitorOptions {
     pub decode: Option<Decode>,
 }
 
-impl MonitorOptions {
-    /// Options with the defaults of `nixflash monitor`: no timestamps, no log, Enter sends LF,
-    /// DTR reset, no time limit, no wait, reconnect.
-    pub fn new(port: impl Into<String>, baud: u32) -> Self {
-        MonitorOptions {
-            port: port.into(),
-            baud,
-            timestamps: false,
-            log: None,
-            eol: Eol::Lf,
-            reset: reset::WITHOUT_A_BOARD.to_vec(),
-            duration: None,
-            wait: Duration::ZERO,
-            reconnect: true,
-            decode: None,
-        }
-    }
-}
-
 /// Why a monitor session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MonitorEnd {

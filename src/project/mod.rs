@@ -16,8 +16,8 @@ use crate::interrupt;
 use crate::render::File;
 
 pub use check::board_mismatch;
-pub use init::{init, Change, Initialized};
-pub use new::{create, Created, NewOptions, Written};
+pub use init::{init, Change};
+pub use new::{create, NewOptions, Written};
 
 pub(crate) fn refuse(kind: Kind, message: String, hint: impl Into<String>) -> anyhow::Error {
     Failure::new(kind, message).hint(hint).into()

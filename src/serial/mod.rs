@@ -6,4 +6,4 @@ pub mod access;
 pub mod ports;
 pub mod reset;
 
-pub use ports::{boards_for, choose_port, describe, list_ports, PortChoice, PortInfo, PortKind};
+pub use ports::{boards_for, choose_port, describe, list_ports, PortChoice, PortInfo};

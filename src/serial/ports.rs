@@ -41,7 +41,8 @@ pub struct PortInfo {
 }
 
 impl PortInfo {
-    /// A USB port (for tables of test data and for callers that know a port).
+    /// A USB port (for tables of test data).
+    #[cfg(test)]
     pub fn usb(name: &str, id: &str, manufacturer: Option<&str>, product: Option<&str>) -> Self {
         PortInfo {
             name: name.to_string(),
@@ -55,7 +56,8 @@ impl PortInfo {
         }
     }
 
-    /// A port that is not on USB (a built-in UART, a Bluetooth link).
+    /// A port that is not on USB (a built-in UART, a Bluetooth link), for tables of test data.
+    #[cfg(test)]
     pub fn other(name: &str) -> Self {
         PortInfo {
             name: name.to_string(),
