@@ -71,10 +71,9 @@ kinds! {
     NixTooOld,
     /// `git` is not installed.
     GitMissing,
-    /// A tool nixflash runs (flasher, simulator) is neither on PATH nor in the flake.
+    /// No usable tool that nixflash runs (flasher, simulator): none on PATH, or too old or
+    /// lacking what it needs, and none from the project's flake.
     ToolMissing,
-    /// The tool on PATH is older than the board needs.
-    ToolTooOld,
     /// The firmware to flash or simulate is not there (no `./result`, no such `--elf`).
     FirmwareMissing,
     /// The file is not firmware for this board (not an ELF, another architecture or chip).
