@@ -87,9 +87,8 @@ pub fn prepare(
     if !flags.is_empty() && !supported(board) {
         return Err(unsupported(board, "--set", "settings regions"));
     }
-    let s = settings::gather(flags, std::env::vars_os(), root)?;
-    let region = settings::encode(&s)?;
-    if s.is_empty() || !supported(board) {
+    let gathered = settings::gather_all(flags, std::env::vars_os(), root)?;
+    if gathered.merged().is_empty() || !supported(board) {
         return Ok(None);
     }
     if layout.region.is_none() && !flags.is_empty() {
@@ -110,7 +109,12 @@ pub fn prepare(
         )
         .into());
     }
-    Ok(layout.region.map(|_| (s, region)))
+    if layout.region.is_none() {
+        return Ok(None);
+    }
+    let s = gathered.single()?;
+    let region = settings::encode(&s)?;
+    Ok(Some((s, region)))
 }
 
 /// The flasher's command that saves the merged image of `elf` to `out`.

@@ -38,7 +38,7 @@ pub fn plan(
 /// Says that the settings of the environment and of settings.toml, if any, are not written
 /// (the firmware has no settings region).
 pub fn note_unwritten(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
-    let s = settings::gather(&[], std::env::vars_os(), root)?;
+    let s = settings::gather_all(&[], std::env::vars_os(), root)?.merged();
     if !s.is_empty() {
         reporter.report(Event::step(
             "Note",
