@@ -233,7 +233,8 @@ impl Gathered {
                 )
                 .hint(format!(
                     "nothing was written or flashed; give this board's own value (--set \
-                     {key}=…), or flash several at once (`nixflash flash --port A --port B`)"
+                     {key}=…), or flash several at once (`nixflash flash --port A --port B`, \
+                     or `--all`)"
                 ))
                 .into());
             }

@@ -1,7 +1,9 @@
 //! Settings that never enter the Nix store: the firmware's reader ([`reader`]), `nixflash image`
 //! and `flash --set` with a real ESP32-C3 ELF and the real espflash ([`image`]), and what they
-//! refuse, before anything is built, written or flashed ([`refused`]).
+//! refuse, before anything is built, written or flashed ([`refused`]), and per-device settings
+//! ([`devices`]).
 
+mod devices;
 mod image;
 mod reader;
 mod refused;
