@@ -21,7 +21,9 @@ use anyhow::Result;
     Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
     is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
     first that names a key wins. They are never in the firmware, the Nix store or git; the \
-    image holds them, so keep it as you keep the password.\n\n",
+    image holds them, so keep it as you keep the password. An image is one board's: it takes \
+    settings.toml's top-level lines, not its [device.\"<serial>\"] sections, and refuses \
+    {index} and {serial} (for flashing several boards at once).\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
