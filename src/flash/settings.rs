@@ -32,6 +32,9 @@ pub fn plan(
     if prepared.is_none() && layout.region.is_none() && image::supported(board) {
         note_unwritten(root, reporter)?;
     }
+    if prepared.is_some() {
+        note_sections(root, reporter)?;
+    }
     Ok(Plan { layout, prepared })
 }
 
@@ -45,6 +48,25 @@ pub fn note_unwritten(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()
             format!(
                 "not writing the settings {}: this firmware has no settings region",
                 s.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Says that the settings file's device sections, if it has any, are not written by a run that
+/// writes one board's settings (a single-board flash, an image).
+pub fn note_sections(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
+    let g = settings::gather_all(&[], std::env::vars_os(), root)?;
+    let serials: Vec<&str> = g.sections().iter().map(|s| s.serial.as_str()).collect();
+    if !serials.is_empty() {
+        reporter.report(Event::step(
+            "Note",
+            format!(
+                "not writing {}'s sections for the boards {}: one board's settings are its \
+                 top-level lines (a flash of several boards at once gives each its section)",
+                settings::FILE,
+                serials.join(", ")
             ),
         ));
     }

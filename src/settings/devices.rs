@@ -242,8 +242,8 @@ impl Gathered {
         Ok(s)
     }
 
-    /// The file's device sections.
-    fn sections(&self) -> &[Section] {
+    /// The settings file's device sections.
+    pub fn sections(&self) -> &[Section] {
         self.file.as_ref().map_or(&[], |f| &f.sections)
     }
 }

@@ -99,6 +99,13 @@ fn an_image_of_one_board_takes_the_defaults_of_a_file_with_device_sections() {
     let o = run_bounded(&mut cmd, Duration::from_secs(120));
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "nixflash image:\n{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "Note not writing settings.toml's sections for the boards 5A3F: one board's settings \
+             are its top-level lines"
+        ),
+        "{stderr}"
+    );
     let image = std::fs::read(root.join("one.bin")).unwrap();
     assert_eq!(
         decode(&image[0xe000..0xf000]).unwrap(),
