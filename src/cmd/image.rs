@@ -67,9 +67,7 @@ pub fn run(a: Args) -> Result<u8> {
     if layout.region.is_none() {
         crate::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
     }
-    if prepared.is_some() {
-        crate::flash::settings::note_sections(root.as_deref(), &super::Terminal)?;
-    }
+    crate::flash::settings::note_sections(root.as_deref(), &super::Terminal)?;
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
         (None, Some(p), _) => p

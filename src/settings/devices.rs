@@ -210,6 +210,11 @@ impl Gathered {
         s
     }
 
+    /// Whether no source gives any setting (neither to every board nor to one).
+    pub fn is_empty(&self) -> bool {
+        self.merged().is_empty() && self.sections().is_empty()
+    }
+
     /// The settings every board gets (`--set`, the environment, the file's top-level lines),
     /// placeholders as written: what to describe when none are written.
     pub fn merged(&self) -> Settings {
@@ -298,7 +303,7 @@ fn fill_in(key: &str, setting: &Setting, device: &Device) -> Result<String> {
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Name("index") => out.push_str(&device.index.to_string()),
-            Piece::Name(_) => match &device.serial {
+            Piece::Name("serial") => match &device.serial {
                 Some(s) => out.push_str(s),
                 None => {
                     return Err(Failure::new(
@@ -317,6 +322,8 @@ fn fill_in(key: &str, setting: &Setting, device: &Device) -> Result<String> {
                     .into())
                 }
             },
+            // `check` let no other name through.
+            Piece::Name(other) => out.push_str(&format!("{{{other}}}")),
         }
     }
     check_value(key, &out, &setting.origin)?;
@@ -343,10 +350,10 @@ pub fn per_device(
         }
     }
     let mut out = Vec::new();
-    for device in devices {
+    for (i, device) in devices.iter().enumerate() {
         let serial = device.serial.as_deref();
         let raw = gathered.merged_for(serial);
-        same_serial(gathered, devices, device, &raw)?;
+        same_serial(gathered, devices, i, &raw)?;
         if let Some((key, serials)) = only_in_sections
             .iter()
             .find(|(k, _)| !raw.entries.contains_key(**k))
@@ -361,7 +368,14 @@ pub fn per_device(
                 .entries
                 .insert(key.clone(), Setting { value, origin });
         }
-        let region = encode(&settings)?;
+        // Said of this board: the others' may fit.
+        let region = encode(&settings).map_err(|e| match e.downcast::<Failure>() {
+            Ok(mut f) => {
+                f.message = format!("{device}: {}", f.message);
+                f.into()
+            }
+            Err(e) => e,
+        })?;
         out.push(DeviceSettings {
             device: device.clone(),
             settings,
@@ -385,15 +399,18 @@ pub fn per_device(
     Ok((out, warnings.collect()))
 }
 
-/// Refuses `device` when another board of the run has its serial number and the settings need
+/// Refuses `devices[i]` when another board of the run has its serial number and the settings need
 /// to tell them apart by it (a section for it, or `{serial}`).
-fn same_serial(g: &Gathered, devices: &[Device], device: &Device, raw: &Settings) -> Result<()> {
+fn same_serial(g: &Gathered, devices: &[Device], i: usize, raw: &Settings) -> Result<()> {
+    let device = &devices[i];
     let Some(serial) = &device.serial else {
         return Ok(());
     };
     let Some(other) = devices
         .iter()
-        .find(|d| d.index != device.index && d.serial.as_ref() == Some(serial))
+        .enumerate()
+        .find(|(j, d)| *j != i && d.serial.as_ref() == Some(serial))
+        .map(|(_, d)| d)
     else {
         return Ok(());
     };

@@ -392,7 +392,12 @@ fn what_cannot_be_filled_in_is_refused_in_one_line() {
     let e = error(per_device(&g, &[board(1, Some(&long))]).unwrap_err());
     assert!(
         e.error
-            .contains("more than the 4084 the settings region holds"),
+            .starts_with("the board on /dev/ttyUSB0 (serial number sss"),
+        "{e:?}"
+    );
+    assert!(
+        e.error
+            .ends_with("more than the 4084 the settings region holds"),
         "{e:?}"
     );
 }
