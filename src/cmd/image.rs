@@ -21,7 +21,9 @@ use anyhow::Result;
     Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
     is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
     first that names a key wins. They are never in the firmware, the Nix store or git; the \
-    image holds them, so keep it as you keep the password.\n\n",
+    image holds them, so keep it as you keep the password. An image is one board's: it takes \
+    settings.toml's top-level lines, not its [device.\"<serial>\"] sections, and refuses \
+    {index} and {serial} (for flashing several boards at once).\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -65,6 +67,7 @@ pub fn run(a: Args) -> Result<u8> {
     if layout.region.is_none() {
         crate::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
     }
+    crate::flash::settings::note_sections(root.as_deref(), &super::Terminal)?;
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
         (None, Some(p), _) => p

@@ -18,7 +18,7 @@ use crate::flash::{fill_args, Flasher};
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
 use crate::settings::partitions::{self, Region};
-use crate::settings::{self, Settings};
+use crate::settings::{self, Gathered, Settings};
 
 /// Where the settings go, and what a project with them is flashed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,20 +76,41 @@ pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
 }
 
 /// The settings `flags` name, with those of the environment and of the project's settings
-/// file, checked and encoded; refused (one line, before anything is built) when the firmware has
-/// nowhere to keep them. None when there are no settings to write.
+/// file, checked and encoded for one board; refused (one line, before anything is built) when
+/// the firmware has nowhere to keep them. None when there are no settings to write.
 pub fn prepare(
     board: &Board,
     root: Option<&Path>,
     layout: &Layout,
     flags: &[String],
 ) -> Result<Option<(Settings, Vec<u8>)>> {
+    let Some(gathered) = to_write(board, root, layout, flags)? else {
+        return Ok(None);
+    };
+    let s = gathered.single()?;
+    if s.is_empty() {
+        // Only settings.toml's device sections: none of one board's.
+        return Ok(None);
+    }
+    let region = settings::encode(&s)?;
+    Ok(Some((s, region)))
+}
+
+/// The settings `flags` name, with those of the environment and of the project's settings file,
+/// checked, when they are to be written (for one board or several); refused (one line, before
+/// anything is built) when the firmware has nowhere to keep them. None when there are no
+/// settings to write, or nowhere to write those of the environment and the settings file.
+pub fn to_write(
+    board: &Board,
+    root: Option<&Path>,
+    layout: &Layout,
+    flags: &[String],
+) -> Result<Option<Gathered>> {
     if !flags.is_empty() && !supported(board) {
         return Err(unsupported(board, "--set", "settings regions"));
     }
-    let s = settings::gather(flags, std::env::vars_os(), root)?;
-    let region = settings::encode(&s)?;
-    if s.is_empty() || !supported(board) {
+    let gathered = settings::gather_all(flags, std::env::vars_os(), root)?;
+    if gathered.is_empty() || !supported(board) {
         return Ok(None);
     }
     if layout.region.is_none() && !flags.is_empty() {
@@ -110,7 +131,7 @@ pub fn prepare(
         )
         .into());
     }
-    Ok(layout.region.map(|_| (s, region)))
+    Ok(layout.region.map(|_| gathered))
 }
 
 /// The flasher's command that saves the merged image of `elf` to `out`.

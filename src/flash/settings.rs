@@ -10,10 +10,11 @@ use super::Outcome;
 use crate::board::Board;
 use crate::flash::image::{self, Layout};
 use crate::report::{Event, Reporter};
-use crate::settings::{self, Settings};
+use crate::settings::{self, Device, DeviceSettings, Settings, Warning};
 use crate::tool::Flake;
 
 /// What `flash` does about settings, decided (and refused) before anything is built.
+#[derive(Debug)]
 pub struct Plan {
     layout: Layout,
     prepared: Option<(Settings, Vec<u8>)>,
@@ -32,19 +33,72 @@ pub fn plan(
     if prepared.is_none() && layout.region.is_none() && image::supported(board) {
         note_unwritten(root, reporter)?;
     }
+    if image::supported(board) {
+        note_sections(root, reporter)?;
+    }
     Ok(Plan { layout, prepared })
+}
+
+/// For a flash of several boards at once (`devices`: in port order, numbered from 1, with their
+/// USB serial numbers): each board's plan, in the order of `devices`, to pass to
+/// [`super::flash`] for that board, and the warnings to show (a section of settings.toml for a
+/// board not connected). Refused (one line, before anything is built or flashed) as [`plan`]
+/// and [`settings::per_device`] refuse.
+// For `flash --port A --port B` / `--all` (branch i20-many), which is not merged yet.
+#[allow(dead_code)]
+pub fn plan_each(
+    board: &Board,
+    root: Option<&Path>,
+    set: &[String],
+    devices: &[Device],
+    reporter: &dyn Reporter,
+) -> Result<(Vec<Plan>, Vec<Warning>)> {
+    let layout = image::layout(root)?;
+    let plan = |prepared: Option<DeviceSettings>| Plan {
+        layout: layout.clone(),
+        prepared: prepared
+            .filter(|d| !d.settings.is_empty())
+            .map(|d| (d.settings, d.region)),
+    };
+    let Some(gathered) = image::to_write(board, root, &layout, set)? else {
+        if layout.region.is_none() && image::supported(board) {
+            note_unwritten(root, reporter)?;
+        }
+        return Ok((devices.iter().map(|_| plan(None)).collect(), Vec::new()));
+    };
+    let (each, warnings) = settings::per_device(&gathered, devices)?;
+    Ok((each.into_iter().map(|d| plan(Some(d))).collect(), warnings))
 }
 
 /// Says that the settings of the environment and of settings.toml, if any, are not written
 /// (the firmware has no settings region).
 pub fn note_unwritten(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
-    let s = settings::gather(&[], std::env::vars_os(), root)?;
+    let s = settings::gather_all(&[], std::env::vars_os(), root)?.merged();
     if !s.is_empty() {
         reporter.report(Event::step(
             "Note",
             format!(
                 "not writing the settings {}: this firmware has no settings region",
                 s.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Says that the settings file's device sections, if it has any, are not written by a run that
+/// writes one board's settings (a single-board flash, an image).
+pub fn note_sections(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
+    let g = settings::gather_all(&[], std::env::vars_os(), root)?;
+    let serials: Vec<&str> = g.sections().iter().map(|s| s.serial.as_str()).collect();
+    if !serials.is_empty() {
+        reporter.report(Event::step(
+            "Note",
+            format!(
+                "not writing {}'s sections for the boards {}: one board's settings are its \
+                 top-level lines (a flash of several boards at once gives each its section)",
+                settings::FILE,
+                serials.join(", ")
             ),
         ));
     }
@@ -98,4 +152,67 @@ pub fn flash(
     ));
     let cmd = image::write_command(&flasher, board, &file, port)?;
     super::run(flasher, cmd.dir(dir), reporter).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Database;
+    use crate::report::Recorder;
+
+    fn device(index: usize, serial: &str) -> Device {
+        Device {
+            index,
+            port: format!("/dev/ttyACM{index}"),
+            serial: Some(serial.to_string()),
+        }
+    }
+
+    #[test]
+    fn each_board_of_a_run_of_several_gets_its_own_region() {
+        let db = Database::builtin().unwrap();
+        let c3 = db.get("esp32c3").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = Some(dir.path());
+        let devices = [device(1, "A1"), device(2, "B2")];
+        let set = ["name=desk-{index}".to_string()];
+        // No partition table: no settings region, refused as for one board.
+        let e = plan_each(c3, root, &set, &devices, &Recorder::default()).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--set: this firmware has no settings region"));
+        std::fs::write(
+            dir.path().join("partitions.csv"),
+            "settings, data, 0x99, 0xe000, 0x1000,\nfactory, app, factory, 0x10000, 0x1f0000,\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("settings.toml"),
+            "[device.C3]\nname = \"x\"\n",
+        )
+        .unwrap();
+        let (plans, warnings) = plan_each(c3, root, &set, &devices, &Recorder::default()).unwrap();
+        let names: Vec<_> = plans
+            .iter()
+            .map(|p| {
+                let (s, region) = p.prepared.as_ref().unwrap();
+                assert_eq!(
+                    settings::decode(region).unwrap()[0].1,
+                    s.get("name").unwrap()
+                );
+                s.get("name").unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(names, ["desk-1", "desk-2"]);
+        assert_eq!(plans[0].layout.region.map(|r| r.offset), Some(0xe000));
+        assert_eq!(warnings.len(), 1);
+        // Nothing to write: every board keeps its settings.
+        std::fs::remove_file(dir.path().join("settings.toml")).unwrap();
+        let (plans, _) = plan_each(c3, root, &[], &devices, &Recorder::default()).unwrap();
+        assert!(plans.iter().all(|p| p.prepared.is_none()));
+        // A family without settings regions refuses --set.
+        let uno = db.get("uno").unwrap();
+        let e = plan_each(uno, root, &set, &devices, &Recorder::default()).unwrap_err();
+        assert!(e.to_string().contains("ESP32-only for now"), "{e}");
+    }
 }

@@ -10,20 +10,26 @@
 //! generated project's src/settings.rs (templates/esp-riscv/src/settings.rs.jinja).
 //!
 //! Settings come from `--set key=value` (repeatable), environment variables
-//! `NIXFLASH_SET_<KEY>` and the git-ignored `settings.toml` in the project's root (flat
-//! `key = "value"`), the first of these winning. Keys are 1 to 32 of `a-z`, `0-9` and `_`;
-//! values any UTF-8 without a newline, a carriage return or NUL.
+//! `NIXFLASH_SET_<KEY>` and the git-ignored `settings.toml` in the project's root (its device's
+//! section, then its top-level `key = "value"` lines: [`file`]), the first of these winning
+//! ([`gather_all`]). Keys are 1 to 32 of `a-z`, `0-9` and `_`; values any UTF-8 without a
+//! newline, a carriage return or NUL, in which `{index}` and `{serial}` stand for each board's
+//! number and USB serial number when several are flashed at once ([`devices`]).
 
+pub mod devices;
+pub mod file;
 pub mod partitions;
 #[cfg(test)]
 mod tests;
+
+pub use devices::{gather_all, per_device, Device, DeviceSettings, Gathered, Warning};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::error::{Failure, Kind};
 
@@ -56,8 +62,10 @@ pub enum Origin {
     Flag,
     /// An environment variable, by name.
     Env(String),
-    /// The settings file.
+    /// The settings file's top-level lines.
     File(PathBuf),
+    /// The settings file's section for the device with this USB serial number.
+    Device { file: PathBuf, serial: String },
 }
 
 impl fmt::Display for Origin {
@@ -66,6 +74,9 @@ impl fmt::Display for Origin {
             Origin::Flag => f.write_str("--set"),
             Origin::Env(var) => write!(f, "${var}"),
             Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Device { file, serial } => {
+                write!(f, "{} {}", file.display(), section(serial))
+            }
         }
     }
 }
@@ -124,6 +135,13 @@ impl Settings {
                 Origin::File(p) => format!(
                     "{k} ({})",
                     p.file_name().unwrap_or(p.as_os_str()).to_string_lossy()
+                ),
+                Origin::Device { file, serial } => format!(
+                    "{k} ({} {})",
+                    file.file_name()
+                        .unwrap_or(file.as_os_str())
+                        .to_string_lossy(),
+                    section(serial)
                 ),
                 o => format!("{k} ({o})"),
             })
@@ -203,77 +221,20 @@ pub fn parse_flag(arg: &str) -> Result<(&str, &str)> {
 
 /// The settings from `--set` arguments, environment variables (`vars`, as
 /// `std::env::vars_os()` gives them) and the settings file of `root` (if there is one), each
-/// checked; the first source that sets a key wins.
+/// checked, for one board (or an image): the first source that sets a key wins, the file's
+/// device sections are not used, and `{index}` or `{serial}` in a value written is refused
+/// ([`Gathered::single`]).
 pub fn gather(
     flags: &[String],
     vars: impl IntoIterator<Item = (OsString, OsString)>,
     root: Option<&Path>,
 ) -> Result<Settings> {
-    let mut s = Settings::default();
-    for arg in flags {
-        let (key, value) = parse_flag(arg)?;
-        if s.entries.contains_key(key) {
-            return Err(
-                Failure::new(Kind::Setting, format!("`--set {key}=…` is given twice"))
-                    .hint("nothing was written or flashed; give each setting once")
-                    .into(),
-            );
-        }
-        s.add(key, value, Origin::Flag)?;
-    }
-    let mut env: Vec<(String, String, String)> = Vec::new();
-    for (name, value) in vars {
-        let Some(name) = name.to_str() else { continue };
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let value = value.into_string().map_err(|_| {
-            Failure::new(Kind::Setting, format!("${name} is not UTF-8"))
-                .hint("nothing was written or flashed; settings are UTF-8 text")
-        })?;
-        env.push((key.to_ascii_lowercase(), value, name.to_string()));
-    }
-    env.sort();
-    for (key, value, name) in env {
-        s.add(&key, &value, Origin::Env(name))?;
-    }
-    if let Some(root) = root {
-        for (key, value, origin) in read_file(&root.join(FILE))? {
-            s.add(&key, &value, origin)?;
-        }
-    }
-    Ok(s)
+    gather_all(flags, vars, root)?.single()
 }
 
-/// The settings file's `key = "value"` lines (none if there is no file).
-fn read_file(path: &Path) -> Result<Vec<(String, String, Origin)>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        Failure::new(
-            Kind::Setting,
-            format!("{}: invalid TOML: {}", path.display(), e.message()),
-        )
-        .hint("it holds lines `key = \"value\"`, e.g. ssid = \"MyNetwork\"")
-    })?;
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let Some(value) = value.as_str() else {
-            return Err(Failure::new(
-                Kind::Setting,
-                format!("{}: `{key}` is not a string", path.display()),
-            )
-            .hint(format!(
-                "nothing was written or flashed; quote it: {key} = \"{value}\""
-            ))
-            .into());
-        };
-        out.push((key, value.to_string(), Origin::File(path.to_path_buf())));
-    }
-    Ok(out)
+/// How a device's section is written in the settings file: `[device."5A3F0021"]`.
+pub fn section(serial: &str) -> String {
+    format!("[{}.\"{}\"]", file::DEVICE_TABLE, serial.escape_debug())
 }
 
 /// The region holding `settings`: [`SIZE`] bytes. Refused (one line) when the payload does not

@@ -218,3 +218,275 @@ fn the_partition_table_gives_the_settings_region() {
         "{e:?}"
     );
 }
+
+/// A project folder whose settings.toml is `text`.
+fn with_file(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE), text).unwrap();
+    dir
+}
+
+fn board(index: usize, serial: Option<&str>) -> Device {
+    Device {
+        index,
+        port: format!("/dev/ttyUSB{}", index - 1),
+        serial: serial.map(str::to_string),
+    }
+}
+
+const FLEET: &str = "ssid = \"Workshop\"\nname = \"desk-{index}\"\n\n\
+    [device.\"A1\"]\nname = \"teacher\"\ncal = \"7\"\n\n\
+    [device.\"B2\"]\ncal = \"9-{serial}\"\n";
+
+#[test]
+fn the_file_has_defaults_and_a_section_per_device() {
+    let dir = with_file(FLEET);
+    let path = dir.path().join(FILE);
+    let f = file::read(&path).unwrap().unwrap();
+    assert_eq!(
+        f.defaults,
+        [
+            ("ssid".to_string(), "Workshop".to_string()),
+            ("name".to_string(), "desk-{index}".to_string())
+        ]
+    );
+    assert_eq!(f.sections.len(), 2);
+    assert_eq!(f.sections[0].serial, "A1");
+    assert_eq!(f.sections[0].at, (4, 9));
+    assert_eq!(f.sections[1].entries, [("cal".into(), "9-{serial}".into())]);
+    // Today's flat files are the same as before; `device = "…"` is the setting `device`.
+    let dir = with_file("ssid = \"x\"\ndevice = \"lamp\"\n");
+    let s = gather(&[], env(&[]), Some(dir.path())).unwrap();
+    assert_eq!(s.describe(), "device (settings.toml), ssid (settings.toml)");
+    // Inline tables and dotted keys are the same sections.
+    let dir = with_file("device.C3 = { name = \"x\" }\n");
+    let g = gather_all(&[], env(&[]), Some(dir.path())).unwrap();
+    let (each, _) = per_device(&g, &[board(1, Some("C3"))]).unwrap();
+    assert_eq!(each[0].settings.get("name"), Some("x"));
+}
+
+#[test]
+fn each_device_gets_flags_then_env_then_its_section_then_the_defaults() {
+    let dir = with_file(FLEET);
+    let g = gather_all(
+        &flags(&["ssid=Lab"]),
+        env(&[("NIXFLASH_SET_URL", "http://{serial}/")]),
+        Some(dir.path()),
+    )
+    .unwrap();
+    let boards = [board(1, Some("A1")), board(2, Some("B2"))];
+    let (each, warnings) = per_device(&g, &boards).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let get = |i: usize, k: &str| each[i].settings.get(k).unwrap().to_string();
+    assert_eq!(get(0, "ssid"), "Lab");
+    assert_eq!(get(0, "name"), "teacher");
+    assert_eq!(get(0, "cal"), "7");
+    assert_eq!(get(0, "url"), "http://A1/");
+    assert_eq!(get(1, "name"), "desk-2");
+    assert_eq!(get(1, "cal"), "9-B2");
+    assert_eq!(
+        each[0].settings.describe(),
+        "cal (settings.toml [device.\"A1\"]), name (settings.toml [device.\"A1\"]), ssid \
+         (--set), url ($NIXFLASH_SET_URL)"
+    );
+    assert_eq!(each[1].device, boards[1]);
+    assert_eq!(
+        decode(&each[1].region).unwrap()[1],
+        ("name".into(), "desk-2".into())
+    );
+    // --set wins over a device's section, and fills in each board's placeholders.
+    let g = gather_all(
+        &flags(&["name=n{index}-{serial}"]),
+        env(&[]),
+        Some(dir.path()),
+    )
+    .unwrap();
+    let (each, _) = per_device(&g, &boards).unwrap();
+    assert_eq!(each[0].settings.get("name"), Some("n1-A1"));
+    assert_eq!(each[1].settings.get("name"), Some("n2-B2"));
+    assert_eq!(each[1].settings.entries["name"].origin, Origin::Flag);
+}
+
+#[test]
+fn placeholders_are_filled_in_and_braces_kept() {
+    let g = gather_all(
+        &flags(&[
+            "a={index}",
+            "b={{index}",
+            "c={\"k\": 1}",
+            "d={}{",
+            "e=x{serial}y",
+        ]),
+        env(&[]),
+        None,
+    )
+    .unwrap();
+    let (each, _) = per_device(&g, &[board(3, Some("S/N 9"))]).unwrap();
+    let s = &each[0].settings;
+    assert_eq!(s.get("a"), Some("3"));
+    assert_eq!(s.get("b"), Some("{index}"));
+    assert_eq!(s.get("c"), Some("{\"k\": 1}"));
+    assert_eq!(s.get("d"), Some("{}{"));
+    assert_eq!(s.get("e"), Some("xS/N 9y"));
+    // No placeholder: one board's settings are the same as `gather`'s.
+    let g = gather_all(&flags(&["b={{x}"]), env(&[]), None).unwrap();
+    assert_eq!(g.single().unwrap().get("b"), Some("{{x}"));
+}
+
+#[test]
+fn what_cannot_be_filled_in_is_refused_in_one_line() {
+    let one = |f: &[&str]| gather_all(&flags(f), env(&[]), None).and_then(|g| g.single());
+    for (set, name) in [
+        ("name=desk-{index}", "index"),
+        ("url=http://{serial}/", "serial"),
+    ] {
+        let e = error(one(&[set]).unwrap_err());
+        assert_eq!(e.kind, Kind::Setting);
+        let key = set.split('=').next().unwrap();
+        assert_eq!(
+            e.error,
+            format!(
+                "the value of `{key}` (from --set) holds `{{{name}}}`, which a flash of several \
+                 boards fills in for each, but this writes one board's settings"
+            )
+        );
+    }
+    // A value --set overrides is not written, so its placeholder does not matter.
+    let dir = with_file("name = \"desk-{index}\"\n");
+    let g = gather_all(&flags(&["name=lamp"]), env(&[]), Some(dir.path())).unwrap();
+    assert_eq!(g.single().unwrap().get("name"), Some("lamp"));
+    // An unknown placeholder, from any source, even one that loses.
+    let dir = with_file("name = \"desk-{foo}\"\n");
+    let e = error(gather_all(&flags(&["name=x"]), env(&[]), Some(dir.path())).unwrap_err());
+    assert!(e.error.starts_with("the value of `name` (from "), "{e:?}");
+    assert!(
+        e.error.ends_with(
+            "settings.toml) holds `{foo}`, which is no placeholder: the placeholders are \
+             {index} (the board's number, 1, 2, … in port order) and {serial} (its USB serial \
+             number)"
+        ),
+        "{e:?}"
+    );
+    // {serial} for a board without one.
+    let g = gather_all(&flags(&["name={serial}"]), env(&[]), None).unwrap();
+    let e = error(per_device(&g, &[board(1, Some("A1")), board(2, None)]).unwrap_err());
+    assert_eq!(
+        e.error,
+        "the value of `name` (from --set) holds `{serial}`, but the board on /dev/ttyUSB1 (no \
+         USB serial number) has none"
+    );
+    // Two boards with one serial number, when `{serial}` or a section must tell them apart.
+    let same = [board(1, Some("0001")), board(2, Some("0001"))];
+    let e = error(per_device(&g, &same).unwrap_err());
+    assert!(e
+        .error
+        .contains("have the same USB serial number 0001, and `{serial}`"));
+    let plain = gather_all(&flags(&["name=desk-{index}"]), env(&[]), None).unwrap();
+    assert_eq!(
+        per_device(&plain, &same).unwrap().0[1].settings.get("name"),
+        Some("desk-2")
+    );
+    // Too much once filled in.
+    let long = "s".repeat(MAX_PAYLOAD);
+    let g = gather_all(&flags(&["k=x{serial}"]), env(&[]), None).unwrap();
+    let e = error(per_device(&g, &[board(1, Some(&long))]).unwrap_err());
+    assert!(
+        e.error
+            .starts_with("the board on /dev/ttyUSB0 (serial number sss"),
+        "{e:?}"
+    );
+    assert!(
+        e.error
+            .ends_with("more than the 4084 the settings region holds"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_board_without_a_value_other_boards_sections_give_is_refused() {
+    let dir =
+        with_file("name = \"desk-{index}\"\n[device.A1]\ncal = \"7\"\n[device.B2]\ncal = \"8\"\n");
+    let g = gather_all(&[], env(&[]), Some(dir.path())).unwrap();
+    for lacking in [board(2, Some("C3")), board(2, None)] {
+        let e = error(per_device(&g, &[board(1, Some("A1")), lacking.clone()]).unwrap_err());
+        assert_eq!(e.kind, Kind::Setting);
+        assert_eq!(
+            e.error,
+            format!(
+                "{lacking} has no `cal`: the settings file gives it only in the sections \
+                 [device.\"A1\"], [device.\"B2\"]"
+            )
+        );
+        assert_eq!(
+            lacking.serial.is_some(),
+            e.hints[0].contains("under [device.\"C3\"]")
+        );
+    }
+    // A default (or --set) gives it to every board.
+    let g = gather_all(&flags(&["cal=0"]), env(&[]), Some(dir.path())).unwrap();
+    let (each, _) = per_device(&g, &[board(1, Some("A1")), board(2, None)]).unwrap();
+    assert_eq!(each[1].settings.get("cal"), Some("0"));
+}
+
+#[test]
+fn a_section_for_a_board_not_connected_is_a_warning() {
+    let dir = with_file(FLEET);
+    let g = gather_all(&flags(&["cal=1"]), env(&[]), Some(dir.path())).unwrap();
+    let (each, warnings) = per_device(&g, &[board(1, Some("B2"))]).unwrap();
+    assert_eq!(each.len(), 1);
+    let path = dir.path().join(FILE);
+    assert_eq!(
+        warnings,
+        [Warning::UnknownSerial {
+            serial: "A1".into(),
+            file: path.clone(),
+            at: (4, 9)
+        }]
+    );
+    assert_eq!(
+        warnings[0].to_string(),
+        format!(
+            "{}:4:9: no board being flashed has the serial number in [device.\"A1\"]: its \
+             settings are not written",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_malformed_file_is_said_with_its_line_and_column() {
+    let cases = [
+        ("ssid = \"x\"\nname = desk\n", "2:8: invalid TOML: "),
+        (
+            "ssid = \"x\"\n[device.A1]\ncal = 7\n",
+            "3:1: `device.\"A1\".cal` is not a string but an integer",
+        ),
+        (
+            "[device]\nA1 = \"x\"\n",
+            "2:1: `device.\"A1\"` is not a table but a string",
+        ),
+        (
+            "port = 8080\n",
+            "1:1: `port` is not a string but an integer",
+        ),
+        (
+            "[device.\"\"]\nname = \"x\"\n",
+            "1:9: a device section with an empty serial number",
+        ),
+    ];
+    for (text, says) in cases {
+        let dir = with_file(text);
+        let e = error(gather_all(&[], env(&[]), Some(dir.path())).unwrap_err());
+        assert_eq!(e.kind, Kind::Setting);
+        let want = format!("{}:{says}", dir.path().join(FILE).display());
+        assert!(e.error.starts_with(&want), "{text:?}: {e:?}, not {want}");
+    }
+    // Keys and values of sections are checked as the others are.
+    let dir = with_file("[device.A1]\nWifi = \"x\"\n");
+    let e = error(gather_all(&[], env(&[]), Some(dir.path())).unwrap_err());
+    assert!(e.error.contains("the setting key `Wifi` (from "), "{e:?}");
+    assert!(
+        e.error.contains("settings.toml [device.\"A1\"]) holds `W`"),
+        "{e:?}"
+    );
+}

@@ -1,7 +1,9 @@
 //! Settings that never enter the Nix store: the firmware's reader ([`reader`]), `nixflash image`
 //! and `flash --set` with a real ESP32-C3 ELF and the real espflash ([`image`]), and what they
-//! refuse, before anything is built, written or flashed ([`refused`]).
+//! refuse, before anything is built, written or flashed ([`refused`]), and per-device settings
+//! ([`devices`]).
 
+mod devices;
 mod image;
 mod reader;
 mod refused;
@@ -93,6 +95,8 @@ fn the_wifi_project_renders_its_settings_files_and_no_other_project_does() {
         "| `name` | the device's name (default `lamp`) |",
         "(`lamp-esp32c3-devkitm-1.bin` here",
         "bytes 0..4 the magic `NXFS`",
+        "`[device.\"<serial>\"]` of such lines gives the board with that USB serial number",
+        "`nixflash flash --all --set name=desk-{index}`",
     ] {
         assert!(
             readme.contains(says),

@@ -11,7 +11,12 @@ use crate::common::process::run_bounded;
 
 /// `nixflash <cmd> --no-build <args>` in `root`, with `env` and no NIXFLASH_SET_* of this
 /// machine's.
-fn run(root: &Path, cmd: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(super) fn run(
+    root: &Path,
+    cmd: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut c: Command = nixflash();
     c.arg(cmd).arg("--no-build").args(args).current_dir(root);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("NIXFLASH_SET_")) {
@@ -25,7 +30,7 @@ fn run(root: &Path, cmd: &str, args: &[&str], env: &[(&str, &str)]) -> std::proc
 type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 /// `image <args>` and `flash --port /dev/null <args>` are both refused, saying `says`.
-fn both(root: &Path, args: &[&str], env: &[(&str, &str)], says: &str) {
+pub(super) fn both(root: &Path, args: &[&str], env: &[(&str, &str)], says: &str) {
     refused(&run(root, "image", args, env), says);
     let flash = [&["--port", "/dev/null"], args].concat();
     refused(&run(root, "flash", &flash, env), says);
