@@ -122,8 +122,11 @@ fn board(s: BoardStatus) {
         });
         bar.set_position(s.percent.map_or(0, u64::from));
         bar.set_message(stage);
-        if s.finished.is_some() {
-            bar.finish();
+        match s.finished {
+            Some(true) => bar.finish(),
+            // Its bar stays where the board stopped.
+            Some(false) => bar.abandon(),
+            None => {}
         }
         return;
     }
@@ -140,10 +143,14 @@ fn board(s: BoardStatus) {
 /// The boards flashed at once are done: their lines stay as they ended.
 pub fn boards_done() {
     if let Some(b) = BOARDS.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        for bar in b.bars.into_iter().flatten() {
+        for bar in b.bars.iter().flatten() {
             if !bar.is_finished() {
-                bar.finish();
+                bar.abandon();
             }
+        }
+        if b.multi.is_some() {
+            // indicatif leaves the cursor at the end of the last board's line.
+            eprintln!();
         }
     }
 }
