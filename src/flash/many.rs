@@ -332,10 +332,10 @@ const STAGES: &[(&str, &str)] = &[
     ("erasing", "erasing"),
     ("writing flash", "writing"),
     ("avrdude: writing", "writing"),
+    ("flashing has completed", "done"),
     ("flashing", "writing"),
     ("verifying", "verifying"),
     ("flash verified", "verified"),
-    ("flashing has completed", "done"),
 ];
 
 impl Watch {
@@ -471,6 +471,16 @@ mod tests {
             .map(|(_, p)| p.unwrap())
             .collect();
         assert_eq!(writing, (1..=50).map(|h| h * 2).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn espflash_s_output_gives_stages() {
+        let out = b"[2026-12-02T17:00:00Z INFO ] Connecting...\n\
+            Chip type:         esp32c3 (revision v0.4)\n\
+            [2026-12-02T17:00:01Z INFO ] Flashing has completed!\n";
+        let (seen, _) = watched(out);
+        let stages: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(stages, ["connecting", "connected", "done"]);
     }
 
     #[test]
