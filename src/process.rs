@@ -251,6 +251,25 @@ impl Cmd {
             forwarded: false,
         })
     }
+
+    /// As [`Cmd::spawn_piped`], in a process group of its own, so that
+    /// [`Running::kill_group`] ends it and what it started (ravedude's avrdude) together.
+    #[cfg(unix)]
+    pub fn spawn_piped_group(&self) -> std::io::Result<Running> {
+        use std::os::unix::process::CommandExt;
+        let child = self
+            .std()
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(Running {
+            child,
+            status: None,
+            forwarded: false,
+        })
+    }
 }
 
 /// A command started by [`Cmd::spawn_piped`].
@@ -291,6 +310,16 @@ impl Running {
             forward_interrupt(self.child.id());
         }
         Ok(())
+    }
+
+    /// Kills every process of its group (one started by [`Cmd::spawn_piped_group`]): it and
+    /// what it started. The group outlives it while one of them runs, so its id is still theirs.
+    #[cfg(unix)]
+    pub fn kill_group(&mut self) {
+        // SAFETY: killpg(2) on the group this child leads.
+        unsafe {
+            libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
+        }
     }
 
     /// Waits for it to end (passing Ctrl-C on); its exit code, or 128 + the signal.

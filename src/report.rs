@@ -35,6 +35,25 @@ pub enum Event {
     Progress { title: String, message: String },
     /// The tool of the last [`Event::Progress`] ended.
     ProgressEnd,
+    /// Where one of several boards flashed at once is: one line per board, each event
+    /// replacing that board's line.
+    Board(BoardStatus),
+}
+
+/// One board of several flashed at once ([`Event::Board`]): which it is, and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardStatus {
+    /// Its place in the list (from 0), the same in every event about it.
+    pub index: usize,
+    pub port: String,
+    /// Its USB serial number, if the port is on USB and has one.
+    pub serial: Option<String>,
+    /// What it is doing: `waiting`, `checking the port`, `connecting`, `writing`, `verifying`…
+    pub stage: String,
+    /// How far the stage is, when the flasher's output says so.
+    pub percent: Option<u8>,
+    /// Set when it ended: whether it was flashed.
+    pub finished: Option<bool>,
 }
 
 impl Event {

@@ -22,7 +22,9 @@ use super::firmware::Firmware;
     nixflash flash --no-build --port /dev/ttyACM0\n  \
     nixflash flash --elf target/avr-none/release/blinky.elf --port /dev/ttyACM0\n  \
     nixflash flash --monitor -- --offline\n  \
-    nixflash flash --port /media/$USER/RPI-RP2   a Pico's boot drive\n\n\
+    nixflash flash --port /media/$USER/RPI-RP2   a Pico's boot drive\n  \
+    nixflash flash --all --jobs 8           every connected board of the project's, 8 at a time\n  \
+    nixflash flash --port /dev/ttyACM0 --port /dev/ttyACM1\n\n\
     The flasher is ravedude (AVR boards) or espflash (ESP32 boards): the one on PATH if it is \
     new enough, otherwise the one the project's flake.nix pins (built with Nix).\n\n\
     A Raspberry Pi Pico (RP2040, RP2350) is flashed through its boot drive: hold BOOTSEL while \
@@ -34,9 +36,18 @@ use super::firmware::Firmware;
 ))]
 pub struct Args {
     /// The board's serial port, e.g. /dev/ttyACM0 (a Pico: the folder of its boot drive); default:
-    /// `port` in [package.metadata.nixflash], else the one port with one of the board's USB ids
+    /// `port` in [package.metadata.nixflash], else the one port with one of the board's USB ids.
+    /// Repeatable: several boards are flashed at once
     #[arg(long, short)]
-    pub port: Option<String>,
+    pub port: Vec<String>,
+    /// Flash every connected board whose USB id is the board's (as `nixflash ports` shows them),
+    /// several at once
+    #[arg(long)]
+    pub all: bool,
+    /// With several boards: how many are flashed at a time
+    #[arg(long, short, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// The board, for an ELF given with --elf (default: the project's; outside a project, the
     /// one the ELF's chip tells)
     #[arg(long, short, value_name = "ID", requires = "elf")]
@@ -62,6 +73,10 @@ pub fn run(a: Args) -> Result<u8> {
         return Err(f
             .hint("add --monitor to open nixflash's monitor after flashing")
             .into());
+    }
+    let many = a.all || a.port.len() > 1;
+    if many {
+        super::flash_many::refuse(&a)?;
     }
     let ctx = a.flags.context()?;
     let with_monitor = a.monitor;
@@ -92,10 +107,17 @@ pub fn run(a: Args) -> Result<u8> {
     let plan = flash::settings::plan(board, root_dir, &a.set, &super::Terminal)?;
     let firmware = a.firmware.check(&ctx, "flash")?;
     if !board.family().flasher.uses_serial_port() {
+        if many {
+            return Err(super::flash_many::no_boot_drives(board));
+        }
         return flash_rp2(&a, &ctx, board, firmware, kept);
     }
+    if many {
+        return super::flash_many::run(&a, &ctx, board, firmware, &root, &plan);
+    }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
-    let port = super::pick_port(a.port.as_deref().or(kept), board, &ctx.db)?;
+    let requested = a.port.first().map(String::as_str);
+    let port = super::pick_port(requested.or(kept), board, &ctx.db)?;
     let port = port.as_str();
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
 
@@ -183,7 +205,12 @@ fn flash_rp2(
     kept: Option<&str>,
 ) -> Result<u8> {
     // Found before a long build, like a serial port.
-    let requested = a.port.as_deref().or(kept).map(PathBuf::from);
+    let requested = a
+        .port
+        .first()
+        .map(String::as_str)
+        .or(kept)
+        .map(PathBuf::from);
     let target = boot_drive::target(board, requested.as_deref())?;
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
     let done = match boot_drive::flash_to(board, &elf, target, &super::Terminal)? {

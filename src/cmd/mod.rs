@@ -7,6 +7,7 @@ pub mod cli;
 pub(crate) mod doctor;
 pub(crate) mod firmware;
 pub(crate) mod flash;
+pub(crate) mod flash_many;
 pub(crate) mod image;
 pub(crate) mod monitor;
 pub(crate) mod new;

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::report::{Console, Event, Reporter};
+use crate::report::{BoardStatus, Console, Event, Reporter};
 use anstyle::{AnsiColor, Style};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// How an error's label looks.
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();
@@ -70,6 +70,7 @@ impl Reporter for Terminal {
                     b.finish_and_clear();
                 }
             }
+            Event::Board(s) => board(s),
         }
     }
 
@@ -77,6 +78,80 @@ impl Reporter for Terminal {
     /// terminal.
     fn shows_details(&self) -> bool {
         !std::io::stderr().is_terminal()
+    }
+}
+
+/// The lines of several boards flashed at once: on a terminal, a bar per board; piped, the stage
+/// (and quarter of a percentage) each board last printed, so that a line is printed when it changes.
+struct Boards {
+    multi: Option<MultiProgress>,
+    bars: Vec<Option<ProgressBar>>,
+    last: Vec<(String, u8)>,
+}
+
+static BOARDS: Mutex<Option<Boards>> = Mutex::new(None);
+
+/// Draws a board's line: its port and serial number, a bar of the stage's percentage and the
+/// stage; piped, a `Board` line each time its stage (or quarter) changes.
+fn board(s: BoardStatus) {
+    let mut boards = BOARDS.lock().unwrap_or_else(|e| e.into_inner());
+    let b = boards.get_or_insert_with(|| Boards {
+        multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+        bars: Vec::new(),
+        last: Vec::new(),
+    });
+    let label = match &s.serial {
+        Some(n) => format!("{} ({n})", s.port),
+        None => s.port.clone(),
+    };
+    let stage = match s.percent {
+        Some(p) => format!("{} {p}%", s.stage),
+        None => s.stage.clone(),
+    };
+    if let Some(multi) = &b.multi {
+        b.bars.resize(b.bars.len().max(s.index + 1), None);
+        let bar = b.bars[s.index].get_or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(100));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:.bold} [{bar:20}] {wide_msg}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(label.clone());
+            bar
+        });
+        bar.set_position(s.percent.map_or(0, u64::from));
+        bar.set_message(stage);
+        match s.finished {
+            Some(true) => bar.finish(),
+            // Its bar stays where the board stopped.
+            Some(false) => bar.abandon(),
+            None => {}
+        }
+        return;
+    }
+    b.last
+        .resize(b.last.len().max(s.index + 1), (String::new(), 0));
+    let quarter = s.percent.unwrap_or(0) / 25;
+    let last = &mut b.last[s.index];
+    if last.0 != s.stage || quarter > last.1 {
+        *last = (s.stage.clone(), quarter);
+        status("Board", &format!("{label}: {stage}"));
+    }
+}
+
+/// The boards flashed at once are done: their lines stay as they ended.
+pub fn boards_done() {
+    if let Some(b) = BOARDS.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        for bar in b.bars.iter().flatten() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+        if b.multi.is_some() {
+            // indicatif leaves the cursor at the end of the last board's line.
+            eprintln!();
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod boot_drive;
 pub mod image;
+pub mod many;
 mod method;
 pub mod ravedude;
 pub mod settings;

@@ -20,6 +20,18 @@ pub struct Plan {
     prepared: Option<(Settings, Vec<u8>)>,
 }
 
+impl Plan {
+    /// Whether settings are to be written (from `--set`, the environment or settings.toml).
+    pub fn writes_settings(&self) -> bool {
+        self.prepared.is_some()
+    }
+
+    /// The project's partition table, if it has one.
+    pub fn partition_table(&self) -> Option<&Path> {
+        self.layout.partition_table.as_deref()
+    }
+}
+
 /// The settings `flash` writes with `--set` (and the environment's and settings.toml's): one
 /// line and nothing flashed for a setting that cannot be written.
 pub fn plan(

@@ -185,7 +185,7 @@ pub fn port_lines(ports: &[PortInfo], db: &Database) -> String {
         .collect()
 }
 
-fn no_port_error(ports: &[PortInfo], board: &Board, db: &Database) -> anyhow::Error {
+pub fn no_port_error(ports: &[PortInfo], board: &Board, db: &Database) -> anyhow::Error {
     let mut msg = format!("no serial port found for the {} ({})", board.name, board.id);
     if ports.is_empty() {
         msg.push_str("\n  seen: no serial ports at all");

@@ -14,8 +14,9 @@ pub const BOOTLOADER: &str =
     "/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/ATmegaBOOT_168_atmega328.hex";
 pub const F_CPU: f64 = 16e6;
 
-/// One simulated Uno at a time, in every test process of the run: each runs in real time and
-/// uses a core. Held until dropped.
+/// The simulated Unos of one test at a time, in every test process of the run: each runs in real
+/// time and uses a core. A test runs one under it, or two (tests/it/flash/many.rs, the
+/// many-boards bench), which the lock keeps from meeting any other. Held until dropped.
 pub fn sim_lock() -> shared::Held {
     shared::lock("sim-uno")
 }

@@ -17,6 +17,7 @@
 
 mod elf;
 mod esp;
+mod many;
 mod nix;
 mod refused;
 mod upload;

@@ -1,0 +1,155 @@
+//! `nixflash flash --port A --port B`, `nixflash flash --all`: several boards at once
+//! ([`crate::flash::many`]), then a table of how each went.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::firmware::Firmware;
+use super::flash::Args;
+use super::{path, status, Terminal};
+use crate::board::Board;
+use crate::context::Context;
+use crate::error::{Failure, Kind};
+use crate::flash::many::{self, BoardResult};
+use crate::flash::settings::Plan;
+
+/// What cannot be done with several boards, refused before anything is built or flashed.
+pub fn refuse(a: &Args) -> Result<()> {
+    if a.monitor {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--monitor watches one board: pick one port to flash and watch",
+        )
+        .hint(
+            "flash them all without --monitor, then `nixflash monitor --port <port>` for the one \
+             to watch (one monitor of several boards is not there yet)",
+        )
+        .into());
+    }
+    if !a.set.is_empty() {
+        return Err(settings_refused("--set"));
+    }
+    Ok(())
+}
+
+/// Settings with several boards: they come with per-device settings.
+fn settings_refused(what: &str) -> anyhow::Error {
+    Failure::new(
+        Kind::Usage,
+        format!(
+            "{what} with several boards comes with per-device settings, which nixflash does not \
+             have yet"
+        ),
+    )
+    .hint("flash the boards one at a time with `--port <port> --set key=value`")
+    .into()
+}
+
+/// A board flashed through its boot drive: one at a time.
+pub fn no_boot_drives(board: &Board) -> anyhow::Error {
+    Failure::new(
+        Kind::Unsupported,
+        format!(
+            "the {} is flashed through its boot drive: nixflash flashes one at a time",
+            board.name
+        ),
+    )
+    .hint("flash each with `nixflash flash --port <its boot drive's folder>`")
+    .into()
+}
+
+/// Flashes the boards `--port`s or `--all` name with one build of the firmware, `--jobs` at a
+/// time; 1 when any failed (the table and the error say which and why).
+pub fn run(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    firmware: Firmware,
+    root: &Path,
+    plan: &Plan,
+) -> Result<u8> {
+    if plan.writes_settings() {
+        return Err(settings_refused(
+            "settings (from the environment or settings.toml)",
+        ));
+    }
+    let listed = crate::serial::list_ports()?;
+    let targets = many::targets(&a.port, a.all, &listed, board, &ctx.db)?;
+    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let nix = a.flags.nix();
+    let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+    let table = plan.partition_table().map(Path::to_path_buf);
+    let job = many::Job::new(board, root, &elf, table, &flake, &Terminal)?;
+    let jobs = usize::from(a.jobs);
+    status(
+        "Flashing",
+        &format!(
+            "{} to {} boards ({}), {} at a time, with {}",
+            path(&elf),
+            targets.len(),
+            board.name,
+            jobs.min(targets.len()),
+            job.flasher().name
+        ),
+    );
+    let results = many::flash_all(&job, &targets, jobs, &Terminal);
+    super::terminal::boards_done();
+    crate::interrupt::check()?;
+    eprint!("{}", summary(&results));
+    let failed: Vec<&BoardResult> = results.iter().filter(|r| r.failure.is_some()).collect();
+    if failed.is_empty() {
+        eprintln!(
+            "Flashed {} to {} boards ({}).",
+            path(&elf),
+            results.len(),
+            board.name
+        );
+        return Ok(0);
+    }
+    let which: Vec<String> = failed
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.target.port,
+                r.failure.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    super::print_error(
+        &Failure::new(
+            Kind::FlashFailed,
+            format!(
+                "{} of {} boards failed: {}",
+                failed.len(),
+                results.len(),
+                which.join("; ")
+            ),
+        )
+        .hint(format!(
+            "the others are flashed; check the failed boards' cables and that each is the {} ({}), \
+             then flash them again with `--port`",
+            board.name, board.id
+        ))
+        .into(),
+    );
+    Ok(1)
+}
+
+/// The table of how each board went: port, serial number, result, time.
+fn summary(results: &[BoardResult]) -> String {
+    let mut rows = vec![["port", "serial", "result", "time"].map(String::from)];
+    for r in results {
+        rows.push([
+            r.target.port.clone(),
+            r.target.serial.clone().unwrap_or_else(|| "-".into()),
+            match &r.failure {
+                None => "flashed".into(),
+                Some(why) => format!("FAILED: {why}"),
+            },
+            format!("{:.1}s", r.time.as_secs_f64()),
+        ]);
+    }
+    super::columns(&rows)
+}
