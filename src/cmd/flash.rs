@@ -104,16 +104,25 @@ pub fn run(a: Args) -> Result<u8> {
     // What can be found out at once comes first: the firmware (or whether it can be built),
     // then the board's port, before a long build.
     let root_dir = project.map(|p| p.root.as_path());
-    let plan = flash::settings::plan(board, root_dir, &a.set, &super::Terminal)?;
-    let firmware = a.firmware.check(&ctx, "flash")?;
-    if !board.family().flasher.uses_serial_port() {
-        if many {
-            return Err(super::flash_many::no_boot_drives(board));
-        }
-        return flash_rp2(&a, &ctx, board, firmware, kept);
+    if many && !board.family().flasher.uses_serial_port() {
+        return Err(super::flash_many::no_boot_drives(board));
     }
-    if many {
-        return super::flash_many::run(&a, &ctx, board, firmware, &root, &plan);
+    // Several boards: each its own settings, planned once the boards are known.
+    let plan = match many {
+        true => None,
+        false => Some(flash::settings::plan(
+            board,
+            root_dir,
+            &a.set,
+            &super::Terminal,
+        )?),
+    };
+    let firmware = a.firmware.check(&ctx, "flash")?;
+    let Some(plan) = plan else {
+        return super::flash_many::run(&a, &ctx, board, firmware, &root, root_dir);
+    };
+    if !board.family().flasher.uses_serial_port() {
+        return flash_rp2(&a, &ctx, board, firmware, kept);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
     let requested = a.port.first().map(String::as_str);

@@ -12,7 +12,8 @@ use crate::board::Board;
 use crate::context::Context;
 use crate::error::{Failure, Kind};
 use crate::flash::many::{self, BoardResult};
-use crate::flash::settings::Plan;
+use crate::flash::settings::plan_each;
+use crate::settings::Device;
 
 /// What cannot be done with several boards, refused before anything is built or flashed.
 pub fn refuse(a: &Args) -> Result<()> {
@@ -27,23 +28,7 @@ pub fn refuse(a: &Args) -> Result<()> {
         )
         .into());
     }
-    if !a.set.is_empty() {
-        return Err(settings_refused("--set"));
-    }
     Ok(())
-}
-
-/// Settings with several boards: they come with per-device settings.
-fn settings_refused(what: &str) -> anyhow::Error {
-    Failure::new(
-        Kind::Usage,
-        format!(
-            "{what} with several boards comes with per-device settings, which nixflash does not \
-             have yet"
-        ),
-    )
-    .hint("flash the boards one at a time with `--port <port> --set key=value`")
-    .into()
 }
 
 /// A board flashed through its boot drive: one at a time.
@@ -67,20 +52,29 @@ pub fn run(
     board: &Board,
     firmware: Firmware,
     root: &Path,
-    plan: &Plan,
+    root_dir: Option<&Path>,
 ) -> Result<u8> {
-    if plan.writes_settings() {
-        return Err(settings_refused(
-            "settings (from the environment or settings.toml)",
-        ));
-    }
     let listed = crate::serial::list_ports()?;
     let targets = many::targets(&a.port, a.all, &listed, board, &ctx.db)?;
+    // Each board's settings (`--set`, the environment, settings.toml and its section there),
+    // refused before the build if one cannot be written.
+    let devices: Vec<Device> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Device {
+            index: i + 1,
+            port: t.port.clone(),
+            serial: t.serial.clone(),
+        })
+        .collect();
+    let (plans, warnings) = plan_each(board, root_dir, &a.set, &devices, &Terminal)?;
+    for w in warnings {
+        status("Warning", &w.to_string());
+    }
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(ctx, nix.as_ref());
-    let table = plan.partition_table().map(Path::to_path_buf);
-    let job = many::Job::new(board, root, &elf, table, &flake, &Terminal)?;
+    let job = many::Job::new(board, root, &elf, &plans, &targets, &flake, &Terminal)?;
     let jobs = usize::from(a.jobs);
     status(
         "Flashing",

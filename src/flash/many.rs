@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
+use super::settings::Plan;
 use super::Flasher;
 use crate::board::{Board, Database};
 use crate::error::{Failure, Kind};
@@ -95,7 +96,8 @@ fn target_of(p: &PortInfo) -> Target {
 }
 
 /// What every board's flashing shares: the board, the firmware, the flasher (found once) and its
-/// configuration.
+/// configuration; and what each board has of its own: the image with its settings, if it gets
+/// settings.
 pub struct Job<'a> {
     board: &'a Board,
     root: &'a Path,
@@ -103,17 +105,23 @@ pub struct Job<'a> {
     table: Option<PathBuf>,
     flasher: Flasher,
     config_dir: Option<tempfile::TempDir>,
+    /// Each board's image (firmware and settings, from offset 0), in the order of the plans.
+    images: Vec<Option<PathBuf>>,
+    /// The folder that holds the images (they may hold secrets): removed with the job.
+    _image_dir: Option<tempfile::TempDir>,
 }
 
 impl<'a> Job<'a> {
     /// Checks that `elf` is firmware for `board` and finds the board's flasher (reported), once
-    /// for every board. `root` is the project's folder (Ravedude.toml, partitions.csv); `table`
-    /// the project's partition table, if it has one.
+    /// for every board, then makes the image of each board that gets settings (`plans`, one per
+    /// board of `targets`, from [`super::settings::plan_each`]). `root` is the project's folder
+    /// (Ravedude.toml, partitions.csv).
     pub fn new(
         board: &'a Board,
         root: &'a Path,
         elf: &'a Path,
-        table: Option<PathBuf>,
+        plans: &[Plan],
+        targets: &[Target],
         flake: &Flake,
         reporter: &dyn Reporter,
     ) -> Result<Job<'a>> {
@@ -121,14 +129,68 @@ impl<'a> Job<'a> {
         let flasher = super::find(board, flake, reporter)?;
         reporter.report(Event::step("Flasher", flasher.to_string()));
         let config_dir = board.family().flasher.config_dir(board, root)?;
-        Ok(Job {
+        let table = plans
+            .first()
+            .and_then(|p| p.partition_table())
+            .map(Path::to_path_buf);
+        let mut job = Job {
             board,
             root,
             elf,
             table,
             flasher,
             config_dir,
-        })
+            images: Vec::new(),
+            _image_dir: None,
+        };
+        job.make_images(plans, targets, reporter)?;
+        Ok(job)
+    }
+
+    /// The image of each board whose plan writes settings, made with the flasher (`espflash
+    /// save-image`) into a temporary folder, each reported with the settings it holds.
+    fn make_images(
+        &mut self,
+        plans: &[Plan],
+        targets: &[Target],
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        if !plans.iter().any(Plan::writes_settings) {
+            self.images = vec![None; targets.len()];
+            return Ok(());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("nixflash-images-")
+            .tempdir()
+            .context("cannot create a temporary folder for the boards' images")?;
+        for (i, (plan, target)) in plans.iter().zip(targets).enumerate() {
+            let Some((settings, region)) = plan.settings() else {
+                self.images.push(None);
+                continue;
+            };
+            let file = dir.path().join(format!("board-{}.bin", i + 1));
+            let made = super::image::make(
+                &self.flasher,
+                self.board,
+                self.elf,
+                plan.layout(),
+                Some(region),
+                &file,
+            )?;
+            reporter.report(Event::step(
+                "Settings",
+                format!(
+                    "{}: {} at {:#x}, in a {}-byte image written from offset 0",
+                    target.port,
+                    settings.describe(),
+                    made.region.map_or(0, |r| r.offset),
+                    made.size
+                ),
+            ));
+            self.images.push(Some(file));
+        }
+        self._image_dir = Some(dir);
+        Ok(())
     }
 
     /// The flasher's name.
@@ -136,10 +198,13 @@ impl<'a> Job<'a> {
         &self.flasher
     }
 
-    /// The command that flashes the board at `target` (number `index` in the list, from 0).
-    /// Per-board settings plug in here: a board's own image (the firmware with its settings
-    /// region) would be made for `index` and `target` and written instead of the shared ELF.
-    pub fn command(&self, _index: usize, target: &Target) -> Result<Cmd> {
+    /// The command that flashes the board at `target` (number `index` in the list, from 0):
+    /// its own image when it gets settings, else the firmware.
+    pub fn command(&self, index: usize, target: &Target) -> Result<Cmd> {
+        if let Some(Some(image)) = self.images.get(index) {
+            let cmd = super::image::write_command(&self.flasher, self.board, image, &target.port)?;
+            return Ok(cmd.dir(self.root));
+        }
         let config = self.config_dir.as_ref().map(|d| d.path());
         let cmd = super::command(
             &self.flasher,
@@ -185,7 +250,9 @@ pub fn flash_all(
                 let failure = if crate::interrupt::interrupted() {
                     Err("not started: interrupted".to_string())
                 } else {
-                    flash_one(job, i, target, &|stage, pc| status(i, stage, pc, None))
+                    flash_one(job, i, target, reporter, &|stage, pc| {
+                        status(i, stage, pc, None)
+                    })
                 }
                 .err();
                 match &failure {
@@ -211,6 +278,7 @@ fn flash_one(
     job: &Job,
     index: usize,
     target: &Target,
+    reporter: &dyn Reporter,
     status: &(dyn Fn(&str, Option<u8>) + Sync),
 ) -> Result<(), String> {
     let port = target.port.as_str();
@@ -218,6 +286,7 @@ fn flash_one(
     crate::serial::access::check(port).map_err(|e| one_line(&e))?;
     crate::serial::access::check_free(port).map_err(|e| one_line(&e.into()))?;
     let cmd = job.command(index, target).map_err(|e| one_line(&e))?;
+    reporter.report(Event::step("Running", cmd.display()));
     status("starting", None);
     let mut running = cmd
         .spawn_piped_group()
@@ -426,116 +495,5 @@ fn percent_in(line: &str) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::board::Database;
-    use crate::error::Report;
-
-    fn watched(out: &[u8]) -> (Vec<(String, Option<u8>)>, Option<String>) {
-        let seen = Mutex::new(Vec::new());
-        let mut w = Watch::default();
-        // In pieces, as a pipe gives them.
-        for chunk in out.chunks(7) {
-            w.feed(chunk, &|s, p| seen.lock().unwrap().push((s.to_string(), p)));
-        }
-        w.feed(b"\n", &|_, _| {});
-        (seen.into_inner().unwrap(), w.why())
-    }
-
-    #[test]
-    fn avrdude_s_output_gives_stages_and_percentages() {
-        let out = b"Programming fw.elf => /dev/pts/3\n\
-            avrdude OS error: ioctl(\"TIOCMGET\"): Inappropriate ioctl for device\n\
-            avrdude: AVR device initialized and ready to accept instructions\n\n\
-            Reading | ################################################## | 100% 0.00s\n\n\
-            avrdude: writing 1024 bytes flash ...\n\nWriting | ########\
-            ########################################## | 100% 0.50s\n\n\
-            avrdude: 1024 bytes of flash written\n\
-            avrdude: verifying flash memory against fw.elf:\n\n\
-            Reading | ################################################## | 100% 0.40s\n\n\
-            avrdude: 1024 bytes of flash verified\n";
-        let (seen, _) = watched(out);
-        let stages: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
-        assert!(
-            stages.starts_with(&["connecting", "connected", "writing"]),
-            "{seen:?}"
-        );
-        assert!(seen.contains(&("writing".into(), Some(2))), "{seen:?}");
-        assert!(seen.contains(&("writing".into(), Some(100))), "{seen:?}");
-        assert!(seen.contains(&("verifying".into(), Some(50))), "{seen:?}");
-        assert_eq!(seen.last().unwrap().0, "verified");
-        // Each percentage once, rising.
-        let writing: Vec<u8> = seen
-            .iter()
-            .filter(|(s, p)| s == "writing" && p.is_some())
-            .map(|(_, p)| p.unwrap())
-            .collect();
-        assert_eq!(writing, (1..=50).map(|h| h * 2).collect::<Vec<u8>>());
-    }
-
-    #[test]
-    fn espflash_s_output_gives_stages() {
-        let out = b"[2026-12-02T17:00:00Z INFO ] Connecting...\n\
-            Chip type:         esp32c3 (revision v0.4)\n\
-            [2026-12-02T17:00:01Z INFO ] Flashing has completed!\n";
-        let (seen, _) = watched(out);
-        let stages: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
-        assert_eq!(stages, ["connecting", "connected", "done"]);
-    }
-
-    #[test]
-    fn why_it_failed_is_avrdude_s_error_line() {
-        let out = b"avrdude: writing flash (1024 bytes):\nWriting | ####\n\
-            avrdude: stk500_recv(): programmer is not responding\n\
-            avrdude: stk500_paged_write(): error: timeout\n\
-            avrdude OS error: ioctl(\"TIOCMGET\"): Inappropriate ioctl for device\n\
-            Error: avrdude exited with status 1\n";
-        let (_, why) = watched(out);
-        assert_eq!(
-            why.as_deref(),
-            Some("avrdude: stk500_paged_write(): error: timeout")
-        );
-        let (_, why) = watched(b"something\nlast words\n");
-        assert_eq!(why.as_deref(), Some("last words"));
-        assert_eq!(percent_in("[00:00:01] 120/360 33% 0x1000"), Some(33));
-        assert_eq!(percent_in("no number %"), None);
-    }
-
-    #[test]
-    fn targets_are_refused_before_anything_is_flashed() {
-        let db = Database::builtin().unwrap();
-        let uno = db.get("uno").unwrap();
-        let mut a = PortInfo::usb("/dev/ttyACM0", "2341:0043", Some("Arduino"), None);
-        a.usb.as_mut().unwrap().serial_number = Some("A1".into());
-        let b = PortInfo::usb("/dev/ttyACM1", "2341:0043", Some("Arduino"), None);
-        let other = PortInfo::usb("/dev/ttyUSB0", "303a:1001", None, None);
-        let listed = [a, b, other.clone()];
-        let all = targets(&[], true, &listed, uno, &db).unwrap();
-        assert_eq!(
-            all,
-            [
-                Target {
-                    port: "/dev/ttyACM0".into(),
-                    serial: Some("A1".into())
-                },
-                Target {
-                    port: "/dev/ttyACM1".into(),
-                    serial: None
-                },
-            ]
-        );
-        let given = ["/dev/ttyACM0".to_string(), "/dev/pts/9".to_string()];
-        let t = targets(&given, false, &listed, uno, &db).unwrap();
-        assert_eq!(t[0].serial.as_deref(), Some("A1"));
-        assert_eq!(t[1].serial, None);
-        let err = |r: Result<Vec<Target>>| Report::of(&r.unwrap_err());
-        let e = err(targets(&given, true, &listed, uno, &db));
-        assert!(e.error.contains("cannot be given with --port"), "{e:?}");
-        let twice = ["/dev/ttyACM0".to_string(), "/dev/ttyACM0".to_string()];
-        let e = err(targets(&twice, false, &listed, uno, &db));
-        assert!(e.error.contains("/dev/ttyACM0 is given twice"), "{e:?}");
-        let e = err(targets(&[], true, &[other], uno, &db));
-        assert!(e.error.contains("no serial port found"), "{e:?}");
-        assert!(e.error.contains("/dev/ttyUSB0"), "{e:?}");
-    }
-}
+#[path = "many_tests.rs"]
+mod tests;

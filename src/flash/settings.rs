@@ -26,6 +26,16 @@ impl Plan {
         self.prepared.is_some()
     }
 
+    /// The settings to write and their encoded region, if any.
+    pub fn settings(&self) -> Option<(&Settings, &[u8])> {
+        self.prepared.as_ref().map(|(s, r)| (s, r.as_slice()))
+    }
+
+    /// Where the firmware's partitions and settings region are.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The project's partition table, if it has one.
     pub fn partition_table(&self) -> Option<&Path> {
         self.layout.partition_table.as_deref()
@@ -56,8 +66,6 @@ pub fn plan(
 /// [`super::flash`] for that board, and the warnings to show (a section of settings.toml for a
 /// board not connected). Refused (one line, before anything is built or flashed) as [`plan`]
 /// and [`settings::per_device`] refuse.
-// For `flash --port A --port B` / `--all` (branch i20-many), which is not merged yet.
-#[allow(dead_code)]
 pub fn plan_each(
     board: &Board,
     root: Option<&Path>,

@@ -11,6 +11,7 @@ use nixflash::settings::decode;
 use super::refused::{both, run};
 use super::{project, refused};
 use crate::common::process::{run_bounded, text};
+use crate::common::pty::Pty;
 use crate::common::{fixtures, nixflash, on_path, skip};
 
 #[test]
@@ -124,4 +125,57 @@ fn an_image_of_one_board_takes_the_defaults_of_a_file_with_device_sections() {
     );
     refused(&o, "holds `{index}`");
     assert!(!root.join("two.bin").exists());
+}
+
+/// `flash --port A --port B --set name=desk-{index}` on ESP32-C3 boards: each board gets an image
+/// of its own, made by the real espflash with its settings, and written with `write-bin` to its
+/// port; a section of settings.toml for a board that is not being flashed is a warning. Two ptys
+/// stand in for the boards: espflash cannot talk to them, so both fail after their images are
+/// made, which the summary and the exit code say.
+#[test]
+fn several_boards_each_get_an_image_with_their_own_settings() {
+    let test = "several_boards_each_get_an_image_with_their_own_settings";
+    if !on_path("espflash") {
+        return skip(
+            test,
+            "espflash is not on PATH (cargo install espflash --locked)",
+        );
+    }
+    let (_dir, root) = project("esp32c3", true);
+    std::fs::write(
+        root.join("settings.toml"),
+        "ssid = \"Workshop\"\n\n[device.\"5A3F\"]\nname = \"teacher\"\n",
+    )
+    .unwrap();
+    let (a, b) = (Pty::new(), Pty::new());
+    let (a, b) = (a.path.to_str().unwrap(), b.path.to_str().unwrap());
+    let elf = fixtures().join("elf/esp32c3-blinky.elf");
+    let mut cmd = nixflash();
+    cmd.args(["flash", "--board", "esp32c3", "--elf"])
+        .arg(&elf)
+        .args(["--port", a, "--port", b, "--set", "name=desk-{index}"])
+        .current_dir(&root);
+    let o = run_bounded(&mut cmd, Duration::from_secs(180));
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("no board being flashed has the serial number in [device.\"5A3F\"]"),
+        "{stderr}"
+    );
+    for port in [a, b] {
+        let settings = format!("Settings {port}: name (--set), ssid (settings.toml) at 0xe000");
+        assert!(stderr.contains(&settings), "no `{settings}` in:\n{stderr}");
+    }
+    // Each board's flasher wrote its own image (`board-<n>.bin`) from offset 0.
+    for (n, port) in [(1, a), (2, b)] {
+        let write = format!("write-bin --chip esp32c3 --port {port} --baud 921600 0x0 ");
+        let image = format!("board-{n}.bin");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&write) && l.trim_end().ends_with(&image)),
+            "no `{write}…{image}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("2 of 2 boards failed"), "{stderr}");
 }
