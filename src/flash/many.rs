@@ -164,29 +164,13 @@ impl<'a> Job<'a> {
             .tempdir()
             .context("cannot create a temporary folder for the boards' images")?;
         for (i, (plan, target)) in plans.iter().zip(targets).enumerate() {
-            let Some((settings, region)) = plan.settings() else {
+            if !plan.writes_settings() {
                 self.images.push(None);
                 continue;
-            };
+            }
             let file = dir.path().join(format!("board-{}.bin", i + 1));
-            let made = super::image::make(
-                &self.flasher,
-                self.board,
-                self.elf,
-                plan.layout(),
-                Some(region),
-                &file,
-            )?;
-            reporter.report(Event::step(
-                "Settings",
-                format!(
-                    "{}: {} at {:#x}, in a {}-byte image written from offset 0",
-                    target.port,
-                    settings.describe(),
-                    made.region.map_or(0, |r| r.offset),
-                    made.size
-                ),
-            ));
+            let (board, elf, port) = (self.board, self.elf, Some(target.port.as_str()));
+            super::settings::make_image(&self.flasher, board, elf, plan, &file, port, reporter)?;
             self.images.push(Some(file));
         }
         self._image_dir = Some(dir);

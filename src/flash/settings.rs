@@ -137,13 +137,13 @@ pub fn flash(
     flake: &Flake,
     reporter: &dyn Reporter,
 ) -> Result<Option<Outcome>> {
-    let Plan { layout, prepared } = plan;
-    if prepared.is_none() && layout.partition_table.is_none() {
+    let layout = plan.layout();
+    if !plan.writes_settings() && layout.partition_table.is_none() {
         return Ok(None);
     }
     let flasher = super::prepare(board, elf, port, flake, reporter)?;
     let table = layout.partition_table.as_deref();
-    let Some((s, region)) = &prepared else {
+    if !plan.writes_settings() {
         if layout.region.is_some() {
             reporter.report(Event::step(
                 "Settings",
@@ -160,18 +160,37 @@ pub fn flash(
     let file = tmp.path().join("image.bin");
     let cmd = image::save_command(&flasher, board, elf, table, &file)?;
     reporter.report(Event::step("Running", cmd.display()));
-    let made = image::make(&flasher, board, elf, &layout, Some(region), &file)?;
+    make_image(&flasher, board, elf, &plan, &file, None, reporter)?;
+    let cmd = image::write_command(&flasher, board, &file, port)?;
+    super::run(flasher, cmd.dir(dir), reporter).map(Some)
+}
+
+/// Makes the image of `elf` with the settings `plan` writes into `file` with the flasher, and
+/// reports where they went; `port` names the board when there are several.
+pub(super) fn make_image(
+    flasher: &super::Flasher,
+    board: &Board,
+    elf: &Path,
+    plan: &Plan,
+    file: &Path,
+    port: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let Some((s, region)) = plan.settings() else {
+        return Ok(());
+    };
+    let made = image::make(flasher, board, elf, plan.layout(), Some(region), file)?;
+    let port = port.map(|p| format!("{p}: ")).unwrap_or_default();
     reporter.report(Event::step(
         "Settings",
         format!(
-            "{} at {:#x}, in a {}-byte image written from offset 0",
+            "{port}{} at {:#x}, in a {}-byte image written from offset 0",
             s.describe(),
             made.region.map_or(0, |r| r.offset),
             made.size
         ),
     ));
-    let cmd = image::write_command(&flasher, board, &file, port)?;
-    super::run(flasher, cmd.dir(dir), reporter).map(Some)
+    Ok(())
 }
 
 #[cfg(test)]
