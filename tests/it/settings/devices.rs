@@ -79,18 +79,12 @@ fn a_single_board_refuses_index_and_serial_and_says_where_the_file_is_wrong() {
 #[test]
 fn an_image_of_one_board_takes_the_defaults_of_a_file_with_device_sections() {
     let test = "an_image_of_one_board_takes_the_defaults_of_a_file_with_device_sections";
-    if !on_path("espflash") {
-        return skip(
-            test,
-            "espflash is not on PATH (cargo install espflash --locked)",
-        );
-    }
-    let (_dir, root) = project("esp32c3", true);
-    std::fs::write(
-        root.join("settings.toml"),
+    let Some((_dir, root)) = esp_project_with_settings(
+        test,
         "ssid = \"Workshop\"\nname = \"lamp\"\n\n[device.\"5A3F\"]\nname = \"teacher-{serial}\"\n",
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     let elf = fixtures().join("elf/esp32c3-blinky.elf");
     let mut cmd = nixflash();
     cmd.args(["image", "--board", "esp32c3", "-o", "one.bin", "--elf"])
@@ -135,18 +129,12 @@ fn an_image_of_one_board_takes_the_defaults_of_a_file_with_device_sections() {
 #[test]
 fn several_boards_each_get_an_image_with_their_own_settings() {
     let test = "several_boards_each_get_an_image_with_their_own_settings";
-    if !on_path("espflash") {
-        return skip(
-            test,
-            "espflash is not on PATH (cargo install espflash --locked)",
-        );
-    }
-    let (_dir, root) = project("esp32c3", true);
-    std::fs::write(
-        root.join("settings.toml"),
+    let Some((_dir, root)) = esp_project_with_settings(
+        test,
         "ssid = \"Workshop\"\n\n[device.\"5A3F\"]\nname = \"teacher\"\n",
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     let (a, b) = (Pty::new(), Pty::new());
     let (a, b) = (a.path.to_str().unwrap(), b.path.to_str().unwrap());
     let elf = fixtures().join("elf/esp32c3-blinky.elf");
@@ -178,4 +166,22 @@ fn several_boards_each_get_an_image_with_their_own_settings() {
         );
     }
     assert!(stderr.contains("2 of 2 boards failed"), "{stderr}");
+}
+
+/// An ESP32-C3 project with a settings partition and `settings` as its settings.toml, or None
+/// after [`skip`] when espflash (which makes the images) is not on PATH.
+fn esp_project_with_settings(
+    test: &str,
+    settings: &str,
+) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !on_path("espflash") {
+        skip(
+            test,
+            "espflash is not on PATH (cargo install espflash --locked)",
+        );
+        return None;
+    }
+    let (dir, root) = project("esp32c3", true);
+    std::fs::write(root.join("settings.toml"), settings).unwrap();
+    Some((dir, root))
 }
