@@ -45,6 +45,20 @@ pub struct HalSpec {
 pub struct Memory {
     pub flash: u64,
     pub ram: u64,
+    /// Where the board keeps its settings region in flash, on a family whose firmware has one
+    /// at a fixed place (AVR: below the bootloader; RP2: the last sector). ESP32 projects name
+    /// theirs in partitions.csv instead.
+    pub settings: Option<SettingsRegion>,
+}
+
+/// A settings region at a fixed place in flash: `memory.settings = { at = 0x7600, size = 512 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsRegion {
+    /// Its address, as the firmware's ELF and the flasher name it.
+    pub at: u64,
+    /// Its size in bytes: the region's header and payload, the rest erased (0xFF).
+    pub size: u64,
 }
 
 /// What the family's flasher needs to know about the board.
@@ -284,6 +298,17 @@ impl Board {
         }
         if self.memory.flash == 0 || self.memory.ram == 0 {
             bail!("`memory.flash` and `memory.ram` must be above zero");
+        }
+        if let Some(r) = self.memory.settings {
+            let flash = |a| self.family().place(a) == family::Place::Flash;
+            if !(64..=4096).contains(&r.size) || !flash(r.at) || !flash(r.at + r.size - 1) {
+                bail!(
+                    "`memory.settings = {{ at = {:#x}, size = {} }}` must be 64 to 4096 bytes of \
+                     the family's flash (its `memory-map`)",
+                    r.at,
+                    r.size
+                );
+            }
         }
         if self.monitor.baud == 0 || self.flash.baud == Some(0) {
             bail!("`monitor.baud` and `flash.baud` must be above zero");
