@@ -122,7 +122,7 @@ pub fn run(a: Args) -> Result<u8> {
         return super::flash_many::run(&a, &ctx, board, firmware, &root, root_dir);
     };
     if !board.family().flasher.uses_serial_port() {
-        return flash_rp2(&a, &ctx, board, firmware, kept);
+        return flash_rp2(&a, &ctx, board, firmware, kept, &plan);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
     let requested = a.port.first().map(String::as_str);
@@ -212,6 +212,7 @@ fn flash_rp2(
     board: &Board,
     firmware: Firmware,
     kept: Option<&str>,
+    plan: &flash::settings::Plan,
 ) -> Result<u8> {
     // Found before a long build, like a serial port.
     let requested = a
@@ -222,7 +223,7 @@ fn flash_rp2(
         .map(PathBuf::from);
     let target = boot_drive::target(board, requested.as_deref())?;
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
-    let done = match boot_drive::flash_to(board, &elf, target, &super::Terminal)? {
+    let done = match boot_drive::flash_to(board, &elf, target, plan, &super::Terminal)? {
         Done::Copied(done) => done,
         Done::Ran(outcome) => {
             crate::interrupt::check()?;

@@ -4,20 +4,25 @@ use std::path::PathBuf;
 
 use crate::board::Board;
 use crate::error::{Failure, Kind};
-use crate::flash::image;
+use crate::flash::{image, ImageKind};
 use anyhow::Result;
 
-/// Build, then write what the board receives to one file (ESP32 boards)
+/// Build, then write what the board receives, settings included, to one file
 #[derive(clap::Args)]
 #[command(after_help = concat!(
-    "Examples:\n  nixflash image                              build, then write <name>-<board>.bin\n  \
+    "Examples:\n  nixflash image                              build, then write <name>-<board>.bin/.hex/.uf2\n  \
     nixflash image -o lamp.bin --set ssid=Home --set password=secret\n  \
-    nixflash image --no-build -o factory.bin\n\n\
-    The file is one merged binary from flash offset 0, as production programmers and \
-    `espflash write-bin 0x0 <file>` take it: the bootloader at 0x0, the partition table at \
-    0x8000, the app at 0x10000, and the settings region at the offset of the `settings` \
-    partition of the project's partitions.csv (a project made with `-o wifi`). `nixflash flash` \
-    with settings writes exactly this file to the board. ESP32 boards only, for now.\n\n\
+    nixflash image --no-build -o desk.hex --set name=desk-1\n\n\
+    What the file is depends on the board:\n  \
+    ESP32  one merged binary from flash offset 0, as production programmers and `espflash \
+    write-bin 0x0 <file>` take it: the bootloader at 0x0, the partition table at 0x8000, the app \
+    at 0x10000, and the settings region at the offset of the `settings` partition of the \
+    project's partitions.csv (a project made with `-o wifi`).\n  \
+    AVR    an Intel HEX file (`avrdude -U flash:w:<file>:i`) of the firmware and the settings \
+    region below the bootloader (boards/README.md says where, per board).\n  \
+    RP2    a UF2 file to copy onto the board's boot drive: the firmware's blocks, then the \
+    settings region's (the flash's last 4 KiB sector).\n\
+    `nixflash flash` with settings gives the board exactly these bytes.\n\n\
     Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
     is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
     first that names a key wins. They are never in the firmware, the Nix store or git; the \
@@ -27,7 +32,7 @@ use anyhow::Result;
     super::nix_args_help!()
 ))]
 pub struct Args {
-    /// The file to write (default: <name>-<board>.bin in the project's root)
+    /// The file to write (default: <name>-<board>.bin, .hex or .uf2 in the project's root)
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// A setting for the settings region, `key=value` (repeatable): e.g. --set ssid=Home
@@ -61,7 +66,9 @@ pub fn run(a: Args) -> Result<u8> {
         None => None,
     };
     let root = project.map(|p| p.root.clone());
-    let layout = image::layout(root.as_deref())?;
+    let layout = image::layout(board, root.as_deref())?;
+    let kind = image::kind(board).expect("checked above");
+    let ext = kind.extension();
     // Everything that can be refused is, before a long build.
     let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
     if layout.region.is_none() {
@@ -72,9 +79,9 @@ pub fn run(a: Args) -> Result<u8> {
         (Some(o), _, _) => ctx.cwd.join(o),
         (None, Some(p), _) => p
             .root
-            .join(format!("{}-{}.bin", p.firmware_bin(), board.id)),
+            .join(format!("{}-{}.{ext}", p.firmware_bin(), board.id)),
         (None, None, Some(elf)) => ctx.cwd.join(format!(
-            "{}-{}.bin",
+            "{}-{}.{ext}",
             elf.file_stem().unwrap_or_default().to_string_lossy(),
             board.id
         )),
@@ -90,11 +97,14 @@ pub fn run(a: Args) -> Result<u8> {
     let firmware = a.firmware.check(&ctx, "make an image of")?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
-    let flasher = crate::flash::find(board, &flake, &super::Terminal)?;
+    let flasher = match kind {
+        ImageKind::Espflash => Some(crate::flash::find(board, &flake, &super::Terminal)?),
+        _ => None,
+    };
     let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
     let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
     let made = image::write(
-        &flasher,
+        flasher.as_ref(),
         board,
         &elf,
         &layout,
@@ -102,23 +112,49 @@ pub fn run(a: Args) -> Result<u8> {
         &out,
         &super::Terminal,
     )?;
-    let what = match (&prepared, made.region) {
-        (Some((s, _)), Some(r)) => format!(
-            "bootloader, partition table, app and settings ({}) at {:#x}",
-            s.describe(),
-            r.offset
-        ),
-        (_, _) if layout.region.is_some() => format!(
-            "bootloader, partition table and app; the settings region at {:#x} is erased (no \
-             settings given: the firmware will say so)",
-            layout.region.map_or(0, |r| r.offset)
-        ),
-        _ => "bootloader, partition table and app".to_string(),
+    let settings = match (&prepared, made.region) {
+        (Some((s, _)), Some(r)) => Some(format!("settings ({}) at {:#x}", s.describe(), r.offset)),
+        _ => None,
     };
-    eprintln!(
-        "Wrote {} ({} bytes from flash offset 0: {what}).",
-        super::path(&out),
-        made.size
-    );
+    let erased = layout.region.map(|r| {
+        format!(
+            "no settings given: the settings region at {:#x} is left as the board has it",
+            r.offset
+        )
+    });
+    let what = match kind {
+        ImageKind::Espflash => {
+            let erased = layout.region.map(|r| {
+                format!(
+                    "; the settings region at {:#x} is erased (no settings given: the firmware \
+                     will say so)",
+                    r.offset
+                )
+            });
+            format!(
+                "{} bytes from flash offset 0: bootloader, partition table and app{}",
+                made.size,
+                match &settings {
+                    Some(s) => format!(", and {s}"),
+                    None => erased.unwrap_or_default(),
+                }
+            )
+        }
+        ImageKind::IntelHex | ImageKind::Uf2 => format!(
+            "{}, {} bytes: the firmware{}",
+            if kind == ImageKind::Uf2 {
+                "UF2"
+            } else {
+                "Intel HEX"
+            },
+            made.size,
+            match (&settings, erased) {
+                (Some(s), _) => format!(" and {s}"),
+                (None, Some(e)) => format!("; {e}"),
+                (None, None) => String::new(),
+            }
+        ),
+    };
+    eprintln!("Wrote {} ({what}).", super::path(&out));
     Ok(0)
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::settings::Plan;
 use super::Flasher;
 use crate::board::Board;
 use crate::error::{Failure, Kind};
@@ -224,18 +225,28 @@ pub struct Flashed {
     pub uf2: super::uf2::Uf2,
 }
 
-/// Converts the firmware `elf` for `board` into a UF2 file and copies it onto `drive`, named
-/// after the ELF.
-pub fn flash(board: &Board, elf: &Path, drive: &Drive, reporter: &dyn Reporter) -> Result<Flashed> {
-    let family = board
-        .family()
-        .flasher
-        .uf2_family_id(board)
-        .with_context(|| format!("board `{}` has no UF2 family", board.id))?;
-    let data = std::fs::read(elf)
-        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    let uf2 = super::uf2::from_elf(&data, family, board.family())
-        .with_context(|| format!("cannot make a UF2 file of {}", elf.display()))?;
+/// Converts the firmware `elf` for `board` into a UF2 file, with the settings `plan` writes, and
+/// copies it onto `drive`, named after the ELF.
+pub fn flash(
+    board: &Board,
+    elf: &Path,
+    plan: &Plan,
+    drive: &Drive,
+    reporter: &dyn Reporter,
+) -> Result<Flashed> {
+    let region = plan.settings().map(|(_, r)| r).zip(plan.layout().region);
+    let uf2 = super::image::uf2(board, elf, region)?;
+    if let (Some((s, _)), Some(r)) = (plan.settings(), region) {
+        reporter.report(Event::step(
+            "Settings",
+            format!(
+                "{} at {:#x}, {} UF2 blocks after the firmware's",
+                s.describe(),
+                r.1.offset,
+                r.1.size.div_ceil(super::uf2::PAGE)
+            ),
+        ));
+    }
     let name = elf
         .file_stem()
         .and_then(|s| s.to_str())
@@ -287,11 +298,28 @@ pub fn flash_to(
     board: &Board,
     elf: &Path,
     target: Target,
+    plan: &Plan,
     reporter: &dyn Reporter,
 ) -> Result<Done> {
     crate::firmware::check(board, elf)?;
     let shown = crate::process::shell_word(&elf.to_string_lossy());
     match target {
+        Target::Tool(tool) if plan.writes_settings() => Err(Failure::new(
+            Kind::Unsupported,
+            format!(
+                "settings go to the {} with its boot drive, and none is mounted ({} flashes \
+                 firmware only)",
+                board.name, tool.name
+            ),
+        )
+        .hint(format!(
+            "nothing was flashed; hold BOOTSEL while you plug the board in, so that its {} \
+             drive is mounted, or write the UF2 with `nixflash image --set ...` and load it \
+             with `{} load <file>.uf2`",
+            board.flash.boot_drive.as_deref().unwrap_or("boot"),
+            tool.name
+        ))
+        .into()),
         Target::Tool(tool) => {
             reporter.report(Event::step(
                 "Flashing",
@@ -310,7 +338,7 @@ pub fn flash_to(
                     drive.board_id
                 ),
             ));
-            flash(board, elf, &drive, reporter).map(Done::Copied)
+            flash(board, elf, plan, &drive, reporter).map(Done::Copied)
         }
     }
 }

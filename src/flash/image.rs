@@ -1,9 +1,13 @@
-//! What a board receives, as one file: on the ESP32, one merged binary from flash offset 0
-//! (bootloader, partition table, app) made by the family's flasher (`flasher.image-args`,
-//! espflash's `save-image --merge`), with the settings region ([`crate::settings`]) written at
-//! the offset of the partition table's `settings` partition. `nixflash image` writes it to a
-//! file; `nixflash flash` with settings writes it to the board from offset 0
-//! (`flasher.write-image-args`), so that the board receives exactly what `image` writes.
+//! What a board receives, as one file, with the settings region ([`crate::settings`]) in it:
+//! - ESP32: one merged binary from flash offset 0 (bootloader, partition table, app) made by the
+//!   family's flasher (`flasher.image-args`, espflash's `save-image --merge`), the region written
+//!   at the offset of the partition table's `settings` partition;
+//! - AVR: an Intel HEX file of the firmware and the region at the board's `memory.settings`;
+//! - RP2: a UF2 file, the firmware's blocks and then the region's.
+//!
+//! `nixflash image` writes it to a file; `nixflash flash` with settings gives the board the same
+//! bytes: the ESP32 image written from offset 0 (`flasher.write-image-args`), an ELF with the
+//! region as one more segment to ravedude ([`super::segments`]), the UF2 file onto the boot drive.
 //!
 //! A project's own partition table (`partitions.csv` in its root) goes to the flasher with
 //! `flasher.partition-table-args`, put before the argument that names the firmware.
@@ -14,7 +18,8 @@ use anyhow::{Context as _, Result};
 
 use crate::board::Board;
 use crate::error::{Failure, Kind};
-use crate::flash::{fill_args, Flasher};
+use crate::flash::segments::Segments;
+use crate::flash::{fill_args, Flasher, ImageKind};
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
 use crate::settings::partitions::{self, Region};
@@ -29,8 +34,18 @@ pub struct Layout {
     pub region: Option<Region>,
 }
 
-/// The layout of the project at `root` (none outside a project).
-pub fn layout(root: Option<&Path>) -> Result<Layout> {
+/// The layout of `board`'s firmware in the project at `root` (if any): the board's own region
+/// (`memory.settings`), else the project's partitions.csv and its `settings` partition.
+pub fn layout(board: &Board, root: Option<&Path>) -> Result<Layout> {
+    if let Some(r) = board.memory.settings {
+        return Ok(Layout {
+            partition_table: None,
+            region: Some(Region {
+                offset: u32::try_from(r.at).context("`memory.settings.at` is past 4 GiB")?,
+                size: u32::try_from(r.size).context("`memory.settings.size` is too large")?,
+            }),
+        });
+    }
     let Some(table) = root
         .map(|r| r.join(partitions::FILE))
         .filter(|p| p.is_file())
@@ -46,9 +61,14 @@ pub fn layout(root: Option<&Path>) -> Result<Layout> {
     })
 }
 
-/// Whether the board's family makes images (ESP32 only, for now).
+/// What `nixflash image` writes for the board's family, if anything.
+pub fn kind(board: &Board) -> Option<ImageKind> {
+    board.family().flasher.image_kind()
+}
+
+/// Whether the board's family makes images (and so keeps settings).
 pub fn supported(board: &Board) -> bool {
-    board.family().flasher.images().is_some()
+    kind(board).is_some()
 }
 
 /// The family's image commands, or the refusal of a family without them.
@@ -60,16 +80,16 @@ fn images(board: &Board) -> Result<&crate::board::flasher::Espflash> {
         .ok_or_else(|| unsupported(board, "`nixflash image`", "images"))
 }
 
-/// The refusal for a family without images or settings regions: `what` (`--set`) and what comes
-/// later (`settings regions`).
-pub fn unsupported(board: &Board, what: &str, later: &str) -> anyhow::Error {
+/// The refusal for a family without images or settings regions: `what` (`--set`) and what it
+/// lacks (`settings regions`).
+pub fn unsupported(board: &Board, what: &str, lacks: &str) -> anyhow::Error {
     Failure::new(
         Kind::Unsupported,
         format!(
-        "{what} is ESP32-only for now: {later} come to AVR and RP2 boards (this is the {}) in a \
-         later issue",
-        board.name
-    ),
+            "{what}: the {} ({}) has no {lacks} in nixflash yet",
+            board.name,
+            board.family().name
+        ),
     )
     .hint("nothing was written or flashed")
     .into()
@@ -92,7 +112,8 @@ pub fn prepare(
         // Only settings.toml's device sections: none of one board's.
         return Ok(None);
     }
-    let region = settings::encode(&s)?;
+    let size = layout.region.map_or(settings::SIZE, |r| r.size as usize);
+    let region = settings::encode_sized(&s, size)?;
     Ok(Some((s, region)))
 }
 
@@ -193,10 +214,10 @@ pub struct Made {
     pub region: Option<Region>,
 }
 
-/// Writes the image of `elf` to `out`: the flasher's merged binary, then `settings` (an encoded
-/// region) at the settings partition's offset.
+/// Writes the image of `elf` to `out` with `settings` (an encoded region) in it, if given: the
+/// flasher's merged binary (`flasher` is needed for it), or the family's own kind of file.
 pub fn make(
-    flasher: &Flasher,
+    flasher: Option<&Flasher>,
     board: &Board,
     elf: &Path,
     layout: &Layout,
@@ -204,6 +225,86 @@ pub fn make(
     out: &Path,
 ) -> Result<Made> {
     crate::firmware::check(board, elf)?;
+    let kind = kind(board).ok_or_else(|| unsupported(board, "`nixflash image`", "images"))?;
+    let region = settings.zip(layout.region);
+    let bytes = match kind {
+        ImageKind::Espflash => {
+            let flasher = flasher.context("espflash is needed to make an ESP32 image")?;
+            return make_merged(flasher, board, elf, layout, settings, out);
+        }
+        ImageKind::IntelHex => with_region(board, elf, region)?.1.to_ihex().into_bytes(),
+        ImageKind::Uf2 => uf2(board, elf, region)?.bytes,
+    };
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Made {
+        size: bytes.len() as u64,
+        region: region.map(|(_, r)| r),
+    })
+}
+
+/// Writes what ravedude uploads for `elf` with the settings `region` (an encoded region, at the
+/// layout's place) to `out`: an ELF with the region as one more loadable segment.
+pub fn make_upload_elf(
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    region: &[u8],
+    out: &Path,
+) -> Result<Made> {
+    let place = layout
+        .region
+        .with_context(|| format!("the {} has no settings region", board.name))?;
+    let (_, all) = with_region(board, elf, Some((region, place)))?;
+    let bytes = all.to_elf()?;
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Made {
+        size: bytes.len() as u64,
+        region: Some(place),
+    })
+}
+
+/// The UF2 file of `elf` for `board`'s boot drive, with the settings `region` (an encoded region
+/// and its place) as blocks after the firmware's.
+pub fn uf2(board: &Board, elf: &Path, region: Option<(&[u8], Region)>) -> Result<super::uf2::Uf2> {
+    let (firmware, _) = with_region(board, elf, region)?;
+    let family_id = board
+        .family()
+        .flasher
+        .uf2_family_id(board)
+        .with_context(|| format!("board `{}` has no UF2 family", board.id))?;
+    let region = region.map(|(bytes, r)| (r.offset, bytes));
+    super::uf2::from_runs(&firmware.runs, region, family_id, board.family())
+        .with_context(|| format!("cannot make a UF2 file of {}", elf.display()))
+}
+
+/// The firmware's loadable bytes, and those with the settings `region` added (refused when the
+/// firmware reaches into it).
+fn with_region(
+    board: &Board,
+    elf: &Path,
+    region: Option<(&[u8], Region)>,
+) -> Result<(Segments, Segments)> {
+    let data = std::fs::read(elf)
+        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+    let firmware = Segments::of_elf(&data)
+        .with_context(|| format!("cannot read the loadable bytes of {}", elf.display()))?;
+    let mut all = firmware.clone();
+    if let Some((bytes, r)) = region {
+        all.add_region(r.offset, bytes, &board.name)?;
+    }
+    Ok((firmware, all))
+}
+
+/// The ESP32's image: the flasher's merged binary, then `settings` at the settings partition's
+/// offset.
+fn make_merged(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    layout: &Layout,
+    settings: Option<&[u8]>,
+    out: &Path,
+) -> Result<Made> {
     let cmd = save_command(flasher, board, elf, layout.partition_table.as_deref(), out)?;
     let command = cmd.display();
     let o = cmd
@@ -240,9 +341,9 @@ pub fn make(
 }
 
 /// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then
-/// renamed), the flasher and its command reported first.
+/// renamed), the flasher and its command reported first when a flasher makes it.
 pub fn write(
-    flasher: &Flasher,
+    flasher: Option<&Flasher>,
     board: &Board,
     elf: &Path,
     layout: &Layout,
@@ -254,13 +355,14 @@ pub fn write(
     let dir = dir.unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".nixflash-image-")
-        .suffix(".bin")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", shown(dir)))?;
-    let table = layout.partition_table.as_deref();
-    let cmd = save_command(flasher, board, elf, table, tmp.path())?;
-    reporter.report(Event::step("Flasher", flasher.to_string()));
-    reporter.report(Event::step("Running", cmd.display()));
+    if let Some(flasher) = flasher {
+        let table = layout.partition_table.as_deref();
+        let cmd = save_command(flasher, board, elf, table, tmp.path())?;
+        reporter.report(Event::step("Flasher", flasher.to_string()));
+        reporter.report(Event::step("Running", cmd.display()));
+    }
     let made = make(flasher, board, elf, layout, settings, tmp.path())?;
     tmp.persist(out)
         .with_context(|| format!("cannot write {}", shown(out)))?;
@@ -355,6 +457,6 @@ mod tests {
             .display()
             .contains(" --flash-size 2mb "));
         assert!(supported(c3));
-        assert!(!supported(db.get("uno").unwrap()) && !supported(db.get("pico").unwrap()));
+        assert!(supported(db.get("uno").unwrap()) && supported(db.get("pico").unwrap()));
     }
 }

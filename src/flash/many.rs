@@ -168,7 +168,9 @@ impl<'a> Job<'a> {
                 self.images.push(None);
                 continue;
             }
-            let file = dir.path().join(format!("board-{}.bin", i + 1));
+            let file = dir
+                .path()
+                .join(super::settings::upload_name(self.board, i + 1));
             let (board, elf, port) = (self.board, self.elf, Some(target.port.as_str()));
             super::settings::make_image(&self.flasher, board, elf, plan, &file, port, reporter)?;
             self.images.push(Some(file));
@@ -185,11 +187,12 @@ impl<'a> Job<'a> {
     /// The command that flashes the board at `target` (number `index` in the list, from 0):
     /// its own image when it gets settings, else the firmware.
     pub fn command(&self, index: usize, target: &Target) -> Result<Cmd> {
+        let config = self.config_dir.as_ref().map(|d| d.path());
         if let Some(Some(image)) = self.images.get(index) {
-            let cmd = super::image::write_command(&self.flasher, self.board, image, &target.port)?;
+            let (flasher, board, port) = (&self.flasher, self.board, &target.port);
+            let cmd = super::settings::upload_command(flasher, board, image, port, config)?;
             return Ok(cmd.dir(self.root));
         }
-        let config = self.config_dir.as_ref().map(|d| d.path());
         let cmd = super::command(
             &self.flasher,
             self.board,

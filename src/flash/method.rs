@@ -9,6 +9,29 @@ use anyhow::{Context, Result};
 use crate::board::flasher::Espflash;
 use crate::board::{Board, FlashMethod};
 
+/// What `nixflash image` writes, with the settings region in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// The flasher's merged binary from flash offset 0 (espflash `save-image --merge`).
+    Espflash,
+    /// An Intel HEX file of the firmware and the region, which avrdude and programmers take;
+    /// ravedude (ELF only) is given an ELF with the same bytes.
+    IntelHex,
+    /// A UF2 file for the boot drive: the firmware's blocks, then the region's.
+    Uf2,
+}
+
+impl ImageKind {
+    /// The file name extension of such an image.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageKind::Espflash => "bin",
+            ImageKind::IntelHex => "hex",
+            ImageKind::Uf2 => "uf2",
+        }
+    }
+}
+
 impl FlashMethod {
     /// How the boards table names the way the family flashes: its tool, or `boot drive`.
     pub fn short_name(&self) -> &str {
@@ -60,11 +83,21 @@ impl FlashMethod {
         }
     }
 
-    /// The flasher's image commands (`nixflash image`, settings), for a family that makes images.
+    /// The flasher's image commands (`nixflash image`, settings), for a family whose flasher
+    /// makes images.
     pub fn images(&self) -> Option<&Espflash> {
         match self {
             FlashMethod::Espflash(e) if !e.image_args.is_empty() => Some(e),
             _ => None,
+        }
+    }
+
+    /// What `nixflash image` writes for the family's boards, if anything.
+    pub fn image_kind(&self) -> Option<ImageKind> {
+        match self {
+            FlashMethod::Espflash(_) => self.images().map(|_| ImageKind::Espflash),
+            FlashMethod::Ravedude(_) => Some(ImageKind::IntelHex),
+            FlashMethod::BootDrive(_) => Some(ImageKind::Uf2),
         }
     }
 

@@ -13,7 +13,9 @@ pub mod boot_drive;
 pub mod image;
 pub mod many;
 mod method;
+pub use method::ImageKind;
 pub mod ravedude;
+pub mod segments;
 pub mod settings;
 pub mod uf2;
 

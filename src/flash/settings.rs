@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use super::Outcome;
 use crate::board::Board;
 use crate::flash::image::{self, Layout};
+use crate::flash::ImageKind;
 use crate::report::{Event, Reporter};
 use crate::settings::{self, Device, DeviceSettings, Settings, Warning};
 use crate::tool::Flake;
@@ -50,7 +51,7 @@ pub fn plan(
     set: &[String],
     reporter: &dyn Reporter,
 ) -> Result<Plan> {
-    let layout = image::layout(root)?;
+    let layout = image::layout(board, root)?;
     let prepared = image::prepare(board, root, &layout, set)?;
     if prepared.is_none() && layout.region.is_none() && image::supported(board) {
         note_unwritten(root, reporter)?;
@@ -73,7 +74,7 @@ pub fn plan_each(
     devices: &[Device],
     reporter: &dyn Reporter,
 ) -> Result<(Vec<Plan>, Vec<Warning>)> {
-    let layout = image::layout(root)?;
+    let layout = image::layout(board, root)?;
     let plan = |prepared: Option<DeviceSettings>| Plan {
         layout: layout.clone(),
         prepared: prepared
@@ -86,7 +87,8 @@ pub fn plan_each(
         }
         return Ok((devices.iter().map(|_| plan(None)).collect(), Vec::new()));
     };
-    let (each, warnings) = settings::per_device(&gathered, devices)?;
+    let size = layout.region.map_or(settings::SIZE, |r| r.size as usize);
+    let (each, warnings) = settings::per_device(&gathered, devices, size)?;
     Ok((each.into_iter().map(|d| plan(Some(d))).collect(), warnings))
 }
 
@@ -125,9 +127,11 @@ pub fn note_sections(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()>
     Ok(())
 }
 
-/// `flash` on a board whose family makes images: with settings, the image (as `nixflash image`
-/// makes it) written from offset 0; without, the app with the project's partition table. None
-/// when neither applies (the family's usual flashing).
+/// `flash` with what the family's image holds: on the ESP32, with settings, the image (as
+/// `nixflash image` makes it) written from offset 0, and without, the app with the project's
+/// partition table; on AVR boards, with settings, ravedude given an ELF that carries them. None
+/// when none of these applies (the family's usual flashing; RP2 boards are flashed by
+/// [`super::boot_drive`]).
 pub fn flash(
     plan: Plan,
     board: &Board,
@@ -138,7 +142,9 @@ pub fn flash(
     reporter: &dyn Reporter,
 ) -> Result<Option<Outcome>> {
     let layout = plan.layout();
-    if !plan.writes_settings() && layout.partition_table.is_none() {
+    let kind = image::kind(board);
+    let espflash_table = kind == Some(ImageKind::Espflash) && layout.partition_table.is_some();
+    if !plan.writes_settings() && !espflash_table {
         return Ok(None);
     }
     let flasher = super::prepare(board, elf, port, flake, reporter)?;
@@ -157,16 +163,45 @@ pub fn flash(
         .prefix("nixflash-image-")
         .tempdir()
         .context("cannot create a temporary folder for the image")?;
-    let file = tmp.path().join("image.bin");
-    let cmd = image::save_command(&flasher, board, elf, table, &file)?;
-    reporter.report(Event::step("Running", cmd.display()));
+    let file = tmp.path().join(upload_name(board, 1));
+    if kind == Some(ImageKind::Espflash) {
+        let cmd = image::save_command(&flasher, board, elf, table, &file)?;
+        reporter.report(Event::step("Running", cmd.display()));
+    }
     make_image(&flasher, board, elf, &plan, &file, None, reporter)?;
-    let cmd = image::write_command(&flasher, board, &file, port)?;
+    let config = board.family().flasher.config_dir(board, dir)?;
+    let config = config.as_ref().map(|d| d.path());
+    let cmd = upload_command(&flasher, board, &file, port, config)?;
     super::run(flasher, cmd.dir(dir), reporter).map(Some)
 }
 
-/// Makes the image of `elf` with the settings `plan` writes into `file` with the flasher, and
-/// reports where they went; `port` names the board when there are several.
+/// The name of the file board number `n` (from 1) is given with its settings.
+pub(super) fn upload_name(board: &Board, n: usize) -> String {
+    match image::kind(board) {
+        Some(ImageKind::IntelHex) => format!("board-{n}.elf"),
+        _ => format!("board-{n}.bin"),
+    }
+}
+
+/// The flasher's command that gives the board at `port` the `file` [`make_image`] made:
+/// espflash's `write-bin` from offset 0, or ravedude uploading it as it uploads firmware (with
+/// its configuration in `config`).
+pub(super) fn upload_command(
+    flasher: &super::Flasher,
+    board: &Board,
+    file: &Path,
+    port: &str,
+    config: Option<&Path>,
+) -> Result<crate::process::Cmd> {
+    match image::kind(board) {
+        Some(ImageKind::Espflash) => image::write_command(flasher, board, file, port),
+        _ => super::command(flasher, board, file, Some(port), None, config),
+    }
+}
+
+/// Makes what the board receives with the settings `plan` writes into `file` (the ESP32's image,
+/// made with the flasher; the ELF ravedude uploads), and reports where they went; `port` names
+/// the board when there are several.
 pub(super) fn make_image(
     flasher: &super::Flasher,
     board: &Board,
@@ -179,12 +214,21 @@ pub(super) fn make_image(
     let Some((s, region)) = plan.settings() else {
         return Ok(());
     };
-    let made = image::make(flasher, board, elf, plan.layout(), Some(region), file)?;
     let port = port.map(|p| format!("{p}: ")).unwrap_or_default();
+    let (made, how) = match image::kind(board) {
+        Some(ImageKind::Espflash) => (
+            image::make(Some(flasher), board, elf, plan.layout(), Some(region), file)?,
+            "image written from offset 0",
+        ),
+        _ => (
+            image::make_upload_elf(board, elf, plan.layout(), region, file)?,
+            "ELF with the firmware",
+        ),
+    };
     reporter.report(Event::step(
         "Settings",
         format!(
-            "{port}{} at {:#x}, in a {}-byte image written from offset 0",
+            "{port}{} at {:#x}, in a {}-byte {how}",
             s.describe(),
             made.region.map_or(0, |r| r.offset),
             made.size
@@ -249,9 +293,14 @@ mod tests {
         std::fs::remove_file(dir.path().join("settings.toml")).unwrap();
         let (plans, _) = plan_each(c3, root, &[], &devices, &Recorder::default()).unwrap();
         assert!(plans.iter().all(|p| p.prepared.is_none()));
-        // A family without settings regions refuses --set.
+        // An AVR board keeps its region at a fixed place: 512 bytes each.
         let uno = db.get("uno").unwrap();
-        let e = plan_each(uno, root, &set, &devices, &Recorder::default()).unwrap_err();
-        assert!(e.to_string().contains("ESP32-only for now"), "{e}");
+        let (plans, _) = plan_each(uno, root, &set, &devices, &Recorder::default()).unwrap();
+        let regions: Vec<_> = plans
+            .iter()
+            .map(|p| p.settings().unwrap().1.len())
+            .collect();
+        assert_eq!(regions, [512, 512]);
+        assert_eq!(plans[1].layout.region.map(|r| r.offset), Some(0x7600));
     }
 }

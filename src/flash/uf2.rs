@@ -66,9 +66,23 @@ pub fn loadable(elf: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
 
 /// Converts ELF firmware into a UF2 file for the chip `family_id` names. Every loadable byte must
 /// go to flash, as the family's memory map says (a program loaded into RAM is not supported).
+#[cfg(test)]
 pub fn from_elf(elf: &[u8], family_id: u32, family: &Family) -> Result<Uf2> {
+    from_runs(&loadable(elf)?, None, family_id, family)
+}
+
+/// Converts the firmware's loadable bytes (`(address, bytes)` runs) into a UF2 file, with the
+/// settings `region` (its address and bytes) as blocks of their own after the firmware's: the
+/// firmware's blocks are the same whatever the region holds.
+pub fn from_runs(
+    runs: &[(u32, Vec<u8>)],
+    region: Option<(u32, &[u8])>,
+    family_id: u32,
+    family: &Family,
+) -> Result<Uf2> {
     let mut pages: BTreeMap<u32, [u8; PAGE as usize]> = BTreeMap::new();
-    for (address, bytes) in loadable(elf)? {
+    for (address, bytes) in runs {
+        let address = *address;
         let end = u64::from(address) + bytes.len() as u64;
         if family.place(address.into()) != Place::Flash || family.place(end - 1) != Place::Flash {
             bail!(
@@ -95,6 +109,14 @@ pub fn from_elf(elf: &[u8], family_id: u32, family: &Family) -> Result<Uf2> {
             }
         }
     }
+    if let Some((at, bytes)) = region {
+        for (i, byte) in bytes.iter().enumerate() {
+            let at = at + i as u32;
+            let page = pages.entry(at - at % PAGE).or_insert([0xFF; PAGE as usize]);
+            page[(at % PAGE) as usize] = *byte;
+        }
+    }
+    let last = *pages.keys().next_back().expect("pages is not empty");
     let count = u32::try_from(pages.len()).context("firmware too large for UF2")?;
     let start = *pages.keys().next().expect("pages is not empty");
     let mut bytes = Vec::with_capacity(pages.len() * BLOCK);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::file::{self, FileSettings, Section};
-use super::{check_key, check_value, encode, parse_flag, section, Origin, Setting, Settings};
+use super::{check_key, check_value, encode_sized, parse_flag, section, Origin, Setting, Settings};
 use crate::error::{Failure, Kind};
 
 /// The placeholders a value may hold, as said in messages.
@@ -46,7 +46,7 @@ pub struct DeviceSettings {
     pub device: Device,
     /// With `{index}` and `{serial}` filled in; `describe()` says where each came from.
     pub settings: Settings,
-    /// The settings region ([`super::encode`]), ready to be written.
+    /// The settings region ([`super::encode_sized`]), ready to be written.
     pub region: Vec<u8>,
 }
 
@@ -338,6 +338,7 @@ fn fill_in(key: &str, setting: &Setting, device: &Device) -> Result<String> {
 pub fn per_device(
     gathered: &Gathered,
     devices: &[Device],
+    size: usize,
 ) -> Result<(Vec<DeviceSettings>, Vec<Warning>)> {
     let defaults = gathered.merged();
     // The keys only device sections give, and the serial numbers of those sections.
@@ -369,7 +370,7 @@ pub fn per_device(
                 .insert(key.clone(), Setting { value, origin });
         }
         // Said of this board: the others' may fit.
-        let region = encode(&settings).map_err(|e| match e.downcast::<Failure>() {
+        let region = encode_sized(&settings, size).map_err(|e| match e.downcast::<Failure>() {
             Ok(mut f) => {
                 f.message = format!("{device}: {}", f.message);
                 f.into()

@@ -237,11 +237,18 @@ pub fn section(serial: &str) -> String {
     format!("[{}.\"{}\"]", file::DEVICE_TABLE, serial.escape_debug())
 }
 
-/// The region holding `settings`: [`SIZE`] bytes. Refused (one line) when the payload does not
-/// fit.
+/// The region holding `settings`: [`SIZE`] bytes (an ESP32 partition's sector). Refused (one
+/// line) when the payload does not fit.
 pub fn encode(settings: &Settings) -> Result<Vec<u8>> {
+    encode_sized(settings, SIZE)
+}
+
+/// The region holding `settings` in `size` bytes (a board's `memory.settings.size`: 512 on AVR
+/// boards). Refused (one line) when the payload does not fit.
+pub fn encode_sized(settings: &Settings, size: usize) -> Result<Vec<u8>> {
     let payload = settings.payload();
-    if payload.len() > MAX_PAYLOAD {
+    let room = size.saturating_sub(HEADER).min(MAX_PAYLOAD);
+    if payload.len() > room {
         let (key, largest) = settings
             .entries
             .iter()
@@ -251,7 +258,7 @@ pub fn encode(settings: &Settings) -> Result<Vec<u8>> {
         return Err(Failure::new(
             Kind::Setting,
             format!(
-                "the settings take {} bytes, more than the {MAX_PAYLOAD} the settings region holds",
+                "the settings take {} bytes, more than the {room} the settings region holds",
                 payload.len()
             ),
         )
@@ -261,7 +268,7 @@ pub fn encode(settings: &Settings) -> Result<Vec<u8>> {
         ))
         .into());
     }
-    let mut region = vec![0xFF; SIZE];
+    let mut region = vec![0xFF; size];
     region[0..4].copy_from_slice(&MAGIC);
     region[4..6].copy_from_slice(&VERSION.to_le_bytes());
     // At most MAX_PAYLOAD, checked above.
@@ -289,7 +296,7 @@ pub fn decode(region: &[u8]) -> std::result::Result<Vec<(String, String)>, Strin
     let len = usize::from(u16::from_le_bytes([region[6], region[7]]));
     let payload = region
         .get(HEADER..HEADER + len)
-        .filter(|_| len <= MAX_PAYLOAD)
+        .filter(|_| len <= MAX_PAYLOAD.min(region.len() - HEADER))
         .ok_or(format!("length {len}"))?;
     let crc = u32::from_le_bytes([region[8], region[9], region[10], region[11]]);
     if crc32fast::hash(payload) != crc {

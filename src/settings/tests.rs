@@ -261,7 +261,7 @@ fn the_file_has_defaults_and_a_section_per_device() {
     // Inline tables and dotted keys are the same sections.
     let dir = with_file("device.C3 = { name = \"x\" }\n");
     let g = gather_all(&[], env(&[]), Some(dir.path())).unwrap();
-    let (each, _) = per_device(&g, &[board(1, Some("C3"))]).unwrap();
+    let (each, _) = per_device(&g, &[board(1, Some("C3"))], SIZE).unwrap();
     assert_eq!(each[0].settings.get("name"), Some("x"));
 }
 
@@ -275,7 +275,7 @@ fn each_device_gets_flags_then_env_then_its_section_then_the_defaults() {
     )
     .unwrap();
     let boards = [board(1, Some("A1")), board(2, Some("B2"))];
-    let (each, warnings) = per_device(&g, &boards).unwrap();
+    let (each, warnings) = per_device(&g, &boards, SIZE).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     let get = |i: usize, k: &str| each[i].settings.get(k).unwrap().to_string();
     assert_eq!(get(0, "ssid"), "Lab");
@@ -301,7 +301,7 @@ fn each_device_gets_flags_then_env_then_its_section_then_the_defaults() {
         Some(dir.path()),
     )
     .unwrap();
-    let (each, _) = per_device(&g, &boards).unwrap();
+    let (each, _) = per_device(&g, &boards, SIZE).unwrap();
     assert_eq!(each[0].settings.get("name"), Some("n1-A1"));
     assert_eq!(each[1].settings.get("name"), Some("n2-B2"));
     assert_eq!(each[1].settings.entries["name"].origin, Origin::Flag);
@@ -321,7 +321,7 @@ fn placeholders_are_filled_in_and_braces_kept() {
         None,
     )
     .unwrap();
-    let (each, _) = per_device(&g, &[board(3, Some("S/N 9"))]).unwrap();
+    let (each, _) = per_device(&g, &[board(3, Some("S/N 9"))], SIZE).unwrap();
     let s = &each[0].settings;
     assert_eq!(s.get("a"), Some("3"));
     assert_eq!(s.get("b"), Some("{index}"));
@@ -369,7 +369,7 @@ fn what_cannot_be_filled_in_is_refused_in_one_line() {
     );
     // {serial} for a board without one.
     let g = gather_all(&flags(&["name={serial}"]), env(&[]), None).unwrap();
-    let e = error(per_device(&g, &[board(1, Some("A1")), board(2, None)]).unwrap_err());
+    let e = error(per_device(&g, &[board(1, Some("A1")), board(2, None)], SIZE).unwrap_err());
     assert_eq!(
         e.error,
         "the value of `name` (from --set) holds `{serial}`, but the board on /dev/ttyUSB1 (no \
@@ -377,19 +377,21 @@ fn what_cannot_be_filled_in_is_refused_in_one_line() {
     );
     // Two boards with one serial number, when `{serial}` or a section must tell them apart.
     let same = [board(1, Some("0001")), board(2, Some("0001"))];
-    let e = error(per_device(&g, &same).unwrap_err());
+    let e = error(per_device(&g, &same, SIZE).unwrap_err());
     assert!(e
         .error
         .contains("have the same USB serial number 0001, and `{serial}`"));
     let plain = gather_all(&flags(&["name=desk-{index}"]), env(&[]), None).unwrap();
     assert_eq!(
-        per_device(&plain, &same).unwrap().0[1].settings.get("name"),
+        per_device(&plain, &same, SIZE).unwrap().0[1]
+            .settings
+            .get("name"),
         Some("desk-2")
     );
     // Too much once filled in.
     let long = "s".repeat(MAX_PAYLOAD);
     let g = gather_all(&flags(&["k=x{serial}"]), env(&[]), None).unwrap();
-    let e = error(per_device(&g, &[board(1, Some(&long))]).unwrap_err());
+    let e = error(per_device(&g, &[board(1, Some(&long))], SIZE).unwrap_err());
     assert!(
         e.error
             .starts_with("the board on /dev/ttyUSB0 (serial number sss"),
@@ -408,7 +410,7 @@ fn a_board_without_a_value_other_boards_sections_give_is_refused() {
         with_file("name = \"desk-{index}\"\n[device.A1]\ncal = \"7\"\n[device.B2]\ncal = \"8\"\n");
     let g = gather_all(&[], env(&[]), Some(dir.path())).unwrap();
     for lacking in [board(2, Some("C3")), board(2, None)] {
-        let e = error(per_device(&g, &[board(1, Some("A1")), lacking.clone()]).unwrap_err());
+        let e = error(per_device(&g, &[board(1, Some("A1")), lacking.clone()], SIZE).unwrap_err());
         assert_eq!(e.kind, Kind::Setting);
         assert_eq!(
             e.error,
@@ -424,7 +426,7 @@ fn a_board_without_a_value_other_boards_sections_give_is_refused() {
     }
     // A default (or --set) gives it to every board.
     let g = gather_all(&flags(&["cal=0"]), env(&[]), Some(dir.path())).unwrap();
-    let (each, _) = per_device(&g, &[board(1, Some("A1")), board(2, None)]).unwrap();
+    let (each, _) = per_device(&g, &[board(1, Some("A1")), board(2, None)], SIZE).unwrap();
     assert_eq!(each[1].settings.get("cal"), Some("0"));
 }
 
@@ -432,7 +434,7 @@ fn a_board_without_a_value_other_boards_sections_give_is_refused() {
 fn a_section_for_a_board_not_connected_is_a_warning() {
     let dir = with_file(FLEET);
     let g = gather_all(&flags(&["cal=1"]), env(&[]), Some(dir.path())).unwrap();
-    let (each, warnings) = per_device(&g, &[board(1, Some("B2"))]).unwrap();
+    let (each, warnings) = per_device(&g, &[board(1, Some("B2"))], SIZE).unwrap();
     assert_eq!(each.len(), 1);
     let path = dir.path().join(FILE);
     assert_eq!(
