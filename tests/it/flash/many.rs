@@ -24,6 +24,32 @@ fn flash_many(dir: &std::path::Path, ports: &[&str]) -> Command {
     c
 }
 
+/// What the firmware on the simulated Uno at `pty` greets with, as nixflash's monitor shows it
+/// (opening the port resets the board).
+fn greeting(pty: &str) -> String {
+    let m = run_bounded(
+        nixflash()
+            .args([
+                "monitor",
+                "--board",
+                "uno",
+                "--port",
+                pty,
+                "--duration",
+                "3",
+            ])
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    let (out, err) = text(&m);
+    assert!(m.status.success(), "nixflash monitor failed:\n{err}");
+    out.lines()
+        .find(|l| l.contains("Hello from"))
+        .unwrap_or_else(|| panic!("no greeting from {pty}: {out:?}\n{err}"))
+        .trim()
+        .to_string()
+}
+
 /// The half period the firmware blinks with in `sim`, after `done`.
 fn blinks(sim: &mut SimUno, done: Instant) {
     let fw = firmware();
@@ -50,12 +76,18 @@ fn two_simulated_unos_are_flashed_at_once() {
     let (mut a, mut b) = (SimUno::start(), SimUno::start());
     let dir = tempfile::tempdir().unwrap();
     let o = run_bounded(
-        &mut flash_many(dir.path(), &[&a.pty, &b.pty]),
+        flash_many(dir.path(), &[&a.pty, &b.pty]).args(["--set", "name=desk-{index}"]),
         Duration::from_secs(180),
     );
     let done = Instant::now();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{}\n{stdout}\n{stderr}", o.status);
+    // Each board got its own settings, below the bootloader, with the firmware.
+    for (i, sim) in [&a, &b].iter().enumerate() {
+        let line = format!("Settings {}: name (--set) at 0x7600, in a ", sim.pty);
+        assert!(stderr.contains(&line), "no `{line}`:\n{stderr}");
+        assert!(stderr.contains(&format!("board-{}.elf", i + 1)), "{stderr}");
+    }
     for sim in [&a, &b] {
         let row = stderr
             .lines()
@@ -75,6 +107,9 @@ fn two_simulated_unos_are_flashed_at_once() {
     assert_eq!(stderr.matches("Flasher ravedude").count(), 1, "{stderr}");
     blinks(&mut a, done);
     blinks(&mut b, done);
+    // Board A says desk-1, board B desk-2: the same firmware, each board's own name.
+    assert_eq!(greeting(&a.pty), "Hello from desk-1 on the Arduino Uno!");
+    assert_eq!(greeting(&b.pty), "Hello from desk-2 on the Arduino Uno!");
     measured(&format!(
         "{name}: {:.1} s (flash {:.1} s)",
         started.elapsed().as_secs_f64(),
@@ -182,9 +217,9 @@ fn several_boards_refuse_bad_input_before_flashing() {
         "error: --monitor watches one board: pick one port to flash and watch",
         "{err}"
     );
-    // Settings are the ESP32's for now (each board gets its own: tests/it/settings/devices.rs).
-    let err = run(&["--set", "name=x", "--port", "/dev/a", "--port", "/dev/b"]);
-    assert!(first(&err).contains("--set is ESP32-only for now"), "{err}");
+    // {index} numbers the boards of a run of several: one board has none.
+    let err = run(&["--set", "name=desk-{index}", "--port", "/dev/a"]);
+    assert!(first(&err).contains("{index}"), "{err}");
     // clap's usage error.
     let err = run_code(&["--all", "--jobs", "0"], 2);
     assert!(err.contains("--jobs"), "{err}");

@@ -15,6 +15,7 @@
 //! says so), [`esp`] (espflash and the ESP32-C3 project), [`nix`] (building with Nix first, and
 //! `--monitor`).
 
+mod avr_settings;
 mod elf;
 mod esp;
 mod many;

@@ -117,25 +117,26 @@ fn set_for_firmware_without_a_settings_region_is_refused() {
     );
     refused(&o, "partitions.csv has no `settings` partition)");
 
-    // AVR and RP2: one line, before anything is built.
-    for board in ["uno", "pico"] {
+    // AVR and RP2 boards keep their region at a fixed place, of the board's size: what does not
+    // fit is refused in one line, before anything is built.
+    let long = format!("name={}", "x".repeat(600));
+    for (board, room) in [("uno", 500), ("pico", 4084)] {
         let (_dir, root) = project(board, false);
-        let o = run(
-            &root,
-            "flash",
-            &["--port", "/dev/null", "--set", "ssid=x"],
-            &[],
-        );
-        refused(
-            &o,
-            "--set is ESP32-only for now: settings regions come to AVR and RP2 boards (this is the ",
-        );
-        let o = run(&root, "image", &[], &[]);
-        refused(
-            &o,
-            "`nixflash image` is ESP32-only for now: images come to AVR and RP2 boards (this is the ",
-        );
-        let o = run(&root, "image", &["--set", "ssid=x"], &[]);
-        refused(&o, "ESP32-only for now");
+        let long = if board == "uno" {
+            long.clone()
+        } else {
+            format!("name={}", "x".repeat(4100))
+        };
+        for cmd in ["flash", "image"] {
+            let args: &[&str] = match cmd {
+                "flash" => &["--port", "/dev/null", "--set", &long],
+                _ => &["--set", &long],
+            };
+            let o = run(&root, cmd, args, &[]);
+            refused(
+                &o,
+                &format!("bytes, more than the {room} the settings region holds"),
+            );
+        }
     }
 }
