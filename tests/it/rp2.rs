@@ -12,11 +12,11 @@ use std::time::Duration;
 use crate::common::firmware::{build, Kind};
 use crate::common::{self, process::run_bounded, process::text, rp2040, skip};
 
-const RP2040: u32 = 0xe48b_ff56;
+pub(crate) const RP2040: u32 = 0xe48b_ff56;
 const RP2350_ARM_S: u32 = 0xe48b_ff59;
 
 /// A folder that looks like the boot drive an RP2 chip shows in BOOTSEL mode.
-fn boot_drive(parent: &Path, label: &str, board_id: &str) -> PathBuf {
+pub(crate) fn boot_drive(parent: &Path, label: &str, board_id: &str) -> PathBuf {
     let d = parent.join(label);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(
@@ -29,7 +29,7 @@ fn boot_drive(parent: &Path, label: &str, board_id: &str) -> PathBuf {
 }
 
 /// `nixflash flash --elf <elf> --port <drive>` in `project`, with no picotool on PATH.
-fn flash(project: &Path, elf: &Path, drive: &Path) -> std::process::Output {
+pub(crate) fn flash(project: &Path, elf: &Path, drive: &Path) -> std::process::Output {
     run_bounded(
         common::nixflash()
             .current_dir(project)
@@ -45,14 +45,14 @@ fn flash(project: &Path, elf: &Path, drive: &Path) -> std::process::Output {
 }
 
 /// One UF2 block, as read here.
-struct Block {
-    address: u32,
-    data: Vec<u8>,
+pub(crate) struct Block {
+    pub address: u32,
+    pub data: Vec<u8>,
 }
 
 /// Reads a UF2 file, checking every block: the magic numbers, the family-id flag and `family`,
 /// 256-byte payloads at 256-byte aligned, rising addresses, block numbers 0.. and the count.
-fn read_uf2(bytes: &[u8], family: u32) -> Vec<Block> {
+pub(crate) fn read_uf2(bytes: &[u8], family: u32) -> Vec<Block> {
     assert!(
         !bytes.is_empty() && bytes.len() % 512 == 0,
         "{} bytes",

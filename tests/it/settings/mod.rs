@@ -5,6 +5,7 @@
 
 mod devices;
 mod image;
+mod pico;
 mod reader;
 mod refused;
 
