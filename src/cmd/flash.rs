@@ -55,8 +55,8 @@ pub struct Args {
     /// Open nixflash's serial monitor after flashing (the monitor options below need it)
     #[arg(long, short)]
     pub monitor: bool,
-    /// A setting written to the board's settings region after the firmware, `key=value`
-    /// (repeatable; ESP32 projects made with `-o wifi`): see `nixflash image --help`
+    /// A setting written to the board's settings region with the firmware, `key=value`
+    /// (repeatable; AVR, RP2, and ESP32 projects made with `-o wifi`): see `nixflash image --help`
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     #[command(flatten, next_help_heading = "Firmware")]

@@ -112,8 +112,20 @@ pub fn run(a: Args) -> Result<u8> {
         &out,
         &super::Terminal,
     )?;
-    let settings = match (&prepared, made.region) {
-        (Some((s, _)), Some(r)) => Some(format!("settings ({}) at {:#x}", s.describe(), r.offset)),
+    let what = describe(kind, &made, prepared.as_ref().map(|(s, _)| s), &layout);
+    eprintln!("Wrote {} ({what}).", super::path(&out));
+    Ok(0)
+}
+
+/// What the image holds, as the closing line says it.
+fn describe(
+    kind: ImageKind,
+    made: &image::Made,
+    settings: Option<&crate::settings::Settings>,
+    layout: &image::Layout,
+) -> String {
+    let with = match (settings, made.region) {
+        (Some(s), Some(r)) => Some(format!("settings ({}) at {:#x}", s.describe(), r.offset)),
         _ => None,
     };
     let erased = layout.region.map(|r| {
@@ -122,7 +134,7 @@ pub fn run(a: Args) -> Result<u8> {
             r.offset
         )
     });
-    let what = match kind {
+    match kind {
         ImageKind::Espflash => {
             let erased = layout.region.map(|r| {
                 format!(
@@ -131,14 +143,17 @@ pub fn run(a: Args) -> Result<u8> {
                     r.offset
                 )
             });
-            format!(
-                "{} bytes from flash offset 0: bootloader, partition table and app{}",
-                made.size,
-                match &settings {
-                    Some(s) => format!(", and {s}"),
-                    None => erased.unwrap_or_default(),
-                }
-            )
+            match &with {
+                Some(s) => format!(
+                    "{} bytes from flash offset 0: bootloader, partition table, app and {s}",
+                    made.size
+                ),
+                None => format!(
+                    "{} bytes from flash offset 0: bootloader, partition table and app{}",
+                    made.size,
+                    erased.unwrap_or_default()
+                ),
+            }
         }
         ImageKind::IntelHex | ImageKind::Uf2 => format!(
             "{}, {} bytes: the firmware{}",
@@ -148,13 +163,11 @@ pub fn run(a: Args) -> Result<u8> {
                 "Intel HEX"
             },
             made.size,
-            match (&settings, erased) {
+            match (&with, erased) {
                 (Some(s), _) => format!(" and {s}"),
                 (None, Some(e)) => format!("; {e}"),
                 (None, None) => String::new(),
             }
         ),
-    };
-    eprintln!("Wrote {} ({what}).", super::path(&out));
-    Ok(0)
+    }
 }

@@ -168,9 +168,10 @@ impl<'a> Job<'a> {
                 self.images.push(None);
                 continue;
             }
-            let file = dir
-                .path()
-                .join(super::settings::upload_name(self.board, i + 1));
+            let file = dir.path().join(super::settings::upload_name(
+                self.board,
+                &format!("board-{}", i + 1),
+            ));
             let (board, elf, port) = (self.board, self.elf, Some(target.port.as_str()));
             super::settings::make_image(&self.flasher, board, elf, plan, &file, port, reporter)?;
             self.images.push(Some(file));

@@ -163,7 +163,7 @@ pub fn flash(
         .prefix("nixflash-image-")
         .tempdir()
         .context("cannot create a temporary folder for the image")?;
-    let file = tmp.path().join(upload_name(board, 1));
+    let file = tmp.path().join(upload_name(board, "image"));
     if kind == Some(ImageKind::Espflash) {
         let cmd = image::save_command(&flasher, board, elf, table, &file)?;
         reporter.report(Event::step("Running", cmd.display()));
@@ -175,11 +175,11 @@ pub fn flash(
     super::run(flasher, cmd.dir(dir), reporter).map(Some)
 }
 
-/// The name of the file board number `n` (from 1) is given with its settings.
-pub(super) fn upload_name(board: &Board, n: usize) -> String {
+/// The name of the file named `stem` that a board is given with its settings.
+pub(super) fn upload_name(board: &Board, stem: &str) -> String {
     match image::kind(board) {
-        Some(ImageKind::IntelHex) => format!("board-{n}.elf"),
-        _ => format!("board-{n}.bin"),
+        Some(ImageKind::IntelHex) => format!("{stem}.elf"),
+        _ => format!("{stem}.bin"),
     }
 }
 
