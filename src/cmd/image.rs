@@ -70,11 +70,9 @@ pub fn run(a: Args) -> Result<u8> {
     let kind = image::kind(board).expect("checked above");
     let ext = kind.extension();
     // Everything that can be refused is, before a long build.
-    let prepared = image::prepare(board, root.as_deref(), &layout, &a.set)?;
-    if layout.region.is_none() {
-        crate::flash::settings::note_unwritten(root.as_deref(), &super::Terminal)?;
-    }
-    crate::flash::settings::note_sections(root.as_deref(), &super::Terminal)?;
+    let gathered = image::gather(board, root.as_deref(), &layout, &a.set)?;
+    let prepared = image::prepare(board, &layout, &gathered)?;
+    crate::flash::settings::notes(board, &layout, &gathered, true, &super::Terminal);
     let out = match (&a.output, project, &a.firmware.elf) {
         (Some(o), _, _) => ctx.cwd.join(o),
         (None, Some(p), _) => p

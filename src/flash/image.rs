@@ -95,45 +95,19 @@ pub fn unsupported(board: &Board, what: &str, lacks: &str) -> anyhow::Error {
     .into()
 }
 
-/// The settings `flags` name, with those of the environment and of the project's settings
-/// file, checked and encoded for one board; refused (one line, before anything is built) when
-/// the firmware has nowhere to keep them. None when there are no settings to write.
-pub fn prepare(
+/// The settings of a run, gathered once: those `flags` name, then the environment's and the
+/// project's settings file's, checked; refused (one line, before anything is built) when
+/// `flags` name settings the firmware has nowhere to keep.
+pub fn gather(
     board: &Board,
     root: Option<&Path>,
     layout: &Layout,
     flags: &[String],
-) -> Result<Option<(Settings, Vec<u8>)>> {
-    let Some(gathered) = to_write(board, root, layout, flags)? else {
-        return Ok(None);
-    };
-    let s = gathered.single()?;
-    if s.is_empty() {
-        // Only settings.toml's device sections: none of one board's.
-        return Ok(None);
-    }
-    let size = layout.region.map_or(settings::SIZE, |r| r.size as usize);
-    let region = settings::encode_sized(&s, size)?;
-    Ok(Some((s, region)))
-}
-
-/// The settings `flags` name, with those of the environment and of the project's settings file,
-/// checked, when they are to be written (for one board or several); refused (one line, before
-/// anything is built) when the firmware has nowhere to keep them. None when there are no
-/// settings to write, or nowhere to write those of the environment and the settings file.
-pub fn to_write(
-    board: &Board,
-    root: Option<&Path>,
-    layout: &Layout,
-    flags: &[String],
-) -> Result<Option<Gathered>> {
+) -> Result<Gathered> {
     if !flags.is_empty() && !supported(board) {
         return Err(unsupported(board, "--set", "settings regions"));
     }
     let gathered = settings::gather_all(flags, std::env::vars_os(), root)?;
-    if gathered.is_empty() || !supported(board) {
-        return Ok(None);
-    }
     if layout.region.is_none() && !flags.is_empty() {
         let why = match &layout.partition_table {
             Some(t) => format!("{} has no `{}` partition", t.display(), settings::PARTITION),
@@ -152,7 +126,35 @@ pub fn to_write(
         )
         .into());
     }
-    Ok(layout.region.map(|_| gathered))
+    Ok(gathered)
+}
+
+/// Whether the `gathered` settings are written: there are some, and a region to hold them.
+pub fn writes(board: &Board, layout: &Layout, gathered: &Gathered) -> bool {
+    supported(board) && layout.region.is_some() && !gathered.is_empty()
+}
+
+/// One board's settings of `gathered`, and their encoded region, when they are written ([`writes`]).
+pub fn prepare(
+    board: &Board,
+    layout: &Layout,
+    gathered: &Gathered,
+) -> Result<Option<(Settings, Vec<u8>)>> {
+    if !writes(board, layout, gathered) {
+        return Ok(None);
+    }
+    let s = gathered.single()?;
+    if s.is_empty() {
+        // Only settings.toml's device sections: none of one board's.
+        return Ok(None);
+    }
+    let region = settings::encode_sized(&s, region_size(layout))?;
+    Ok(Some((s, region)))
+}
+
+/// The size of the layout's settings region.
+pub fn region_size(layout: &Layout) -> usize {
+    layout.region.map_or(settings::SIZE, |r| r.size as usize)
 }
 
 /// The flasher's command that saves the merged image of `elf` to `out`.

@@ -52,13 +52,9 @@ pub fn plan(
     reporter: &dyn Reporter,
 ) -> Result<Plan> {
     let layout = image::layout(board, root)?;
-    let prepared = image::prepare(board, root, &layout, set)?;
-    if prepared.is_none() && layout.region.is_none() && image::supported(board) {
-        note_unwritten(root, reporter)?;
-    }
-    if image::supported(board) {
-        note_sections(root, reporter)?;
-    }
+    let gathered = image::gather(board, root, &layout, set)?;
+    let prepared = image::prepare(board, &layout, &gathered)?;
+    notes(board, &layout, &gathered, true, reporter);
     Ok(Plan { layout, prepared })
 }
 
@@ -81,22 +77,31 @@ pub fn plan_each(
             .filter(|d| !d.settings.is_empty())
             .map(|d| (d.settings, d.region)),
     };
-    let Some(gathered) = image::to_write(board, root, &layout, set)? else {
-        if layout.region.is_none() && image::supported(board) {
-            note_unwritten(root, reporter)?;
-        }
+    let gathered = image::gather(board, root, &layout, set)?;
+    if !image::writes(board, &layout, &gathered) {
+        notes(board, &layout, &gathered, false, reporter);
         return Ok((devices.iter().map(|_| plan(None)).collect(), Vec::new()));
-    };
-    let size = layout.region.map_or(settings::SIZE, |r| r.size as usize);
+    }
+    let size = image::region_size(&layout);
     let (each, warnings) = settings::per_device(&gathered, devices, size)?;
     Ok((each.into_iter().map(|d| plan(Some(d))).collect(), warnings))
 }
 
-/// Says that the settings of the environment and of settings.toml, if any, are not written
-/// (the firmware has no settings region).
-pub fn note_unwritten(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
-    let s = settings::gather_all(&[], std::env::vars_os(), root)?.merged();
-    if !s.is_empty() {
+/// Says what of the `gathered` settings is not written: all of them when the firmware has no
+/// settings region; the settings file's device sections when `single` (a single-board flash, an
+/// image: one board's settings are the file's top-level lines).
+pub fn notes(
+    board: &Board,
+    layout: &Layout,
+    gathered: &settings::Gathered,
+    single: bool,
+    reporter: &dyn Reporter,
+) {
+    if !image::supported(board) {
+        return;
+    }
+    let s = gathered.merged();
+    if layout.region.is_none() && !s.is_empty() {
         reporter.report(Event::step(
             "Note",
             format!(
@@ -105,15 +110,12 @@ pub fn note_unwritten(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()
             ),
         ));
     }
-    Ok(())
-}
-
-/// Says that the settings file's device sections, if it has any, are not written by a run that
-/// writes one board's settings (a single-board flash, an image).
-pub fn note_sections(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()> {
-    let g = settings::gather_all(&[], std::env::vars_os(), root)?;
-    let serials: Vec<&str> = g.sections().iter().map(|s| s.serial.as_str()).collect();
-    if !serials.is_empty() {
+    let serials: Vec<&str> = gathered
+        .sections()
+        .iter()
+        .map(|s| s.serial.as_str())
+        .collect();
+    if single && !serials.is_empty() {
         reporter.report(Event::step(
             "Note",
             format!(
@@ -124,7 +126,6 @@ pub fn note_sections(root: Option<&Path>, reporter: &dyn Reporter) -> Result<()>
             ),
         ));
     }
-    Ok(())
 }
 
 /// `flash` with what the family's image holds: on the ESP32, with settings, the image (as
