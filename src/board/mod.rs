@@ -300,13 +300,23 @@ impl Board {
             bail!("`memory.flash` and `memory.ram` must be above zero");
         }
         if let Some(r) = self.memory.settings {
-            let flash = |a| self.family().place(a) == family::Place::Flash;
-            if !(64..=4096).contains(&r.size) || !flash(r.at) || !flash(r.at + r.size - 1) {
+            // The application's flash: `memory.flash` bytes from where the family's flash starts.
+            let start = self
+                .family()
+                .memory_map
+                .iter()
+                .find(|m| m.kind == Place::Flash);
+            let end = start.map_or(0, |m| m.start) + self.memory.flash;
+            if !(64..=4096).contains(&r.size)
+                || start.is_none_or(|m| r.at < m.start)
+                || r.at + r.size > end
+            {
                 bail!(
-                    "`memory.settings = {{ at = {:#x}, size = {} }}` must be 64 to 4096 bytes of \
-                     the family's flash (its `memory-map`)",
+                    "`memory.settings = {{ at = {:#x}, size = {} }}` must be 64 to 4096 bytes \
+                     inside the board's flash (`memory.flash` bytes from {:#x}, up to {end:#x})",
                     r.at,
-                    r.size
+                    r.size,
+                    start.map_or(0, |m| m.start)
                 );
             }
         }

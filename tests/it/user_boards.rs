@@ -314,3 +314,37 @@ fn a_switch_to_a_user_board_carries_its_file() {
         .success()
         .stdout(predicate::str::contains("My Uno (myuno)"));
 }
+
+/// A board that inherits the Uno's settings region but leaves its application less flash (a
+/// larger bootloader) is told where the region must be; its own region makes it a working board.
+#[test]
+fn a_settings_region_outside_the_board_s_flash_is_refused_with_where_it_may_be() {
+    let (tmp, cfg, boards) = user_config();
+    let file = boards.join("small.toml");
+    let text = "inherit = \"uno\"\nid = \"small\"\nname = \"Small\"\n[memory]\nflash = 28672\n\
+                ram = 2048\n";
+    std::fs::write(&file, text).unwrap();
+    let o = nixflash(tmp.path(), &cfg)
+        .args(["boards", "show", "small"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "`memory.settings = { at = 0x7600, size = 512 }` must be 64 to 4096 bytes inside the \
+             board's flash (`memory.flash` bytes from 0x0, up to 0x7000)"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        format!("{text}settings = {{ at = 0x6e00, size = 512 }}\n"),
+    )
+    .unwrap();
+    nixflash(tmp.path(), &cfg)
+        .args(["boards", "show", "small"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Small"));
+}
