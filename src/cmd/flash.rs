@@ -52,7 +52,8 @@ pub struct Args {
     /// one the ELF's chip tells)
     #[arg(long, short, value_name = "ID", requires = "elf")]
     pub board: Option<String>,
-    /// Open nixflash's serial monitor after flashing (the monitor options below need it)
+    /// Open nixflash's serial monitor after flashing (the monitor options below need it); with
+    /// several boards, one monitor of all, each line prefixed with the board's name or port
     #[arg(long, short)]
     pub monitor: bool,
     /// A setting written to the board's settings region with the firmware, `key=value`
@@ -68,16 +69,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<u8> {
-    if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
-        let f = Failure::new(Kind::Usage, format!("{first} is an option of the monitor"));
-        return Err(f
-            .hint("add --monitor to open nixflash's monitor after flashing")
-            .into());
-    }
     let many = a.all || a.port.len() > 1;
-    if many {
-        super::flash_many::refuse(&a)?;
-    }
+    refuse_usage(&a, many)?;
     let ctx = a.flags.context()?;
     let with_monitor = a.monitor;
     let board = super::firmware::board(
@@ -164,6 +157,26 @@ pub fn run(a: Args) -> Result<u8> {
         open_monitor(&a, board, port, kept_baud, &elf, project)?;
     }
     Ok(0)
+}
+
+/// The flags that do not go together, refused before anything else: monitor options without
+/// --monitor, --log with several boards (`many`).
+fn refuse_usage(a: &Args, many: bool) -> Result<()> {
+    if let (false, Some(first)) = (a.monitor, a.monitor_flags.given().first()) {
+        let f = Failure::new(Kind::Usage, format!("{first} is an option of the monitor"));
+        return Err(f
+            .hint("add --monitor to open nixflash's monitor after flashing")
+            .into());
+    }
+    if many && a.monitor_flags.log.is_some() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--log keeps one board's session: with several boards, every board's lines are on stdout",
+        )
+        .hint("keep them all with `nixflash flash ... --monitor | tee <file>`")
+        .into());
+    }
+    Ok(())
 }
 
 /// `flash --monitor`: the monitor on `port` after flashing, reading the firmware it was just

@@ -12,24 +12,9 @@ use crate::board::Board;
 use crate::context::Context;
 use crate::error::{Failure, Kind};
 use crate::flash::many::{self, BoardResult};
-use crate::flash::settings::plan_each;
+use crate::flash::settings::{plan_each, Plan};
+use crate::monitor::many::Watched;
 use crate::settings::Device;
-
-/// What cannot be done with several boards, refused before anything is built or flashed.
-pub fn refuse(a: &Args) -> Result<()> {
-    if a.monitor {
-        return Err(Failure::new(
-            Kind::Usage,
-            "--monitor watches one board: pick one port to flash and watch",
-        )
-        .hint(
-            "flash them all without --monitor, then `nixflash monitor --port <port>` for the one \
-             to watch (one monitor of several boards is not there yet)",
-        )
-        .into());
-    }
-    Ok(())
-}
 
 /// A board flashed through its boot drive: one at a time.
 pub fn no_boot_drives(board: &Board) -> anyhow::Error {
@@ -99,6 +84,11 @@ pub fn run(
             results.len(),
             board.name
         );
+    }
+    if a.monitor {
+        watch(a, ctx, board, &elf, &results, &plans)?;
+    }
+    if failed.is_empty() {
         return Ok(0);
     }
     let which: Vec<String> = failed
@@ -146,4 +136,52 @@ fn summary(results: &[BoardResult]) -> String {
         ]);
     }
     super::columns(&rows)
+}
+
+/// `flash --monitor` with several boards: one monitor of every board that was flashed, each line
+/// prefixed with the board's `name` setting, else its port.
+fn watch(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    elf: &Path,
+    results: &[BoardResult],
+    plans: &[Plan],
+) -> Result<()> {
+    if !board.monitor.usb_console {
+        status(
+            "Note",
+            &format!(
+                "the {}'s console is on its TX/RX pins, not its USB port: not opening the monitor",
+                board.name
+            ),
+        );
+        return Ok(());
+    }
+    let project = ctx.root.as_ref().map(|_| ctx.manifest()).transpose()?;
+    let baud = project.and_then(|p| p.baud).unwrap_or(board.monitor.baud);
+    let mut boards = Vec::new();
+    for (r, plan) in results.iter().zip(plans) {
+        if r.failure.is_some() {
+            continue;
+        }
+        let port = r.target.port.clone();
+        let reset = crate::serial::reset::steps_for(board, &port);
+        let wait = std::time::Duration::from_secs(5);
+        let mut opts = a.monitor_flags.options(port.clone(), baud, reset, wait)?;
+        opts.decode = a.monitor_flags.decode(
+            Some(elf.to_path_buf()),
+            Some(board),
+            project.map(|p| p.root.clone()),
+        );
+        let name = plan.settings().and_then(|(s, _)| s.get("name"));
+        boards.push(Watched {
+            label: name.map_or(port, str::to_string),
+            opts,
+        });
+    }
+    if boards.is_empty() {
+        return Ok(());
+    }
+    crate::monitor::many::monitor_many(&boards, super::terminal::console())
 }

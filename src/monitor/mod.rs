@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod input;
+pub mod many;
 pub mod output;
 mod terminal;
 

@@ -24,32 +24,6 @@ fn flash_many(dir: &std::path::Path, ports: &[&str]) -> Command {
     c
 }
 
-/// What the firmware on the simulated Uno at `pty` greets with, as nixflash's monitor shows it
-/// (opening the port resets the board).
-fn greeting(pty: &str) -> String {
-    let m = run_bounded(
-        nixflash()
-            .args([
-                "monitor",
-                "--board",
-                "uno",
-                "--port",
-                pty,
-                "--duration",
-                "3",
-            ])
-            .stdin(Stdio::null()),
-        Duration::from_secs(30),
-    );
-    let (out, err) = text(&m);
-    assert!(m.status.success(), "nixflash monitor failed:\n{err}");
-    out.lines()
-        .find(|l| l.contains("Hello from"))
-        .unwrap_or_else(|| panic!("no greeting from {pty}: {out:?}\n{err}"))
-        .trim()
-        .to_string()
-}
-
 /// The half period the firmware blinks with in `sim`, after `done`.
 fn blinks(sim: &mut SimUno, done: Instant) {
     let fw = firmware();
@@ -76,7 +50,13 @@ fn two_simulated_unos_are_flashed_at_once() {
     let (mut a, mut b) = (SimUno::start(), SimUno::start());
     let dir = tempfile::tempdir().unwrap();
     let o = run_bounded(
-        flash_many(dir.path(), &[&a.pty, &b.pty]).args(["--set", "name=desk-{index}"]),
+        flash_many(dir.path(), &[&a.pty, &b.pty]).args([
+            "--set",
+            "name=desk-{index}",
+            "--monitor",
+            "--duration",
+            "3",
+        ]),
         Duration::from_secs(180),
     );
     let done = Instant::now();
@@ -107,9 +87,16 @@ fn two_simulated_unos_are_flashed_at_once() {
     assert_eq!(stderr.matches("Flasher ravedude").count(), 1, "{stderr}");
     blinks(&mut a, done);
     blinks(&mut b, done);
-    // Board A says desk-1, board B desk-2: the same firmware, each board's own name.
-    assert_eq!(greeting(&a.pty), "Hello from desk-1 on the Arduino Uno!");
-    assert_eq!(greeting(&b.pty), "Hello from desk-2 on the Arduino Uno!");
+    // One monitor of both, each line prefixed with its board's name. Board A says desk-1, board
+    // B desk-2: the same firmware, each board's own name.
+    for n in [1, 2] {
+        let line = format!("[desk-{n}] Hello from desk-{n} on the Arduino Uno!");
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no `{line}` in:\n{stdout}"
+        );
+    }
+    assert!(stderr.contains("--- Watching 2 boards"), "{stderr}");
     measured(&format!(
         "{name}: {:.1} s (flash {:.1} s)",
         started.elapsed().as_secs_f64(),
@@ -211,10 +198,19 @@ fn several_boards_refuse_bad_input_before_flashing() {
         first(&err).contains("it cannot be given with --port"),
         "{err}"
     );
-    let err = run(&["--monitor", "--port", "/dev/a", "--port", "/dev/b"]);
+    let err = run(&[
+        "--monitor",
+        "--log",
+        "session.log",
+        "--port",
+        "/dev/a",
+        "--port",
+        "/dev/b",
+    ]);
     assert_eq!(
         first(&err),
-        "error: --monitor watches one board: pick one port to flash and watch",
+        "error: --log keeps one board's session: with several boards, every board's lines are on \
+         stdout",
         "{err}"
     );
     // {index} numbers the boards of a run of several: one board has none.
