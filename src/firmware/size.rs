@@ -186,7 +186,11 @@ mod tests {
     #[test]
     fn not_an_elf_is_an_error() {
         let db = crate::board::Database::builtin().unwrap();
-        let m = Memory { flash: 1, ram: 1 };
+        let m = Memory {
+            flash: 1,
+            ram: 1,
+            settings: None,
+        };
         assert!(analyze(b"hello", db.get("uno").unwrap().family(), &m).is_err());
     }
 }

@@ -407,7 +407,11 @@ fn a_build_shows_progress_on_a_terminal_and_lines_when_piped() {
     let f = Fixture::new(true);
     // A build of its own that takes long enough for the progress line to be drawn (it is
     // redrawn every 120 ms), rather than one found in the store or done in a millisecond.
-    let nonce = format!("{:?} {} tty", std::time::SystemTime::now(), std::process::id());
+    let nonce = format!(
+        "{:?} {} tty",
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
     fs::write(f.dir.join("nonce"), nonce).unwrap();
     fs::write(f.dir.join("delay"), "1").unwrap();
     common::git(&f.dir, &["add", "nonce", "delay"]);
