@@ -34,7 +34,9 @@ use crate::transaction::Transaction;
 
 mod steps;
 
-use steps::{cargo_lock, edit_manifest, gitignore, main_rs_change, old_family_files, LockOf};
+use steps::{
+    blinky_modules, cargo_lock, edit_manifest, gitignore, main_rs_change, old_family_files, LockOf,
+};
 
 /// One thing `init` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +174,7 @@ pub fn init(
     };
     cargo_lock(&lock_of, &ours_text, &mut tx, &mut plan)?;
     main_rs_change(main_rs, blinky, old_blinky, previous, board, &mut plan);
+    blinky_modules(root, &files, main_is_blinky, &ours_text, &mut plan);
     carried_board_files(root, db, board, &mut plan.writes, &mut plan.changes)?;
     gitignore(root, &mut plan);
 

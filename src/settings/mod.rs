@@ -7,7 +7,8 @@
 //! 6..8 the payload's length; 8..12 the CRC-32 (IEEE, as zlib) of the payload; then the payload,
 //! UTF-8 lines `key=value\n`; the rest of its [`SIZE`] bytes is 0xFF (erased flash). An erased
 //! region (0xFF where the magic would be) means "no settings". The firmware's side is the
-//! generated project's src/settings.rs (templates/esp-riscv/src/settings.rs.jinja).
+//! generated project's src/settings.rs (templates/common/src/settings.rs.jinja, which each family's
+//! src/settings.rs.jinja extends with where its region is and how it reads it).
 //!
 //! Settings come from `--set key=value` (repeatable), environment variables
 //! `NIXFLASH_SET_<KEY>` and the git-ignored `settings.toml` in the project's root (its device's

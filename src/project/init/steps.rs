@@ -215,3 +215,34 @@ pub(super) fn gitignore(root: &Path, plan: &mut Plan) {
         ));
     }
 }
+
+/// The blinky's other sources (src/settings.rs, which its `mod settings;` needs), when src/main.rs
+/// is or becomes the blinky: each written when missing or as nixflash wrote it, kept when yours.
+pub(super) fn blinky_modules(
+    root: &Path,
+    files: &[render::File],
+    main_is_blinky: bool,
+    ours_text: &dyn Fn(&str, &str) -> bool,
+    plan: &mut Plan,
+) {
+    let modules = files
+        .iter()
+        .filter(|f| f.path.starts_with("src") && f.path != Path::new("src/main.rs"));
+    for f in modules.filter(|_| main_is_blinky) {
+        let change = match fs::read_to_string(root.join(&f.path)) {
+            Err(_) => Change::Added(f.path.clone()),
+            Ok(have) if have == f.contents => continue,
+            Ok(have) if ours_text(&f.path.to_string_lossy(), &have) => {
+                Change::Replaced(f.path.clone(), None)
+            }
+            Ok(_) => {
+                let why = "yours; the blinky in src/main.rs needs nixflash's (`nixflash new` in \
+                           another folder shows it)";
+                plan.changes.push(Change::Kept(f.path.clone(), why.into()));
+                continue;
+            }
+        };
+        plan.writes.push((f.path.clone(), f.contents.clone()));
+        plan.changes.push(change);
+    }
+}

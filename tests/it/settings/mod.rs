@@ -1,9 +1,11 @@
-//! Settings that never enter the Nix store: the firmware's reader ([`reader`]), `nixflash image`
-//! and `flash --set` with a real ESP32-C3 ELF and the real espflash ([`image`]), and what they
+//! Settings that never enter the Nix store: the firmware's reader ([`reader`]) and the Pico and
+//! Uno firmware reading their regions in the emulators ([`firmware`]), `nixflash image` and
+//! `flash --set` with a real ESP32-C3 ELF and the real espflash ([`image`]), and what they
 //! refuse, before anything is built, written or flashed ([`refused`]), and per-device settings
 //! ([`devices`]).
 
 mod devices;
+mod firmware;
 mod image;
 mod pico;
 mod reader;

@@ -1,7 +1,9 @@
-//! The firmware's side of the settings region, templates/esp-riscv/src/settings.rs.jinja, run
-//! for real on this machine: compiled as `#![no_std]` with no dependencies, then inside a small
-//! host program that reads regions nixflash encoded (nixflash::settings::encode) and prints what
-//! `settings::parse` and `Settings::get` give, which must be exactly what was written.
+//! The firmware's side of the settings region, templates/common/src/settings.rs.jinja as the
+//! ESP32's src/settings.rs renders it, run for real on this machine: compiled as `#![no_std]` with
+//! no dependencies, then inside a small host program that reads regions nixflash encoded
+//! (nixflash::settings::encode) and prints what `settings::parse` and `Settings::get` give, which
+//! must be exactly what was written. The AVR and RP2 readers are the same code over other bytes:
+//! their firmware runs with regions in the emulators ([`super::firmware`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use nixflash::settings::{encode, gather, MAX_PAYLOAD, SIZE};
 
 use crate::common::process::{run_bounded, text};
-use crate::common::{measured, on_path, repo, skip, tmp};
+use crate::common::{measured, on_path, skip, tmp};
 
 /// The host program: `reader <region file> <key>...` prints `key="value"` (Rust's escaping) or
 /// `key absent` per key, or `error <Debug>: <Display>`.
@@ -49,13 +51,7 @@ fn reader(test: &str) -> Option<PathBuf> {
         skip(test, "rustc is not on PATH");
         return None;
     }
-    let source =
-        fs::read_to_string(repo().join("templates/esp-riscv/src/settings.rs.jinja")).unwrap();
-    // Plain Rust: rendering it is copying it.
-    assert!(
-        !source.contains("{{") && !source.contains("{%"),
-        "the template is no longer plain Rust: render it here"
-    );
+    let source = esp_reader();
     let dir = tmp().join("settings-reader");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -85,6 +81,23 @@ fn reader(test: &str) -> Option<PathBuf> {
         &dir,
     );
     Some(dir.join("reader"))
+}
+
+/// src/settings.rs of an ESP32-C3 Wi-Fi project: templates/common/src/settings.rs.jinja as
+/// templates/esp-riscv/src/settings.rs.jinja extends it.
+fn esp_reader() -> String {
+    use nixflash::render::{render_sources, Project};
+    let db = nixflash::board::Database::builtin().unwrap();
+    let project = Project::new("fw")
+        .with_option("wifi", "on")
+        .with_option("async", "embassy")
+        .with_option("alloc", "on");
+    render_sources(db.get("esp32c3").unwrap(), &project)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.path == Path::new("src/settings.rs"))
+        .expect("the Wi-Fi project has src/settings.rs")
+        .contents
 }
 
 fn read(reader: &Path, region: &[u8], keys: &[&str]) -> String {
