@@ -15,6 +15,9 @@
  *   pb5 <cycle> <microseconds> <0|1>  PB5 changed (simulated time since reset)
  *   exit <reason> <cycle>           the simulation stopped: max-cycles, max-wall, crashed, done
  *
+ * SIGUSR1 resets the board (its RESET pin pulsed, as the auto-reset circuit does when avrdude drops
+ * DTR on a real port; a pty has no DTR): it starts in the bootloader again, its flash kept.
+ *
  * --speed: how fast simulated time may run against the wall clock (1 = real time, the default, so
  * that avrdude's timeouts and the bootloader's meet as on a real board; 0 = unthrottled).
  * The simulation always stops at --max-cycles (default 10 minutes of simulated time) and at
@@ -47,6 +50,13 @@
 #define IO_PERIOD 1000u
 
 static avr_t *avr;
+static volatile sig_atomic_t reset_requested;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	reset_requested = 1;
+}
 static int master = -1;
 
 /* Bytes from the pty waiting for the UART's receive FIFO to have room. */
@@ -224,6 +234,7 @@ int main(int argc, char **argv)
 	avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_PIN0 + 5),
 	                        pb5_cb, NULL);
 
+	signal(SIGUSR1, on_usr1);
 	printf("pty %s\n", name);
 
 	double start = now_seconds();
@@ -236,6 +247,10 @@ int main(int argc, char **argv)
 		if (state == cpu_Crashed) {
 			reason = "crashed";
 			break;
+		}
+		if (reset_requested) {
+			reset_requested = 0;
+			avr_reset(avr);
 		}
 		if (avr->cycle < next_io)
 			continue;

@@ -119,6 +119,16 @@ impl SimUno {
         sim
     }
 
+    /// Presses the board's reset button (sim-uno's SIGUSR1): it starts in the bootloader again,
+    /// its flash kept, as a real Uno does when avrdude drops DTR (a pty has none).
+    pub fn reset(&self) {
+        let o = Command::new("kill")
+            .args(["-USR1", &self.child.id().to_string()])
+            .output()
+            .expect("cannot run kill");
+        assert!(o.status.success(), "kill -USR1: {o:?}");
+    }
+
     /// Reads reports until `until` says stop or `limit` passes; false on timeout.
     pub fn watch(
         &mut self,

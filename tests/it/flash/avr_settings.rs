@@ -103,6 +103,7 @@ fn avr_settings_survive_a_reflash_and_a_damaged_region_is_said() {
 
     // The firmware alone again: ravedude's avrdude writes the firmware's pages only (-D, no chip
     // erase), so the region below the bootloader keeps what it had.
+    sim.reset();
     let err = flash(dir.path(), &sim.pty, &[]);
     assert!(!err.contains("Settings"), "{err}");
     let shown = console(&sim.pty);
@@ -133,6 +134,7 @@ fn avr_settings_survive_a_reflash_and_a_damaged_region_is_said() {
         change_byte(&std::fs::read_to_string(&hex).unwrap(), 0x7600 + 17),
     )
     .unwrap();
+    sim.reset();
     let o = run_bounded(
         Command::new("avrdude")
             .args([
