@@ -2,7 +2,8 @@
 //! processor ([`machine`], checked against the board with [`check`]), its chip and board
 //! ([`chip`]), its sections' sizes against the board's memory ([`size`]); for the monitor, its
 //! code addresses' functions and source lines ([`symbols`]) and its defmt table ([`defmt`]); for
-//! the simulator, a copy with one more section ([`section`]). The ELF is read with the `object`
+//! the simulator, a copy with one more section ([`section`]); for images, the bytes it loads
+//! into flash ([`loadable`]). The ELF is read with the `object`
 //! crate (and gimli, addr2line and defmt-decoder).
 
 pub mod chip;
@@ -34,6 +35,29 @@ pub fn machine(data: &[u8]) -> Option<u16> {
         }
         _ => None,
     }
+}
+
+/// The loadable bytes of an ELF: `(load address, bytes)` of each segment with bytes in the file.
+pub fn loadable(elf: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
+    use object::elf::{FileHeader32, PT_LOAD};
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let header = FileHeader32::<object::Endianness>::parse(elf)
+        .context("not a 32-bit ELF file (the firmware of every family is one)")?;
+    let endian = header.endian().context("an ELF of unknown byte order")?;
+    let mut out = Vec::new();
+    for ph in header
+        .program_headers(endian, elf)
+        .context("the ELF's program headers cannot be read")?
+    {
+        if ph.p_type(endian) != PT_LOAD || ph.p_filesz(endian) == 0 {
+            continue;
+        }
+        let bytes = ph
+            .data(endian, elf)
+            .map_err(|()| anyhow::anyhow!("a segment of the ELF lies outside the file"))?;
+        out.push((ph.p_paddr(endian), bytes.to_vec()));
+    }
+    Ok(out)
 }
 
 /// `data` parsed, if it is an ELF file.

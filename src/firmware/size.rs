@@ -149,6 +149,19 @@ pub fn analyze(elf: &[u8], family: &Family, memory: &Memory) -> Result<SizeRepor
     })
 }
 
+/// The end of the firmware's flash bytes when they reach into the board's settings region
+/// (`memory.settings`), which `flash --set` and `image --set` then refuse to write.
+pub fn reaches_settings(elf: &[u8], memory: &Memory) -> Option<u64> {
+    let region = memory.settings?;
+    let end = super::loadable(elf)
+        .ok()?
+        .iter()
+        .filter(|(at, bytes)| u64::from(*at) < region.at + region.size && !bytes.is_empty())
+        .map(|(at, bytes)| u64::from(*at) + bytes.len() as u64)
+        .max()?;
+    (end > region.at).then_some(end)
+}
+
 /// Reads the ELF at `path` against `board`.
 pub fn analyze_file(path: &Path, board: &Board) -> Result<SizeReport> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -24,7 +24,7 @@ pub struct Segments {
 impl Segments {
     /// The loadable bytes of the 32-bit little-endian ELF `elf`.
     pub fn of_elf(elf: &[u8]) -> Result<Segments> {
-        let mut runs = super::uf2::loadable(elf)?;
+        let mut runs = crate::firmware::loadable(elf)?;
         runs.sort_by_key(|(a, _)| *a);
         let le16 = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
         let le32 = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().expect("4 bytes"));
@@ -263,6 +263,24 @@ mod tests {
             e.to_string()
                 .contains("reach into the Arduino Uno's settings region at 0x7600..0x7800"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_firmware_that_reaches_the_settings_region_is_found() {
+        let db = crate::board::Database::builtin().unwrap();
+        let uno = db.get("uno").unwrap();
+        let reaches = |len: usize| {
+            let elf = segments(vec![(0, vec![1; len])]).to_elf().unwrap();
+            crate::firmware::size::reaches_settings(&elf, &uno.memory)
+        };
+        assert_eq!(reaches(0x7600), None);
+        assert_eq!(reaches(0x7601), Some(0x7601));
+        let esp = db.get("esp32c3").unwrap();
+        let elf = segments(vec![(0, vec![1; 0x8000])]).to_elf().unwrap();
+        assert_eq!(
+            crate::firmware::size::reaches_settings(&elf, &esp.memory),
+            None
         );
     }
 

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use object::read::elf::{FileHeader, ProgramHeader};
 
 use crate::board::{Family, Place};
 
@@ -42,33 +41,11 @@ pub struct Uf2 {
     pub end: u32,
 }
 
-/// The loadable bytes of an ELF: `(load address, bytes)` of each segment with bytes in the file.
-pub fn loadable(elf: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
-    use object::elf::{FileHeader32, PT_LOAD};
-    let header = FileHeader32::<object::Endianness>::parse(elf)
-        .context("not a 32-bit ELF file (the RP2 chips' firmware is one)")?;
-    let endian = header.endian().context("an ELF of unknown byte order")?;
-    let mut out = Vec::new();
-    for ph in header
-        .program_headers(endian, elf)
-        .context("the ELF's program headers cannot be read")?
-    {
-        if ph.p_type(endian) != PT_LOAD || ph.p_filesz(endian) == 0 {
-            continue;
-        }
-        let bytes = ph
-            .data(endian, elf)
-            .map_err(|()| anyhow::anyhow!("a segment of the ELF lies outside the file"))?;
-        out.push((ph.p_paddr(endian), bytes.to_vec()));
-    }
-    Ok(out)
-}
-
 /// Converts ELF firmware into a UF2 file for the chip `family_id` names. Every loadable byte must
 /// go to flash, as the family's memory map says (a program loaded into RAM is not supported).
 #[cfg(test)]
 pub fn from_elf(elf: &[u8], family_id: u32, family: &Family) -> Result<Uf2> {
-    from_runs(&loadable(elf)?, None, family_id, family)
+    from_runs(&crate::firmware::loadable(elf)?, None, family_id, family)
 }
 
 /// Converts the firmware's loadable bytes (`(address, bytes)` runs) into a UF2 file, with the

@@ -211,6 +211,7 @@ pub fn build(
             board.name, board.memory.flash, board.memory.ram
         )));
     }
+    warn_if_in_settings(&elf, board, reporter);
     Ok(Built {
         out,
         elf,
@@ -218,6 +219,25 @@ pub fn build(
         size,
         std_lock,
     })
+}
+
+/// Warns when the firmware's bytes reach into the board's settings region (AVR boards keep it
+/// right below the bootloader, where nothing stops a large firmware).
+fn warn_if_in_settings(elf: &Path, board: &Board, reporter: &dyn Reporter) {
+    let Ok(bytes) = std::fs::read(elf) else {
+        return;
+    };
+    if let (Some(end), Some(r)) = (
+        size::reaches_settings(&bytes, &board.memory),
+        board.memory.settings,
+    ) {
+        reporter.report(Event::warning(format!(
+            "the firmware's bytes reach {end:#x}, into the {}'s settings region at {:#x}: \
+             settings cannot be written to it (`flash --set` refuses), and it reads its own \
+             code as settings; make it end below {:#x}",
+            board.name, r.at, r.at
+        )));
+    }
 }
 
 /// The flake.lock step of a build: writes nixflash's tested pins when there is none (and says
