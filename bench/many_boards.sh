@@ -40,7 +40,9 @@ start_sim() {
   "$dir/sim-uno" --bootloader "$boot" --max-wall-ms 120000 >"$out" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 100); do
-    if [ -s "$out" ]; then pty=$(sed -n '1s/^pty //p' "$out"); return; fi
+    # The whole first line, not just a non-empty file: a read between the sim's bytes finds less.
+    pty=$(sed -n '1s/^pty \(.*\)$/\1/p' "$out")
+    case $pty in /dev/*) [ -e "$pty" ] && return ;; esac
     sleep 0.05
   done
   echo "sim-uno printed no pty" >&2; exit 1
