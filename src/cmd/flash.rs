@@ -124,11 +124,8 @@ pub fn run(a: Args) -> Result<u8> {
     let Some(plan) = plan else {
         return super::flash_many::run(&a, &ctx, board, firmware, &root, root_dir);
     };
-    if board.family().flasher.through_probe() {
-        return flash_probe(&a, &ctx, board, firmware, &root);
-    }
     if !board.family().flasher.uses_serial_port() {
-        return flash_rp2(&a, &ctx, board, firmware, kept, &plan);
+        return flash_without_port(&a, &ctx, board, firmware, kept, &plan, &root);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
     let requested = a.port.first().map(String::as_str);
@@ -208,6 +205,23 @@ fn open_monitor(
         project.map(|p| p.root.clone()),
     );
     monitor::monitor(&opts, super::terminal::console())
+}
+
+/// Flashes a board whose flasher needs no serial port: through a debug probe (probe-rs), or an
+/// RP2 board through its boot drive.
+fn flash_without_port(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    firmware: Firmware,
+    kept: Option<&str>,
+    plan: &flash::settings::Plan,
+    root: &std::path::Path,
+) -> Result<u8> {
+    match board.family().flasher.through_probe() {
+        true => flash_probe(a, ctx, board, firmware, root),
+        false => flash_rp2(a, ctx, board, firmware, kept, plan),
+    }
 }
 
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is

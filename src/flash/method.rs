@@ -179,5 +179,16 @@ mod tests {
         let e = anyhow::anyhow!("picotool is not on PATH");
         assert!(m(pico).without_tool(pico, &e).is_some());
         assert!(m(uno).without_tool(uno, &e).is_none());
+        let nucleo = db.get("nucleo-f411re").unwrap();
+        assert_eq!(m(nucleo).short_name(), "probe-rs");
+        assert_eq!(
+            m(nucleo).describe(nucleo),
+            "probe-rs through a debug probe (chip STM32F411RETx)"
+        );
+        assert!(!m(nucleo).uses_serial_port() && m(nucleo).through_probe());
+        assert!(!m(pico).through_probe() && !m(uno).through_probe());
+        assert!(m(nucleo).without_tool(nucleo, &e).is_none());
+        assert_eq!(m(nucleo).image_kind(), None);
+        assert_eq!(m(nucleo).uf2_family_id(nucleo), None);
     }
 }

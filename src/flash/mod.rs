@@ -296,6 +296,20 @@ mod tests {
     }
 
     #[test]
+    fn probe_rs_command_line_names_the_chip_and_no_port() {
+        let db = Database::builtin().unwrap();
+        let f = flasher("probe-rs", "/usr/bin/probe-rs");
+        for (id, chip) in [
+            ("nucleo-f411re", "STM32F411RETx"),
+            ("microbit-v2", "nRF52833_xxAA"),
+        ] {
+            let board = db.get(id).unwrap();
+            let cmd = command(&f, board, Path::new("/p/fw.elf"), None, None, None).unwrap();
+            assert_eq!(args(&cmd), ["download", "--chip", chip, "/p/fw.elf"]);
+        }
+    }
+
+    #[test]
     fn ravedude_command_line_reads_the_given_config_folder() {
         let db = Database::builtin().unwrap();
         let board = db.get("uno").unwrap();
