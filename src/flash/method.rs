@@ -49,11 +49,7 @@ impl FlashMethod {
                 board.flash.uf2_family.as_deref().unwrap_or_default(),
                 self.tool().name
             ),
-            (FlashMethod::ProbeRs(_), _) => format!(
-                "{} through a debug probe (chip {})",
-                self.tool().name,
-                board.flash.chip.as_deref().unwrap_or_default()
-            ),
+            (FlashMethod::ProbeRs(_), _) => format!("{} through a debug probe", self.tool().name),
             _ => self.tool().name.clone(),
         }
     }
@@ -181,10 +177,7 @@ mod tests {
         assert!(m(uno).without_tool(uno, &e).is_none());
         let nucleo = db.get("nucleo-f411re").unwrap();
         assert_eq!(m(nucleo).short_name(), "probe-rs");
-        assert_eq!(
-            m(nucleo).describe(nucleo),
-            "probe-rs through a debug probe (chip STM32F411RETx)"
-        );
+        assert_eq!(m(nucleo).describe(nucleo), "probe-rs through a debug probe");
         assert!(!m(nucleo).uses_serial_port() && m(nucleo).through_probe());
         assert!(!m(pico).through_probe() && !m(uno).through_probe());
         assert!(m(nucleo).without_tool(nucleo, &e).is_none());
