@@ -1,6 +1,6 @@
 //! `nixflash flash` on a board flashed through a debug probe (the `cortex-m` family, probe-rs):
 //! no serial port is looked for, `--port` is refused, and without probe-rs the tool resolver's
-//! error names how to install it. The firmware is the micro:bit v2 blinky, rendered and compiled
+//! error names how to install it; `monitor` says that it does not read RTT yet. The firmware is the micro:bit v2 blinky, rendered and compiled
 //! with the real compiler (into the family's target folder the all-boards test shares).
 //!
 //! probe-rs itself is not installed here: with it, flashing needs a probe and a board.
@@ -58,6 +58,21 @@ fn a_probe_board_is_flashed_by_probe_rs_without_a_serial_port() {
     assert_eq!(code, Some(1), "{e}");
     assert!(
         e.contains("--port /dev/ttyACM0: the BBC micro:bit v2 is flashed through a debug probe"),
+        "{e}"
+    );
+    // The monitor does not read RTT yet: it says so instead of opening the probe's serial port.
+    let o = run_bounded(
+        nixflash()
+            .args(["monitor", "--board", "microbit-v2"])
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join(".no-user-config")),
+        Duration::from_secs(60),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("log goes out as defmt over RTT through its debug probe")
+            && e.contains("probe-rs attach --chip nRF52833_xxAA"),
         "{e}"
     );
 }
