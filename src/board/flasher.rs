@@ -11,8 +11,8 @@ use super::family::Need;
 use super::Board;
 use crate::version::Version;
 
-/// How a family's boards are flashed: `method = "ravedude" | "espflash" | "boot-drive"` (a debug
-/// probe comes next), with that method's own fields.
+/// How a family's boards are flashed: `method = "ravedude" | "espflash" | "boot-drive" |
+/// "probe-rs"`, with that method's own fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum FlashMethod {
@@ -25,6 +25,10 @@ pub enum FlashMethod {
     /// nixflash copies a UF2 file (`flash.uf2-family`) onto the boot drive the chip shows
     /// (`flash.boot-drive`); without a mounted drive, its `tool` (picotool) on PATH flashes.
     BootDrive(BootDrive),
+    /// probe-rs through a debug probe on the board's SWD pins (an on-board ST-LINK, J-Link or
+    /// DAPLink, or a separate one), told the chip as probe-rs' target database names it
+    /// (`flash.chip`); it finds the probe itself, so no serial port is involved.
+    ProbeRs(ProbeRs),
 }
 
 /// A program that flashes: ravedude, espflash, picotool.
@@ -91,6 +95,12 @@ pub struct BootDrive {
     pub uf2_families: BTreeMap<String, u32>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
+pub struct ProbeRs {
+    pub tool: FlashProgram,
+}
+
 impl FlashMethod {
     /// The program that flashes (for the boot drive: the one used without a drive).
     pub fn tool(&self) -> &FlashProgram {
@@ -98,6 +108,7 @@ impl FlashMethod {
             FlashMethod::Ravedude(r) => &r.tool,
             FlashMethod::Espflash(e) => &e.tool,
             FlashMethod::BootDrive(b) => &b.tool,
+            FlashMethod::ProbeRs(p) => &p.tool,
         }
     }
 
@@ -150,6 +161,7 @@ impl FlashMethod {
             FlashMethod::Ravedude(r) => check_ravedude(r, board),
             FlashMethod::Espflash(_) => Ok(()),
             FlashMethod::BootDrive(b) => check_boot_drive(b, board),
+            FlashMethod::ProbeRs(_) => check_probe_rs(board),
         }
     }
 }
@@ -186,6 +198,16 @@ fn check_boot_drive(b: &BootDrive, board: &Board) -> Result<()> {
     }
     if board.flash.boot_drive.is_none() {
         bail!("`flash.boot-drive` (the Board-ID of its boot drive) is not set");
+    }
+    Ok(())
+}
+
+fn check_probe_rs(board: &Board) -> Result<()> {
+    if board.flash.chip.is_none() {
+        bail!(
+            "`flash.chip` (the chip as probe-rs' target database names it, `STM32F411CEUx`) is \
+             not set"
+        );
     }
     Ok(())
 }

@@ -35,6 +35,10 @@ pub struct HalSpec {
     pub krate: String,
     pub feature: String,
     pub led: String,
+    /// A pin the blinky holds low so that `led` lights its LED: the column of an LED matrix
+    /// whose row is `led` (the micro:bit's top-left LED: ROW1 high, COL1 low). Optional.
+    #[serde(default, rename(deserialize = "led-sink"))]
+    pub led_sink: Option<String>,
     /// The second-stage bootloader for the board's flash chip, as rp2040-boot2 names it
     /// (`BOOT_LOADER_W25Q080`); RP2040 boards only.
     pub boot2: Option<String>,

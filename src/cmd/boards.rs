@@ -206,7 +206,7 @@ fn details(b: &Board, source: &Source) -> String {
          \x20 HAL           {hal} (feature `{feature}`), LED on {led}\n\
          \x20 memory        {flash} B flash, {ram} B RAM\n\
          \x20 flasher       {tool}{target_name}{fbaud}\n\
-         \x20 monitor       {mbaud} baud\n\
+         \x20 monitor       {monitor}\n\
          \x20 USB ids       {usb}\n\
          \x20 docs          {docs}\n\
          \x20 defined       {source}\n",
@@ -234,7 +234,10 @@ fn details(b: &Board, source: &Source) -> String {
         },
         hal = b.hal.krate,
         feature = b.hal.feature,
-        led = b.hal.led,
+        led = match &b.hal.led_sink {
+            Some(sink) => format!("{} (with {sink} held low)", b.hal.led),
+            None => b.hal.led.clone(),
+        },
         flash = b.memory.flash,
         ram = b.memory.ram,
         tool = b.family().flasher.describe(b),
@@ -244,7 +247,10 @@ fn details(b: &Board, source: &Source) -> String {
             .baud
             .map(|n| format!(", {n} baud"))
             .unwrap_or_default(),
-        mbaud = b.monitor.baud,
+        monitor = match (&b.monitor.console, b.family().flasher.through_probe()) {
+            (Some(console), true) => console.clone(),
+            _ => format!("{} baud", b.monitor.baud),
+        },
         usb = usb.join(" "),
         docs = b.docs,
     );

@@ -31,7 +31,10 @@ use super::firmware::Firmware;
     you plug it in, and nixflash copies the firmware, as a UF2 file, onto the drive it shows \
     (RPI-RP2 or RP2350), found under /media/$USER, /run/media/$USER, /media or /Volumes; \
     --port <folder> or NIXFLASH_BOOT_DRIVE=<folder> names it. Without a drive, picotool on PATH \
-    (version 2 or newer) flashes it instead.\n\n",
+    (version 2 or newer) flashes it instead.\n\n\
+    Cortex-M boards (STM32, nRF) are flashed through a debug probe (an on-board ST-LINK, J-Link \
+    or DAPLink, or one on the SWD pins) with probe-rs, which finds the probe itself: no port is \
+    looked for.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -115,7 +118,7 @@ pub fn run(a: Args) -> Result<u8> {
         return super::flash_many::run(&a, &ctx, board, firmware, &root, root_dir);
     };
     if !board.family().flasher.uses_serial_port() {
-        return flash_rp2(&a, &ctx, board, firmware, kept, &plan);
+        return flash_without_port(&a, &ctx, board, firmware, kept, &plan, &root);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
     let requested = a.port.first().map(String::as_str);
@@ -217,6 +220,23 @@ fn open_monitor(
     monitor::monitor(&opts, super::terminal::console())
 }
 
+/// Flashes a board whose flasher needs no serial port: through a debug probe (probe-rs), or an
+/// RP2 board through its boot drive.
+fn flash_without_port(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    firmware: Firmware,
+    kept: Option<&str>,
+    plan: &flash::settings::Plan,
+    root: &std::path::Path,
+) -> Result<u8> {
+    match board.family().flasher.through_probe() {
+        true => flash_probe(a, ctx, board, firmware, root),
+        false => flash_rp2(a, ctx, board, firmware, kept, plan),
+    }
+}
+
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is
 /// mounted and picotool is on PATH.
 fn flash_rp2(
@@ -286,6 +306,75 @@ fn flash_rp2(
                 board.name,
                 board.monitor.console.as_deref().unwrap_or("its TX/RX pins"),
                 board.monitor.baud
+            ),
+        );
+    }
+    Ok(0)
+}
+
+/// Flashes a board through its debug probe with probe-rs, which finds the probe itself: no serial
+/// port is looked for. `--port` names none (refused); `--monitor` gets a note (the greeting goes
+/// out over RTT, which nixflash's monitor does not read yet).
+fn flash_probe(
+    a: &Args,
+    ctx: &Context,
+    board: &Board,
+    firmware: Firmware,
+    root: &std::path::Path,
+) -> Result<u8> {
+    if let Some(port) = a.port.first() {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--port {port}: the {} is flashed through a debug probe, which probe-rs finds by \
+                 itself",
+                board.name
+            ),
+        )
+        .hint("leave --port out (with several probes attached, unplug the others)")
+        .into());
+    }
+    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let nix = a.flags.nix();
+    let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+    let outcome = flash::probe::flash(board, root, &elf, &flake, &super::Terminal)?;
+    crate::interrupt::check()?;
+    let chip = board.flash.chip.as_deref().unwrap_or_default();
+    if outcome.code != 0 {
+        super::print_error(
+            &Failure::new(
+                Kind::FlashFailed,
+                format!(
+                    "{} failed (exit code {}) flashing {} to the {} ({chip})",
+                    outcome.flasher.name,
+                    outcome.code,
+                    super::path(&elf),
+                    board.name
+                ),
+            )
+            .hint(format!(
+                "its messages above say why; check that the debug probe is plugged in and wired \
+                 to the {}, and that `probe-rs list` shows it",
+                board.name
+            ))
+            .into(),
+        );
+        return Ok(u8::try_from(outcome.code).unwrap_or(1));
+    }
+    eprintln!(
+        "Flashed {} to the {} with {} ({chip}).",
+        super::path(&elf),
+        board.name,
+        outcome.flasher.name
+    );
+    if a.monitor {
+        status(
+            "Note",
+            &format!(
+                "the {}'s greeting goes out as defmt over RTT through the debug probe, which \
+                 nixflash's monitor does not read yet: run `probe-rs attach --chip {chip} {}`",
+                board.name,
+                super::path(&elf)
             ),
         );
     }

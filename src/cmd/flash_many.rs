@@ -16,8 +16,19 @@ use crate::flash::settings::{plan_each, Plan};
 use crate::monitor::many::Watched;
 use crate::settings::Device;
 
-/// A board flashed through its boot drive: one at a time.
+/// A board flashed through its boot drive or a debug probe: one at a time.
 pub fn no_boot_drives(board: &Board) -> anyhow::Error {
+    if board.family().flasher.through_probe() {
+        return Failure::new(
+            Kind::Unsupported,
+            format!(
+                "the {} is flashed through a debug probe: nixflash flashes one at a time",
+                board.name
+            ),
+        )
+        .hint("attach one probe and run `nixflash flash` once for each board")
+        .into();
+    }
     Failure::new(
         Kind::Unsupported,
         format!(

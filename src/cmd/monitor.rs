@@ -165,6 +165,28 @@ impl From<EolArg> for Eol {
     }
 }
 
+/// Refuses to look for a serial port for a board whose log goes out over RTT through its debug
+/// probe (the `cortex-m` family), which this monitor does not read yet; `--port` still opens one.
+fn rtt_only(board: &crate::board::Board) -> Result<()> {
+    if !board.family().flasher.through_probe() {
+        return Ok(());
+    }
+    let chip = board.flash.chip.as_deref().unwrap_or_default();
+    Err(Failure::new(
+        Kind::Unsupported,
+        format!(
+            "the {}'s log goes out as defmt over RTT through its debug probe, which nixflash's \
+             monitor does not read yet",
+            board.name
+        ),
+    )
+    .hint(format!(
+        "run `probe-rs attach --chip {chip} <the firmware's ELF>` (or `cargo run`, which is \
+         `probe-rs run`); --port <port> opens a serial port of your own"
+    ))
+    .into())
+}
+
 pub fn run(a: Args) -> Result<u8> {
     let ctx = super::context(match &a.board {
         Some(b) => super::Needs::Board(b),
@@ -198,6 +220,9 @@ pub fn run(a: Args) -> Result<u8> {
             .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
     let port = a.port.clone().or(kept_port);
+    if let (None, Some(b)) = (&port, board) {
+        rtt_only(b)?;
+    }
     let port =
         match (&port, board) {
             (_, Some(b)) => super::pick_port(port.as_deref(), b, &ctx.db)?,

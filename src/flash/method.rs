@@ -49,13 +49,21 @@ impl FlashMethod {
                 board.flash.uf2_family.as_deref().unwrap_or_default(),
                 self.tool().name
             ),
+            (FlashMethod::ProbeRs(_), _) => format!("{} through a debug probe", self.tool().name),
             _ => self.tool().name.clone(),
         }
     }
 
-    /// Whether it flashes through the board's serial port (else through the chip's boot drive).
+    /// Whether it flashes through the board's serial port (else through the chip's boot drive,
+    /// or a debug probe).
     pub fn uses_serial_port(&self) -> bool {
-        !matches!(self, FlashMethod::BootDrive(_))
+        !matches!(self, FlashMethod::BootDrive(_) | FlashMethod::ProbeRs(_))
+    }
+
+    /// Whether it flashes through a debug probe that the flasher finds itself (probe-rs): no
+    /// serial port and no boot drive is looked for.
+    pub fn through_probe(&self) -> bool {
+        matches!(self, FlashMethod::ProbeRs(_))
     }
 
     /// What flashes `board` when its tool cannot be used (`why`), if anything does: the boot
@@ -98,6 +106,8 @@ impl FlashMethod {
             FlashMethod::Espflash(_) => self.images().map(|_| ImageKind::Espflash),
             FlashMethod::Ravedude(_) => Some(ImageKind::IntelHex),
             FlashMethod::BootDrive(_) => Some(ImageKind::Uf2),
+            // probe-rs writes the ELF's segments itself; nixflash makes no image for it yet.
+            FlashMethod::ProbeRs(_) => None,
         }
     }
 
@@ -165,5 +175,13 @@ mod tests {
         let e = anyhow::anyhow!("picotool is not on PATH");
         assert!(m(pico).without_tool(pico, &e).is_some());
         assert!(m(uno).without_tool(uno, &e).is_none());
+        let nucleo = db.get("nucleo-f411re").unwrap();
+        assert_eq!(m(nucleo).short_name(), "probe-rs");
+        assert_eq!(m(nucleo).describe(nucleo), "probe-rs through a debug probe");
+        assert!(!m(nucleo).uses_serial_port() && m(nucleo).through_probe());
+        assert!(!m(pico).through_probe() && !m(uno).through_probe());
+        assert!(m(nucleo).without_tool(nucleo, &e).is_none());
+        assert_eq!(m(nucleo).image_kind(), None);
+        assert_eq!(m(nucleo).uf2_family_id(nucleo), None);
     }
 }

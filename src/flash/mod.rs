@@ -1,9 +1,10 @@
 //! Flashing: the way the board's family flashes ([`crate::board::FlashMethod`], the family's data;
 //! what each way means is in flash/method.rs): through the serial port with the family's flasher
 //! (ravedude for AVR, with its Ravedude.toml: [`ravedude`]; espflash for ESP32, with the settings
-//! image: [`settings`]), its output live and its exit code returned, or onto the chip's boot drive
-//! as a UF2 file ([`boot_drive`], [`uf2`]). What the flasher is, how new it must be, what it needs
-//! beside it and its command line are the family's data too.
+//! image: [`settings`]), its output live and its exit code returned, onto the chip's boot drive
+//! as a UF2 file ([`boot_drive`], [`uf2`]), or through a debug probe with probe-rs ([`probe`]).
+//! What the flasher is, how new it must be, what it needs beside it and its command line are the
+//! family's data too.
 //!
 //! The flasher is the one on PATH when it is new enough, otherwise the one the project's flake pins
 //! (`packages.<system>.flasher`), realised with `nix build .#flasher` ([`crate::tool`]), so that a
@@ -14,6 +15,7 @@ pub mod image;
 pub mod many;
 mod method;
 pub use method::ImageKind;
+pub mod probe;
 pub mod ravedude;
 pub mod segments;
 pub mod settings;
@@ -291,6 +293,20 @@ mod tests {
                 "fw.elf"
             ]
         );
+    }
+
+    #[test]
+    fn probe_rs_command_line_names_the_chip_and_no_port() {
+        let db = Database::builtin().unwrap();
+        let f = flasher("probe-rs", "/usr/bin/probe-rs");
+        for (id, chip) in [
+            ("nucleo-f411re", "STM32F411RETx"),
+            ("microbit-v2", "nRF52833_xxAA"),
+        ] {
+            let board = db.get(id).unwrap();
+            let cmd = command(&f, board, Path::new("/p/fw.elf"), None, None, None).unwrap();
+            assert_eq!(args(&cmd), ["download", "--chip", chip, "/p/fw.elf"]);
+        }
     }
 
     #[test]

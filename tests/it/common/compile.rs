@@ -65,9 +65,9 @@ pub fn recipe(board: &Board) -> Result<Recipe, String> {
             flip_link: false,
             elf: |target, bin| PathBuf::from(format!("{target}/release/{bin}")),
         }),
-        // No prebuilt core for thumbv6m/thumbv8m in Debian's rustc; .cargo/config.toml links
-        // with flip-link.
-        "rp2" => Ok(Recipe {
+        // No prebuilt core for the thumb targets in Debian's rustc; .cargo/config.toml links
+        // with flip-link (RP2 and Cortex-M boards alike).
+        "rp2" | "cortex-m" => Ok(Recipe {
             args: vec!["-Z".into(), "build-std=core".into()],
             avr_hal: false,
             flip_link: true,

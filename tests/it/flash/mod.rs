@@ -20,6 +20,7 @@ mod elf;
 mod esp;
 mod many;
 mod nix;
+mod probe;
 mod refused;
 mod upload;
 

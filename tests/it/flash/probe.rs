@@ -1,0 +1,78 @@
+//! `nixflash flash` on a board flashed through a debug probe (the `cortex-m` family, probe-rs):
+//! no serial port is looked for, `--port` is refused, and without probe-rs the tool resolver's
+//! error names how to install it; `monitor` says that it does not read RTT yet. The firmware is the micro:bit v2 blinky, rendered and compiled
+//! with the real compiler (into the family's target folder the all-boards test shares).
+//!
+//! probe-rs itself is not installed here: with it, flashing needs a probe and a board.
+
+use std::time::Duration;
+
+use nixflash::board::Database;
+
+use crate::common::process::{run_bounded, text};
+use crate::common::{compile, nixflash, skip};
+
+const TEST: &str = "a_probe_board_is_flashed_by_probe_rs_without_a_serial_port";
+
+#[test]
+fn a_probe_board_is_flashed_by_probe_rs_without_a_serial_port() {
+    let db = Database::builtin().unwrap();
+    let board = db.get("microbit-v2").unwrap();
+    let recipe = compile::recipe(board).unwrap();
+    if let Some(why) = compile::missing(&recipe) {
+        return skip(TEST, &why);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let project = compile::render(tmp.path(), "fw-probe", "microbit-v2").unwrap();
+    let elf = compile::compile(board, &project, "fw-probe").unwrap().elf;
+    // A PATH with neither probe-rs nor Nix, outside any project: no flasher can be found.
+    let empty = tmp.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |args: &[&str]| {
+        let o = run_bounded(
+            nixflash()
+                .args(["flash", "--board", "microbit-v2", "--elf"])
+                .arg(&elf)
+                .args(args)
+                .current_dir(tmp.path())
+                .env("PATH", &empty)
+                .env("XDG_CONFIG_HOME", tmp.path().join(".no-user-config")),
+            Duration::from_secs(60),
+        );
+        let (_, stderr) = text(&o);
+        (o.status.code(), stderr)
+    };
+    let (code, e) = run(&[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("no usable probe-rs: probe-rs is not on PATH")
+            && e.contains("install it with `cargo install probe-rs-tools --locked`"),
+        "{e}"
+    );
+    // No serial port was looked for (this machine has none with the DAPLink's USB id).
+    assert!(
+        !e.contains("serial port") && !e.contains("0d28:0204"),
+        "a serial port was looked for:\n{e}"
+    );
+    let (code, e) = run(&["--port", "/dev/ttyACM0"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("--port /dev/ttyACM0: the BBC micro:bit v2 is flashed through a debug probe"),
+        "{e}"
+    );
+    // The monitor does not read RTT yet: it says so instead of opening the probe's serial port.
+    let o = run_bounded(
+        nixflash()
+            .args(["monitor", "--board", "microbit-v2"])
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join(".no-user-config")),
+        Duration::from_secs(60),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("log goes out as defmt over RTT through its debug probe")
+            && e.contains("probe-rs attach --chip nRF52833_xxAA"),
+        "{e}"
+    );
+}
