@@ -2,15 +2,25 @@
 //! on USB itself (an on-board ST-LINK, J-Link or DAPLink, or one wired to the SWD pins) and is
 //! told the chip (`flash.chip`, as its target database names it), so nixflash looks for no serial
 //! port: it checks the firmware, finds probe-rs (PATH, else the project's flake) and runs it.
+//!
+//! probe-rs's own lines are shown as they come, without its log warnings and backtraces
+//! (`RUST_LOG=error`, `RUST_BACKTRACE=0`); when it fails in a way nixflash knows (no probe, a
+//! probe it cannot open, several probes, a chip that does not answer), that is one line with the
+//! next step instead of probe-rs's error.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
-use super::{command, find, run, Outcome};
+use super::{command, find, Outcome};
 use crate::board::Board;
+use crate::error::{Failure, Kind};
+use crate::process::Show;
 use crate::report::{Event, Reporter};
 use crate::tool::Flake;
+
+/// Where probe-rs's udev rules and the group its users join are explained.
+const SETUP: &str = "https://probe.rs/docs/getting-started/probe-setup/";
 
 /// Flashes `elf` to `board` with probe-rs, its output live; `project_root` is where it runs.
 pub fn flash(
@@ -23,6 +33,129 @@ pub fn flash(
     crate::firmware::check(board, elf)?;
     let flasher = find(board, flake, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
-    let cmd = command(&flasher, board, elf, None, None, None)?.dir(project_root);
-    run(flasher, cmd, reporter)
+    let cmd = command(&flasher, board, elf, None, None, None)?
+        .dir(project_root)
+        .env("RUST_LOG", "error")
+        .env("RUST_BACKTRACE", "0");
+    reporter.report(Event::step("Running", cmd.display()));
+    // Its error, from `Error:` on, is held back: explained in one line, or shown after.
+    let mut in_error = false;
+    let o = cmd
+        .run(Show::Each(&mut |line: &str| {
+            in_error |= line.starts_with("Error:");
+            if !in_error {
+                reporter.report(Event::Output {
+                    line: line.to_string(),
+                    detail: false,
+                });
+            }
+        }))
+        .with_context(|| format!("cannot run {}", flasher.program.display()))?;
+    if !o.success() {
+        let said = format!("{}\n{}", o.stdout_text(), o.stderr);
+        if let Some(known) = explain(board, &said) {
+            return Err(known.into());
+        }
+        for line in said.lines().skip_while(|l| !l.starts_with("Error:")) {
+            reporter.report(Event::Output {
+                line: line.to_string(),
+                detail: false,
+            });
+        }
+    }
+    Ok(Outcome {
+        code: o.code(),
+        flasher,
+    })
+}
+
+/// The one line for a failure of probe-rs's that nixflash knows, from what it printed.
+pub fn explain(board: &Board, said: &str) -> Option<Failure> {
+    let chip = board.flash.chip.as_deref().unwrap_or(&board.chip);
+    let name = &board.name;
+    if said.contains("No connected probes were found") {
+        return Some(
+            Failure::new(
+                Kind::PortNotFound,
+                format!("no debug probe is connected (probe-rs found none for the {name})"),
+            )
+            .hint(format!(
+                "plug in the {name}'s USB port (its on-board probe), or a probe wired to its SWD \
+                 pins; if it is plugged in, your user may not reach it: install probe-rs's udev \
+                 rules and join the plugdev group ({SETUP})"
+            )),
+        );
+    }
+    if said.contains("probes were found") {
+        return Some(
+            Failure::new(
+                Kind::PortAmbiguous,
+                "several debug probes are connected: probe-rs cannot tell which is the board's",
+            )
+            .hint(format!(
+                "unplug every probe but the {name}'s, or run probe-rs with --probe"
+            )),
+        );
+    }
+    if said.contains("could not be opened") || said.contains("Failed to open the debug probe") {
+        return Some(
+            Failure::new(
+                Kind::PortBusy,
+                "the debug probe could not be opened: another program holds it, or your user may \
+                 not open it",
+            )
+            .hint(format!(
+                "close what else uses the probe (another probe-rs, OpenOCD, an IDE's debugger); \
+                 otherwise install probe-rs's udev rules and join the plugdev group ({SETUP})"
+            )),
+        );
+    }
+    if said.contains("Connecting to the chip was unsuccessful") {
+        return Some(
+            Failure::new(
+                Kind::BoardMismatch,
+                format!("the debug probe answers, but no {chip} behind it does"),
+            )
+            .hint(format!(
+                "check that the board is the {name} ({chip}), that it is powered, and that the \
+                 probe's SWDIO, SWCLK and GND reach it"
+            )),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Database;
+
+    #[test]
+    fn probe_rs_s_failures_become_one_line_each() {
+        let db = Database::builtin().unwrap();
+        let mb = db.get("microbit-v2").unwrap();
+        let kind = |said: &str| explain(mb, said).map(|f| f.kind);
+        assert_eq!(
+            kind("Error: No connected probes were found."),
+            Some(Kind::PortNotFound)
+        );
+        assert_eq!(
+            kind("Error: 2 probes were found: ..."),
+            Some(Kind::PortAmbiguous)
+        );
+        assert_eq!(
+            kind("Error: Failed to open the debug probe.\n\nCaused by:\n    0: The selected USB device could not be opened."),
+            Some(Kind::PortBusy)
+        );
+        assert_eq!(
+            kind("Error: Connecting to the chip was unsuccessful."),
+            Some(Kind::BoardMismatch)
+        );
+        assert_eq!(kind("Error: The flashing procedure failed"), None);
+        let f = explain(mb, "Error: Connecting to the chip was unsuccessful.").unwrap();
+        assert_eq!(
+            f.message,
+            "the debug probe answers, but no nRF52833_xxAA behind it does"
+        );
+    }
 }
