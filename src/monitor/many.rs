@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::output::{LineFormatter, Output};
-use super::{decode, gone, no_data_yet, open_waiting, reconnect, terminal, MonitorOptions};
+use super::{decode, open_waiting, terminal, Link, MonitorOptions, Polled};
 use crate::report::Console;
-use crate::serial::access::QUIET;
 
 /// One board to watch: its label and how to watch it.
 #[derive(Debug, Clone)]
@@ -156,41 +155,11 @@ fn read(
     out: &mut Output,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let mut port = Some(first);
-    let mut buf = [0u8; 4096];
-    let (mut last_data, mut last_try) = (Instant::now(), Instant::now());
-    let mut last_wait_error = String::new();
+    let mut link = Link::new(first);
     while !stop.load(Ordering::Relaxed) {
-        let Some(p) = port.as_mut() else {
-            thread::sleep(Duration::from_millis(50));
-            if last_try.elapsed() >= Duration::from_millis(200) {
-                last_try = Instant::now();
-                port = reconnect(opts, out, &mut last_wait_error);
-            }
-            continue;
-        };
-        match p.read(&mut buf) {
-            Ok(0) => {
-                port = None;
-                gone(opts, out, &io::Error::from(io::ErrorKind::UnexpectedEof))?;
-            }
-            Ok(n) => {
-                last_data = Instant::now();
-                if out.port(&buf[..n])? {
-                    return Ok(());
-                }
-            }
-            Err(e) if no_data_yet(&e) => {
-                if last_data.elapsed() >= QUIET && out.quiet()? {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                port = None;
-                gone(opts, out, &e)?;
-            }
+        if let Polled::OutputClosed = link.poll(opts, out)? {
+            break;
         }
-        last_try = Instant::now();
     }
     Ok(())
 }

@@ -212,12 +212,7 @@ fn run_session(
         sent: 0,
         reconnects: 0,
     };
-    // None while the port is away (closed, so that the device can come back under its name).
-    let mut port: Option<Port> = Some(first);
-    let mut buf = [0u8; 4096];
-    let mut last_try = Instant::now();
-    let mut last_data = Instant::now();
-    let mut last_wait_error = String::new();
+    let mut link = Link::new(first);
     let mut said_dropped = false;
     let end = 'session: loop {
         if crate::interrupt::interrupted() {
@@ -232,19 +227,15 @@ fn run_session(
         for key in input.take() {
             match key {
                 Input::Quit => break 'session MonitorEnd::Quit,
-                Input::Reset => reset_board(port.as_mut(), opts, out),
+                Input::Reset => reset_board(link.port.as_mut(), opts, out),
                 Input::Bytes(b) => {
-                    match port.as_mut() {
+                    match link.port.as_mut() {
                         Some(p) => match p.write_all(&b).and_then(|_| p.flush()) {
                             Ok(()) => report.sent += b.len() as u64,
                             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                                 out.status("Could not send: the port does not take data")
                             }
-                            Err(e) => {
-                                port = None;
-                                gone(opts, out, &e)?;
-                                last_try = Instant::now();
-                            }
+                            Err(e) => link.lost(opts, out, &e)?,
                         },
                         None => {
                             if !said_dropped {
@@ -256,46 +247,99 @@ fn run_session(
                 }
             }
         }
-        match port.as_mut() {
-            Some(p) => match p.read(&mut buf) {
-                Ok(0) => {
-                    port = None;
-                    gone(opts, out, &io::Error::from(io::ErrorKind::UnexpectedEof))?;
-                    last_try = Instant::now();
-                }
-                Ok(n) => {
-                    last_data = Instant::now();
-                    report.received += n as u64;
-                    if out.port(&buf[..n])? {
-                        break MonitorEnd::OutputClosed;
-                    }
-                }
-                Err(e) if no_data_yet(&e) => {
-                    if last_data.elapsed() >= QUIET && out.quiet()? {
-                        break MonitorEnd::OutputClosed;
-                    }
-                }
-                Err(e) => {
-                    port = None;
-                    gone(opts, out, &e)?;
-                    last_try = Instant::now();
-                }
-            },
-            None => {
-                thread::sleep(Duration::from_millis(50));
-                if last_try.elapsed() >= Duration::from_millis(200) {
-                    last_try = Instant::now();
-                    port = reconnect(opts, out, &mut last_wait_error);
-                    if port.is_some() {
-                        report.reconnects += 1;
-                        said_dropped = false;
-                    }
-                }
+        match link.poll(opts, out)? {
+            Polled::Idle => {}
+            Polled::Received(n) => report.received += n,
+            Polled::Reconnected => {
+                report.reconnects += 1;
+                said_dropped = false;
             }
+            Polled::OutputClosed => break MonitorEnd::OutputClosed,
         }
     };
     report.end = end;
     Ok(report)
+}
+
+/// The port's side of a session (of one board, or of each of several): what it sends, shown
+/// through an [`Output`], and the port opened again while it is away (None then: closed, so that
+/// the device can come back under its name).
+struct Link {
+    port: Option<Port>,
+    buf: [u8; 4096],
+    last_try: Instant,
+    last_data: Instant,
+    last_wait_error: String,
+}
+
+/// What one [`Link::poll`] did.
+enum Polled {
+    /// Nothing came (or the port is still away).
+    Idle,
+    /// These many bytes came, and were shown.
+    Received(u64),
+    /// The port is back.
+    Reconnected,
+    /// Standard output was closed.
+    OutputClosed,
+}
+
+impl Link {
+    fn new(port: Port) -> Link {
+        Link {
+            port: Some(port),
+            buf: [0; 4096],
+            last_try: Instant::now(),
+            last_data: Instant::now(),
+            last_wait_error: String::new(),
+        }
+    }
+
+    /// The port went away (`e`): closed and said, then waited for (or the session's error when
+    /// reconnecting is off).
+    fn lost(&mut self, opts: &MonitorOptions, out: &mut Output, e: &io::Error) -> Result<()> {
+        self.port = None;
+        gone(opts, out, e)?;
+        self.last_try = Instant::now();
+        Ok(())
+    }
+
+    /// Reads what the port has and shows it, or, while the port is away, tries to open it again
+    /// (every 200 ms).
+    fn poll(&mut self, opts: &MonitorOptions, out: &mut Output) -> Result<Polled> {
+        let Some(p) = self.port.as_mut() else {
+            thread::sleep(Duration::from_millis(50));
+            if self.last_try.elapsed() >= Duration::from_millis(200) {
+                self.last_try = Instant::now();
+                self.port = reconnect(opts, out, &mut self.last_wait_error);
+                if self.port.is_some() {
+                    return Ok(Polled::Reconnected);
+                }
+            }
+            return Ok(Polled::Idle);
+        };
+        match p.read(&mut self.buf) {
+            Ok(0) => {
+                self.lost(opts, out, &io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                Ok(Polled::Idle)
+            }
+            Ok(n) => {
+                self.last_data = Instant::now();
+                match out.port(&self.buf[..n])? {
+                    true => Ok(Polled::OutputClosed),
+                    false => Ok(Polled::Received(n as u64)),
+                }
+            }
+            Err(e) if no_data_yet(&e) => match self.last_data.elapsed() >= QUIET && out.quiet()? {
+                true => Ok(Polled::OutputClosed),
+                false => Ok(Polled::Idle),
+            },
+            Err(e) => {
+                self.lost(opts, out, &e)?;
+                Ok(Polled::Idle)
+            }
+        }
+    }
 }
 
 /// Whether a read's error only means that nothing came (yet).
