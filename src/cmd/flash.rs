@@ -132,24 +132,20 @@ pub fn run(a: Args) -> Result<u8> {
     // Ctrl-C reached the flasher too: report the interruption, not the flasher's failure.
     crate::interrupt::check()?;
     if outcome.code != 0 {
-        super::print_error(
-            &Failure::new(
-                Kind::FlashFailed,
-                format!(
-                    "{} failed (exit code {}) flashing {} to the {} on {port}",
-                    outcome.flasher.name,
-                    outcome.code,
-                    super::path(&elf),
-                    board.name,
-                ),
-            )
-            .hint(format!(
+        return Ok(flasher_failed(
+            outcome.code,
+            format!(
+                "{} failed (exit code {}) flashing {} to the {} on {port}",
+                outcome.flasher.name,
+                outcome.code,
+                super::path(&elf),
+                board.name,
+            ),
+            format!(
                 "its messages above say why; check that the board on {port} is the {} ({})",
                 board.name, board.id
-            ))
-            .into(),
-        );
-        return Ok(u8::try_from(outcome.code).unwrap_or(1));
+            ),
+        ));
     }
     eprintln!(
         "Flashed {} to the {} on {port}.",
@@ -261,21 +257,17 @@ fn flash_rp2(
         Done::Ran(outcome) => {
             crate::interrupt::check()?;
             if outcome.code != 0 {
-                super::print_error(
-                    &Failure::new(
-                        Kind::FlashFailed,
-                        format!(
-                            "{} failed (exit code {})",
-                            outcome.flasher.name, outcome.code
-                        ),
-                    )
-                    .hint(format!(
+                return Ok(flasher_failed(
+                    outcome.code,
+                    format!(
+                        "{} failed (exit code {})",
+                        outcome.flasher.name, outcome.code
+                    ),
+                    format!(
                         "hold BOOTSEL while you plug the {} in, so that its boot ROM answers",
                         board.name
-                    ))
-                    .into(),
-                );
-                return Ok(u8::try_from(outcome.code).unwrap_or(1));
+                    ),
+                ));
             }
             eprintln!(
                 "Flashed {} to the {} with {}.",
@@ -341,25 +333,21 @@ fn flash_probe(
     crate::interrupt::check()?;
     let chip = board.flash.chip.as_deref().unwrap_or_default();
     if outcome.code != 0 {
-        super::print_error(
-            &Failure::new(
-                Kind::FlashFailed,
-                format!(
-                    "{} failed (exit code {}) flashing {} to the {} ({chip})",
-                    outcome.flasher.name,
-                    outcome.code,
-                    super::path(&elf),
-                    board.name
-                ),
-            )
-            .hint(format!(
+        return Ok(flasher_failed(
+            outcome.code,
+            format!(
+                "{} failed (exit code {}) flashing {} to the {} ({chip})",
+                outcome.flasher.name,
+                outcome.code,
+                super::path(&elf),
+                board.name
+            ),
+            format!(
                 "its messages above say why; check that the debug probe is plugged in and wired \
                  to the {}, and that `probe-rs list` shows it",
                 board.name
-            ))
-            .into(),
-        );
-        return Ok(u8::try_from(outcome.code).unwrap_or(1));
+            ),
+        ));
     }
     eprintln!(
         "Flashed {} to the {} with {} ({chip}).",
@@ -379,4 +367,11 @@ fn flash_probe(
         );
     }
     Ok(0)
+}
+
+/// Says that the flasher failed (`message`; `hint`: what to check) and gives its exit code as
+/// nixflash's (1 when it does not fit one).
+fn flasher_failed(code: i32, message: String, hint: String) -> u8 {
+    super::print_error(&Failure::new(Kind::FlashFailed, message).hint(hint).into());
+    u8::try_from(code).unwrap_or(1)
 }

@@ -126,46 +126,31 @@ fn describe(
         (Some(s), Some(r)) => Some(format!("settings ({}) at {:#x}", s.describe(), r.offset)),
         _ => None,
     };
-    let erased = layout.region.map(|r| {
-        format!(
-            "no settings given: the settings region at {:#x} is left as the board has it",
-            r.offset
-        )
-    });
-    match kind {
-        ImageKind::Espflash => {
-            let erased = layout.region.map(|r| {
-                format!(
-                    "; the settings region at {:#x} is erased (no settings given: the firmware \
-                     will say so)",
-                    r.offset
-                )
-            });
-            match &with {
-                Some(s) => format!(
-                    "{} bytes from flash offset 0: bootloader, partition table, app and {s}",
-                    made.size
-                ),
-                None => format!(
-                    "{} bytes from flash offset 0: bootloader, partition table and app{}",
-                    made.size,
-                    erased.unwrap_or_default()
-                ),
-            }
-        }
-        ImageKind::IntelHex | ImageKind::Uf2 => format!(
-            "{}, {} bytes: the firmware{}",
-            if kind == ImageKind::Uf2 {
-                "UF2"
-            } else {
-                "Intel HEX"
-            },
-            made.size,
-            match (&with, erased) {
-                (Some(s), _) => format!(" and {s}"),
-                (None, Some(e)) => format!("; {e}"),
-                (None, None) => String::new(),
-            }
-        ),
+    let size = made.size;
+    if kind == ImageKind::Espflash {
+        let start = format!("{size} bytes from flash offset 0: bootloader, partition table");
+        return match (&with, layout.region) {
+            (Some(s), _) => format!("{start}, app and {s}"),
+            (None, Some(r)) => format!(
+                "{start} and app; the settings region at {:#x} is erased (no settings given: the \
+                 firmware will say so)",
+                r.offset
+            ),
+            (None, None) => format!("{start} and app"),
+        };
     }
+    let file = if kind == ImageKind::Uf2 {
+        "UF2"
+    } else {
+        "Intel HEX"
+    };
+    let rest = match (&with, layout.region) {
+        (Some(s), _) => format!(" and {s}"),
+        (None, Some(r)) => format!(
+            "; no settings given: the settings region at {:#x} is left as the board has it",
+            r.offset
+        ),
+        (None, None) => String::new(),
+    };
+    format!("{file}, {size} bytes: the firmware{rest}")
 }
