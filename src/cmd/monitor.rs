@@ -144,6 +144,7 @@ impl MonitorFlags {
             elf: elf?,
             board: board.cloned(),
             project,
+            rtt: false,
         })
     }
 }

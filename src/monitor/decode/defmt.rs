@@ -47,7 +47,8 @@ pub struct Defmt {
 impl Defmt {
     /// The table of an ELF: `Ok(None)` when it has no `.defmt` section, `Err(why)` when it has
     /// one that cannot be used. Source lines come from its DWARF, when it has some.
-    pub fn load(elf: &[u8], root: Option<&Path>) -> Result<Option<Defmt>, String> {
+    /// `rtt`: the bytes are an RTT channel's (frames only), not a serial port's.
+    pub fn load(elf: &[u8], root: Option<&Path>, rtt: bool) -> Result<Option<Defmt>, String> {
         let Some(DefmtTable { table, places }) = DefmtTable::read(elf, root)? else {
             return Ok(None);
         };
@@ -55,7 +56,11 @@ impl Defmt {
             table,
             places,
             seen: HashMap::default(),
-            framer: Framer::default(),
+            framer: if rtt {
+                Framer::rtt()
+            } else {
+                Framer::default()
+            },
         }))
     }
 
@@ -115,9 +120,11 @@ impl Hasher for Fnv {
     }
 }
 
-/// Where the port's bytes are in esp-println's framing.
+/// Where the port's bytes are in esp-println's framing, or in an RTT channel's.
 #[derive(Debug, Default)]
 pub struct Framer {
+    /// An RTT channel: every byte belongs to a frame, there is no text and no `0xFF 0x00`.
+    rtt: bool,
     /// `0xFF` ended the last bytes: a frame may be starting.
     pending_ff: bool,
     /// Inside a frame.
@@ -127,6 +134,15 @@ pub struct Framer {
 }
 
 impl Framer {
+    /// The framing of an RTT channel (defmt-rtt): frames only, one after the other.
+    pub fn rtt() -> Framer {
+        Framer {
+            rtt: true,
+            in_frame: true,
+            ..Framer::default()
+        }
+    }
+
     /// Sorts bytes into text and frames, each frame given to `decode` (a line, or `None` when
     /// it does not decode), in order.
     pub fn feed(
@@ -189,7 +205,7 @@ impl Framer {
                 if self.buf.len() > MAX_FRAME {
                     out.push(too_long(self.buf.len()));
                     self.buf.clear();
-                    self.in_frame = false;
+                    self.in_frame = self.rtt;
                 }
                 continue;
             };
@@ -201,7 +217,7 @@ impl Framer {
                 &self.buf[..]
             };
             rest = &rest[end + 1..];
-            self.in_frame = false;
+            self.in_frame = self.rtt;
             if frame.len() > MAX_FRAME {
                 out.push(too_long(frame.len()));
             } else if let Some(line) = decode(frame) {
@@ -214,7 +230,7 @@ impl Framer {
                 )));
                 // A frame cut short runs into the next one's start, `0xFF 0x00`: the zero taken
                 // for its end was the next frame's.
-                self.in_frame = frame.last() == Some(&0xFF);
+                self.in_frame = self.rtt || frame.last() == Some(&0xFF);
             }
             self.buf.clear();
         }
@@ -226,6 +242,10 @@ impl Framer {
         if self.pending_ff {
             self.pending_ff = false;
             text(out, &[0xFF]);
+        }
+        if self.rtt {
+            // An RTT channel is written a whole frame at a time: a pause ends nothing.
+            return;
         }
         if std::mem::take(&mut self.in_frame) {
             out.push(Piece::Notice(format!(
@@ -288,7 +308,10 @@ mod tests {
 
     /// Frames here are plain text; the ones starting with `bad` do not decode.
     fn run(chunks: &[&[u8]], quiet: bool) -> Vec<Piece> {
-        let mut f = Framer::default();
+        run_with(Framer::default(), chunks, quiet)
+    }
+
+    fn run_with(mut f: Framer, chunks: &[&[u8]], quiet: bool) -> Vec<Piece> {
         let mut out = Vec::new();
         let mut decode = |frame: &[u8]| {
             let s = String::from_utf8(frame.to_vec()).ok()?;
@@ -352,5 +375,44 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(out[1..], [t(b"after")]);
+    }
+
+    #[test]
+    fn an_rtt_channel_is_frames_only_each_ended_by_a_zero() {
+        let out = run_with(
+            Framer::rtt(),
+            &[b"\0hel", b"lo\0bad\0", b"wor", b"", b"ld\0\xFFx\0"],
+            true,
+        );
+        assert_eq!(
+            out,
+            vec![
+                l("<hello>"),
+                Piece::Notice(
+                    "a defmt frame (3 bytes) does not decode with this firmware's table (cut \
+                     short, or from other firmware): skipped"
+                        .into()
+                ),
+                l("<world>"),
+                Piece::Notice(
+                    "a defmt frame (2 bytes) does not decode with this firmware's table (cut \
+                     short, or from other firmware): skipped"
+                        .into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pause_in_an_rtt_channel_cuts_no_frame() {
+        let out = run_with(Framer::rtt(), &[b"wor"], true);
+        assert_eq!(out, vec![]);
+        let mut f = Framer::rtt();
+        let mut out = Vec::new();
+        let mut decode = |frame: &[u8]| Some(String::from_utf8_lossy(frame).into_owned().into());
+        f.feed(b"ab", &mut out, &mut decode);
+        f.quiet(&mut out);
+        f.feed(b"c\0", &mut out, &mut decode);
+        assert_eq!(out, vec![l("abc")]);
     }
 }

@@ -21,6 +21,8 @@ pub struct Decode {
     /// The project the ELF is built from: source paths are shown relative to it, and an ELF
     /// older than its sources is used with a warning.
     pub project: Option<PathBuf>,
+    /// The bytes come from an RTT channel (frames only), not from a serial port.
+    pub rtt: bool,
 }
 
 /// The decoder, if the ELF can be used, and the status lines that say how it went.
@@ -62,7 +64,7 @@ pub fn load(d: &Decode) -> Loaded {
     }
     let root = d.project.as_deref();
     let symbols = Symbols::new(&elf, root);
-    let defmt = match Defmt::load(&data, root) {
+    let defmt = match Defmt::load(&data, root, d.rtt) {
         Ok(found) => found,
         Err(why) => {
             notices.push(format!("Not decoding defmt frames: {name}: {why}"));
