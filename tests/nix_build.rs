@@ -15,7 +15,7 @@
 //! the `it` tests, two heavy tests at a time (.config/nextest.toml). They need Nix, the firmware
 //! tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and elf2uf2-rs;
 //! without them they fail, saying SKIPPED and what is missing (see `common::skip`). By board:
-//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`]; [`update`] moves
+//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`], [`cortex_m`]; [`update`] moves
 //! the pins; [`workspace`]: the Uno as a workspace member, the flake at the workspace root.
 
 use std::fs;
@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 #[path = "it/common/mod.rs"]
 mod common;
+#[path = "nix_build/cortex_m.rs"]
+mod cortex_m;
 #[path = "nix_build/esp.rs"]
 mod esp;
 #[path = "nix_build/paths.rs"]

@@ -99,6 +99,12 @@ pub struct BootDrive {
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct ProbeRs {
     pub tool: FlashProgram,
+    /// What starts the firmware after `tool.args` wrote it (probe-rs' `download` leaves the core
+    /// halted): `["reset", "--chip", "{flash.chip}"]`.
+    pub start_args: Vec<String>,
+    /// What reads the running firmware's RTT channel for the monitor, given the ELF (`{elf}`)
+    /// to find the channel in: `["attach", "--chip", "{flash.chip}", "{elf}"]`.
+    pub attach_args: Vec<String>,
 }
 
 impl FlashMethod {
@@ -161,7 +167,7 @@ impl FlashMethod {
             FlashMethod::Ravedude(r) => check_ravedude(r, board),
             FlashMethod::Espflash(_) => Ok(()),
             FlashMethod::BootDrive(b) => check_boot_drive(b, board),
-            FlashMethod::ProbeRs(_) => check_probe_rs(board),
+            FlashMethod::ProbeRs(p) => check_probe_rs(p, board),
         }
     }
 }
@@ -202,12 +208,22 @@ fn check_boot_drive(b: &BootDrive, board: &Board) -> Result<()> {
     Ok(())
 }
 
-fn check_probe_rs(board: &Board) -> Result<()> {
+fn check_probe_rs(p: &ProbeRs, board: &Board) -> Result<()> {
     if board.flash.chip.is_none() {
         bail!(
             "`flash.chip` (the chip as probe-rs' target database names it, `STM32F411CEUx`) is \
              not set"
         );
+    }
+    if !p.attach_args.iter().any(|a| a.contains("{elf}")) {
+        bail!("`flasher.attach-args` never names the firmware (`{{elf}}`)");
+    }
+    for arg in p.start_args.iter().chain(&p.attach_args) {
+        for field in super::placeholders(arg) {
+            if field != "elf" && board.field(field).is_none() {
+                bail!("`{field}` is not set, and probe-rs' `{arg}` needs it");
+            }
+        }
     }
     Ok(())
 }

@@ -34,7 +34,8 @@ use super::firmware::Firmware;
     (version 2 or newer) flashes it instead.\n\n\
     Cortex-M boards (STM32, nRF) are flashed through a debug probe (an on-board ST-LINK, J-Link \
     or DAPLink, or one on the SWD pins) with probe-rs, which finds the probe itself: no port is \
-    looked for.\n\n",
+    looked for; probe-rs then resets the chip to start the firmware, and --monitor reads its log \
+    over RTT through the probe.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -305,8 +306,8 @@ fn flash_rp2(
 }
 
 /// Flashes a board through its debug probe with probe-rs, which finds the probe itself: no serial
-/// port is looked for. `--port` names none (refused); `--monitor` gets a note (the greeting goes
-/// out over RTT, which nixflash's monitor does not read yet).
+/// port is looked for. `--port` names none (refused); `--monitor` reads the firmware's RTT channel
+/// through the probe.
 fn flash_probe(
     a: &Args,
     ctx: &Context,
@@ -356,15 +357,8 @@ fn flash_probe(
         outcome.flasher.name
     );
     if a.monitor {
-        status(
-            "Note",
-            &format!(
-                "the {}'s greeting goes out as defmt over RTT through the debug probe, which \
-                 nixflash's monitor does not read yet: run `probe-rs attach --chip {chip} {}`",
-                board.name,
-                super::path(&elf)
-            ),
-        );
+        let project = ctx.root.as_ref().map(|_| root.to_path_buf());
+        super::monitor::rtt(board, &a.monitor_flags, Some(elf), project, &flake)?;
     }
     Ok(0)
 }

@@ -25,6 +25,9 @@ use anyhow::Result;
     With the firmware's ELF (--elf, or in a project the last build's), addresses in its code are \
     followed by their function and source line, inlined functions included, and defmt frames are \
     decoded into level, message and source line; --raw shows the bytes as they come.\n\n\
+    A Cortex-M board (STM32, nRF) logs defmt over RTT through its debug probe: the monitor runs \
+    `probe-rs attach` on the firmware's ELF (which it needs: --elf, or the last build's) and \
+    decodes the channel the same way; Ctrl-] or Ctrl-C quits, nothing is sent to the board.\n\n\
     Examples:\n  nixflash monitor                         in a project: its board's port and baud\n  \
     nixflash monitor --board uno --timestamps --log run.log\n  \
     nixflash monitor --port /dev/ttyUSB0 --baud 115200 --eol crlf\n  \
@@ -166,26 +169,65 @@ impl From<EolArg> for Eol {
     }
 }
 
-/// Refuses to look for a serial port for a board whose log goes out over RTT through its debug
-/// probe (the `cortex-m` family), which this monitor does not read yet; `--port` still opens one.
-fn rtt_only(board: &crate::board::Board) -> Result<()> {
-    if !board.family().flasher.through_probe() {
-        return Ok(());
+/// The monitor of a board whose firmware logs over RTT through its debug probe (the `cortex-m`
+/// family): probe-rs reads the channel, nixflash decodes it with `elf` (the firmware running
+/// there). The serial port's options (--baud, --eol, --wait, --no-reconnect) are refused.
+pub fn rtt(
+    board: &Board,
+    flags: &MonitorFlags,
+    elf: Option<PathBuf>,
+    project: Option<PathBuf>,
+    flake: &crate::tool::Flake,
+) -> Result<()> {
+    let serial_only = [
+        (flags.baud.is_some(), "--baud"),
+        (!matches!(flags.eol, EolArg::Lf), "--eol"),
+        (flags.wait.is_some(), "--wait"),
+        (flags.no_reconnect, "--no-reconnect"),
+    ];
+    if let Some((_, flag)) = serial_only.iter().find(|(set, _)| *set) {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "{flag} is an option of a serial port, and the {}'s log comes over RTT through \
+                 its debug probe",
+                board.name
+            ),
+        )
+        .hint(format!("leave {flag} out"))
+        .into());
     }
-    let chip = board.flash.chip.as_deref().unwrap_or_default();
-    Err(Failure::new(
-        Kind::Unsupported,
-        format!(
-            "the {}'s log goes out as defmt over RTT through its debug probe, which nixflash's \
-             monitor does not read yet",
-            board.name
-        ),
-    )
-    .hint(format!(
-        "run `probe-rs attach --chip {chip} <the firmware's ELF>` (or `cargo run`, which is \
-         `probe-rs run`); --port <port> opens a serial port of your own"
-    ))
-    .into())
+    let Some(elf) = elf else {
+        return Err(Failure::new(
+            Kind::FirmwareMissing,
+            format!(
+                "the {}'s log comes over RTT, which probe-rs finds with the firmware's ELF, and \
+                 there is none here",
+                board.name
+            ),
+        )
+        .hint("run `nixflash build` (the monitor then reads result/bin/), or pass --elf <PATH>")
+        .into());
+    };
+    let probe_rs = crate::flash::find(board, flake, &super::Terminal)?;
+    let decode = flags
+        .decode(Some(elf.clone()), Some(board), project)
+        .map(|mut d| {
+            d.rtt = true;
+            d
+        });
+    let opts = crate::monitor::rtt::RttOptions {
+        board,
+        probe_rs: &probe_rs,
+        elf,
+        view: crate::monitor::rtt::View {
+            decode,
+            timestamps: flags.timestamps,
+            log: flags.log.clone(),
+            duration: flags.duration,
+        },
+    };
+    crate::monitor::rtt::monitor(&opts, super::terminal::console())
 }
 
 pub fn run(a: Args) -> Result<u8> {
@@ -221,8 +263,20 @@ pub fn run(a: Args) -> Result<u8> {
             .options(String::new(), baud, Vec::new(), Duration::ZERO)?;
     }
     let port = a.port.clone().or(kept_port);
+    // The firmware: --elf, else the last build's in a project.
+    let built = project.map(|m| {
+        m.root
+            .join("result/bin")
+            .join(format!("{}.elf", m.firmware_bin()))
+    });
+    let elf = a.elf.clone().or(built.filter(|p| p.is_file()));
     if let (None, Some(b)) = (&port, board) {
-        rtt_only(b)?;
+        if b.family().flasher.through_probe() {
+            let flake = crate::tool::Flake::of(&ctx, None);
+            let root = project.map(|m| m.root.clone());
+            rtt(b, &a.monitor, elf, root, &flake)?;
+            return Ok(0);
+        }
     }
     let port =
         match (&port, board) {
@@ -251,13 +305,6 @@ pub fn run(a: Args) -> Result<u8> {
         |b| reset::steps_for(b, &port),
     );
     let mut opts = a.monitor.options(port, baud, reset, Duration::ZERO)?;
-    // The firmware: --elf, else the last build's in a project.
-    let built = project.map(|m| {
-        m.root
-            .join("result/bin")
-            .join(format!("{}.elf", m.firmware_bin()))
-    });
-    let elf = a.elf.or(built.filter(|p| p.is_file()));
     opts.decode = a
         .monitor
         .decode(elf, board, project.map(|m| m.root.clone()));

@@ -1,5 +1,7 @@
-//! A copy of an ELF with one more section: how simavr is told from the firmware file what to
-//! trace (its `.mmcu` section, written by [`crate::sim`]).
+//! Copies of an ELF with its sections changed: one more section, which is how simavr is told from
+//! the firmware file what to trace (its `.mmcu` section, written by [`crate::sim`]); a section
+//! table hidden, which is how probe-rs is kept from decoding the defmt frames the monitor decodes
+//! (see [`crate::monitor::rtt`]).
 
 use anyhow::{bail, Context, Result};
 
@@ -15,10 +17,17 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32> {
     ))
 }
 
-/// A copy of a little-endian ELF32 file (what AVR firmware is) with one more section, `name`,
-/// holding `contents` and loaded nowhere. The section names and headers are written again at
-/// the end of the file; everything else stays where it was.
-pub fn with_section(elf: &[u8], name: &str, contents: &[u8]) -> Result<Vec<u8>> {
+/// The section headers of a little-endian ELF32 file: where they are, how many, which holds the
+/// section names, and where the names are.
+struct Headers {
+    shoff: usize,
+    shnum: usize,
+    shstrndx: usize,
+    names_off: usize,
+    names_size: usize,
+}
+
+fn headers(elf: &[u8]) -> Result<Headers> {
     if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 1, 1][..]) {
         bail!("not a little-endian 32-bit ELF file");
     }
@@ -29,15 +38,80 @@ pub fn with_section(elf: &[u8], name: &str, contents: &[u8]) -> Result<Vec<u8>> 
     if shentsize != 40 || shnum == 0 || shstrndx >= shnum || shnum >= 0xff00 {
         bail!("unexpected section headers (size {shentsize}, count {shnum}, names {shstrndx})");
     }
-    let headers = elf
-        .get(shoff..shoff + shnum * shentsize)
+    elf.get(shoff..shoff + shnum * shentsize)
         .context("the section headers lie past the end of the file")?;
-    let names_header = &headers[shstrndx * 40..shstrndx * 40 + 40];
-    let names_off = u32_at(names_header, 16)? as usize;
-    let names_size = u32_at(names_header, 20)? as usize;
-    let old_names = elf
-        .get(names_off..names_off + names_size)
+    let names_header = shoff + shstrndx * 40;
+    let names_off = u32_at(elf, names_header + 16)? as usize;
+    let names_size = u32_at(elf, names_header + 20)? as usize;
+    elf.get(names_off..names_off + names_size)
         .context("the section names lie past the end of the file")?;
+    Ok(Headers {
+        shoff,
+        shnum,
+        shstrndx,
+        names_off,
+        names_size,
+    })
+}
+
+/// A copy of a little-endian ELF32 file in which defmt-decoder finds no defmt table: its
+/// `.defmt` sections are named `.nodef` and its `_defmt_version_` symbol `_nodef_version_`
+/// (names of the same length in the same string tables), nothing else changed; `Ok(None)` when
+/// it has neither.
+pub fn without_defmt_table(elf: &[u8]) -> Result<Option<Vec<u8>>> {
+    const SHT_STRTAB: u32 = 3;
+    let h = headers(elf)?;
+    let mut out = elf.to_vec();
+    let mut changed = false;
+    for i in 0..h.shnum {
+        let header = h.shoff + i * 40;
+        if i == h.shstrndx {
+            // The section names: `.defmt`, `.defmt.<anything>`.
+            let names = &mut out[h.names_off..h.names_off + h.names_size];
+            let mut at = 0;
+            for name in names.split_mut(|&b| b == 0) {
+                let len = name.len();
+                if name.starts_with(b".defmt") && matches!(name.get(6), None | Some(b'.')) {
+                    name[..6].copy_from_slice(b".nodef");
+                    changed = true;
+                }
+                at += len + 1;
+            }
+            debug_assert!(at >= h.names_size);
+        } else if u32_at(elf, header + 4)? == SHT_STRTAB {
+            // A symbol table's names: the version symbol, however the linker quoted it.
+            let off = u32_at(elf, header + 16)? as usize;
+            let size = u32_at(elf, header + 20)? as usize;
+            let names = out
+                .get_mut(off..off + size)
+                .context("a string table lies past the end of the file")?;
+            let wanted = b"_defmt_version_ = ";
+            let mut j = 0;
+            while j + wanted.len() <= names.len() {
+                if &names[j..j + wanted.len()] == wanted {
+                    names[j..j + 6].copy_from_slice(b"_nodef");
+                    changed = true;
+                }
+                j += 1;
+            }
+        }
+    }
+    Ok(changed.then_some(out))
+}
+
+/// A copy of a little-endian ELF32 file (what AVR firmware is) with one more section, `name`,
+/// holding `contents` and loaded nowhere. The section names and headers are written again at
+/// the end of the file; everything else stays where it was.
+pub fn with_section(elf: &[u8], name: &str, contents: &[u8]) -> Result<Vec<u8>> {
+    let Headers {
+        shoff,
+        shnum,
+        shstrndx,
+        names_off,
+        names_size,
+    } = headers(elf)?;
+    let headers = &elf[shoff..shoff + shnum * 40];
+    let old_names = &elf[names_off..names_off + names_size];
 
     let mut out = elf.to_vec();
     let align = |out: &mut Vec<u8>, to: usize| out.resize(out.len().div_ceil(to) * to, 0);
@@ -126,5 +200,17 @@ mod tests {
             crate::firmware::avr_device(&elf)
         );
         assert!(with_section(b"not an elf", ".mmcu", b"").is_err());
+    }
+
+    /// A firmware with a defmt table is tested in tests/it/decode/rtt.rs (the micro:bit v2's).
+    #[test]
+    fn firmware_without_a_defmt_table_has_nothing_to_hide() {
+        let avr = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/project/firmware.elf"
+        ))
+        .unwrap();
+        assert!(without_defmt_table(&avr).unwrap().is_none());
+        assert!(without_defmt_table(b"not an elf").is_err());
     }
 }

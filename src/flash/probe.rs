@@ -12,17 +12,19 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::{command, find, Outcome};
+use super::{command, find, Flasher, Outcome};
 use crate::board::Board;
 use crate::error::{Failure, Kind};
-use crate::process::Show;
+use crate::process::{Cmd, Show};
 use crate::report::{Event, Reporter};
 use crate::tool::Flake;
 
 /// Where probe-rs's udev rules and the group its users join are explained.
 const SETUP: &str = "https://probe.rs/docs/getting-started/probe-setup/";
 
-/// Flashes `elf` to `board` with probe-rs, its output live; `project_root` is where it runs.
+/// Flashes `elf` to `board` with probe-rs, its output live, then starts the firmware (the
+/// family's `start-args`: probe-rs' download leaves the core halted); `project_root` is where it
+/// runs.
 pub fn flash(
     board: &Board,
     project_root: &Path,
@@ -33,10 +35,33 @@ pub fn flash(
     crate::firmware::check(board, elf)?;
     let flasher = find(board, flake, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
-    let cmd = command(&flasher, board, elf, None, None, None)?
-        .dir(project_root)
-        .env("RUST_LOG", "error")
-        .env("RUST_BACKTRACE", "0");
+    let cmd = command(&flasher, board, elf, None, None, None)?.dir(project_root);
+    let code = run(board, &flasher, cmd, reporter)?;
+    if code != 0 {
+        return Ok(Outcome { code, flasher });
+    }
+    let start = &method(board)?.start_args;
+    if start.is_empty() {
+        return Ok(Outcome { code, flasher });
+    }
+    let args = super::fill_args(board, start, None, &[])?;
+    let cmd = flasher.command(&args).dir(project_root);
+    let code = run(board, &flasher, cmd, reporter)?;
+    Ok(Outcome { code, flasher })
+}
+
+/// The family's probe-rs fields.
+pub fn method(board: &Board) -> Result<&crate::board::flasher::ProbeRs> {
+    match &board.family().flasher {
+        crate::board::FlashMethod::ProbeRs(p) => Ok(p),
+        _ => anyhow::bail!("the {} is not flashed through a debug probe", board.name),
+    }
+}
+
+/// Runs one probe-rs command, reported, its lines shown as they come; its exit code. A failure
+/// nixflash knows is one line ([`explain`]); another shows probe-rs' error.
+fn run(board: &Board, flasher: &Flasher, cmd: Cmd, reporter: &dyn Reporter) -> Result<i32> {
+    let cmd = quiet(cmd);
     reporter.report(Event::step("Running", cmd.display()));
     // Its error, from `Error:` on, is held back: explained in one line, or shown after.
     let mut in_error = false;
@@ -63,10 +88,12 @@ pub fn flash(
             });
         }
     }
-    Ok(Outcome {
-        code: o.code(),
-        flasher,
-    })
+    Ok(o.code())
+}
+
+/// probe-rs without its log warnings and backtraces.
+pub fn quiet(cmd: Cmd) -> Cmd {
+    cmd.env("RUST_LOG", "error").env("RUST_BACKTRACE", "0")
 }
 
 /// The one line for a failure of probe-rs's that nixflash knows, from what it printed.

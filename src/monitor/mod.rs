@@ -5,12 +5,14 @@
 //!
 //! [`input`] turns keys and piped bytes into what they mean, [`output`] formats the port's bytes
 //! into lines, [`decode`] reads the firmware, [`terminal`] keeps raw mode and SIGTERM in order;
-//! this module runs the session.
+//! this module runs the session. [`rtt`] is the monitor of boards whose firmware logs over RTT
+//! through a debug probe, read by probe-rs.
 
 pub mod decode;
 pub mod input;
 pub mod many;
 pub mod output;
+pub mod rtt;
 mod terminal;
 
 use std::io::{self, IsTerminal, Read, Write};

@@ -51,6 +51,8 @@ pub enum Kind {
     PicoEmbassy,
     /// `nixflash new fw --board pico2 -o async=embassy` as it is.
     Pico2Embassy,
+    /// `nixflash new fw --board microbit-v2` as it is.
+    MicrobitV2,
 }
 
 /// A built project: its folder (package `fw`), a copy of its ELF, and its board's id.
@@ -79,6 +81,7 @@ impl Kind {
             Kind::Leonardo => "leonardo",
             Kind::Pico | Kind::PicoEmbassy => "pico",
             Kind::Pico2 | Kind::Pico2Embassy => "pico2",
+            Kind::MicrobitV2 => "microbit-v2",
         }
     }
 
@@ -101,6 +104,7 @@ impl Kind {
             Kind::Pico2 => "pico2",
             Kind::PicoEmbassy => "pico-embassy",
             Kind::Pico2Embassy => "pico2-embassy",
+            Kind::MicrobitV2 => "microbit-v2",
         }
     }
 

@@ -14,7 +14,7 @@ use crate::common::skip;
 
 /// The index of a log string in the firmware's defmt table: the address of its symbol in the
 /// `.defmt` section, whose name says the string and its tag as JSON.
-fn defmt_index(elf: &object::File<'_>, tag: &str, data: &str) -> u16 {
+pub(super) fn defmt_index(elf: &object::File<'_>, tag: &str, data: &str) -> u16 {
     let section = elf
         .section_by_name(".defmt")
         .expect("no .defmt section")
@@ -48,7 +48,7 @@ fn frame(encoder: &mut defmt::Encoder, index: u16, args: &[u8]) -> Vec<u8> {
 }
 
 /// A `{=str}` argument as defmt writes it: its length (u32, little-endian), then its bytes.
-fn str_arg(s: &str) -> Vec<u8> {
+pub(super) fn str_arg(s: &str) -> Vec<u8> {
     let mut v = (s.len() as u32).to_le_bytes().to_vec();
     v.extend_from_slice(s.as_bytes());
     v

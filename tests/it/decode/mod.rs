@@ -2,12 +2,14 @@
 //! output sent through a real pty (`common::pty`). By area: [`addresses`] (addresses in
 //! esp-backtrace's panic text and in register dumps become functions and source lines),
 //! [`frames`] (defmt frames, encoded here by the `defmt` crate's own encoder from the firmware's
-//! table, are decoded), [`elf`] (which ELF, and what an ELF that cannot be used does: one status
-//! line, and the monitor goes on).
+//! table, are decoded), [`rtt`] (the same over RTT, as probe-rs passes a Cortex-M board's channel
+//! on), [`elf`] (which ELF, and what an ELF that cannot be used does: one status line, and the
+//! monitor goes on).
 
 mod addresses;
 mod elf;
 mod frames;
+mod rtt;
 
 use std::path::Path;
 use std::process::Stdio;

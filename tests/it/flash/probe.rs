@@ -1,17 +1,19 @@
 //! `nixflash flash` on a board flashed through a debug probe (the `cortex-m` family, probe-rs):
 //! no serial port is looked for, `--port` is refused, and without probe-rs the tool resolver's
-//! error names how to install it; `monitor` says that it does not read RTT yet. With the real
-//! probe-rs (.ci/run builds it) and no probe attached, the command line nixflash runs is one
-//! probe-rs's own `--help` knows, and the failure is one line with the next step. The firmware is
-//! the micro:bit v2 blinky, rendered and compiled with the real compiler (into the family's
-//! target folder the all-boards test shares).
+//! error names how to install it; `monitor` needs the firmware's ELF (probe-rs finds the RTT
+//! channel with it) and refuses a serial port's options. With the real probe-rs (.ci/run builds
+//! it) and no probe attached, the command lines nixflash runs (download, reset, attach) are ones
+//! probe-rs's own `--help` knows, and `flash` and `monitor` fail in one line with the next step. The firmware is
+//! the micro:bit v2 blinky, rendered and compiled with the real compiler once per run
+//! (`common::firmware`, shared with the RTT decoding test).
 
 use std::time::Duration;
 
 use nixflash::board::Database;
 
+use crate::common::firmware::{self, Kind};
 use crate::common::process::{run_bounded, text};
-use crate::common::{compile, nixflash, skip};
+use crate::common::{nixflash, skip};
 
 const TEST: &str = "a_probe_board_is_flashed_by_probe_rs_without_a_serial_port";
 
@@ -19,13 +21,11 @@ const TEST: &str = "a_probe_board_is_flashed_by_probe_rs_without_a_serial_port";
 fn a_probe_board_is_flashed_by_probe_rs_without_a_serial_port() {
     let db = Database::builtin().unwrap();
     let board = db.get("microbit-v2").unwrap();
-    let recipe = compile::recipe(board).unwrap();
-    if let Some(why) = compile::missing(&recipe) {
-        return skip(TEST, &why);
-    }
+    let elf = match firmware::build(Kind::MicrobitV2) {
+        Ok(built) => built.elf,
+        Err(why) => return skip(TEST, &why),
+    };
     let tmp = tempfile::tempdir().unwrap();
-    let project = compile::render(tmp.path(), "fw-probe", "microbit-v2").unwrap();
-    let elf = compile::compile(board, &project, "fw-probe").unwrap().elf;
     // A PATH with neither probe-rs nor Nix, outside any project: no flasher can be found.
     let empty = tmp.path().join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
@@ -62,7 +62,8 @@ fn a_probe_board_is_flashed_by_probe_rs_without_a_serial_port() {
         "{e}"
     );
     with_real_probe_rs(board, &elf, tmp.path());
-    // The monitor does not read RTT yet: it says so instead of opening the probe's serial port.
+    // The monitor reads RTT through probe-rs, which finds the channel with the firmware's ELF:
+    // without one it says what to do, and never looks for a serial port.
     let o = run_bounded(
         nixflash()
             .args(["monitor", "--board", "microbit-v2"])
@@ -73,10 +74,19 @@ fn a_probe_board_is_flashed_by_probe_rs_without_a_serial_port() {
     let (_, e) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
-        e.contains("log goes out as defmt over RTT through its debug probe")
-            && e.contains("probe-rs attach --chip nRF52833_xxAA"),
+        e.contains("log comes over RTT, which probe-rs finds with the firmware's ELF")
+            && e.contains("run `nixflash build`"),
         "{e}"
     );
+    let o = run_bounded(
+        nixflash()
+            .args(["monitor", "--board", "microbit-v2", "--baud", "9600"])
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join(".no-user-config")),
+        Duration::from_secs(60),
+    );
+    let (_, e) = text(&o);
+    assert!(e.contains("--baud is an option of a serial port"), "{e}");
 }
 
 /// The real probe-rs, with no probe attached (none is, here or in CI): every option of the
@@ -139,6 +149,64 @@ fn with_real_probe_rs(
     );
     assert!(
         !e.contains("WARN") && !e.contains("backtrace") && !e.contains("Error:"),
+        "{e}"
+    );
+    attach_with_real_probe_rs(&probe_rs, board, elf, dir);
+}
+
+/// The monitor's probe-rs command line (`attach-args`) is one probe-rs's own `attach --help`
+/// knows, and `monitor` and `flash --monitor` with no probe attached fail in the same one line.
+fn attach_with_real_probe_rs(
+    probe_rs: &std::path::Path,
+    board: &nixflash::board::Board,
+    elf: &std::path::Path,
+    dir: &std::path::Path,
+) {
+    let nixflash::board::FlashMethod::ProbeRs(method) = &board.family().flasher else {
+        panic!("the micro:bit v2 is not flashed with probe-rs");
+    };
+    for (args, verb) in [
+        (&method.attach_args, "attach"),
+        (&method.start_args, "reset"),
+    ] {
+        assert_eq!(args.first().map(String::as_str), Some(verb), "{args:?}");
+        let help = run_bounded(
+            std::process::Command::new(probe_rs).args([verb, "--help"]),
+            Duration::from_secs(30),
+        );
+        let (help, _) = text(&help);
+        for option in args.iter().filter(|a| a.starts_with("--")) {
+            assert!(
+                help.contains(&format!("{option} ")),
+                "probe-rs {verb} has no {option}:\n{help}"
+            );
+        }
+    }
+    let o = run_bounded(
+        nixflash()
+            .args([
+                "monitor",
+                "--board",
+                "microbit-v2",
+                "--duration",
+                "20",
+                "--elf",
+            ])
+            .arg(elf)
+            .current_dir(dir)
+            .env("XDG_CONFIG_HOME", dir.join(".no-user-config")),
+        Duration::from_secs(60),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("--- Reading the BBC micro:bit v2's RTT channel through its debug probe"),
+        "{e}"
+    );
+    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        ["error: no debug probe is connected (probe-rs found none for the BBC micro:bit v2)"],
         "{e}"
     );
 }
