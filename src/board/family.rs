@@ -39,6 +39,10 @@ pub struct Family {
     pub files: Files,
     pub reset: Resets,
     pub flasher: super::flasher::FlashMethod,
+    /// A second way to flash the family's boards, chosen with `flash --probe`: probe-rs through
+    /// a debug probe on the SWD pins (a Raspberry Pi Debug Probe on a Pico).
+    #[serde(default)]
+    pub probe: Option<super::flasher::ProbeRs>,
     /// The simulator `nixflash sim` and the flake's `checks.sim` run the family's firmware in, if
     /// the family has one.
     #[serde(default)]

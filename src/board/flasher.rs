@@ -103,8 +103,14 @@ pub struct ProbeRs {
     /// halted): `["reset", "--chip", "{flash.chip}"]`.
     pub start_args: Vec<String>,
     /// What reads the running firmware's RTT channel for the monitor, given the ELF (`{elf}`)
-    /// to find the channel in: `["attach", "--chip", "{flash.chip}", "{elf}"]`.
+    /// to find the channel in: `["attach", "--chip", "{flash.chip}", "{elf}"]`; none for firmware
+    /// that logs elsewhere.
+    #[serde(default)]
     pub attach_args: Vec<String>,
+    /// USB ids of probes whose own serial port is wired to the board's console pins (the
+    /// Raspberry Pi Debug Probe's UART, to a Pico's GP0/GP1): `flash --probe --monitor` opens it.
+    #[serde(default)]
+    pub uart_ids: Vec<crate::board::UsbId>,
 }
 
 impl FlashMethod {
@@ -167,7 +173,7 @@ impl FlashMethod {
             FlashMethod::Ravedude(r) => check_ravedude(r, board),
             FlashMethod::Espflash(_) => Ok(()),
             FlashMethod::BootDrive(b) => check_boot_drive(b, board),
-            FlashMethod::ProbeRs(p) => check_probe_rs(p, board),
+            FlashMethod::ProbeRs(p) => p.check_board(board, "[flasher]"),
         }
     }
 }
@@ -208,24 +214,29 @@ fn check_boot_drive(b: &BootDrive, board: &Board) -> Result<()> {
     Ok(())
 }
 
-fn check_probe_rs(p: &ProbeRs, board: &Board) -> Result<()> {
-    if board.flash.chip.is_none() {
-        bail!(
-            "`flash.chip` (the chip as probe-rs' target database names it, `STM32F411CEUx`) is \
-             not set"
-        );
-    }
-    if !p.attach_args.iter().any(|a| a.contains("{elf}")) {
-        bail!("`flasher.attach-args` never names the firmware (`{{elf}}`)");
-    }
-    for arg in p.start_args.iter().chain(&p.attach_args) {
-        for field in super::placeholders(arg) {
-            if field != "elf" && board.field(field).is_none() {
-                bail!("`{field}` is not set, and probe-rs' `{arg}` needs it");
+impl ProbeRs {
+    /// Checks a board against probe-rs' command lines (of the family's `section`): every board
+    /// field they name is set, and the monitor's names the firmware.
+    pub fn check_board(&self, board: &Board, section: &str) -> Result<()> {
+        let names_elf = |args: &[String]| args.iter().any(|a| a.contains("{elf}"));
+        if !names_elf(&self.tool.args)
+            || !(self.attach_args.is_empty() || names_elf(&self.attach_args))
+        {
+            bail!("`{section}`'s `tool.args` and `attach-args` must name the firmware (`{{elf}}`)");
+        }
+        let all = self.tool.args.iter().chain(&self.start_args);
+        for arg in all.chain(&self.attach_args) {
+            for field in super::placeholders(arg) {
+                if field != "elf" && board.field(field).is_none() {
+                    bail!(
+                        "`{field}` is not set, and probe-rs' `{arg}` ({section}) needs it (the \
+                         chip as probe-rs' target database names it, `STM32F411CEUx`)"
+                    );
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub struct FlashSpec {
     pub uf2_family: Option<String>,
     /// The `Board-ID` in the INFO_UF2.TXT of the drive the chip's boot ROM shows (`RPI-RP2`).
     pub boot_drive: Option<String>,
+    /// The chip as probe-rs' target database names it, for a board its family also flashes
+    /// through a debug probe (`flash --probe`, the family's `[probe]`): `RP2040`.
+    pub probe_chip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,7 +389,11 @@ impl Board {
                 }
             }
         }
-        self.family().flasher.check_board(self)
+        self.family().flasher.check_board(self)?;
+        match &self.family().probe {
+            Some(p) => p.check_board(self, "[probe]"),
+            None => Ok(()),
+        }
     }
 
     /// Does this board answer to `name` (its id or an alias, any case)?

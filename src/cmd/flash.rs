@@ -60,6 +60,11 @@ pub struct Args {
     /// several boards, one monitor of all, each line prefixed with the board's name or port
     #[arg(long, short)]
     pub monitor: bool,
+    /// Flash through a debug probe with probe-rs instead of the board's usual way: a Raspberry
+    /// Pi Debug Probe (or another CMSIS-DAP probe) on a Pico's SWD pins. Cortex-M boards are
+    /// always flashed this way
+    #[arg(long, conflicts_with_all = ["all", "set"])]
+    pub probe: bool,
     /// A setting written to the board's settings region with the firmware, `key=value`
     /// (repeatable; AVR, RP2, and ESP32 projects made with `-o wifi`): see `nixflash image --help`
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -115,11 +120,23 @@ pub fn run(a: Args) -> Result<u8> {
         )?),
     };
     let firmware = a.firmware.check(&ctx, "flash")?;
+    if a.probe || board.family().flasher.through_probe() {
+        let way = flash::probe::way_or_error(board)?;
+        if a.port.len() > 1 {
+            return Err(Failure::new(
+                Kind::Usage,
+                "several boards are flashed through serial ports, not through a debug probe",
+            )
+            .hint("flash one board at a time through its probe")
+            .into());
+        }
+        return flash_probe(&a, &ctx, board, firmware, (&root, project), way);
+    }
     let Some(plan) = plan else {
         return super::flash_many::run(&a, &ctx, board, firmware, &root, root_dir);
     };
     if !board.family().flasher.uses_serial_port() {
-        return flash_without_port(&a, &ctx, board, firmware, kept, &plan, &root);
+        return flash_rp2(&a, &ctx, board, firmware, kept, &plan);
     }
     // --port, else the project's own ([package.metadata.nixflash] port), else the board's.
     let requested = a.port.first().map(String::as_str);
@@ -154,7 +171,7 @@ pub fn run(a: Args) -> Result<u8> {
         board.name
     );
     if a.monitor {
-        open_monitor(&a, board, port, kept_baud, &elf, project)?;
+        open_monitor(&a, board, (port, false), kept_baud, &elf, project)?;
     }
     Ok(0)
 }
@@ -180,16 +197,17 @@ fn refuse_usage(a: &Args, many: bool) -> Result<()> {
 }
 
 /// `flash --monitor`: the monitor on `port` after flashing, reading the firmware it was just
-/// given; a board whose console is on its pins, not its USB port, gets a note instead.
+/// given; a board whose console is on its pins, not its USB port, gets a note instead, unless
+/// the port is wired to those pins (`on_console_pins`: a debug probe's UART).
 fn open_monitor(
     a: &Args,
     board: &Board,
-    port: &str,
+    (port, on_console_pins): (&str, bool),
     kept_baud: Option<u32>,
     elf: &std::path::Path,
     project: Option<&crate::manifest::Manifest>,
 ) -> Result<()> {
-    if !board.monitor.usb_console {
+    if !board.monitor.usb_console && !on_console_pins {
         // Nothing would ever arrive on the board's USB port.
         status(
             "Note",
@@ -215,23 +233,6 @@ fn open_monitor(
         project.map(|p| p.root.clone()),
     );
     monitor::monitor(&opts, super::terminal::console())
-}
-
-/// Flashes a board whose flasher needs no serial port: through a debug probe (probe-rs), or an
-/// RP2 board through its boot drive.
-fn flash_without_port(
-    a: &Args,
-    ctx: &Context,
-    board: &Board,
-    firmware: Firmware,
-    kept: Option<&str>,
-    plan: &flash::settings::Plan,
-    root: &std::path::Path,
-) -> Result<u8> {
-    match board.family().flasher.through_probe() {
-        true => flash_probe(a, ctx, board, firmware, root),
-        false => flash_rp2(a, ctx, board, firmware, kept, plan),
-    }
 }
 
 /// Flashes an RP2 board: the UF2 file onto its boot drive, or with picotool when no drive is
@@ -313,7 +314,8 @@ fn flash_probe(
     ctx: &Context,
     board: &Board,
     firmware: Firmware,
-    root: &std::path::Path,
+    (root, project): (&std::path::Path, Option<&crate::manifest::Manifest>),
+    way: flash::probe::Way,
 ) -> Result<u8> {
     if let Some(port) = a.port.first() {
         return Err(Failure::new(
@@ -330,7 +332,7 @@ fn flash_probe(
     let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(ctx, nix.as_ref());
-    let outcome = flash::probe::flash(board, root, &elf, &flake, &super::Terminal)?;
+    let outcome = flash::probe::flash(board, way, root, &elf, &flake, &super::Terminal)?;
     crate::interrupt::check()?;
     let chip = board.flash.chip.as_deref().unwrap_or_default();
     if outcome.code != 0 {
@@ -356,11 +358,57 @@ fn flash_probe(
         board.name,
         outcome.flasher.name
     );
-    if a.monitor {
-        let project = ctx.root.as_ref().map(|_| root.to_path_buf());
-        super::monitor::rtt(board, &a.monitor_flags, Some(elf), project, &flake)?;
+    if !a.monitor {
+        return Ok(0);
     }
+    if board.family().flasher.through_probe() {
+        let project = project.map(|p| p.root.clone());
+        super::monitor::rtt(board, way, &a.monitor_flags, Some(elf), project, &flake)?;
+        return Ok(0);
+    }
+    // The console is on the board's pins: the probe's own serial port, wired to them.
+    let port = probe_uart(board, way)?;
+    let kept_baud = project.and_then(|p| p.baud);
+    open_monitor(a, board, (&port, true), kept_baud, &elf, project)?;
     Ok(0)
+}
+
+/// The serial port of the debug probe (one with a USB id of the way's `uart-ids`), which is
+/// wired to the board's console pins.
+fn probe_uart(board: &Board, way: flash::probe::Way) -> Result<String> {
+    let ports = crate::serial::list_ports()?;
+    let ids = &way.probe_rs.uart_ids;
+    let found: Vec<&str> = ports
+        .iter()
+        .filter(|p| p.usb.as_ref().is_some_and(|u| ids.contains(&u.id)))
+        .map(|p| p.name.as_str())
+        .collect();
+    let console = board.monitor.console.as_deref().unwrap_or("its TX/RX pins");
+    match found[..] {
+        [one] => Ok(one.to_string()),
+        [] => {
+            Err(Failure::new(
+                Kind::PortNotFound,
+                format!(
+                "no debug probe's serial port (USB id {}) to read the {}'s console ({console}) on",
+                ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                board.name
+            ),
+            )
+            .hint(format!(
+            "wire the probe's UART to {console} and plug it in, or run `nixflash monitor --port \
+             <a USB-serial adapter's port> --baud {}`",
+            board.monitor.baud
+        ))
+            .into())
+        }
+        _ => Err(Failure::new(
+            Kind::PortAmbiguous,
+            format!("several debug probes' serial ports: {}", found.join(", ")),
+        )
+        .hint("run `nixflash monitor --port <the one wired to the board>`")
+        .into()),
+    }
 }
 
 /// Says that the flasher failed (`message`; `hint`: what to check) and gives its exit code as

@@ -174,6 +174,7 @@ impl From<EolArg> for Eol {
 /// there). The serial port's options (--baud, --eol, --wait, --no-reconnect) are refused.
 pub fn rtt(
     board: &Board,
+    way: crate::flash::probe::Way,
     flags: &MonitorFlags,
     elf: Option<PathBuf>,
     project: Option<PathBuf>,
@@ -209,7 +210,7 @@ pub fn rtt(
         .hint("run `nixflash build` (the monitor then reads result/bin/), or pass --elf <PATH>")
         .into());
     };
-    let probe_rs = crate::flash::find(board, flake, &super::Terminal)?;
+    let probe_rs = crate::flash::probe::find_probe_rs(way, flake, &super::Terminal)?;
     let decode = flags
         .decode(Some(elf.clone()), Some(board), project)
         .map(|mut d| {
@@ -274,7 +275,8 @@ pub fn run(a: Args) -> Result<u8> {
         if b.family().flasher.through_probe() {
             let flake = crate::tool::Flake::of(&ctx, None);
             let root = project.map(|m| m.root.clone());
-            rtt(b, &a.monitor, elf, root, &flake)?;
+            let way = crate::flash::probe::way_or_error(b)?;
+            rtt(b, way, &a.monitor, elf, root, &flake)?;
             return Ok(0);
         }
     }

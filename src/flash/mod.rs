@@ -64,7 +64,15 @@ impl fmt::Display for Flasher {
 /// Checks the board's flasher found in `path`: its version and what it needs next to it.
 /// The error says why it cannot be used.
 pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Flasher> {
-    let spec = board.family().flasher.tool();
+    check_program(board.family().flasher.tool(), path, source)
+}
+
+/// Checks the flashing program `spec` found in `path`: its version and what it needs next to it.
+pub fn check_program(
+    spec: &crate::board::flasher::FlashProgram,
+    path: &OsString,
+    source: Source,
+) -> Result<Flasher> {
     let (program, version) =
         crate::tool::check_version(&spec.name, spec.min_version, &spec.needs, path)?;
     Ok(Flasher {

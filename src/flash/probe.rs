@@ -12,50 +12,103 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::{command, find, Flasher, Outcome};
+use std::ffi::OsString;
+
+use super::{Flasher, Outcome};
+use crate::board::flasher::ProbeRs;
 use crate::board::Board;
+use crate::board::FlashMethod;
 use crate::error::{Failure, Kind};
 use crate::process::{Cmd, Show};
 use crate::report::{Event, Reporter};
 use crate::tool::Flake;
+use crate::tool::Wanted;
 
 /// Where probe-rs's udev rules and the group its users join are explained.
 const SETUP: &str = "https://probe.rs/docs/getting-started/probe-setup/";
 
+/// The way `board` is flashed through a debug probe: its family's flasher (the `cortex-m`
+/// family), or its family's second way of flashing (`[probe]`, taken with `flash --probe`).
+#[derive(Debug, Clone, Copy)]
+pub struct Way<'b> {
+    pub probe_rs: &'b ProbeRs,
+    /// The project flake's package that pins probe-rs: `flasher` or `probe`.
+    pub package: &'static str,
+}
+
+/// The debug-probe way of flashing `board`, if its family has one.
+pub fn way(board: &Board) -> Option<Way<'_>> {
+    let family = board.family();
+    match (&family.flasher, &family.probe) {
+        (FlashMethod::ProbeRs(p), _) => Some(Way {
+            probe_rs: p,
+            package: "flasher",
+        }),
+        (_, Some(p)) => Some(Way {
+            probe_rs: p,
+            package: "probe",
+        }),
+        _ => None,
+    }
+}
+
+/// [`way`], or the error that says the board has none.
+pub fn way_or_error(board: &Board) -> Result<Way<'_>> {
+    way(board).ok_or_else(|| {
+        Failure::new(
+            Kind::Unsupported,
+            format!("the {} is not flashed through a debug probe", board.name),
+        )
+        .hint("leave --probe out: `nixflash flash` flashes it the way its family does")
+        .into()
+    })
+}
+
+/// probe-rs for `way`: from PATH if it is new enough, else the one the project's flake pins.
+pub fn find_probe_rs(way: Way, flake: &Flake, reporter: &dyn Reporter) -> Result<Flasher> {
+    let spec = &way.probe_rs.tool;
+    let check = |path: &OsString, source| super::check_program(spec, path, source);
+    let wanted = Wanted {
+        name: &spec.name,
+        role: way.package,
+        install: format!("install it with {}", spec.how_to_install()),
+        build_hint: None,
+        check: &check,
+    };
+    crate::tool::find(&wanted, flake, reporter)
+}
+
 /// Flashes `elf` to `board` with probe-rs, its output live, then starts the firmware (the
-/// family's `start-args`: probe-rs' download leaves the core halted); `project_root` is where it
+/// way's `start-args`: probe-rs' download leaves the core halted); `project_root` is where it
 /// runs.
 pub fn flash(
     board: &Board,
+    way: Way,
     project_root: &Path,
     elf: &Path,
     flake: &Flake,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
     crate::firmware::check(board, elf)?;
-    let flasher = find(board, flake, reporter)?;
+    let flasher = find_probe_rs(way, flake, reporter)?;
     reporter.report(Event::step("Flasher", flasher.to_string()));
-    let cmd = command(&flasher, board, elf, None, None, None)?.dir(project_root);
-    let code = run(board, &flasher, cmd, reporter)?;
-    if code != 0 {
-        return Ok(Outcome { code, flasher });
+    let file = elf.display().to_string();
+    let fill = [("elf", file.as_str())];
+    for (i, args) in [&way.probe_rs.tool.args, &way.probe_rs.start_args]
+        .into_iter()
+        .enumerate()
+    {
+        if args.is_empty() {
+            continue;
+        }
+        let args = super::fill_args(board, args, None, &fill)?;
+        let cmd = flasher.command(&args).dir(project_root);
+        let code = run(board, &flasher, cmd, reporter)?;
+        if code != 0 || i == 1 {
+            return Ok(Outcome { code, flasher });
+        }
     }
-    let start = &method(board)?.start_args;
-    if start.is_empty() {
-        return Ok(Outcome { code, flasher });
-    }
-    let args = super::fill_args(board, start, None, &[])?;
-    let cmd = flasher.command(&args).dir(project_root);
-    let code = run(board, &flasher, cmd, reporter)?;
-    Ok(Outcome { code, flasher })
-}
-
-/// The family's probe-rs fields.
-pub fn method(board: &Board) -> Result<&crate::board::flasher::ProbeRs> {
-    match &board.family().flasher {
-        crate::board::FlashMethod::ProbeRs(p) => Ok(p),
-        _ => anyhow::bail!("the {} is not flashed through a debug probe", board.name),
-    }
+    Ok(Outcome { code: 0, flasher })
 }
 
 /// Runs one probe-rs command, reported, its lines shown as they come; its exit code. A failure
@@ -107,9 +160,18 @@ pub fn explain(board: &Board, said: &str) -> Option<Failure> {
                 format!("no debug probe is connected (probe-rs found none for the {name})"),
             )
             .hint(format!(
-                "plug in the {name}'s USB port (its on-board probe), or a probe wired to its SWD \
-                 pins; if it is plugged in, your user may not reach it: install probe-rs's udev \
-                 rules and join the plugdev group ({SETUP})"
+                "plug in {}; if it is plugged in, your user may not reach it: install probe-rs's \
+                 udev rules and join the plugdev group ({SETUP})",
+                match board.family().flasher.through_probe() {
+                    true => format!(
+                        "the {name}'s USB port (its on-board probe), or a probe wired to its SWD \
+                         pins"
+                    ),
+                    false => format!(
+                        "the debug probe wired to the {name}'s SWD pins (a Raspberry Pi Debug \
+                         Probe: its SC to SWCLK, SD to SWDIO, GND to GND)"
+                    ),
+                }
             )),
         );
     }

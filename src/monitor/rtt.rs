@@ -217,12 +217,16 @@ impl Child {
 
 fn spawn(opts: &RttOptions, copy: &Path) -> Result<Child> {
     let elf = copy.display().to_string();
-    let args = crate::flash::fill_args(
-        opts.board,
-        &probe::method(opts.board)?.attach_args,
-        None,
-        &[("elf", elf.as_str())],
-    )?;
+    let attach = &probe::way_or_error(opts.board)?.probe_rs.attach_args;
+    if attach.is_empty() {
+        return Err(Failure::new(
+            Kind::Unsupported,
+            format!("the {}'s firmware does not log over RTT", opts.board.name),
+        )
+        .hint("its console is a serial port: `nixflash monitor --port <port>`")
+        .into());
+    }
+    let args = crate::flash::fill_args(opts.board, attach, None, &[("elf", elf.as_str())])?;
     let cmd = probe::quiet(opts.probe_rs.command(&args));
     let mut running = cmd
         .spawn_piped()

@@ -3,12 +3,13 @@
 //! made in the derivation by the flake's picotool call (stood in by the host's elf2uf2-rs,
 //! tests/fixtures/nix-offline/overlay.nix), equal to the one `nixflash flash` writes onto a boot
 //! drive, the size report placed by the family's memory map, and that UF2 file run in rp2040js:
-//! the greeting, then GPIO25 toggling every 500 ms ± 1 %. The Pico's plain blinky (no options) is
+//! the greeting, then GPIO25 toggling every 500 ms ± 1 %; then a rebuild after an edit of src/
+//! compiles only the project's crate. The Pico's plain blinky (no options) is
 //! covered by the compiled-firmware tests (tests/it/rp2.rs), which cost a Nix build less.
 
 use std::fs;
 
-use super::{from_scratch_with, ready, run_ok, size_line};
+use super::{from_scratch_with, ready, rebuild_after_an_edit, run_ok, size_line};
 use crate::common;
 
 #[test]
@@ -64,4 +65,7 @@ fn pico_embassy_builds_an_elf_and_its_uf2_offline_and_blinks_in_rp2040js() {
         "{} (async=embassy, built by Nix) in rp2040js: GPIO25 toggles every {mean:.3} ms",
         p.name
     ));
+    // An edit of src/main.rs rebuilds the firmware's derivation alone, compiling only the
+    // project's crate (the dependencies were built with the same linker name, flip-link).
+    rebuild_after_an_edit(off, &p);
 }

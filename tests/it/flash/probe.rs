@@ -210,3 +210,74 @@ fn attach_with_real_probe_rs(
         "{e}"
     );
 }
+
+/// A Pico flashed through a Raspberry Pi Debug Probe (`flash --probe`, the rp2 family's second
+/// way of flashing): the real probe-rs is told the chip by probe-rs' name (`RP2040`), with no
+/// probe attached the failure is one line that says how the Debug Probe is wired; a board whose
+/// family has no debug-probe way refuses --probe.
+#[test]
+fn a_pico_is_flashed_through_a_debug_probe_with_flash_probe() {
+    let test = "a_pico_is_flashed_through_a_debug_probe_with_flash_probe";
+    let elf = match firmware::build(Kind::Pico) {
+        Ok(built) => built.elf,
+        Err(why) => return skip(test, &why),
+    };
+    if which::which("probe-rs").is_err() {
+        return skip(
+            test,
+            "probe-rs is not on PATH (cargo install probe-rs-tools --locked)",
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = run_bounded(
+            nixflash()
+                .args(["flash", "--elf"])
+                .arg(&elf)
+                .args(args)
+                .current_dir(tmp.path())
+                .env("XDG_CONFIG_HOME", tmp.path().join(".no-user-config")),
+            Duration::from_secs(120),
+        );
+        let (_, e) = text(&o);
+        (o.status.code(), e)
+    };
+    let (code, e) = run(&["--board", "pico", "--probe"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains(" download --chip RP2040 ") && !e.contains(" reset --chip"),
+        "{e}"
+    );
+    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        ["error: no debug probe is connected (probe-rs found none for the Raspberry Pi Pico)"],
+        "{e}"
+    );
+    assert!(
+        e.contains("the debug probe wired to the Raspberry Pi Pico's SWD pins"),
+        "{e}"
+    );
+    // No boot drive was looked for.
+    assert!(!e.contains("RPI-RP2") && !e.contains("BOOTSEL"), "{e}");
+    let (code, e) = run(&["--board", "pico", "--probe", "--set", "name=x"]);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("'--probe' cannot be used with '--set"), "{e}");
+    let uno = match firmware::build(Kind::Uno) {
+        Ok(built) => built.elf,
+        Err(why) => return skip(test, &why),
+    };
+    let o = run_bounded(
+        nixflash()
+            .args(["flash", "--probe", "--board", "uno", "--elf"])
+            .arg(&uno)
+            .current_dir(tmp.path()),
+        Duration::from_secs(60),
+    );
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("error: the Arduino Uno is not flashed through a debug probe"),
+        "{e}"
+    );
+}
