@@ -108,32 +108,12 @@ pub fn monitor(opts: &MonitorOptions, mut console: Console) -> Result<()> {
     // Read while the port's driver keeps what the board sends.
     let loaded = opts.decode.as_ref().map(decode::load);
 
-    let log = match &opts.log {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open the log file {}", p.display()))?,
-        ),
-        None => None,
-    };
-
     let raw = if stdin_tty {
         Some(terminal::RawMode::enable().context("cannot put the terminal in raw mode")?)
     } else {
         None
     };
-    let mut out = Output::new(
-        LineFormatter::new(opts.timestamps),
-        log,
-        opts.log.clone(),
-        raw.is_some(),
-        console,
-    );
-    if opts.timestamps {
-        output::init_local_time();
-    }
+    let mut out = Output::start(opts.log.as_deref(), opts.timestamps, raw.is_some(), console)?;
 
     let mut input = Source::new(stdin_tty, opts.eol);
 
@@ -147,10 +127,7 @@ pub fn monitor(opts: &MonitorOptions, mut console: Console) -> Result<()> {
         opts.port, opts.baud
     ));
     if let Some(loaded) = loaded {
-        for n in &loaded.notices {
-            out.status(n);
-        }
-        out.decoder = loaded.decoder;
+        out.decode_with(loaded);
     }
 
     let result = run_session(opts, port, &mut out, &mut input, started);

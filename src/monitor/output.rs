@@ -56,6 +56,45 @@ impl Output {
         }
     }
 
+    /// The output of a session: lines stamped with the time if `timestamps`, kept in the `log`
+    /// file too (appended to), with CR added before LF on a terminal in `raw` mode.
+    pub(super) fn start(
+        log: Option<&Path>,
+        timestamps: bool,
+        raw: bool,
+        console: Console,
+    ) -> Result<Output> {
+        let file = match log {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open the log file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        if timestamps {
+            init_local_time();
+        }
+        let fmt = LineFormatter::new(timestamps);
+        Ok(Output::new(
+            fmt,
+            file,
+            log.map(Path::to_path_buf),
+            raw,
+            console,
+        ))
+    }
+
+    /// Decodes with what [`super::decode::load`] made of the firmware, after saying how it went.
+    pub(super) fn decode_with(&mut self, loaded: super::decode::Loaded) {
+        for n in &loaded.notices {
+            self.status(n);
+        }
+        self.decoder = loaded.decoder;
+    }
+
     /// Shows bytes from the port; `Ok(true)` when stdout has been closed.
     pub(super) fn port(&mut self, bytes: &[u8]) -> Result<bool> {
         let Some(mut decoder) = self.decoder.take() else {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::input::{Input, Source};
-use super::output::{LineFormatter, Output};
+use super::output::Output;
 use super::{decode, terminal, Decode, Eol};
 use crate::board::Board;
 use crate::error::{Failure, Kind};
@@ -146,36 +146,18 @@ pub fn watch(
     let _term = terminal::SigtermGuard::install();
     let started = Instant::now();
     let stdin_tty = io::stdin().is_terminal();
-    let log = match &view.log {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open the log file {}", p.display()))?,
-        ),
-        None => None,
-    };
     let raw = match stdin_tty {
         true => Some(terminal::RawMode::enable().context("cannot put the terminal in raw mode")?),
         false => None,
     };
-    let fmt = LineFormatter::new(view.timestamps);
-    let mut out = Output::new(fmt, log, view.log.clone(), raw.is_some(), console);
-    if view.timestamps {
-        super::output::init_local_time();
-    }
+    let mut out = Output::start(view.log.as_deref(), view.timestamps, raw.is_some(), console)?;
     let keys = match stdin_tty {
         true => "Ctrl-] or Ctrl-C quits",
         false => "SIGINT or SIGTERM ends",
     };
     out.status(&format!("{header} ({keys})"));
     if let Some(d) = &view.decode {
-        let loaded = decode::load(d);
-        for n in &loaded.notices {
-            out.status(n);
-        }
-        out.decoder = loaded.decoder;
+        out.decode_with(decode::load(d));
     }
     let mut input = Source::new(stdin_tty, Eol::Lf);
     let result = session(view, &chunks, &mut out, &mut input, started);

@@ -11,7 +11,7 @@ mod firmware;
 
 use crate::firmware::symbols::Symbols;
 pub use defmt::Piece;
-pub use firmware::{load, shown, stale, Decode};
+pub use firmware::{load, shown, stale, Decode, Loaded};
 
 /// The longest part of a line that is searched for addresses.
 const MAX_LINE: usize = 4096;

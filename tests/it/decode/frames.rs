@@ -39,11 +39,7 @@ pub(super) fn defmt_index(elf: &object::File<'_>, tag: &str, data: &str) -> u16 
 /// the `defmt` crate's own rzCOBS encoder. `args` are the arguments as defmt writes them.
 fn frame(encoder: &mut defmt::Encoder, index: u16, args: &[u8]) -> Vec<u8> {
     let mut out = vec![0xFF, 0x00];
-    let mut raw = index.to_le_bytes().to_vec();
-    raw.extend_from_slice(args);
-    encoder.start_frame(|b| out.extend_from_slice(b));
-    encoder.write(&raw, |b| out.extend_from_slice(b));
-    encoder.end_frame(|b| out.extend_from_slice(b));
+    out.extend(super::rtt::frame(encoder, index, args));
     out
 }
 

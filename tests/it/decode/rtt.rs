@@ -41,7 +41,7 @@ impl Kept {
 
 /// One log call as defmt-rtt writes it into the channel: the frame (the string's index, then its
 /// arguments) encoded by the `defmt` crate's own rzCOBS encoder, which ends it with a zero.
-fn frame(encoder: &mut defmt::Encoder, index: u16, args: &[u8]) -> Vec<u8> {
+pub(super) fn frame(encoder: &mut defmt::Encoder, index: u16, args: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut raw = index.to_le_bytes().to_vec();
     raw.extend_from_slice(args);

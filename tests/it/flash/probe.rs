@@ -103,23 +103,7 @@ fn with_real_probe_rs(
             "probe-rs is not on PATH (cargo install probe-rs-tools --locked)",
         );
     };
-    let args = board.family().flasher.tool().args.clone();
-    assert_eq!(
-        args.first().map(String::as_str),
-        Some("download"),
-        "{args:?}"
-    );
-    let help = run_bounded(
-        std::process::Command::new(&probe_rs).args(["download", "--help"]),
-        Duration::from_secs(30),
-    );
-    let (help, _) = text(&help);
-    for option in args.iter().filter(|a| a.starts_with("--")) {
-        assert!(
-            help.contains(&format!("{option} ")),
-            "probe-rs download has no {option}:\n{help}"
-        );
-    }
+    let help = knows(&probe_rs, &board.family().flasher.tool().args, "download");
     assert!(help.contains("<PATH>"), "{help}");
     let o = run_bounded(
         nixflash()
@@ -154,6 +138,24 @@ fn with_real_probe_rs(
     attach_with_real_probe_rs(&probe_rs, board, elf, dir);
 }
 
+/// `args` is a command line of probe-rs' `verb`, each of whose options its `--help` knows; the
+/// help.
+fn knows(probe_rs: &std::path::Path, args: &[String], verb: &str) -> String {
+    assert_eq!(args.first().map(String::as_str), Some(verb), "{args:?}");
+    let help = run_bounded(
+        std::process::Command::new(probe_rs).args([verb, "--help"]),
+        Duration::from_secs(30),
+    );
+    let (help, _) = text(&help);
+    for option in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(&format!("{option} ")),
+            "probe-rs {verb} has no {option}:\n{help}"
+        );
+    }
+    help
+}
+
 /// The monitor's probe-rs command line (`attach-args`) is one probe-rs's own `attach --help`
 /// knows, and `monitor` and `flash --monitor` with no probe attached fail in the same one line.
 fn attach_with_real_probe_rs(
@@ -165,23 +167,8 @@ fn attach_with_real_probe_rs(
     let nixflash::board::FlashMethod::ProbeRs(method) = &board.family().flasher else {
         panic!("the micro:bit v2 is not flashed with probe-rs");
     };
-    for (args, verb) in [
-        (&method.attach_args, "attach"),
-        (&method.start_args, "reset"),
-    ] {
-        assert_eq!(args.first().map(String::as_str), Some(verb), "{args:?}");
-        let help = run_bounded(
-            std::process::Command::new(probe_rs).args([verb, "--help"]),
-            Duration::from_secs(30),
-        );
-        let (help, _) = text(&help);
-        for option in args.iter().filter(|a| a.starts_with("--")) {
-            assert!(
-                help.contains(&format!("{option} ")),
-                "probe-rs {verb} has no {option}:\n{help}"
-            );
-        }
-    }
+    knows(probe_rs, &method.attach_args, "attach");
+    knows(probe_rs, &method.start_args, "reset");
     let o = run_bounded(
         nixflash()
             .args([
