@@ -27,7 +27,7 @@ fn blackpill_builds_from_scratch_and_rebuilds_only_the_firmware() {
         &built.log,
         128 * 1024,
     );
-    rebuild_after_an_edit(off, &built.copy());
+    rebuild_after_an_edit(off, &built.copy(), &[]);
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn esp32c3_builds_from_scratch_and_rebuilds_only_the_firmware() {
         "an ESP build needs no std lock"
     );
     image_and_size(&built, "esp32c3");
-    rebuild_after_an_edit(off, &p);
+    rebuild_after_an_edit(off, &p, &[]);
     flake_check(off, &p, false);
 }
 

@@ -4,7 +4,8 @@
 //! tests/fixtures/nix-offline/overlay.nix), equal to the one `nixflash flash` writes onto a boot
 //! drive, the size report placed by the family's memory map, and that UF2 file run in rp2040js:
 //! the greeting, then GPIO25 toggling every 500 ms ± 1 %; then a rebuild after an edit of src/
-//! compiles only the project's crate. The Pico's plain blinky (no options) is
+//! compiles the project's crate (and rp-pac and embassy-rp, which rp-pac's build script makes
+//! cargo rebuild every time). The Pico's plain blinky (no options) is
 //! covered by the compiled-firmware tests (tests/it/rp2.rs), which cost a Nix build less.
 
 use std::fs;
@@ -65,7 +66,10 @@ fn pico_embassy_builds_an_elf_and_its_uf2_offline_and_blinks_in_rp2040js() {
         "{} (async=embassy, built by Nix) in rp2040js: GPIO25 toggles every {mean:.3} ms",
         p.name
     ));
-    // An edit of src/main.rs rebuilds the firmware's derivation alone, compiling only the
-    // project's crate (the dependencies were built with the same linker name, flip-link).
-    rebuild_after_an_edit(off, &p);
+    // An edit of src/main.rs rebuilds the firmware's derivation alone (the dependencies were
+    // built with the same linker name, flip-link), compiling the project's crate, and rp-pac and
+    // embassy-rp over it: rp-pac 7.0.0's build script asks to be rerun when `device.x` in its
+    // own folder changes, a file it does not have (it writes device.x to OUT_DIR), and cargo
+    // reruns a build script whose file is missing every time, with Nix or without.
+    rebuild_after_an_edit(off, &p, &["rp-pac", "embassy-rp"]);
 }

@@ -164,7 +164,7 @@ fn uno_rebuilds_only_the_firmware_and_its_checks_pass_and_fail() {
     let p = uno(off).copy();
     let main = p.dir.join("src/main.rs");
     let good = fs::read_to_string(&main).unwrap();
-    rebuild_after_an_edit(off, &p);
+    rebuild_after_an_edit(off, &p, &[]);
     // Back to the greeting that checks.sim expects (tests/nix_build/sim.rs fails it).
     fs::write(&main, &good).unwrap();
     git_add(&p, "src/main.rs");
