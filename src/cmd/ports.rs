@@ -172,3 +172,67 @@ fn table(ports: &[PortInfo], db: &Database, probes: bool) -> String {
     out.push_str("\nWatch one: nixflash monitor --port <PORT> (in a project, the board's port is found by itself)\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serial::ports::UsbInfo;
+    use crate::serial::probes::UsbDevice;
+
+    /// A Nucleo's ST-LINK/V2-1 and a J-Link without a serial number, as the table shows them.
+    #[test]
+    fn the_probe_table_names_each_probe_and_its_boards() {
+        let db = Database::builtin().unwrap();
+        let device = |id: &str, serial: Option<&str>, address| UsbDevice {
+            usb: UsbInfo {
+                id: id.parse().unwrap(),
+                manufacturer: Some("STMicroelectronics".into()),
+                product: None,
+                serial_number: serial.map(str::to_string),
+            },
+            bus: "3".into(),
+            address,
+        };
+        let devices = [
+            device("0483:374b", Some("066DFF485671"), 12),
+            device("1a86:7523", None, 13),
+            device("1366:0105", None, 14),
+        ];
+        let found = probes::found_probes(&db, &devices);
+        let text = probe_table(&found, &db);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("DEBUG PROBE "), "{text}");
+        fn cells(l: &str) -> Vec<&str> {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        }
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "ST-LINK/V2-1 (on Nucleo boards)",
+                "0483:374b",
+                "3:12",
+                "066DFF485671",
+                "nucleo-f401re, nucleo-f411re, nucleo-f446re"
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "SEGGER J-Link (or the J-Link OB on Nordic's DKs)",
+                "1366:0105",
+                "3:14",
+                "-",
+                "nrf52840-dk"
+            ],
+            "{text}"
+        );
+        // No serial port besides: only that line, no advice about cables.
+        assert_eq!(table(&[], &db, true), "No serial ports found.\n");
+        assert!(table(&[], &db, false).contains("another USB cable"));
+    }
+}
