@@ -19,8 +19,10 @@ use crate::process::Show;
 use crate::report::{Event, Reporter};
 use crate::tool::Flake;
 
-/// Where probe-rs's udev rules and the group its users join are explained.
-const SETUP: &str = "https://probe.rs/docs/getting-started/probe-setup/";
+/// What to do when the user may not reach the probe: doctor checks the udev rules and the group
+/// (and writes the rules); probe-rs' page explains them.
+const SETUP: &str = "`nixflash doctor --probes` checks the udev rules and the plugdev group and \
+                     says what to do (https://probe.rs/docs/getting-started/probe-setup/)";
 
 /// Flashes `elf` to `board` with probe-rs, its output live; `project_root` is where it runs.
 pub fn flash(
@@ -81,8 +83,7 @@ pub fn explain(board: &Board, said: &str) -> Option<Failure> {
             )
             .hint(format!(
                 "plug in the {name}'s USB port (its on-board probe), or a probe wired to its SWD \
-                 pins; if it is plugged in, your user may not reach it: install probe-rs's udev \
-                 rules and join the plugdev group ({SETUP})"
+                 pins; if it is plugged in, your user may not reach it: {SETUP}"
             )),
         );
     }
@@ -106,7 +107,7 @@ pub fn explain(board: &Board, said: &str) -> Option<Failure> {
             )
             .hint(format!(
                 "close what else uses the probe (another probe-rs, OpenOCD, an IDE's debugger); \
-                 otherwise install probe-rs's udev rules and join the plugdev group ({SETUP})"
+                 otherwise your user may not open it: {SETUP}"
             )),
         );
     }
