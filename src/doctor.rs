@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::board::family::UsbVendor;
 use crate::board::Board;
 use crate::context::Context;
 use crate::git::{self, Git};
@@ -14,11 +13,14 @@ use crate::nix::std_lock;
 use crate::nix::Nix;
 use crate::process::Cmd;
 use crate::report::{Event, Reporter};
-use crate::serial::access;
 use crate::version::Version;
 
+mod access;
 mod files;
+mod probes;
+use access::port_checks;
 use files::file_checks;
+pub use probes::udev_rules;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,10 +89,12 @@ fn board_file_checks(db: &crate::board::Database) -> Vec<Check> {
 }
 
 /// Runs every check for the context, giving each to `report` as soon as it is known (evaluating
-/// the flake can take a while, its progress reported to `reporter`), and returns them all.
+/// the flake can take a while, its progress reported to `reporter`), and returns them all. Access
+/// to debug probes is checked in a project whose family has probes, or when `probes` asks.
 pub fn run(
     ctx: &Context,
     nix_args: &[String],
+    probes: bool,
     reporter: &dyn Reporter,
     mut report: impl FnMut(&Check),
 ) -> Vec<Check> {
@@ -176,29 +180,13 @@ pub fn run(
 
     if cfg!(target_os = "linux") {
         port_checks(board, &mut add);
+        if probes || board.is_some_and(|b| !b.family().probes.is_empty()) {
+            for c in probes::probe_checks(&crate::serial::probes::known(&ctx.db)) {
+                add(c);
+            }
+        }
     }
     checks
-}
-
-/// Serial ports, and USB access to the chip's boot ROM for a family with a USB vendor (Linux).
-fn port_checks(board: Option<&Board>, add: &mut impl FnMut(Check)) {
-    for c in serial_checks() {
-        add(c);
-    }
-    if let Some((f, vendor)) =
-        board.and_then(|b| Some((b.family(), b.family().usb_vendor.as_ref()?)))
-    {
-        add(udev_check(
-            &f.id,
-            vendor,
-            &[
-                Path::new("/etc/udev/rules.d"),
-                Path::new("/run/udev/rules.d"),
-                Path::new("/lib/udev/rules.d"),
-                Path::new("/usr/lib/udev/rules.d"),
-            ],
-        ));
-    }
 }
 
 /// Nix's checks: installed, new enough, with flakes enabled.
@@ -414,161 +402,9 @@ fn git_checks(flake_dir: &Path, git: &Git) -> Vec<Check> {
     }
 }
 
-/// Can this user open serial ports? Root can; others need the group of the port (dialout on
-/// Debian/Ubuntu/Fedora, uucp on Arch).
-fn serial_checks() -> Vec<Check> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> Vec<u32> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| {
-                v.split_whitespace()
-                    .filter_map(|n| n.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    if field("Uid:").get(1) == Some(&0) {
-        return vec![Check::ok("serial ports: running as root")];
-    }
-    let mut gids = field("Groups:");
-    gids.extend(field("Gid:").get(1));
-    let groups = access::system_groups();
-    let ports = usb_serial_ports();
-    if !ports.is_empty() {
-        use std::os::unix::fs::MetadataExt;
-        return ports
-            .iter()
-            .filter_map(|port| {
-                let meta = std::fs::metadata(port).ok()?;
-                let others_rw = meta.mode() & 0o006 == 0o006;
-                Some(if others_rw || gids.contains(&meta.gid()) {
-                    Check::ok(format!("serial port {} can be opened", port.display()))
-                } else {
-                    let g =
-                        access::group_name(meta.gid()).unwrap_or_else(|| meta.gid().to_string());
-                    Check::fail(
-                        format!(
-                            "serial port {} belongs to group {g}, which you are not in",
-                            port.display()
-                        ),
-                        access::join_group(&g),
-                    )
-                })
-            })
-            .collect();
-    }
-    let known: Vec<&(String, u32)> = ["dialout", "uucp"]
-        .iter()
-        .filter_map(|name| groups.iter().find(|(n, _)| n == name))
-        .collect();
-    vec![if known.is_empty() {
-        Check::ok(
-            "serial ports: no dialout/uucp group here (udev rules decide; none is plugged in)",
-        )
-    } else if let Some((name, _)) = known.iter().find(|(_, g)| gids.contains(g)) {
-        Check::ok(format!("serial ports: you are in the {name} group"))
-    } else {
-        let name = &known[0].0;
-        Check::fail(
-            format!("serial ports: you are not in the {name} group, which owns them"),
-            access::join_group(name),
-        )
-    }]
-}
-
-/// The udev rule that lets a logged-in user reach a vendor's USB devices.
-pub fn udev_rule(vendor: &UsbVendor) -> String {
-    format!(
-        r#"SUBSYSTEM=="usb", ATTRS{{idVendor}}=="{}", TAG+="uaccess""#,
-        vendor.id
-    )
-}
-
-/// Whether a udev rule in `dirs` gives access to the USB devices of the family's `vendor` (RP2:
-/// Raspberry Pi's, 2e8a): what picotool needs to talk to the boot ROM without root. The boot
-/// drive needs none.
-fn udev_check(family: &str, vendor: &UsbVendor, dirs: &[&Path]) -> Check {
-    let (id, who) = (&vendor.id, &vendor.name);
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap_or_default();
-            let rule = text.lines().find(|l| {
-                !l.trim_start().starts_with('#')
-                    && l.to_ascii_lowercase().contains(&format!("\"{id}\""))
-            });
-            if rule.is_some() {
-                return Check::ok(format!(
-                    "udev: {} has a rule for {who}'s USB devices ({id})",
-                    f.display()
-                ));
-            }
-        }
-    }
-    Check::warn(
-        format!(
-            "udev: no rule gives you access to {who}'s USB devices (vendor {id}): copying onto the \
-             boot drive works, picotool needs root"
-        ),
-        format!(
-            "echo '{}' | sudo tee /etc/udev/rules.d/60-{family}.rules && sudo udevadm control \
-             --reload && sudo udevadm trigger",
-            udev_rule(vendor)
-        ),
-    )
-}
-
-/// USB serial ports present now (the device files of USB-serial bridges and CDC-ACM boards).
-fn usb_serial_ports() -> Vec<PathBuf> {
-    let mut ports: Vec<PathBuf> = std::fs::read_dir("/dev")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("ttyUSB") || n.starts_with("ttyACM"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ports.sort();
-    ports
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_rp2_udev_rule_is_found_or_given_as_the_fix() {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = crate::board::Database::load(None).unwrap();
-        let rp2 = db.families().find(|f| f.id == "rp2").unwrap();
-        let vendor = rp2.usb_vendor.as_ref().unwrap();
-        let udev_check = |dirs: &[&Path]| udev_check("rp2", vendor, dirs);
-        let none = udev_check(&[tmp.path(), Path::new("/nonexistent")]);
-        assert_eq!(none.status, Status::Warn);
-        let fix = none.fix.unwrap();
-        assert!(fix.contains(r#"'SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a", TAG+="uaccess"'"#));
-        assert!(fix.contains("/etc/udev/rules.d/60-rp2.rules"), "{fix}");
-        std::fs::write(
-            tmp.path().join("50-other.rules"),
-            "# ATTRS{idVendor}==\"2e8a\" in a comment\n",
-        )
-        .unwrap();
-        assert_eq!(udev_check(&[tmp.path()]).status, Status::Warn);
-        std::fs::write(tmp.path().join("60-picotool.rules"), udev_rule(vendor)).unwrap();
-        let found = udev_check(&[tmp.path()]);
-        assert_eq!(found.status, Status::Ok);
-        assert!(found.what.contains("60-picotool.rules"), "{found:?}");
-    }
 
     #[test]
     fn an_old_nix_fails_with_what_to_do() {

@@ -36,6 +36,10 @@ pub struct Family {
     /// USB-serial bridge chips common on this family's boards, by USB id.
     #[serde(default)]
     pub usb_serial: BTreeMap<UsbId, String>,
+    /// The debug probes that flash the family's boards, by USB id (`nixflash ports` names them,
+    /// `nixflash doctor` checks their udev rules).
+    #[serde(default)]
+    pub probes: Vec<super::probe::Probe>,
     pub files: Files,
     pub reset: Resets,
     pub flasher: super::flasher::FlashMethod,
@@ -303,6 +307,7 @@ impl Family {
             }
         }
         self.flasher.check()?;
+        super::probe::check(&self.probes)?;
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");
         }

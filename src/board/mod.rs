@@ -6,6 +6,7 @@ mod database;
 pub mod family;
 pub mod flasher;
 mod layers;
+pub mod probe;
 mod warning;
 
 use std::fmt;

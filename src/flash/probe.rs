@@ -24,8 +24,10 @@ use crate::report::{Event, Reporter};
 use crate::tool::Flake;
 use crate::tool::Wanted;
 
-/// Where probe-rs's udev rules and the group its users join are explained.
-const SETUP: &str = "https://probe.rs/docs/getting-started/probe-setup/";
+/// What to do when the user may not reach the probe: doctor checks the udev rules and the group
+/// (and writes the rules); probe-rs' page explains them.
+const SETUP: &str = "`nixflash doctor --probes` checks the udev rules and the plugdev group and \
+                     says what to do (https://probe.rs/docs/getting-started/probe-setup/)";
 
 /// The way `board` is flashed through a debug probe: its family's flasher (the `cortex-m`
 /// family), or its family's second way of flashing (`[probe]`, taken with `flash --probe`).
@@ -160,8 +162,7 @@ pub fn explain(board: &Board, said: &str) -> Option<Failure> {
                 format!("no debug probe is connected (probe-rs found none for the {name})"),
             )
             .hint(format!(
-                "plug in {}; if it is plugged in, your user may not reach it: install probe-rs's \
-                 udev rules and join the plugdev group ({SETUP})",
+                "plug in {}; if it is plugged in, your user may not reach it: {SETUP}",
                 match board.family().flasher.through_probe() {
                     true => format!(
                         "the {name}'s USB port (its on-board probe), or a probe wired to its SWD \
@@ -195,7 +196,7 @@ pub fn explain(board: &Board, said: &str) -> Option<Failure> {
             )
             .hint(format!(
                 "close what else uses the probe (another probe-rs, OpenOCD, an IDE's debugger); \
-                 otherwise install probe-rs's udev rules and join the plugdev group ({SETUP})"
+                 otherwise your user may not open it: {SETUP}"
             )),
         );
     }

@@ -378,3 +378,96 @@ fn builds_with_no_cargo_on_path() {
     assert!(o.stderr.contains("read from Cargo.toml directly"));
     assert!(o.stderr.contains("Size flash"));
 }
+
+/// Debug-probe access is checked in a Cortex-M project or with `--probes`, not in an AVR project
+/// or outside a project; as root it says so, as another user (`setpriv` to nobody, when this runs
+/// as root) it checks this machine's udev rules and the plugdev group. `--udev-rules` prints one
+/// rule per probe of the table.
+#[test]
+fn doctor_checks_probe_access_in_a_cortex_m_project_or_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let nixflash = |dir: &std::path::Path, args: &[&str]| {
+        let mut c = Command::cargo_bin("nixflash").unwrap();
+        c.current_dir(dir)
+            .args(args)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"));
+        run(c)
+    };
+    let probe_lines = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.contains(" debug probes: "))
+            .map(str::to_string)
+            .collect()
+    };
+    for (board, dir) in [("nucleo-f446re", "cm"), ("uno", "avr")] {
+        let o = nixflash(home, &["new", dir, "--board", board, "--no-git"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    let offline = ["doctor", "--", "--offline"];
+    let in_cm = probe_lines(&nixflash(&home.join("cm"), &offline).stdout);
+    assert!(probe_lines(&nixflash(&home.join("avr"), &offline).stdout).is_empty());
+    assert!(probe_lines(&nixflash(home, &["doctor"]).stdout).is_empty());
+    let asked = probe_lines(&nixflash(home, &["doctor", "--probes"]).stdout);
+    assert_eq!(asked, in_cm);
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root {
+        assert_eq!(
+            asked,
+            [
+                "✓ debug probes: running as root (other users need udev rules: `nixflash doctor \
+              --udev-rules` prints them)"
+            ]
+        );
+    } else {
+        assert_eq!(asked.len(), 2, "{asked:?}");
+    }
+    // As nobody: the rules line (✓ with the files, or ✗/! with the rules to write) and the
+    // plugdev line.
+    if root && have("setpriv") {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = assert_cmd::cargo::cargo_bin("nixflash");
+        let out = StdCommand::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["doctor", "--probes"])
+            .current_dir(home)
+            .env("HOME", home)
+            .output()
+            .unwrap();
+        let lines = probe_lines(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let rules = &lines[0];
+        assert!(
+            rules.starts_with("✓ debug probes: udev rules let you open them (/")
+                || rules.contains(
+                    "fix: `nixflash doctor --udev-rules | sudo tee \
+                     /etc/udev/rules.d/69-nixflash-probes.rules`"
+                )
+                || rules.contains("services.udev.packages = [ pkgs.probe-rs-tools ];"),
+            "{rules}"
+        );
+        assert!(lines[1].contains("plugdev group"), "{lines:?}");
+    } else if root {
+        common::skip(
+            "doctor_checks_probe_access_in_a_cortex_m_project_or_when_asked (as another user)",
+            "setpriv is not on PATH",
+        );
+    }
+    let o = nixflash(home, &["doctor", "--udev-rules"]);
+    assert_eq!(o.code, 0);
+    let rules: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("ATTRS"))
+        .collect();
+    assert_eq!(rules.len(), 9, "{}", o.stdout);
+    assert!(rules.contains(
+        &r#"ATTRS{idVendor}=="0483", ATTRS{idProduct}=="374b", MODE="660", GROUP="plugdev", TAG+="uaccess""#
+    ));
+}

@@ -1,5 +1,5 @@
-//! `nixflash ports` on this machine's real ports (often none on USB: then the shape is what can
-//! be checked, and the test says so), and `--port` taking a pty that is on no list.
+//! `nixflash ports` on this machine's real ports and USB devices (often none on USB: then the shape
+//! is what can be checked, and the test says so), and `--port` taking a pty that is on no list.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -20,8 +20,8 @@ fn nixflash(args: &[&str]) -> (Output, tempfile::TempDir) {
     (out, home)
 }
 
-#[test]
-fn ports_json_is_a_list_of_ports() {
+/// `ports --json`: `{"ports": [...], "probes": [...]}`.
+fn ports_json() -> serde_json::Value {
     let (out, _home) = nixflash(&["ports", "--json"]);
     assert!(
         out.status.success(),
@@ -29,7 +29,21 @@ fn ports_json_is_a_list_of_ports() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    let list = v.as_array().expect("a JSON array");
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["ports", "probes"], "{v}");
+    v
+}
+
+#[test]
+fn ports_json_is_a_list_of_ports() {
+    let v = ports_json();
+    let list = v["ports"].as_array().expect("a JSON array");
     let boards: Vec<String> = {
         let (out, _h) = nixflash(&["boards", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -76,18 +90,93 @@ fn ports_json_is_a_list_of_ports() {
 
 #[test]
 fn ports_table_lists_every_port() {
-    let (json, _h) = nixflash(&["ports", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let v = ports_json();
     let (out, _h) = nixflash(&["ports"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let list = v.as_array().unwrap();
+    let list = v["ports"].as_array().unwrap();
+    let probes = v["probes"].as_array().unwrap();
+    if probes.is_empty() {
+        // Outside a Cortex-M project, a serial-port user hears nothing of probes.
+        assert!(!text.to_lowercase().contains("probe"), "{text}");
+    }
     if list.is_empty() {
         assert!(text.starts_with("No serial ports found."), "{text}");
     } else {
         assert!(text.starts_with("PORT "), "{text}");
         for p in list {
             assert!(text.contains(p["name"].as_str().unwrap()), "{text}");
+        }
+    }
+}
+
+/// The debug probes on USB: in the JSON (each a probe of the table, with its boards), in the table
+/// after the ports, and with `--probes` or in a Cortex-M project one line when there is none (as
+/// on a machine without a probe, which the test says).
+#[test]
+fn ports_lists_debug_probes_or_says_there_is_none() {
+    let v = ports_json();
+    let probes = v["probes"].as_array().unwrap();
+    for p in probes {
+        assert!(p["probe"]["name"].is_string(), "{p}");
+        assert_eq!(p["probe"]["id"].as_str().unwrap().len(), 9, "{p}");
+        assert!(
+            p["device"]["bus"].is_string() && p["device"]["address"].is_u64(),
+            "{p}"
+        );
+        assert!(p["boards"].is_array(), "{p}");
+    }
+    let (out, home) = nixflash(&["ports", "--probes"]);
+    assert!(out.status.success());
+    let only = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !only.contains("PORT "),
+        "--probes lists only probes: {only}"
+    );
+    // A Cortex-M project: the probe section comes after the ports, even with no probe.
+    let new = Command::new(env!("CARGO_BIN_EXE_nixflash"))
+        .args(["new", "blinky", "--board", "nucleo-f446re", "--no-git"])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let in_project = Command::new(env!("CARGO_BIN_EXE_nixflash"))
+        .arg("ports")
+        .current_dir(home.path().join("blinky"))
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(in_project.stdout).unwrap();
+    if probes.is_empty() {
+        let none = "No debug probe found (ST-LINK/V2, ST-LINK/V2-1, STLINK-V3, SEGGER J-Link, \
+                    DAPLink (CMSIS-DAP), Raspberry Pi Debug Probe). `nixflash doctor` checks \
+                    that you may use one.\n";
+        assert_eq!(only, none);
+        assert!(text.ends_with(none), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.to_lowercase().contains("probe"))
+                .count(),
+            1,
+            "one line about probes: {text}"
+        );
+        eprintln!("NOTE: no debug probe on this machine: the probe table was checked on data only (unit test serial::probes::tests)");
+    } else {
+        assert!(only.starts_with("DEBUG PROBE "), "{only}");
+        assert!(text.contains("\nDEBUG PROBE "), "{text}");
+        for p in probes {
+            assert!(
+                only.contains(p["probe"]["name"].as_str().unwrap()),
+                "{only}"
+            );
         }
     }
 }

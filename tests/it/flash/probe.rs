@@ -128,7 +128,10 @@ fn with_real_probe_rs(
         "{e}"
     );
     assert!(
-        e.contains("install probe-rs's udev rules and join the plugdev group"),
+        e.contains(
+            "your user may not reach it: `nixflash doctor --probes` checks the udev rules and the \
+             plugdev group and says what to do"
+        ),
         "{e}"
     );
     assert!(
