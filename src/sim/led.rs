@@ -62,6 +62,9 @@ pub struct Tracker {
     /// The longest steady run seen.
     pub steady: Option<Steady>,
     run: Option<Steady>,
+    /// How far apart, in thousandths, intervals may be and count as the same: 1 for a
+    /// simulator's exact clock, more for times taken from the host's clock.
+    permille: u64,
 }
 
 impl Default for Tracker {
@@ -75,7 +78,31 @@ impl Default for Tracker {
             edges: Vec::new(),
             steady: None,
             run: None,
+            permille: 1,
         }
+    }
+}
+
+impl Tracker {
+    /// A tracker that takes intervals `permille` thousandths apart for the same.
+    pub fn with_tolerance(permille: u64) -> Tracker {
+        Tracker {
+            permille,
+            ..Tracker::default()
+        }
+    }
+
+    /// The median of the intervals between the toggles kept in `edges` (the first change, the
+    /// level becoming known, is not a toggle), if there are two toggles.
+    pub fn median_interval_ns(&self) -> Option<u64> {
+        let mut d: Vec<u64> = self
+            .edges
+            .windows(2)
+            .skip(1)
+            .map(|w| w[1].at_ns - w[0].at_ns)
+            .collect();
+        d.sort_unstable();
+        d.get(d.len() / 2).copied()
     }
 }
 
@@ -91,8 +118,9 @@ pub fn time(ns: u64) -> String {
     }
 }
 
-fn same(a: u64, b: u64) -> bool {
-    a.abs_diff(b) <= (a.max(b) / 1000).max(1000)
+/// Whether two intervals are the same, give or take `permille` thousandths (or 1 µs).
+fn same(a: u64, b: u64, permille: u64) -> bool {
+    a.abs_diff(b) <= (a.max(b) * permille / 1000).max(1000)
 }
 
 impl Tracker {
@@ -116,7 +144,7 @@ impl Tracker {
         let mut out = Vec::new();
         let said = format!("LED {} at {}", if on { "on" } else { "off" }, time(at_ns));
         match (self.mode, interval) {
-            (Mode::Steady { interval_ns, .. }, Some(d)) if same(d, interval_ns) => {
+            (Mode::Steady { interval_ns, .. }, Some(d)) if same(d, interval_ns, self.permille) => {
                 self.count(at_ns)
             }
             (Mode::Fast { .. }, Some(d)) if d < FAST_NS => self.count(at_ns),
@@ -127,7 +155,7 @@ impl Tracker {
                 self.intervals.push(d);
                 let n = self.intervals.len();
                 let last = &self.intervals[n.saturating_sub(3)..];
-                if n >= 3 && last.iter().all(|i| same(*i, d)) {
+                if n >= 3 && last.iter().all(|i| same(*i, d, self.permille)) {
                     self.mode = Mode::Steady {
                         interval_ns: d,
                         from_ns: at_ns,
