@@ -48,6 +48,7 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
             .filter(|b| b.simulator().is_some())
             .map(|b| b.name.as_str())
             .collect();
+        names.sort_unstable();
         names.dedup();
         let message = match &board.family().simulator {
             // A family whose simulator emulates a few of its boards (QEMU's machines).
@@ -63,13 +64,18 @@ pub fn spec(board: &Board) -> Result<&Simulator> {
                 board.family().name
             ),
         };
-        Failure::new(Kind::Unsupported, message)
-            .hint(format!(
+        let failure = Failure::new(Kind::Unsupported, message).hint(format!(
             "`nixflash sim` runs the firmware of these boards: {}; `nixflash boards` lists them",
             names.join(", ")
-        ))
-            .hint("run this firmware on the board itself: `nixflash flash --monitor`")
-            .into()
+        ));
+        // A family with a simulator: the message already says to run it on the board.
+        match board.family().simulator {
+            Some(_) => failure,
+            None => {
+                failure.hint("run this firmware on the board itself: `nixflash flash --monitor`")
+            }
+        }
+        .into()
     })
 }
 

@@ -5,13 +5,15 @@
 //! pin as simavr simulates them, and from the `--vcd` trace, read here with a parser of its own.
 //!
 //! `uno`: the Uno blinky's output, LED, expectations, trace and Ctrl-C; `boards`: the Mega 2560's
-//! and the Leonardo's; `bad`: bad input; `source`: where the simulator comes from; `flake`: the
-//! generated flake's simulator outputs, for tests/it/flake_eval.rs.
+//! and the Leonardo's; `qemu`: the micro:bit v1's in the real QEMU, and a Cortex-M board without a
+//! simulator; `bad`: bad input; `source`: where the simulator comes from; `flake`: the generated
+//! flake's simulator outputs, for tests/it/flake_eval.rs.
 
 mod bad;
 mod boards;
 mod elf;
 pub mod flake;
+mod qemu;
 mod source;
 mod uno;
 
