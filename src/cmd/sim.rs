@@ -9,7 +9,8 @@ use crate::error::{Failure, Kind};
 use crate::sim::{self, watch::time, End, Options, Report};
 use anyhow::Result;
 
-/// Run the firmware in a simulator, without the board (AVR boards, in simavr)
+/// Run the firmware in a simulator, without the board (AVR boards in simavr, the micro:bit v1 in
+/// QEMU)
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  nixflash sim                                  build, then run until Ctrl-C\n  \
@@ -20,10 +21,14 @@ use anyhow::Result;
     console's output is shown as the monitor shows it (stdout; bytes that are not UTF-8 as \
     \\xNN), the LED's changes on stderr, counted once it blinks steadily or fast. With --expect \
     and no --duration, the simulation ends as soon as every text has appeared. The simulator is \
-    simavr: the one on PATH if it simulates the board's MCU, otherwise the one the project's \
-    flake.nix pins (packages.<system>.simulator, built with Nix). `nix flake check` runs the \
-    same firmware in simavr too (checks.sim, with the texts and duration of \
-    [package.metadata.nixflash.sim] in Cargo.toml).\n\n",
+    the board family's: simavr for AVR boards, QEMU (qemu-system-arm) for the boards it emulates \
+    (the micro:bit v1, `-M microbit`: its UART's output and its LED pin, in real time, so the \
+    times are the host's clock and --json's led.median_interval_seconds is the period to trust; \
+    the defmt logs over RTT cannot show). Other boards have none, and say so. The one on PATH is \
+    used if it simulates the board, otherwise the one the project's flake.nix pins \
+    (packages.<system>.simulator, built with Nix). `nix flake check` runs the same firmware in \
+    it too (checks.sim, with the texts and duration of [package.metadata.nixflash.sim] in \
+    Cargo.toml).\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {

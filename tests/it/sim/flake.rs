@@ -74,7 +74,7 @@ pub fn check_outputs(
     let greeting = format!("Hello from {name} on the {}!", sim.board);
     for part in std::iter::once(greeting.as_str()).chain(sim.script.iter().copied()) {
         assert!(
-            script.contains(&part),
+            script.contains(part),
             "checks.sim has no {part:?}: {script}"
         );
     }
