@@ -42,9 +42,8 @@ pub struct HalSpec {
     /// The second-stage bootloader for the board's flash chip, as rp2040-boot2 names it
     /// (`BOOT_LOADER_W25Q080`); RP2040 boards only.
     pub boot2: Option<String>,
-    /// A UART console the blinky also greets on, besides its usual logs: the micro:bit's
-    /// `uart = { tx = "p0_24", baud = 115200 }`, which its USB interface chip passes to the
-    /// computer. Optional; the cortex-m template writes it on an nRF5's UART0.
+    /// A UART the blinky also greets on (the micro:bit's `{ tx = "p0_24", baud = 115200 }`, which
+    /// its USB interface chip passes on); optional: the cortex-m template's nRF5 UART0.
     #[serde(default)]
     pub uart: Option<HalUart>,
 }
@@ -161,8 +160,7 @@ impl<'de> Deserialize<'de> for UsbId {
 pub struct SimSpec {
     /// The MCU as the simulator names it (`atmega328p`).
     pub mcu: String,
-    /// The machine the simulator emulates the board as, when it emulates boards rather than
-    /// MCUs (QEMU's `-M microbit`): what its `list-args` must list.
+    /// The machine QEMU emulates the board as (`-M microbit`): what its `list-args` must list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
     /// The on-board LED's pin as the chip names it: port and bit (`PB5`), or port and line
@@ -174,8 +172,7 @@ pub struct SimSpec {
     /// what the firmware writes each byte it sends to (simavr traces it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uart_data: Option<u16>,
-    /// The simulator's trace event that reports a GPIO output changing (QEMU's
-    /// `nrf51_gpio_update_output_irq`, whose lines say `line <n> value <level>`).
+    /// QEMU's trace event of a GPIO output's changes (`nrf51_gpio_update_output_irq`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpio_trace: Option<String>,
     /// The chip has a USB port of its own (the Leonardo's ATmega32U4), to which the simulator

@@ -372,6 +372,8 @@ fn simulate(b: &Board, project: &Path, elf: &Path) -> Result<(), String> {
     let name = project.file_name().unwrap().to_string_lossy();
     let greeting = format!("Hello from {name} on the {}!", b.name);
     let duration = 4.0 * interval + 0.2;
+    // QEMU runs in real time: no other simulation at the same time (crate::sim's lock).
+    let _one = (b.sim.as_ref().and_then(|s| s.machine.as_ref())).map(|_| crate::sim::one_sim());
     let o = run_bounded(
         common::nixflash()
             .args(["sim", "--json", "--elf"])
