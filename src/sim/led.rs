@@ -302,6 +302,28 @@ mod tests {
     }
 
     #[test]
+    fn host_clock_intervals_count_as_steady_within_their_tolerance_and_have_a_median() {
+        // QEMU's LED as the host's clock sees it: 500 ms, give or take the host's scheduling.
+        let times = [23, 24, 529, 1029, 1534, 2035, 2536];
+        let run = |mut t: Tracker| {
+            for (i, ms) in times.iter().enumerate() {
+                t.level(ms * MS, Some(i % 2 == 1));
+            }
+            t.finish();
+            t
+        };
+        // Toggle intervals 505, 500, 505, 501, 501 ms: the median is 501 ms.
+        let wall = run(Tracker::with_tolerance(20));
+        assert_eq!(wall.median_interval_ns(), Some(501 * MS));
+        let steady = wall.steady.unwrap();
+        assert_eq!((steady.changes, steady.interval_ns), (6, 502_400_000));
+        // At a simulator's 0.1 %, no three intervals are the same.
+        let exact = run(Tracker::default());
+        assert_eq!(exact.steady, None);
+        assert_eq!(exact.median_interval_ns(), Some(501 * MS));
+    }
+
+    #[test]
     fn fast_changes_are_counted_and_a_new_rhythm_is_said() {
         let mut t = Tracker::default();
         let mut said = Vec::new();
