@@ -9,8 +9,7 @@ use crate::error::{Failure, Kind};
 use crate::sim::{self, watch::time, End, Options, Report};
 use anyhow::Result;
 
-/// Run the firmware in a simulator, without the board (AVR boards in simavr, the micro:bit v1 in
-/// QEMU)
+/// Run the firmware in a simulator, without the board (simavr, QEMU)
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  nixflash sim                                  build, then run until Ctrl-C\n  \
