@@ -124,7 +124,9 @@ struct TemplateContext<'a> {
     choices: BTreeMap<&'a str, &'a str>,
     pins: &'a BTreeMap<String, Pin>,
     nixflash_version: &'static str,
-    /// The simulator's command line in the flake's `checks.sim`, for a family with a simulator.
+    /// The family's simulator, if it runs this board.
+    simulator: Option<&'a crate::board::family::Simulator>,
+    /// The simulator's command line in the flake's `checks.sim`, for a board with a simulator.
     sim_command: Option<String>,
     /// How the flasher knows the board (Ravedude.toml: `[general] board`, or `[board] inherit`).
     flasher_board: Option<crate::board::FlasherBoard>,
@@ -292,6 +294,7 @@ pub fn render_sources(board: &Board, project: &Project) -> Result<Vec<File>> {
         choices,
         pins: &pins,
         nixflash_version: env!("CARGO_PKG_VERSION"),
+        simulator: board.simulator(),
         sim_command: sim_command(board)?,
         flasher_board: board.flasher_board(),
     };
@@ -368,7 +371,7 @@ fn complete_lock(deps_lock: &str, project: &Project) -> String {
 /// line, in which `${firmware}`, `${name}` and `${simStop}` are the flake's), if the family has
 /// one.
 fn sim_command(board: &Board) -> Result<Option<String>> {
-    let Some(sim) = &board.family().simulator else {
+    let Some(sim) = board.simulator() else {
         return Ok(None);
     };
     let fill = [

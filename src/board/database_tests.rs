@@ -239,7 +239,11 @@ fn avr_boards_have_what_the_simulator_needs() {
         assert_eq!(b.clock, Some(clock), "{id}");
         assert_eq!(sim.mcu, mcu, "{id}");
         assert_eq!(sim.led_pin(), Some(led), "{id}");
-        assert_eq!((sim.uart.as_str(), sim.uart_data), (uart, data), "{id}");
+        assert_eq!(
+            (sim.uart.as_str(), sim.uart_data),
+            (uart, Some(data)),
+            "{id}"
+        );
         // The ATmega32U4's USB port is the chip's own.
         assert_eq!(sim.native_usb, mcu == "atmega32u4", "{id}");
         assert_eq!(
@@ -254,6 +258,22 @@ fn avr_boards_have_what_the_simulator_needs() {
             "{}",
             b.id
         );
+    }
+    // QEMU emulates one Cortex-M board, as a machine of its own; the others have no simulator.
+    for b in db.boards().filter(|b| b.family().id == "cortex-m") {
+        let sim = b.simulator().map(|s| s.tool.as_str());
+        if b.id == "microbit-v1" {
+            assert_eq!(sim, Some("qemu-system-arm"));
+            let spec = b.sim.as_ref().unwrap();
+            assert_eq!(spec.machine.as_deref(), Some("microbit"));
+            assert_eq!((spec.led_line(), spec.uart.as_str()), (Some(13), "UART0"));
+            assert_eq!(
+                b.field("sim.gpio-trace").as_deref(),
+                Some("nrf51_gpio_update_output_irq")
+            );
+        } else {
+            assert_eq!(sim, None, "{}", b.id);
+        }
     }
     // An AVR board file must say what the simulator needs.
     let uno = builtin_source("uno").unwrap();

@@ -238,13 +238,46 @@ pub struct Need {
 #[serde(rename_all = "kebab-case")]
 pub enum SimTool {
     Simavr,
+    /// QEMU's `qemu-system-arm`, for a board it emulates as a machine (`sim.machine`).
+    #[serde(rename = "qemu-system-arm")]
+    QemuSystemArm,
 }
 
 impl SimTool {
     pub fn as_str(self) -> &'static str {
         match self {
             SimTool::Simavr => "simavr",
+            SimTool::QemuSystemArm => "qemu-system-arm",
         }
+    }
+
+    /// The board's `sim` says what this simulator needs.
+    pub fn check_board(self, spec: &crate::board::SimSpec) -> Result<()> {
+        match self {
+            SimTool::Simavr => {
+                if spec.led_pin().is_none() {
+                    bail!(
+                        "`sim.led = \"{}\"` is not a pin: write the port and bit, as in \"PB5\"",
+                        spec.led
+                    );
+                }
+                if spec.uart_data.is_none() {
+                    bail!("`sim.uart-data` is not set, and simavr needs it: the address of the console USART's data register");
+                }
+            }
+            SimTool::QemuSystemArm => {
+                if spec.led_line().is_none() {
+                    bail!(
+                        "`sim.led = \"{}\"` is not a pin: write the port and line, as in \"P0.13\"",
+                        spec.led
+                    );
+                }
+                if spec.machine.is_none() || spec.gpio_trace.is_none() {
+                    bail!("QEMU needs `sim.machine` (as `qemu-system-arm -M help` names it) and `sim.gpio-trace` (the trace event of GPIO outputs, `qemu-system-arm -trace help`)");
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -260,9 +293,21 @@ pub struct Simulator {
     pub args: Vec<String>,
     /// Added to the command line for a run of bounded length: `{stop}` is a file that ends the
     /// simulation at that time.
+    #[serde(default)]
     pub stop_args: Vec<String>,
     /// How to install it without Nix (a sentence).
     pub install: String,
+    /// Only the family's boards that have a `sim` table can be simulated (QEMU emulates a few
+    /// boards, not chips); otherwise every board must have one.
+    #[serde(default)]
+    pub per_board: bool,
+    /// What the simulator cannot show of the firmware's output (a sentence for the run's
+    /// header: QEMU has no debug probe to read RTT through).
+    #[serde(default)]
+    pub unseen: Option<String>,
+    /// The nixpkgs package of the simulator, for the generated flake (`simavr`, `qemu`).
+    #[serde(default)]
+    pub nixpkgs: Option<String>,
 }
 
 impl Family {
@@ -315,7 +360,7 @@ impl Family {
             if !sim.args.iter().any(|a| a.contains("{elf}")) {
                 bail!("`simulator.args` never names the firmware (`{{elf}}`)");
             }
-            if !sim.stop_args.iter().any(|a| a.contains("{stop}")) {
+            if sim.tool == SimTool::Simavr && !sim.stop_args.iter().any(|a| a.contains("{stop}")) {
                 bail!("`simulator.stop-args` never names the file that ends a run (`{{stop}}`)");
             }
         }

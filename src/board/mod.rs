@@ -43,6 +43,18 @@ pub struct HalSpec {
     /// The second-stage bootloader for the board's flash chip, as rp2040-boot2 names it
     /// (`BOOT_LOADER_W25Q080`); RP2040 boards only.
     pub boot2: Option<String>,
+    /// A UART the blinky also greets on (the micro:bit's `{ tx = "p0_24", baud = 115200 }`, which
+    /// its USB interface chip passes on); optional: the cortex-m template's nRF5 UART0.
+    #[serde(default)]
+    pub uart: Option<HalUart>,
+}
+
+/// A UART's TX pin (as the HAL names it) and speed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalUart {
+    pub tx: String,
+    pub baud: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,20 +157,28 @@ impl<'de> Deserialize<'de> for UsbId {
     }
 }
 
-/// What the family's simulator needs to know about the board (AVR: simavr).
+/// What the family's simulator needs to know about the board (AVR: simavr; the micro:bit v1:
+/// QEMU).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all(deserialize = "kebab-case"))]
 pub struct SimSpec {
     /// The MCU as the simulator names it (`atmega328p`).
     pub mcu: String,
-    /// The on-board LED's pin as the chip names it, port and bit (`PB5`); `hal.led` is the HAL's
-    /// name for the same pin.
+    /// The machine QEMU emulates the board as (`-M microbit`): what its `list-args` must list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The on-board LED's pin as the chip names it: port and bit (`PB5`), or port and line
+    /// (`P0.13`, an nRF5's); `hal.led` is the HAL's name for the same pin.
     pub led: String,
     /// The USART the firmware's console uses (`USART0`).
     pub uart: String,
     /// The data-space address of that USART's data register (UDR0 is 0xC6 on the ATmega328P):
-    /// what the firmware writes each byte it sends to.
-    pub uart_data: u16,
+    /// what the firmware writes each byte it sends to (simavr traces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uart_data: Option<u16>,
+    /// QEMU's trace event of a GPIO output's changes (`nrf51_gpio_update_output_irq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpio_trace: Option<String>,
     /// The chip has a USB port of its own (the Leonardo's ATmega32U4), to which the simulator
     /// attaches no USB host: what firmware sends there (a USB serial console) cannot be shown.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -169,6 +189,20 @@ impl SimSpec {
     /// The LED's port letter and bit (`PB5` is `('B', 5)`), if `led` names a pin that way.
     pub fn led_pin(&self) -> Option<(char, u8)> {
         parse_pin(&self.led)
+    }
+
+    /// The LED's GPIO line (`P0.13` is 13), if `led` names a pin that way.
+    pub fn led_line(&self) -> Option<u32> {
+        self.led
+            .strip_prefix("P0.")?
+            .parse()
+            .ok()
+            .filter(|n| *n < 32)
+    }
+
+    /// What the simulator lists when it can run the board: its machine, else its MCU.
+    pub fn listed(&self) -> &str {
+        self.machine.as_deref().unwrap_or(&self.mcu)
     }
 }
 
@@ -247,6 +281,15 @@ fn valid_id(s: &str) -> bool {
 }
 
 impl Board {
+    /// The family's simulator, if it can run this board (a board of a `per-board` simulator's
+    /// family without a `sim` table cannot be simulated).
+    pub fn simulator(&self) -> Option<&family::Simulator> {
+        self.family()
+            .simulator
+            .as_ref()
+            .filter(|_| self.sim.is_some())
+    }
+
     /// The ids of the boards it inherits, nearest first.
     pub fn inherits(&self) -> impl Iterator<Item = &str> {
         self.ancestors.iter().map(|a| a.id.as_str())
@@ -365,6 +408,9 @@ impl Board {
         }
         if let Some(sim) = self.family().simulator.as_ref() {
             let Some(spec) = &self.sim else {
+                if sim.per_board {
+                    return self.family().flasher.check_board(self);
+                }
                 bail!(
                     "`sim` is not set, and {} needs it: the MCU as it names it (`sim.mcu`), the \
                      LED's pin (`sim.led = \"PB5\"`), the console's USART (`sim.uart`) and the \
@@ -372,12 +418,7 @@ impl Board {
                     sim.tool.as_str()
                 );
             };
-            if spec.led_pin().is_none() {
-                bail!(
-                    "`sim.led = \"{}\"` is not a pin: write the port and bit, as in \"PB5\"",
-                    spec.led
-                );
-            }
+            sim.tool.check_board(spec)?;
             for arg in sim.args.iter().chain(&sim.stop_args) {
                 for field in placeholders(arg) {
                     if !["elf", "stop"].contains(&field) && self.field(field).is_none() {
@@ -407,7 +448,8 @@ impl Board {
     pub fn field(&self, path: &str) -> Option<String> {
         let mut v = toml::Value::try_from(self).ok()?;
         for key in path.split('.') {
-            v = v.get(key)?.clone();
+            // Board files write `gpio-trace`, the fields are `gpio_trace`.
+            v = v.get(key).or_else(|| v.get(key.replace('-', "_")))?.clone();
         }
         match v {
             toml::Value::String(s) => Some(s),

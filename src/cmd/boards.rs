@@ -254,9 +254,14 @@ fn details(b: &Board, source: &Source) -> String {
         usb = usb.join(" "),
         docs = b.docs,
     );
-    if let (Some(sim), Some(spec)) = (&b.family().simulator, &b.sim) {
+    if let (Some(sim), Some(spec)) = (b.simulator(), &b.sim) {
+        let machine = spec
+            .machine
+            .as_ref()
+            .map(|m| format!("machine `{m}`: "))
+            .unwrap_or_default();
         let line = format!(
-            "\x20 simulator     {} ({} at {} Hz, LED on {}, console {})\n",
+            "\x20 simulator     {} ({machine}{} at {} Hz, LED on {}, console {})\n",
             sim.tool.as_str(),
             spec.mcu,
             b.clock.unwrap_or_default(),

@@ -9,7 +9,7 @@ use crate::error::{Failure, Kind};
 use crate::sim::{self, watch::time, End, Options, Report};
 use anyhow::Result;
 
-/// Run the firmware in a simulator, without the board (AVR boards, in simavr)
+/// Run the firmware in a simulator, without the board (simavr, QEMU)
 #[derive(clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  nixflash sim                                  build, then run until Ctrl-C\n  \
@@ -20,10 +20,14 @@ use anyhow::Result;
     console's output is shown as the monitor shows it (stdout; bytes that are not UTF-8 as \
     \\xNN), the LED's changes on stderr, counted once it blinks steadily or fast. With --expect \
     and no --duration, the simulation ends as soon as every text has appeared. The simulator is \
-    simavr: the one on PATH if it simulates the board's MCU, otherwise the one the project's \
-    flake.nix pins (packages.<system>.simulator, built with Nix). `nix flake check` runs the \
-    same firmware in simavr too (checks.sim, with the texts and duration of \
-    [package.metadata.nixflash.sim] in Cargo.toml).\n\n",
+    the board family's: simavr for AVR boards, QEMU (qemu-system-arm) for the boards it emulates \
+    (the micro:bit v1, `-M microbit`: its UART's output and its LED pin, in real time, so the \
+    times are the host's clock and --json's led.median_interval_seconds is the period to trust; \
+    the defmt logs over RTT cannot show). Other boards have none, and say so. The one on PATH is \
+    used if it simulates the board, otherwise the one the project's flake.nix pins \
+    (packages.<system>.simulator, built with Nix). `nix flake check` runs the same firmware in \
+    it too (checks.sim, with the texts and duration of [package.metadata.nixflash.sim] in \
+    Cargo.toml).\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -96,44 +100,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
     let program = sim::find(board, &flake, &super::Terminal)?;
     status("Simulator", &program.to_string());
-    let spec = board.sim.as_ref();
-    let mcu = spec.map_or(board.chip.as_str(), |s| s.mcu.as_str());
-    let clock = board.clock.unwrap_or_default() as f64 / 1e6;
-    let how_long = match a.duration {
-        Some(d) => format!("for {} s of simulated time", d.as_secs_f64()),
-        None if !a.expect.is_empty() => "until every expected text appeared (or Ctrl-C)".into(),
-        None => "until Ctrl-C".into(),
-    };
-    status(
-        "Simulating",
-        &format!(
-            "{} on the {}'s {mcu} at {clock} MHz, {how_long}",
-            super::path(&elf),
-            board.name
-        ),
-    );
-    if let Some(s) = spec {
-        status(
-            "Watching",
-            &format!(
-                "{} (the serial console, on {}) and the LED on {} ({})",
-                s.uart,
-                if a.json { "stderr" } else { "stdout" },
-                s.led,
-                board.hal.led
-            ),
-        );
-        if !board.monitor.usb_console {
-            status(
-                "Note",
-                &format!(
-                    "the {}'s console is its TX/RX pins ({}), not its USB port: what is shown \
-                     is what a USB-serial adapter on those pins would show",
-                    board.name, s.uart
-                ),
-            );
-        }
-    }
+    header(board, &program, &elf, &a);
     let opts = Options {
         duration: a.duration,
         expect: a.expect.clone(),
@@ -160,6 +127,70 @@ fn simulate(a: Args) -> Result<Result<u8>> {
     Ok(verdict.map(|()| 0))
 }
 
+/// What runs, for how long, and what is watched; what cannot be seen.
+fn header(board: &Board, program: &sim::Program, elf: &std::path::Path, a: &Args) {
+    let spec = board.sim.as_ref();
+    let mcu = spec.map_or(board.chip.as_str(), |s| s.mcu.as_str());
+    let clock = board.clock.unwrap_or_default() as f64 / 1e6;
+    let machine = spec.and_then(|s| s.machine.as_deref());
+    let time = match machine {
+        Some(_) => "wall time (QEMU runs in real time)",
+        None => "simulated time",
+    };
+    let how_long = match a.duration {
+        Some(d) => format!("for {} s of {time}", d.as_secs_f64()),
+        None if !a.expect.is_empty() => "until every expected text appeared (or Ctrl-C)".into(),
+        None => "until Ctrl-C".into(),
+    };
+    let on = match machine {
+        Some(m) => format!(
+            "{} (QEMU's `{m}` machine: its {mcu} at {clock} MHz)",
+            board.name
+        ),
+        None => format!("{}'s {mcu} at {clock} MHz", board.name),
+    };
+    let unseen = program
+        .spec
+        .unseen
+        .as_deref()
+        .map(|u| format!("; not shown: {u}"))
+        .unwrap_or_default();
+    status(
+        "Simulating",
+        &format!("{} on the {on}, {how_long}{unseen}", super::path(elf)),
+    );
+    let Some(s) = spec else { return };
+    status(
+        "Watching",
+        &format!(
+            "{} (the serial console, on {}) and the LED on {} ({})",
+            s.uart,
+            if a.json { "stderr" } else { "stdout" },
+            s.led,
+            board.hal.led
+        ),
+    );
+    if let Some(u) = &board.hal.uart {
+        status(
+            "Note",
+            &format!(
+                "{} is the {}'s UART ({}, {} baud), which its USB interface chip passes to the \
+                 computer as a serial port",
+                s.uart, board.name, u.tx, u.baud
+            ),
+        );
+    } else if !board.monitor.usb_console {
+        status(
+            "Note",
+            &format!(
+                "the {}'s console is its TX/RX pins ({}), not its USB port: what is shown \
+                 is what a USB-serial adapter on those pins would show",
+                board.name, s.uart
+            ),
+        );
+    }
+}
+
 /// Seconds as `led::time` says them.
 fn secs(s: f64) -> String {
     time((s * 1e9).round() as u64)
@@ -178,7 +209,12 @@ fn summary(board: &Board, r: &Report, vcd: Option<&std::path::Path>) {
         format!("at least {t}")
     };
     // How fast it ran, when it ran long enough for that to mean something.
-    let speed = if r.simulated_seconds >= 0.1 {
+    let speed = if r.clock == "wall" {
+        format!(
+            "{:.3} s in real time (QEMU: the times shown are the host's clock)",
+            r.simulated_seconds
+        )
+    } else if r.simulated_seconds >= 0.1 {
         format!(
             "{ran} of simulated time in {:.2} s of wall time ({:.2} simulated seconds per wall \
              second)",

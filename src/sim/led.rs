@@ -62,6 +62,9 @@ pub struct Tracker {
     /// The longest steady run seen.
     pub steady: Option<Steady>,
     run: Option<Steady>,
+    /// How far apart, in thousandths, intervals may be and count as the same: 1 for a
+    /// simulator's exact clock, more for times taken from the host's clock.
+    permille: u64,
 }
 
 impl Default for Tracker {
@@ -75,7 +78,31 @@ impl Default for Tracker {
             edges: Vec::new(),
             steady: None,
             run: None,
+            permille: 1,
         }
+    }
+}
+
+impl Tracker {
+    /// A tracker that takes intervals `permille` thousandths apart for the same.
+    pub fn with_tolerance(permille: u64) -> Tracker {
+        Tracker {
+            permille,
+            ..Tracker::default()
+        }
+    }
+
+    /// The median of the intervals between the toggles kept in `edges` (the first change, the
+    /// level becoming known, is not a toggle), if there are two toggles.
+    pub fn median_interval_ns(&self) -> Option<u64> {
+        let mut d: Vec<u64> = self
+            .edges
+            .windows(2)
+            .skip(1)
+            .map(|w| w[1].at_ns - w[0].at_ns)
+            .collect();
+        d.sort_unstable();
+        d.get(d.len() / 2).copied()
     }
 }
 
@@ -91,8 +118,9 @@ pub fn time(ns: u64) -> String {
     }
 }
 
-fn same(a: u64, b: u64) -> bool {
-    a.abs_diff(b) <= (a.max(b) / 1000).max(1000)
+/// Whether two intervals are the same, give or take `permille` thousandths (or 1 µs).
+fn same(a: u64, b: u64, permille: u64) -> bool {
+    a.abs_diff(b) <= (a.max(b) * permille / 1000).max(1000)
 }
 
 impl Tracker {
@@ -116,7 +144,7 @@ impl Tracker {
         let mut out = Vec::new();
         let said = format!("LED {} at {}", if on { "on" } else { "off" }, time(at_ns));
         match (self.mode, interval) {
-            (Mode::Steady { interval_ns, .. }, Some(d)) if same(d, interval_ns) => {
+            (Mode::Steady { interval_ns, .. }, Some(d)) if same(d, interval_ns, self.permille) => {
                 self.count(at_ns)
             }
             (Mode::Fast { .. }, Some(d)) if d < FAST_NS => self.count(at_ns),
@@ -127,7 +155,7 @@ impl Tracker {
                 self.intervals.push(d);
                 let n = self.intervals.len();
                 let last = &self.intervals[n.saturating_sub(3)..];
-                if n >= 3 && last.iter().all(|i| same(*i, d)) {
+                if n >= 3 && last.iter().all(|i| same(*i, d, self.permille)) {
                     self.mode = Mode::Steady {
                         interval_ns: d,
                         from_ns: at_ns,
@@ -271,6 +299,28 @@ mod tests {
         assert_eq!(t.changes, 8);
         let s = t.steady.unwrap();
         assert_eq!((s.changes, s.interval_ns), (7, 499_838_870));
+    }
+
+    #[test]
+    fn host_clock_intervals_count_as_steady_within_their_tolerance_and_have_a_median() {
+        // QEMU's LED as the host's clock sees it: 500 ms, give or take the host's scheduling.
+        let times = [23, 24, 529, 1029, 1534, 2035, 2536];
+        let run = |mut t: Tracker| {
+            for (i, ms) in times.iter().enumerate() {
+                t.level(ms * MS, Some(i % 2 == 1));
+            }
+            t.finish();
+            t
+        };
+        // Toggle intervals 505, 500, 505, 501, 501 ms: the median is 501 ms.
+        let wall = run(Tracker::with_tolerance(20));
+        assert_eq!(wall.median_interval_ns(), Some(501 * MS));
+        let steady = wall.steady.unwrap();
+        assert_eq!((steady.changes, steady.interval_ns), (6, 502_400_000));
+        // At a simulator's 0.1 %, no three intervals are the same.
+        let exact = run(Tracker::default());
+        assert_eq!(exact.steady, None);
+        assert_eq!(exact.median_interval_ns(), Some(501 * MS));
     }
 
     #[test]

@@ -39,29 +39,42 @@ impl fmt::Display for Program {
 
 /// The board family's simulator, or why it has none.
 pub fn spec(board: &Board) -> Result<&Simulator> {
-    board.family().simulator.as_ref().ok_or_else(|| {
+    board.simulator().ok_or_else(|| {
         // The boards it can run, from the board data (a family with a `[simulator]`).
         let db = crate::board::Database::load(None).ok();
         let mut names: Vec<&str> = db
             .iter()
             .flat_map(|db| db.boards())
-            .filter(|b| b.family().simulator.is_some())
+            .filter(|b| b.simulator().is_some())
             .map(|b| b.name.as_str())
             .collect();
+        names.sort_unstable();
         names.dedup();
-        Failure::new(
-            Kind::Unsupported,
-            format!(
+        let message = match &board.family().simulator {
+            // A family whose simulator emulates a few of its boards (QEMU's machines).
+            Some(sim) => format!(
+                "no simulator runs the {}'s firmware ({} emulates no such board): run it on the \
+                 board itself, `nixflash flash --monitor`",
+                board.name,
+                sim.tool.as_str()
+            ),
+            None => format!(
                 "nixflash has no simulator for the {} ({} family) yet",
                 board.name,
                 board.family().name
             ),
-        )
-        .hint(format!(
+        };
+        let failure = Failure::new(Kind::Unsupported, message).hint(format!(
             "`nixflash sim` runs the firmware of these boards: {}; `nixflash boards` lists them",
             names.join(", ")
-        ))
-        .hint("run this firmware on the board itself: `nixflash flash --monitor`")
+        ));
+        // A family with a simulator: the message already says to run it on the board.
+        match board.family().simulator {
+            Some(_) => failure,
+            None => {
+                failure.hint("run this firmware on the board itself: `nixflash flash --monitor`")
+            }
+        }
         .into()
     })
 }
@@ -76,7 +89,7 @@ pub fn check(board: &Board, path: &OsString, source: Source) -> Result<Program> 
     let mcu = board
         .sim
         .as_ref()
-        .map(|s| s.mcu.as_str())
+        .map(|s| s.listed())
         .unwrap_or(&board.chip);
     if !listed.split_whitespace().any(|w| w == mcu) {
         anyhow::bail!(

@@ -26,6 +26,7 @@ use nixflash::render::{self, Project};
 
 use crate::common::offline::{fixture_tree, nix_offline, NixOffline, NIX_FEATURES};
 use crate::common::skip;
+use crate::sim::flake;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -448,8 +449,8 @@ fn package_drvs(dir: &Path, inputs: &Inputs) -> [String; 3] {
 }
 
 /// Evaluates a generated project's flake and checks crane's dependencies/firmware split; with
-/// `sim` (AVR), the simulator and `checks.sim` too.
-fn check_project(dir: &Path, name: &str, inputs: &Inputs, sim: bool) {
+/// `sim` (a board with a simulator), the simulator and `checks.sim` too.
+fn check_project(dir: &Path, name: &str, inputs: &Inputs, sim: Option<&flake::Expect>) {
     let sys = nix_system();
     // `nix eval .#packages.<system>.default.drvPath`, to the letter:
     let out = run(
@@ -573,11 +574,11 @@ fn generated_flakes_evaluate_without_ifd() {
     let tmp = tempfile::tempdir().unwrap();
 
     let c3 = nixflash_new(inputs, tmp.path(), "c3", "esp32c3");
-    check_project(&c3, "c3", inputs, false);
+    check_project(&c3, "c3", inputs, None);
 
     // The Pico's firmware derivation names nixpkgs' own flip-link and picotool, evaluated here.
     let pico = nixflash_new(inputs, tmp.path(), "pico", "pico");
-    check_project(&pico, "pico", inputs, false);
+    check_project(&pico, "pico", inputs, None);
 
     let uno = nixflash_new(inputs, tmp.path(), "uno", "uno");
     // The flake reads nix/std-Cargo.lock, the pinned toolchain's standard library lock, for
@@ -596,5 +597,20 @@ fn generated_flakes_evaluate_without_ifd() {
             .args(["add", "nix/std-Cargo.lock"]),
         "git add",
     );
-    check_project(&uno, "uno", inputs, true);
+    check_project(&uno, "uno", inputs, Some(&flake::UNO));
+}
+
+/// The micro:bit v1's flake runs its firmware in QEMU (`checks.sim`, `packages.simulator`:
+/// nixpkgs' qemu, evaluated with the fixture nixpkgs; `nix flake check --no-build` with the test
+/// overlay's link to the host's qemu-system-arm); another Cortex-M board's has neither.
+#[test]
+fn microbit_v1_flake_runs_its_firmware_in_qemu() {
+    let Some(inputs) = flake_inputs("microbit_v1_flake_runs_its_firmware_in_qemu") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mb = nixflash_new(inputs, tmp.path(), "mb", "microbit-v1");
+    check_project(&mb, "mb", inputs, Some(&flake::MICROBIT_V1));
+    let nucleo = nixflash_new(inputs, tmp.path(), "nucleo", "nucleo-f401re");
+    check_project(&nucleo, "nucleo", inputs, None);
 }

@@ -122,3 +122,55 @@ fn uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_come
         "{log}"
     );
 }
+
+/// The micro:bit v1's `checks.sim` BUILT by real Nix: the firmware compiled by the flake (thumbv6m,
+/// nix-offline's stand-in toolchain), run in QEMU (the test overlay's link to the host's
+/// qemu-system-arm) for Cargo.toml's 2 s, the greeting seen on the UART; a text the firmware never
+/// sends fails it, naming the text.
+#[test]
+fn microbit_v1_checks_sim_runs_the_firmware_in_qemu() {
+    let test = "microbit_v1_checks_sim_runs_the_firmware_in_qemu";
+    if !crate::common::on_path("qemu-system-arm") {
+        return skip(
+            test,
+            "qemu-system-arm is not on PATH (apt install qemu-system-arm)",
+        );
+    }
+    let Some(off) = ready(test, &["git", "flip-link"]) else {
+        return;
+    };
+    let p = super::new_project(off, "mb", "microbit-v1");
+    let greeting = format!("Hello from {} on the BBC micro:bit v1!", p.name);
+    let (ok, log) = check_passes(off, &p, "sim");
+    assert!(ok, "checks.sim failed on the generated project:\n{log}");
+    let prefix = format!("{}-sim> ", p.name);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(&greeting)),
+        "checks.sim did not show the greeting:\n{log}"
+    );
+
+    let manifest = p.dir.join("Cargo.toml");
+    let cargo_toml = fs::read_to_string(&manifest).unwrap();
+    let metadata =
+        format!("[package.metadata.nixflash.sim]\nexpect = [\"{greeting}\"]\nduration = 2\n");
+    assert!(cargo_toml.contains(&metadata), "{cargo_toml}");
+    fs::write(
+        &manifest,
+        cargo_toml.replace(
+            &metadata,
+            &format!(
+                "[package.metadata.nixflash.sim]\nexpect = [\"{greeting}\", \"Goodbye\"]\n\
+                 duration = 1\n"
+            ),
+        ),
+    )
+    .unwrap();
+    git_add(&p, "Cargo.toml");
+    let (ok, log) = check_passes(off, &p, "sim");
+    assert!(!ok, "checks.sim passed without \"Goodbye\":\n{log}");
+    assert!(
+        log.contains("the firmware never sent \"Goodbye\" in 1 s"),
+        "{log}"
+    );
+}

@@ -116,7 +116,7 @@ pub fn target_dir_for(board: &Board) -> PathBuf {
 }
 
 /// A compiled project.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Compiled {
     /// The ELF, copied next to the project (`<project>.elf`), out of the family's target folder.
     pub elf: PathBuf,
@@ -251,4 +251,26 @@ pub fn render(dir: &Path, name: &str, board: &str) -> Result<PathBuf, String> {
         return Err(format!("nixflash new --board {board} failed:\n{err}"));
     }
     Ok(dir.join(name))
+}
+
+/// A board's blinky, as `nixflash new fw-<id> --board <id>` renders it, compiled.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BoardBlinky {
+    pub project: PathBuf,
+    pub compiled: Compiled,
+}
+
+/// `board`'s blinky, rendered and compiled once per test run (by the first test that asks: the
+/// all-boards test in tests/it/boards.rs, or a test that runs that firmware, as tests/it/sim/qemu.rs
+/// does), kept under `CARGO_TARGET_TMPDIR`.
+pub fn board_blinky(board: &Board) -> Result<BoardBlinky, String> {
+    shared::once(&format!("board-blinky-{}", board.id), || {
+        let dir = tmp().join("board-blinky").join(&board.id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = format!("fw-{}", board.id);
+        let project = render(&dir, &name, &board.id)?;
+        let compiled = compile(board, &project, &name)?;
+        Ok(BoardBlinky { project, compiled })
+    })
 }

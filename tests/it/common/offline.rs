@@ -211,6 +211,8 @@ fn with_test_overlay(dir: &Path, args: Vec<String>) -> Vec<String> {
         .replace("@RAVEDUDE@", &host("ravedude"))
         .replace("@ESPFLASH@", &host("espflash"))
         .replace("@SIMAVR@", &host("simavr"))
+        .replace("@QEMU@", &host("qemu-system-arm"))
+        .replace("@PROBE_RS@", &host("probe-rs"))
         .replace("@FLIP_LINK@", &runnable("flip-link"))
         .replace("@ELF2UF2@", &runnable("elf2uf2-rs"));
     std::fs::write(tests.join("tests-overlay.nix"), overlay).unwrap();

@@ -142,9 +142,15 @@ fn rtt_frames_from_probe_rs_are_decoded_with_levels_places_and_addresses() {
         "{out}\n{err}"
     );
     // The address is annotated with the function it is in.
+    let krate = built
+        .project
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace('-', "_");
     assert!(
         out.contains(&format!(
-            "{address} - fw::__cortex_m_rt_main at src/main.rs:"
+            "{address} - {krate}::__cortex_m_rt_main at src/main.rs:"
         )),
         "{out}"
     );

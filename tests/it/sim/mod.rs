@@ -5,13 +5,15 @@
 //! pin as simavr simulates them, and from the `--vcd` trace, read here with a parser of its own.
 //!
 //! `uno`: the Uno blinky's output, LED, expectations, trace and Ctrl-C; `boards`: the Mega 2560's
-//! and the Leonardo's; `bad`: bad input; `source`: where the simulator comes from; `flake`: the
-//! generated flake's simulator outputs, for tests/it/flake_eval.rs.
+//! and the Leonardo's; `qemu`: the micro:bit v1's in the real QEMU, and a Cortex-M board without a
+//! simulator; `bad`: bad input; `source`: where the simulator comes from; `flake`: the generated
+//! flake's simulator outputs, for tests/it/flake_eval.rs.
 
 mod bad;
 mod boards;
 mod elf;
 pub mod flake;
+mod qemu;
 mod source;
 mod uno;
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use crate::common::firmware::{build, Built, Kind};
 use crate::common::process::{run_bounded, text};
-use crate::common::{nixflash, on_path, skip};
+use crate::common::{on_path, skip};
 
 /// One simulation at a time, in every test process of the run: each runs as fast as a core lets
 /// it, and the speeds are measured. Held until dropped.
@@ -47,7 +49,7 @@ pub fn ready(test: &str, kind: Kind) -> Option<Built> {
 /// `nixflash sim <args>` in `dir`, to its end (at most two minutes).
 pub fn sim(dir: &Path, args: &[&str]) -> Output {
     let _one = one_sim();
-    let mut cmd = nixflash();
+    let mut cmd = crate::common::nixflash_realtime();
     cmd.current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join(".cfg"))
         .arg("sim")
