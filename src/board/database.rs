@@ -584,3 +584,7 @@ pub fn builtin_source(id: &str) -> Option<&'static str> {
 #[cfg(test)]
 #[path = "database_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "database_family_tests.rs"]
+mod family_tests;

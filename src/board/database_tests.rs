@@ -4,7 +4,7 @@ use super::*;
 use crate::error::{Kind, Report};
 
 /// The built-in boards and `files`; the first file left out is the error.
-fn db_with(files: &[(&str, &str)]) -> Result<Database> {
+pub(super) fn db_with(files: &[(&str, &str)]) -> Result<Database> {
     let mut raw = builtin_raw().unwrap();
     for (name, text) in files {
         raw.push(read_raw(text, name, Source::Project(PathBuf::from(name)))?);
@@ -498,119 +498,4 @@ fn a_user_board_is_flashed_as_the_board_it_inherits() {
         e.contains("ravedude has no board `lone`, and the board inherits none it has"),
         "{e}"
     );
-}
-
-/// The esp-riscv family file with `extra` appended (an option table), parsed and checked as a
-/// built-in family is.
-fn family_with(extra: &str) -> Result<Family> {
-    let text = builtin_source("families/esp-riscv").unwrap();
-    let origin = "boards/families/esp-riscv.toml";
-    let family = Family::parse("esp-riscv", &format!("{text}\n{extra}"), origin)?;
-    check_files(&family, origin)?;
-    Ok(family)
-}
-
-#[test]
-fn bad_option_data_is_refused_at_load() {
-    family_with("").unwrap();
-    let bad = |extra: &str| format!("{:#}", family_with(extra).unwrap_err());
-    let e = bad(
-        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", requires = { radio = \"on\" } }\n",
-    );
-    assert!(
-        e.contains("`options.ble.choices.on.requires` names `radio`, which is no other option"),
-        "{e}"
-    );
-    let e = bad(
-        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", requires = { async = \"tokio\" } }\n",
-    );
-    assert!(
-        e.contains("asks for `async = \"tokio\"`, which is not one of its choices (embassy, none)"),
-        "{e}"
-    );
-    let e = bad(
-        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", files = [\"src/ble.rs\"] }\n",
-    );
-    assert!(
-        e.contains(
-            "`options.ble.choices.on.files` names `src/ble.rs`, but templates/esp-riscv/ has no \
-             src/ble.rs.jinja"
-        ),
-        "{e}"
-    );
-    let e = bad(
-        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", lock = \"{chip}-ble\" }\n",
-    );
-    assert!(e.contains("is not a suffix of lowercase letters"), "{e}");
-    let e = bad(
-        "[options.ble]\nabout = \"x\"\ndefault = \"on\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", requires = { alloc = \"on\" } }\n",
-    );
-    assert!(
-        e.contains("is the default and requires other choices"),
-        "{e}"
-    );
-    // A file the family has is fine.
-    family_with(
-        "[options.ble]\nabout = \"x\"\ndefault = \"off\"\nchoices.off = { about = \"no\" }\n\
-         choices.on = { about = \"yes\", files = [\"build.rs\"] }\n",
-    )
-    .unwrap();
-}
-
-#[test]
-fn option_chips_are_chips_of_the_family_s_boards() {
-    let db = Database::builtin().unwrap();
-    for f in db.families() {
-        for (name, o) in &f.options {
-            for chip in o.chips.iter().flatten() {
-                assert!(
-                    db.boards().any(|b| b.family_id == f.id && b.chip == *chip),
-                    "options.{name}.chips of family `{}` names `{chip}`, no board's chip",
-                    f.id
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn family_facts_are_data_checked_at_load() {
-    let db = db_with(&[]).unwrap();
-    let pico = db.get("pico").unwrap();
-    let console = pico.monitor.console.as_deref();
-    assert_eq!(console, Some("UART0 (GP0 TX, GP1 RX)"));
-    let vendor = pico.family().usb_vendor.as_ref().unwrap();
-    assert_eq!(
-        (vendor.id.as_str(), vendor.name.as_str()),
-        ("2e8a", "Raspberry Pi")
-    );
-    assert!(db.get("uno").unwrap().family().usb_vendor.is_none());
-    let name = |m| crate::board::family::elf_machine_name(db.families(), m);
-    assert_eq!([name(83), name(243), name(40)], ["AVR", "RISC-V", "ARM"]);
-    assert_eq!(name(62), "ELF machine 62");
-
-    let text = builtin_source("families/esp-riscv").unwrap();
-    let bad_vendor = format!("usb-vendor = {{ id = \"2E8A\", name = \"x\" }}\n{text}");
-    let e = format!(
-        "{:#}",
-        Family::parse("x", &bad_vendor, "x.toml").unwrap_err()
-    );
-    assert!(
-        e.contains("`usb-vendor.id` `2E8A` is not four lowercase hex digits"),
-        "{e}"
-    );
-    let e = format!(
-        "{:#}",
-        db_with(&[(
-            "my.toml",
-            "inherit = \"uno\"\nid = \"x\"\n[monitor]\nconsole = \"D1/D0\"\n"
-        )])
-        .unwrap_err()
-    );
-    assert!(e.contains("set `usb-console = false`"), "{e}");
 }

@@ -7,9 +7,9 @@ pub mod family;
 pub mod flasher;
 mod layers;
 pub mod probe;
+mod usb_id;
 mod warning;
 
-use std::fmt;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use database::{builtin_source, Database, Entry, Source};
 pub use family::{Family, Place, TemplateOption};
 pub use flasher::FlashMethod;
+pub use usb_id::UsbId;
 pub use warning::Warning;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,49 +113,6 @@ pub struct MonitorSpec {
 
 fn yes() -> bool {
     true
-}
-
-/// A USB vendor and product id, written `"2341:0043"` in board files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UsbId {
-    pub vid: u16,
-    pub pid: u16,
-}
-
-impl std::str::FromStr for UsbId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("`{s}` is not a USB id: write it as four hex digits, a colon, four hex digits (\"2341:0043\")")
-        };
-        let (v, p) = s.split_once(':').ok_or_else(bad)?;
-        if v.len() != 4 || p.len() != 4 {
-            return Err(bad());
-        }
-        Ok(UsbId {
-            vid: u16::from_str_radix(v, 16).map_err(|_| bad())?,
-            pid: u16::from_str_radix(p, 16).map_err(|_| bad())?,
-        })
-    }
-}
-
-impl fmt::Display for UsbId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:04x}", self.vid, self.pid)
-    }
-}
-
-impl Serialize for UsbId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for UsbId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// What the family's simulator needs to know about the board (AVR: simavr; the micro:bit v1:
