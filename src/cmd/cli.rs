@@ -93,6 +93,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether this run asks for help (`--help`, `-h`, `nixflash help …`): help texts that cost time
+/// to make are made only then.
+pub fn help_asked() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next();
+    first.as_deref() == Some(std::ffi::OsStr::new("help"))
+        || first
+            .into_iter()
+            .chain(args)
+            .any(|a| a == "--help" || a == "-h")
+}
+
 /// A closed pipe on stdout or stderr (`nixflash ... | head -1`) ends nixflash quietly. Commands
 /// write stdout through `cmd::out`, which does; this covers every other line, which Rust's
 /// printing macros would turn into a panic.

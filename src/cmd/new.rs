@@ -126,13 +126,18 @@ impl clap::builder::TypedValueParser for OptionArg {
     }
 }
 
-/// The long help of `-o`: every family's options, with their choices, defaults and needs.
+/// The long help of `-o`: every family's options, with their choices, defaults and needs. clap
+/// builds every command's help text on every run, and the families' options come from the board
+/// database, which takes milliseconds to load: they are listed only when help is asked for.
 fn option_help() -> String {
     let mut s = String::from(
         "A project option, <name>=<choice> (repeatable); `-o <name>` alone is <name>=on for an \
          on/off option. What an option needs is turned on with it. `nixflash boards show <id>` \
          lists a board's options.\n",
     );
+    if !super::cli::help_asked() {
+        return s;
+    }
     let Ok(db) = Database::builtin() else {
         return s;
     };
