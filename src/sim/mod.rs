@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::board::family::SimTool;
-use crate::board::Board;
+use crate::board::{Board, SimSpec};
 use crate::error::{Failure, Kind};
 use crate::report::Console;
 pub use program::{find, Program, Source};
@@ -140,6 +140,87 @@ impl Report {
             .map(|e| e.text.as_str())
             .collect()
     }
+}
+
+/// What watches a run: the display `opts` ask for, the expected texts, and the VCD file to write
+/// (with the board's names for the LED and the console, and `comment` saying what ran).
+fn new_watch(
+    board: &Board,
+    spec: &SimSpec,
+    opts: &Options,
+    console: Console,
+    comment: &str,
+) -> Result<watch::Watch> {
+    let vcd_out = opts.vcd.as_deref().map(|p| {
+        (
+            p,
+            spec.led.as_str(),
+            spec.uart.as_str(),
+            board.monitor.baud,
+            comment,
+        )
+    });
+    let display = Display {
+        timestamps: opts.timestamps,
+        uart_to_stderr: opts.uart_to_stderr,
+    };
+    watch::Watch::new(display, console, &opts.expect, vcd_out)
+}
+
+/// How a run went, from the simulator's side.
+struct Ran {
+    end: End,
+    /// Simulated time (for QEMU, which runs in real time: the host's), in nanoseconds.
+    ran_ns: u64,
+    wall: Duration,
+    /// `"simulated"` or `"wall"`: what the times are.
+    clock: &'static str,
+    /// Whether `ran_ns` is exactly the duration asked for.
+    exact: bool,
+    crash: Vec<String>,
+}
+
+/// Ends what `watch` shows (the trace, the LED's summary) and reports the run of `elf` on
+/// `board` by `program`.
+fn finish(
+    board: &Board,
+    program: &Program,
+    elf: &Path,
+    spec: &SimSpec,
+    mut watch: watch::Watch,
+    ran: Ran,
+) -> Result<Report> {
+    // The trace ends at the run's end, or at its last change if that came later (QEMU's times
+    // are the host's: a change may be stamped after the duration asked for).
+    watch.finish(ran.ran_ns.max(watch.last_ns))?;
+    watch.led_summary().iter().for_each(|l| watch.status(l));
+    let wall_seconds = ran.wall.as_secs_f64();
+    let simulated_seconds = ran.ran_ns as f64 / 1e9;
+    Ok(Report {
+        board: board.id.clone(),
+        mcu: spec.mcu.clone(),
+        clock_hz: board.clock.unwrap_or_default(),
+        elf: elf.to_path_buf(),
+        simulator: program.program.clone(),
+        simulator_source: match program.source {
+            Source::Path => "path",
+            Source::Flake(_) => "flake",
+        },
+        end: ran.end,
+        simulated_seconds,
+        clock: ran.clock,
+        simulated_exact: ran.exact,
+        wall_seconds,
+        speed: simulated_seconds / wall_seconds.max(1e-9),
+        uart: UartReport {
+            name: spec.uart.clone(),
+            bytes: watch.uart_bytes,
+            text: std::mem::take(&mut watch.text),
+        },
+        led: LedReport::new(&spec.led, &watch.led),
+        expect: watch.expect.clone(),
+        crash: ran.crash,
+    })
 }
 
 /// Checks that `elf` is firmware for the board's MCU: the family's ELF machine, and, where the

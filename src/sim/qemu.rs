@@ -16,8 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use super::{check_firmware, led, vcd, watch, Display, End, LedReport, Options};
-use super::{Program, Report, Source, UartReport};
+use super::{check_firmware, finish, led, vcd, watch, End, Options, Program, Ran, Report};
 use crate::board::{Board, SimSpec};
 use crate::error::{Failure, Kind};
 use crate::process::Cmd;
@@ -86,39 +85,18 @@ pub fn run(
         (End::Duration, Some(d)) => d.as_nanos() as u64,
         _ => wall.as_nanos() as u64,
     };
-    watch.finish(ran_ns.max(watch.last_ns))?;
-    watch.led_summary().iter().for_each(|l| watch.status(l));
-    let wall_seconds = wall.as_secs_f64();
-    let simulated_seconds = ran_ns as f64 / 1e9;
-    Ok(Report {
-        board: board.id.clone(),
-        mcu: spec.mcu.clone(),
-        clock_hz: board.clock.unwrap_or_default(),
-        elf: elf.to_path_buf(),
-        simulator: program.program.clone(),
-        simulator_source: match program.source {
-            Source::Path => "path",
-            Source::Flake(_) => "flake",
-        },
+    let ran = Ran {
         end,
-        simulated_seconds,
+        ran_ns,
+        wall,
         clock: "wall",
-        simulated_exact: false,
-        wall_seconds,
-        speed: simulated_seconds / wall_seconds.max(1e-9),
-        uart: UartReport {
-            name: spec.uart.clone(),
-            bytes: watch.uart_bytes,
-            text: std::mem::take(&mut watch.text),
-        },
-        led: LedReport::new(&spec.led, &watch.led),
-        expect: watch.expect.clone(),
+        exact: false,
         crash: Vec::new(),
-    })
+    };
+    finish(board, program, elf, spec, watch, ran)
 }
 
-/// What watches the run: the display `opts` ask for, the expected texts, and the VCD file to
-/// write.
+/// What watches the run, with a VCD comment that says what ran.
 fn new_watch(
     board: &Board,
     spec: &SimSpec,
@@ -134,20 +112,7 @@ fn new_watch(
         elf.display(),
         spec.uart,
     );
-    let vcd_out = opts.vcd.as_deref().map(|p| {
-        (
-            p,
-            spec.led.as_str(),
-            spec.uart.as_str(),
-            board.monitor.baud,
-            comment.as_str(),
-        )
-    });
-    let display = Display {
-        timestamps: opts.timestamps,
-        uart_to_stderr: opts.uart_to_stderr,
-    };
-    watch::Watch::new(display, console, &opts.expect, vcd_out)
+    super::new_watch(board, spec, opts, console, &comment)
 }
 
 /// Starts the threads that read QEMU: its stdout (the UART) and its stderr (the trace, and its

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{check_firmware, mmcu, pty, vcd, watch, Display, End, LedReport, Options};
-use super::{Program, Report, Source, UartReport};
+use super::{check_firmware, finish, mmcu, pty, vcd, watch, End, Options, Program, Ran, Report};
 use crate::board::Board;
 use crate::error::{Failure, Kind};
 use crate::process::Cmd;
@@ -75,39 +74,19 @@ pub fn run(
     }
     let end = how_it_ended(crashed, stopped_when_seen, &out)
         .ok_or_else(|| ended_unexpectedly(program, elf, board, &cmd, code, &said, &out))?;
-    let (simulated_ns, exact) = match (end, opts.duration) {
+    let (ran_ns, exact) = match (end, opts.duration) {
         (End::Duration, Some(d)) => (d.as_nanos() as u64, true),
         _ => (watch.last_ns, false),
     };
-    watch.finish(simulated_ns)?;
-    watch.led_summary().iter().for_each(|l| watch.status(l));
-    let wall_seconds = wall.as_secs_f64();
-    let simulated_seconds = simulated_ns as f64 / 1e9;
-    Ok(Report {
-        board: board.id.clone(),
-        mcu: spec.mcu.clone(),
-        clock_hz: clock,
-        elf: elf.to_path_buf(),
-        simulator: program.program.clone(),
-        simulator_source: match program.source {
-            Source::Path => "path",
-            Source::Flake(_) => "flake",
-        },
+    let ran = Ran {
         end,
-        simulated_seconds,
+        ran_ns,
+        wall,
         clock: "simulated",
-        simulated_exact: exact,
-        wall_seconds,
-        speed: simulated_seconds / wall_seconds.max(1e-9),
-        uart: UartReport {
-            name: spec.uart.clone(),
-            bytes: watch.uart_bytes,
-            text: std::mem::take(&mut watch.text),
-        },
-        led: LedReport::new(&spec.led, &watch.led),
-        expect: watch.expect.clone(),
+        exact,
         crash,
-    })
+    };
+    finish(board, program, elf, spec, watch, ran)
 }
 
 /// Starts the threads that read simavr: its trace (from the pty) and stderr as [`Msg`]s, its
@@ -133,8 +112,7 @@ fn read_simavr(
     Ok((rx, stdout))
 }
 
-/// What watches the run: the display `opts` ask for, the expected texts, and the VCD file to
-/// write (with the board's names for the LED and the console, and a comment saying what ran).
+/// What watches the run, with a VCD comment that says what ran.
 fn new_watch(
     board: &Board,
     spec: &crate::board::SimSpec,
@@ -153,20 +131,7 @@ fn new_watch(
         spec.uart,
         board.monitor.baud
     );
-    let vcd_out = opts.vcd.as_deref().map(|p| {
-        (
-            p,
-            spec.led.as_str(),
-            spec.uart.as_str(),
-            board.monitor.baud,
-            comment.as_str(),
-        )
-    });
-    let display = Display {
-        timestamps: opts.timestamps,
-        uart_to_stderr: opts.uart_to_stderr,
-    };
-    watch::Watch::new(display, console, &opts.expect, vcd_out)
+    super::new_watch(board, spec, opts, console, &comment)
 }
 
 /// Sends simavr's stderr, line by line, and its end.
