@@ -9,15 +9,20 @@ use std::process::{Command, Output, Stdio};
 
 fn nixflash(args: &[&str]) -> (Output, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nixflash"))
+    let out = nixflash_in(home.path(), home.path(), args);
+    (out, home)
+}
+
+/// nixflash with `args`, run in `dir` with `home` as HOME (and its .config).
+fn nixflash_in(home: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nixflash"))
         .args(args)
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
         .stdin(Stdio::null())
         .output()
-        .unwrap();
-    (out, home)
+        .unwrap()
 }
 
 /// `ports --json`: `{"ports": [...], "probes": [...]}`.
@@ -134,26 +139,17 @@ fn ports_lists_debug_probes_or_says_there_is_none() {
         "--probes lists only probes: {only}"
     );
     // A Cortex-M project: the probe section comes after the ports, even with no probe.
-    let new = Command::new(env!("CARGO_BIN_EXE_nixflash"))
-        .args(["new", "blinky", "--board", "nucleo-f446re", "--no-git"])
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let new = nixflash_in(
+        home.path(),
+        home.path(),
+        &["new", "blinky", "--board", "nucleo-f446re", "--no-git"],
+    );
     assert!(
         new.status.success(),
         "{}",
         String::from_utf8_lossy(&new.stderr)
     );
-    let in_project = Command::new(env!("CARGO_BIN_EXE_nixflash"))
-        .arg("ports")
-        .current_dir(home.path().join("blinky"))
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .output()
-        .unwrap();
+    let in_project = nixflash_in(home.path(), &home.path().join("blinky"), &["ports"]);
     let text = String::from_utf8(in_project.stdout).unwrap();
     if probes.is_empty() {
         let none = "No debug probe found (ST-LINK/V2, ST-LINK/V2-1, STLINK-V3, SEGGER J-Link, \

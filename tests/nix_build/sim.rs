@@ -8,7 +8,7 @@ use std::fs;
 use std::time::Duration;
 
 use super::uno::uno;
-use super::{check_passes, git_add, ready};
+use super::{check_passes, git_add, ready, NixOffline, Project};
 use crate::common::process::{run_bounded, text};
 use crate::common::skip;
 
@@ -67,14 +67,7 @@ fn uno_sim_builds_and_runs_and_checks_sim_fails_when_an_expected_text_never_come
     assert!(cargo_toml.contains(&metadata), "{cargo_toml}");
 
     // It passes, and the log shows what the firmware sent.
-    let (ok, log) = check_passes(off, &p, "sim");
-    assert!(ok, "checks.sim failed on the generated project:\n{log}");
-    let prefix = format!("{}-sim> ", p.name);
-    assert!(
-        log.lines()
-            .any(|l| l.starts_with(&prefix) && l.contains(&greeting)),
-        "checks.sim did not show the greeting:\n{log}"
-    );
+    sim_check_shows(off, &p, &greeting);
 
     // A text the firmware never sends: the check fails and names it.
     let edit = |metadata_now: &str| {
@@ -141,14 +134,7 @@ fn microbit_v1_checks_sim_runs_the_firmware_in_qemu() {
     };
     let p = super::new_project(off, "mb", "microbit-v1");
     let greeting = format!("Hello from {} on the BBC micro:bit v1!", p.name);
-    let (ok, log) = check_passes(off, &p, "sim");
-    assert!(ok, "checks.sim failed on the generated project:\n{log}");
-    let prefix = format!("{}-sim> ", p.name);
-    assert!(
-        log.lines()
-            .any(|l| l.starts_with(&prefix) && l.contains(&greeting)),
-        "checks.sim did not show the greeting:\n{log}"
-    );
+    sim_check_shows(off, &p, &greeting);
 
     let manifest = p.dir.join("Cargo.toml");
     let cargo_toml = fs::read_to_string(&manifest).unwrap();
@@ -172,5 +158,17 @@ fn microbit_v1_checks_sim_runs_the_firmware_in_qemu() {
     assert!(
         log.contains("the firmware never sent \"Goodbye\" in 1 s"),
         "{log}"
+    );
+}
+
+/// The project's checks.sim passes, and its log shows what the firmware sent: `greeting`.
+fn sim_check_shows(off: &NixOffline, p: &Project, greeting: &str) {
+    let (ok, log) = check_passes(off, p, "sim");
+    assert!(ok, "checks.sim failed on the generated project:\n{log}");
+    let prefix = format!("{}-sim> ", p.name);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(greeting)),
+        "checks.sim did not show the greeting:\n{log}"
     );
 }
