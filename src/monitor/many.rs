@@ -105,11 +105,7 @@ pub fn monitor_many(boards: &[Watched], console: Console) -> Result<()> {
         .first()
         .and_then(|b| b.opts.duration)
         .map(|d| started + d);
-    while !crate::interrupt::interrupted()
-        && !terminal::terminated()
-        && deadline.is_none_or(|d| Instant::now() < d)
-        && !threads.iter().all(|t| t.is_finished())
-    {
+    while super::MonitorEnd::asked(deadline).is_none() && !threads.iter().all(|t| t.is_finished()) {
         thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);

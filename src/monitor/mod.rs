@@ -62,7 +62,7 @@ pub struct MonitorOptions {
 
 /// Why a monitor session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MonitorEnd {
+pub enum MonitorEnd {
     /// Ctrl-] or Ctrl-C typed on the terminal.
     Quit,
     /// SIGINT (Ctrl-C when the terminal is not in raw mode).
@@ -73,6 +73,35 @@ enum MonitorEnd {
     Duration,
     /// Standard output was closed (e.g. `nixflash monitor | head`).
     OutputClosed,
+    /// What passed the bytes on ended: probe-rs, for the RTT monitor ([`rtt`]).
+    SourceEnded,
+}
+
+impl MonitorEnd {
+    /// What the closing status line says; none for the source's end, which its caller explains.
+    fn why(self) -> Option<&'static str> {
+        Some(match self {
+            MonitorEnd::Quit => "quit",
+            MonitorEnd::Interrupted => "interrupted",
+            MonitorEnd::Terminated => "terminated",
+            MonitorEnd::Duration => "time is up",
+            MonitorEnd::OutputClosed => "output closed",
+            MonitorEnd::SourceEnded => return None,
+        })
+    }
+
+    /// A signal, or the session's time (`deadline`) is up: what ends it before the next read.
+    fn asked(deadline: Option<Instant>) -> Option<MonitorEnd> {
+        if crate::interrupt::interrupted() {
+            Some(MonitorEnd::Interrupted)
+        } else if terminal::terminated() {
+            Some(MonitorEnd::Terminated)
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(MonitorEnd::Duration)
+        } else {
+            None
+        }
+    }
 }
 
 /// What happened in a monitor session: what its closing status line says.
@@ -132,13 +161,7 @@ pub fn monitor(opts: &MonitorOptions, mut console: Console) -> Result<()> {
 
     let result = run_session(opts, port, &mut out, &mut input, started);
     if let Ok(r) = &result {
-        let why = match r.end {
-            MonitorEnd::Quit => "quit",
-            MonitorEnd::Interrupted => "interrupted",
-            MonitorEnd::Terminated => "terminated",
-            MonitorEnd::Duration => "time is up",
-            MonitorEnd::OutputClosed => "output closed",
-        };
+        let why = r.end.why().unwrap_or("the port's end");
         let _ = out.quiet();
         out.status(&format!(
             "Monitor closed ({why}): {} bytes received, {} sent, {} reconnects",
@@ -194,14 +217,8 @@ fn run_session(
     let mut link = Link::new(first);
     let mut said_dropped = false;
     let end = 'session: loop {
-        if crate::interrupt::interrupted() {
-            break MonitorEnd::Interrupted;
-        }
-        if terminal::terminated() {
-            break MonitorEnd::Terminated;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break MonitorEnd::Duration;
+        if let Some(end) = MonitorEnd::asked(deadline) {
+            break end;
         }
         for key in input.take() {
             match key {

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 
 use super::input::{Input, Source};
 use super::output::Output;
-use super::{decode, terminal, Decode, Eol};
+use super::{decode, terminal, Decode, Eol, MonitorEnd as End};
 use crate::board::Board;
 use crate::error::{Failure, Kind};
 use crate::flash::{probe, Flasher};
@@ -91,18 +91,6 @@ impl Hex {
     }
 }
 
-/// Why the session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    Quit,
-    Interrupted,
-    Terminated,
-    Duration,
-    OutputClosed,
-    /// probe-rs's output ended (it stopped).
-    ChannelClosed,
-}
-
 /// Runs probe-rs attached to the board and shows the firmware's RTT channel until the user quits,
 /// a signal, or `duration`. probe-rs failing (no probe, the probe busy, the chip silent) is one
 /// line with what to do ([`probe::explain`]).
@@ -118,15 +106,14 @@ pub fn monitor(opts: &RttOptions, console: Console) -> Result<()> {
         .context("cannot write a copy of the firmware for probe-rs")?;
     std::fs::write(copy.path(), hidden.as_deref().unwrap_or(&data))
         .context("cannot write a copy of the firmware for probe-rs")?;
-    let mut child = spawn(opts, copy.path())?;
+    let (mut child, chunks) = spawn(opts, copy.path())?;
     let header = format!(
         "Reading the {}'s RTT channel through its debug probe with {}",
         opts.board.name, opts.probe_rs
     );
-    let chunks = std::mem::replace(&mut child.chunks, mpsc::channel().1);
     let (end, _) = watch(&opts.view, chunks, &header, console)?;
-    if end == End::ChannelClosed {
-        return Err(ended(opts, &mut child));
+    if end == End::SourceEnded {
+        return Err(ended(opts, child));
     }
     child.stop();
     Ok(())
@@ -164,13 +151,8 @@ pub fn watch(
     drop(raw);
     let (end, received) = result?;
     let _ = out.quiet();
-    let why = match end {
-        End::Quit => "quit",
-        End::Interrupted => "interrupted",
-        End::Terminated => "terminated",
-        End::Duration => "time is up",
-        End::OutputClosed => "output closed",
-        End::ChannelClosed => return Ok((end, received)),
+    let Some(why) = end.why() else {
+        return Ok((end, received));
     };
     out.status(&format!(
         "Monitor closed ({why}): {received} bytes received"
@@ -178,11 +160,9 @@ pub fn watch(
     Ok((end, received))
 }
 
-/// probe-rs attached, its stdout read by a thread (chunks on the channel) and its stderr by
-/// another (kept for its error).
+/// probe-rs attached, its stderr read by a thread (kept for its error).
 struct Child {
     running: crate::process::Running,
-    chunks: mpsc::Receiver<Vec<u8>>,
     stderr: thread::JoinHandle<String>,
 }
 
@@ -197,7 +177,9 @@ impl Child {
     }
 }
 
-fn spawn(opts: &RttOptions, copy: &Path) -> Result<Child> {
+/// Starts probe-rs attached to the board, reading `copy` of the ELF: it, and its stdout in chunks
+/// as a thread reads them.
+fn spawn(opts: &RttOptions, copy: &Path) -> Result<(Child, mpsc::Receiver<Vec<u8>>)> {
     let elf = copy.display().to_string();
     let attach = &probe::way_or_error(opts.board)?.probe_rs.attach_args;
     if attach.is_empty() {
@@ -229,11 +211,7 @@ fn spawn(opts: &RttOptions, copy: &Path) -> Result<Child> {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    Ok(Child {
-        running,
-        chunks,
-        stderr,
-    })
+    Ok((Child { running, stderr }, chunks))
 }
 
 fn session(
@@ -249,14 +227,8 @@ fn session(
     let mut received = 0u64;
     let mut said_no_input = false;
     let end = loop {
-        if crate::interrupt::interrupted() {
-            break End::Interrupted;
-        }
-        if terminal::terminated() {
-            break End::Terminated;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break End::Duration;
+        if let Some(end) = End::asked(deadline) {
+            break end;
         }
         for key in input.take() {
             match key {
@@ -281,17 +253,16 @@ fn session(
                 bytes.clear();
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break End::ChannelClosed,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break End::SourceEnded,
         }
     };
     Ok((end, received))
 }
 
 /// probe-rs ended by itself: why, in one line when nixflash knows the failure.
-fn ended(opts: &RttOptions, child: &mut Child) -> anyhow::Error {
+fn ended(opts: &RttOptions, mut child: Child) -> anyhow::Error {
     let code = child.running.wait().unwrap_or(-1);
-    let stderr = std::mem::replace(&mut child.stderr, thread::spawn(String::new));
-    let said = stderr.join().unwrap_or_default();
+    let said = child.stderr.join().unwrap_or_default();
     if let Some(known) = probe::explain(opts.board, &said) {
         return known.into();
     }

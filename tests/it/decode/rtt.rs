@@ -16,8 +16,9 @@ use object::{Object, ObjectSymbol};
 use super::frames::{defmt_index, str_arg};
 use crate::common::firmware::{build, line_of, Kind};
 use crate::common::skip;
-use nixflash::monitor::rtt::{watch, End, View};
+use nixflash::monitor::rtt::{watch, View};
 use nixflash::monitor::Decode;
+use nixflash::monitor::MonitorEnd;
 
 /// What the session writes, kept.
 #[derive(Clone, Default)]
@@ -121,7 +122,7 @@ fn rtt_frames_from_probe_rs_are_decoded_with_levels_places_and_addresses() {
     };
     let (end, received) = watch(&view, rx, "Reading", console).unwrap();
     let (out, err) = (out.text(), err.text());
-    assert_eq!(end, End::ChannelClosed, "{err}");
+    assert_eq!(end, MonitorEnd::SourceEnded, "{err}");
     assert_eq!(received, channel.len() as u64);
 
     let main_rs = built.project.join("src/main.rs");
