@@ -96,21 +96,21 @@ pub fn flash(
     reporter.report(Event::step("Flasher", flasher.to_string()));
     let file = elf.display().to_string();
     let fill = [("elf", file.as_str())];
-    for (i, args) in [&way.probe_rs.tool.args, &way.probe_rs.start_args]
-        .into_iter()
-        .enumerate()
-    {
-        if args.is_empty() {
+    // The download, then (if it worked) what starts the firmware; the first failure ends it.
+    let mut code = 0;
+    for args in [&way.probe_rs.tool.args, &way.probe_rs.start_args] {
+        if code != 0 || args.is_empty() {
             continue;
         }
         let args = super::fill_args(board, args, None, &fill)?;
-        let cmd = flasher.command(&args).dir(project_root);
-        let code = run(board, &flasher, cmd, reporter)?;
-        if code != 0 || i == 1 {
-            return Ok(Outcome { code, flasher });
-        }
+        code = run(
+            board,
+            &flasher,
+            flasher.command(&args).dir(project_root),
+            reporter,
+        )?;
     }
-    Ok(Outcome { code: 0, flasher })
+    Ok(Outcome { code, flasher })
 }
 
 /// Runs one probe-rs command, reported, its lines shown as they come; its exit code. A failure
