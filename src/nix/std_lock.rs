@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::firmware::hash::sha256_hex;
 use anyhow::Result;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::board::Board;
 use crate::error::{Failure, Kind};
@@ -24,15 +24,6 @@ pub const STD_LOCK: &str = "nix/std-Cargo.lock";
 pub const STD_LOCK_SOURCE: &str = "nix/std-Cargo.lock.source";
 /// Where rust-src keeps the standard library's lock.
 pub const RUST_SRC_LOCK: &str = "lib/rustlib/src/rust/library/Cargo.lock";
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
 
 /// What the pinned rust-src depends on, as one hash: rust-toolchain.toml (the channel) and the
 /// rust-overlay node of flake.lock (the manifests). A flake.lock without a rust-overlay input
