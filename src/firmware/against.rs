@@ -79,15 +79,18 @@ pub fn parse(arg: &str, cwd: &Path) -> Result<Against> {
             format!(
                 "`{arg}` has {} hex digits, and a SHA-256 has 64{}",
                 arg.len(),
-                if arg.len() == 40 { " (is it a SHA-1?)" } else { "" }
+                if arg.len() == 40 {
+                    " (is it a SHA-1?)"
+                } else {
+                    ""
+                }
             )
         } else {
             format!("`{arg}` is neither a SHA-256 (64 hex digits) nor a file")
         };
         return Err(usage(message).into());
     }
-    let bytes =
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.starts_with(b"\x7fELF") {
         return Ok(Against::Elf(path));
     }
@@ -200,9 +203,8 @@ pub fn check(against: &Against, digests: &[Digest], elf: &Path) -> Result<Checke
             })
         }
         Against::Elf(other) => {
-            let read = |p: &Path| {
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-            };
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
             let comparison = compare::compare(&read(elf)?, &read(other)?)
                 .with_context(|| format!("cannot compare {} with the build", other.display()))?;
             Ok(Checked {
@@ -324,7 +326,10 @@ mod tests {
         assert_eq!(c.hashes[0].of, "elf");
         let c = check(&Against::Hash(B.into()), &digest(A), elf).unwrap();
         assert!(!c.identical);
-        assert_eq!((c.hashes[0].expected.as_str(), c.hashes[0].got.as_str()), (B, A));
+        assert_eq!(
+            (c.hashes[0].expected.as_str(), c.hashes[0].got.as_str()),
+            (B, A)
+        );
 
         let line = |sha256: &str, name: &str| SumLine {
             sha256: sha256.into(),
@@ -358,6 +363,10 @@ mod tests {
         .unwrap_err();
         let r = Report::of(&e);
         assert_eq!(r.kind, Kind::Usage);
-        assert!(r.error.contains("names blinky.elf (its lines name a.elf, b.elf)"), "{r:?}");
+        assert!(
+            r.error
+                .contains("names blinky.elf (its lines name a.elf, b.elf)"),
+            "{r:?}"
+        );
     }
 }

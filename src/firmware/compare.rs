@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(diff[0].name, ".data");
         assert_eq!(diff[0].state, State::Differs);
         assert_eq!(diff[0].differing_bytes, 8);
-        assert_eq!((diff[0].size, diff[0].other_size), (size as u64, size as u64));
+        assert_eq!(
+            (diff[0].size, diff[0].other_size),
+            (size as u64, size as u64)
+        );
         assert_eq!(
             diff[0].describe("the build", "the rebuild"),
             "8 of 24 bytes differ"

@@ -32,14 +32,16 @@ pub struct Rebuilt {
     /// The other files of the output that differ, or that only one of the two has (relative to
     /// the output, e.g. `share/doc.txt`).
     pub other_files: Vec<String>,
-    /// The rebuild's output (`<out>.check`) when it is still in the store (kept, or its deletion
-    /// failed).
-    pub kept: Option<PathBuf>,
+    /// The rebuild's output that Nix kept when it differs (`<out>.check`).
+    pub check: Option<PathBuf>,
+    /// Whether it is still in the store (kept as asked, or its deletion failed).
+    pub kept: bool,
     /// Why the `.check` output could not be deleted, if it could not.
     pub delete_failed: Option<String>,
-    /// The build folder Nix kept after the rebuild (`--keep-failed`) when it could not be
-    /// removed.
+    /// The build folder Nix kept after a rebuild that differs (`--keep-failed`), and whether it
+    /// was removed.
     pub build_dir: Option<PathBuf>,
+    pub build_dir_removed: bool,
 }
 
 /// What Nix's error says when the rebuild differs: the `.check` path it kept, if it says one
@@ -97,17 +99,23 @@ pub fn rebuild(
     let title = format!("rebuilding {}", manifest.name);
     let run = nix.run(&flake_dir, &args, &title, reporter)?;
     interrupt::check()?;
-    let build_dir = remove_build_dirs(&run.stderr);
+    let build_dir = kept_build_dirs(&run.stderr).into_iter().next();
+    let build_dir_removed = build_dir
+        .as_ref()
+        .is_some_and(|d| std::fs::remove_dir_all(d).is_ok() || !d.exists());
+    let mut rebuilt = Rebuilt {
+        identical: true,
+        comparison: None,
+        sha256: None,
+        other_files: Vec::new(),
+        check: None,
+        kept: false,
+        delete_failed: None,
+        build_dir,
+        build_dir_removed,
+    };
     if run.success() {
-        return Ok(Rebuilt {
-            identical: true,
-            comparison: None,
-            sha256: None,
-            other_files: Vec::new(),
-            kept: None,
-            delete_failed: None,
-            build_dir,
-        });
+        return Ok(rebuilt);
     }
     let Some(check) = not_deterministic(&run.stderr) else {
         let git = Git::of(&flake_dir);
@@ -115,15 +123,7 @@ pub fn rebuild(
         let command = "nix build .#default --rebuild";
         return Err(build_failed(command, run, reporter.shows_details(), &vars).into());
     };
-    let mut rebuilt = Rebuilt {
-        identical: false,
-        comparison: None,
-        sha256: None,
-        other_files: Vec::new(),
-        kept: None,
-        delete_failed: None,
-        build_dir,
-    };
+    rebuilt.identical = false;
     let Some(check) = check else {
         return Ok(rebuilt);
     };
@@ -137,20 +137,15 @@ pub fn rebuild(
         .into_iter()
         .filter(|f| Path::new(f) != elf_rel)
         .collect();
-    if keep {
-        rebuilt.kept = Some(check);
-    } else if let Err(why) = delete(&nix, &flake_dir, &check) {
-        rebuilt.kept = Some(check);
-        rebuilt.delete_failed = Some(why);
+    rebuilt.kept = keep;
+    if !keep {
+        if let Err(why) = delete(&nix, &flake_dir, &check) {
+            rebuilt.kept = true;
+            rebuilt.delete_failed = Some(why);
+        }
     }
+    rebuilt.check = Some(check);
     Ok(rebuilt)
-}
-
-/// Removes the build folders Nix kept; the first that could not be removed.
-fn remove_build_dirs(log: &str) -> Option<PathBuf> {
-    kept_build_dirs(log)
-        .into_iter()
-        .find(|d| d.exists() && std::fs::remove_dir_all(d).is_err())
 }
 
 /// `nix store delete <path>`: Ok, or what went wrong.
@@ -231,7 +226,10 @@ mod tests {
         let log = "error: derivation '/nix/store/5sx6-rnd.drv' may not be deterministic: output \
             '/nix/store/c9fv-rnd' differs";
         assert_eq!(not_deterministic(log), Some(None));
-        assert_eq!(not_deterministic("error: builder for '/nix/store/x.drv' failed"), None);
+        assert_eq!(
+            not_deterministic("error: builder for '/nix/store/x.drv' failed"),
+            None
+        );
     }
 
     #[test]
