@@ -91,6 +91,8 @@ pub fn run(a: Args) -> Result<u8> {
         Err(e) => return super::answer_failure(json, Err(e)),
     };
     let failure: Option<anyhow::Error> = failure(&v).map(Into::into);
+    // People read stderr, with --json too.
+    show(&v);
     if json {
         let mut j = match &failure {
             Some(e) => super::failure_json(e),
@@ -100,8 +102,6 @@ pub fn run(a: Args) -> Result<u8> {
             j.extend(fields);
         }
         outln!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
-        show(&v);
     }
     match failure {
         Some(e) => Err(e),

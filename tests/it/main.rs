@@ -32,3 +32,4 @@ mod rp2;
 mod settings;
 mod sim;
 mod user_boards;
+mod verify;
