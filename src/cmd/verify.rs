@@ -21,7 +21,8 @@ use serde::Serialize;
     derivation of their own, are reused, not rebuilt. `nix build .#default --rebuild` in the \
     project is the same check by hand. When the rebuild differs Nix keeps it as <out>.check, \
     which nixflash compares and then deletes (--keep keeps it, for `diffoscope <out> \
-    <out>.check`).\n\n\
+    <out>.check`). A firmware that came from a binary cache is built here for the first time, \
+    and compared with the cache's.\n\n\
     --against checks the build against what someone published, without a second build (add \
     --rebuild for both): a SHA-256 (64 hex digits) is compared with the firmware ELF's, as \
     `sha256sum result/bin/<name>.elf` prints it; a file of `sha256sum` lines is read for the \
@@ -80,6 +81,9 @@ struct Verified {
     board: String,
     elf: PathBuf,
     sha256: BTreeMap<&'static str, String>,
+    /// What each hash is of, by file name (`blinky.elf`), for people.
+    #[serde(skip)]
+    files: BTreeMap<&'static str, String>,
     rebuild: Option<Rebuilt>,
     against: Option<Checked>,
 }
@@ -149,6 +153,10 @@ fn verify(a: Args) -> Result<Verified> {
         bin: manifest.firmware_bin().to_string(),
         board: board.id.clone(),
         elf: built.elf.clone(),
+        files: digests
+            .iter()
+            .map(|d| (d.of, d.file_name.clone()))
+            .collect(),
         sha256: digests.into_iter().map(|d| (d.of, d.sha256)).collect(),
         rebuild,
         against: checked,
@@ -168,7 +176,7 @@ fn failure(v: &Verified) -> Option<Failure> {
         ));
     }
     if let Some(c) = against {
-        lines.extend(against_lines(c, &v.bin));
+        lines.extend(against_lines(c, v));
     }
     if lines.is_empty() {
         return None;
@@ -205,19 +213,14 @@ fn failure(v: &Verified) -> Option<Failure> {
 
 /// Prints the verdict on stderr: what was compared, and where it differs.
 fn show(v: &Verified) {
-    let file = format!("{}.elf", v.bin);
     if let Some(r) = &v.rebuild {
         show_rebuild(v, r);
     }
     if let Some(c) = &v.against {
-        show_against(c, &file);
+        show_against(c, v);
     }
     for (of, hash) in &v.sha256 {
-        let name = match *of {
-            "elf" => file.clone(),
-            other => other.to_string(),
-        };
-        status("SHA-256", &format!("{hash}  {name}"));
+        status("SHA-256", &format!("{hash}  {}", v.file(of)));
     }
 }
 
@@ -277,7 +280,7 @@ fn show_rebuild(v: &Verified, r: &Rebuilt) {
     }
 }
 
-fn show_against(c: &Checked, file: &str) {
+fn show_against(c: &Checked, v: &Verified) {
     if let Some(cmp) = &c.comparison {
         if c.identical {
             status(
@@ -295,27 +298,22 @@ fn show_against(c: &Checked, file: &str) {
             Some(n) => format!("{}'s line for {n}", c.given),
             None => "the hash given".to_string(),
         };
-        status(
-            "Verified",
-            &format!("{} matches {from}", shown_of(h.of, file)),
-        );
+        status("Verified", &format!("{} matches {from}", v.file(h.of)));
     }
 }
 
-/// What a digest is of, as a line says it: the ELF by its file name.
-fn shown_of(of: &str, file: &str) -> String {
-    match of {
-        "elf" => file.to_string(),
-        other => format!("the {other}"),
+impl Verified {
+    /// The file a hash is of, by its name (`blinky.elf`).
+    fn file<'a>(&'a self, of: &'a str) -> &'a str {
+        self.files.get(of).map_or(of, String::as_str)
     }
 }
 
 /// What the failure says of a check against `--against` that failed: what was expected, and
 /// what was built.
-fn against_lines(c: &Checked, bin: &str) -> Vec<String> {
-    let file = format!("{bin}.elf");
+fn against_lines(c: &Checked, v: &Verified) -> Vec<String> {
     if c.kind == "elf" {
-        return vec![format!("{file} differs from {}", c.given)];
+        return vec![format!("{} differs from {}", v.file("elf"), c.given)];
     }
     let mut lines = Vec::new();
     for h in c.hashes.iter().filter(|h| !h.matches) {
@@ -325,7 +323,7 @@ fn against_lines(c: &Checked, bin: &str) -> Vec<String> {
         };
         lines.push(format!(
             "the SHA-256 of {} is not {from}:\n  expected {}\n  got      {}",
-            shown_of(h.of, &file),
+            v.file(h.of),
             h.expected,
             h.got
         ));

@@ -3,7 +3,9 @@
 //! ([`chip`]), its sections' sizes against the board's memory ([`size`]); for the monitor, its
 //! code addresses' functions and source lines ([`symbols`]) and its defmt table ([`defmt`]); for
 //! the simulator, a copy with one more section ([`section`]); for images, the bytes it loads
-//! into flash ([`loadable`]); the SHA-256 of what was built ([`hash`]). The ELF is read with the `object`
+//! into flash ([`loadable`]); the SHA-256 of what was built ([`hash`]); for `verify`, two builds
+//! compared section by section ([`compare`]) and a build checked against a published hash or
+//! firmware ([`against`]). The ELF is read with the `object`
 //! crate (and gimli, addr2line and defmt-decoder).
 
 pub mod against;
