@@ -237,6 +237,7 @@ fn show_rebuild(v: &Verified, r: &Rebuilt) {
             v.package
         );
         match &r.comparison {
+            Some(c) if c.identical => eprintln!("  {}.elf is identical, byte for byte", v.bin),
             Some(c) => table(c, "the build", "the rebuild"),
             None => eprintln!("  (Nix kept no rebuild to compare)"),
         }

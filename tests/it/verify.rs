@@ -132,6 +132,29 @@ fn an_unreproducible_firmware_fails_verify_and_names_the_section() {
 }
 
 #[test]
+fn a_rebuild_whose_elf_is_identical_but_not_its_output_fails_and_names_the_file() {
+    require!(
+        "nix",
+        "a_rebuild_whose_elf_is_identical_but_not_its_output_fails_and_names_the_file"
+    );
+    let f = Fixture::new(true);
+    fs::write(f.dir.join("random-doc"), "").unwrap();
+    let (o, j) = verify(&f, &[]);
+    assert_eq!(o.code, 1);
+    assert_eq!(j["kind"], "not-identical");
+    let r = &j["rebuild"];
+    assert_eq!(r["identical"], false);
+    assert_eq!(r["comparison"]["identical"], true);
+    assert!(differing(&r["comparison"]).is_empty());
+    assert_eq!(r["other_files"], serde_json::json!(["share/random.txt"]));
+    assert_eq!(r["sha256"], j["sha256"]["elf"]);
+    assert!(o.stderr.contains("fixture.elf is identical, byte for byte"));
+    assert!(o
+        .stderr
+        .contains("other files of the output differ too: share/random.txt"));
+}
+
+#[test]
 fn verify_against_a_hash_a_sums_file_and_an_elf() {
     require!("nix", "verify_against_a_hash_a_sums_file_and_an_elf");
     let f = Fixture::new(true);
