@@ -40,9 +40,10 @@ use serde::Serialize;
     \"sha256\": {\"elf\"}, \"rebuild\", \"against\"}: \"ok\" and \"identical\" are true when the \
     exit code is 0. \"rebuild\" (null with --against alone) is {\"identical\", \"comparison\", \
     \"sha256\" (the rebuild's ELF's), \"other_files\", \"check\" (<out>.check), \"kept\", \
-    \"delete_failed\", \"build_dir\", \"build_dir_removed\"}; \"against\" (null without it) is {\"kind\": \"hash\"|\"sha256sum\"|\"elf\", \
-    \"given\", \"identical\", \"hashes\": [{\"of\", \"name\", \"expected\", \"got\", \
-    \"matches\"}], \"comparison\"}. A comparison (null when there is nothing to compare) is \
+    \"delete_failed\", \"build_dir\", \"build_dir_removed\"}; \"against\" (null without \
+    it) is {\"kind\": \"hash\"|\"sha256sum\"|\"elf\", \"given\", \"identical\", \
+    \"hashes\": [{\"of\", \"name\", \"expected\", \"got\", \"matches\"}], \"comparison\"}. \
+    A comparison (null when there is nothing to compare) is \
     {\"identical\", \"size\", \"other_size\", \"differing_bytes\", \"sections\": [{\"name\", \
     \"state\": \"same\"|\"differs\"|\"only-in-first\"|\"only-in-second\", \"size\", \
     \"other_size\", \"differing_bytes\", \"moved\"}]}, the build first, in the order of its \
