@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{nixflash_build, ready, run_ok, FromScratch, Project};
+use super::{from_scratch_with, nixflash_build, ready, run_ok, FromScratch, Project};
 use crate::common::process::{run_bounded, text};
 use crate::common::{self, offline::NixOffline};
 
@@ -199,4 +199,146 @@ fn differing_sections(a: &[u8], b: &[u8]) -> String {
     } else {
         out.join(", ")
     }
+}
+
+#[test]
+fn uno_verify_says_identical_and_the_hashes_are_the_files() {
+    let test = "uno_verify_says_identical_and_the_hashes_are_the_files";
+    if let Some(off) = ready(test, &["git", "sha256sum"]) {
+        verify_says_identical(off, &super::uno::uno(off));
+    }
+}
+
+#[test]
+fn esp32c3_verify_says_identical_and_the_hashes_are_the_files() {
+    let test = "esp32c3_verify_says_identical_and_the_hashes_are_the_files";
+    if let Some(off) = ready(test, &["git", "sha256sum", "espflash"]) {
+        // The Wi-Fi project esp.rs and paths.rs build, with the same arguments.
+        let built = from_scratch_with(off, "wifi", "esp32c3", &["-o", "wifi"], &["--json"]);
+        verify_says_identical(off, &built);
+    }
+}
+
+#[test]
+fn pico_verify_says_identical_and_the_hashes_are_the_files() {
+    let test = "pico_verify_says_identical_and_the_hashes_are_the_files";
+    if let Some(off) = ready(test, &["git", "sha256sum", "flip-link"]) {
+        // The embassy project rp2.rs builds.
+        let built = from_scratch_with(off, "pico", "pico", &["-o", "async=embassy"], &[]);
+        verify_says_identical(off, &built);
+    }
+}
+
+/// On a copy of `built`: `build --json` gives the ELF's SHA-256 as `sha256sum` prints it, and a
+/// flash image's; `verify` rebuilds the firmware and finds it identical, with the same hash;
+/// `verify --against <that hash>` agrees without a rebuild, a wrong hash fails.
+fn verify_says_identical(off: &NixOffline, built: &FromScratch) {
+    let p = built.copy();
+    let (json, _, _) = nixflash_build(off, &p, &["--json"]);
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let elf = p.dir.join(format!("result/bin/{}.elf", p.name));
+    let sum = sha256sum(&elf);
+    assert_eq!(j["sha256"]["elf"], sum.as_str(), "{json}");
+    let image = j["sha256"]["image"].as_str().unwrap_or_default();
+    assert_eq!(image.len(), 64, "no flash image hash: {json}");
+
+    let (json, log, took) = run_ok(
+        off.nixflash(&p.dir)
+            .args(["verify", "--json", "--"])
+            .args(&off.override_args),
+        &format!("nixflash verify of {}", p.name),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["identical"], true, "{json}\n{log}");
+    assert_eq!(v["rebuild"]["identical"], true, "{json}");
+    assert_eq!(v["sha256"]["elf"], sum.as_str(), "{json}");
+    assert!(
+        log.contains("--rebuild"),
+        "verify did not run nix build --rebuild:\n{log}"
+    );
+
+    let against = |hash: &str| {
+        let mut cmd = off.nixflash(&p.dir);
+        cmd.args(["verify", "--against", hash, "--"])
+            .args(&off.override_args);
+        run_bounded(&mut cmd, Duration::from_secs(600))
+    };
+    assert!(against(&sum).status.success(), "--against its own hash");
+    let wrong = format!(
+        "{}{}",
+        &sum[..63],
+        if sum.ends_with('0') { '1' } else { '0' }
+    );
+    let o = against(&wrong);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "--against a wrong hash: {:?}",
+        text(&o)
+    );
+    common::measured(&format!(
+        "{}: verify rebuilt the firmware in {:.1} s and found it identical (ELF {sum}, flash \
+         image {image})",
+        p.name,
+        took.as_secs_f64()
+    ));
+}
+
+/// `sha256sum <file>`'s hash.
+fn sha256sum(file: &Path) -> String {
+    let o = run_bounded(Command::new("sha256sum").arg(file), Duration::from_secs(60));
+    assert!(o.status.success(), "sha256sum: {:?}", text(&o));
+    text(&o).0.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn a_firmware_with_random_bytes_makes_verify_fail_naming_the_section() {
+    let test = "a_firmware_with_random_bytes_makes_verify_fail_naming_the_section";
+    let Some(off) = ready(test, &["git", "flip-link"]) else {
+        return;
+    };
+    // The Black Pill project cortex_m.rs builds; its build script now also writes 16 random bytes
+    // that src/main.rs keeps in the firmware (crane's dependency build has a dummy build script:
+    // only the firmware is built again).
+    let p = super::from_scratch(off, "blackpill", "blackpill-f411ce", &[]).copy();
+    let build_rs = p.dir.join("build.rs");
+    let script = fs::read_to_string(&build_rs).unwrap();
+    let end = script.rfind('}').unwrap();
+    let random = "    let mut nonce = [0u8; 16];\n    \
+        std::io::Read::read_exact(&mut std::fs::File::open(\"/dev/urandom\").unwrap(), &mut nonce)\n        \
+        .unwrap();\n    std::fs::write(out.join(\"nonce.bin\"), nonce).unwrap();\n";
+    fs::write(&build_rs, format!("{}{random}}}\n", &script[..end])).unwrap();
+    let main = p.dir.join("src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    let edited = source.replacen(
+        "fn main() -> ! {\n",
+        "fn main() -> ! {\n    core::hint::black_box(NONCE);\n",
+        1,
+    );
+    assert_ne!(edited, source, "src/main.rs has no `fn main() -> ! {{`");
+    let edited = format!(
+        "{edited}\nstatic NONCE: &[u8; 16] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/nonce.bin\"));\n"
+    );
+    fs::write(&main, edited).unwrap();
+    super::git_add(&p, ".");
+    nixflash_build(off, &p, &[]);
+
+    let mut cmd = off.nixflash(&p.dir);
+    cmd.args(["verify", "--"]).args(&off.override_args);
+    let o = run_bounded(&mut cmd, Duration::from_secs(1200));
+    let (out, err) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "verify of a firmware with random bytes did not exit 1:\n{out}\n{err}"
+    );
+    let said = format!("{out}\n{err}");
+    let line = said
+        .lines()
+        .find(|l| l.contains(".rodata"))
+        .unwrap_or_else(|| panic!("verify did not name .rodata:\n{said}"));
+    common::measured(&format!(
+        "verify of a firmware with random bytes: {}",
+        line.trim()
+    ));
 }
