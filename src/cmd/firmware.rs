@@ -9,6 +9,7 @@ use super::status;
 use crate::board::Board;
 use crate::context::Context;
 use crate::error::{Failure, Kind};
+use crate::firmware::hash::Hashes;
 use crate::monitor::decode::shown;
 use crate::nix::Nix;
 use anyhow::Result;
@@ -81,10 +82,23 @@ impl FirmwareArgs {
         Ok(Firmware::ToBuild)
     }
 
-    /// The firmware's ELF: as [`FirmwareArgs::check`] found it, or built now.
-    pub fn get(firmware: Firmware, ctx: &Context, flags: &super::NixFlags) -> Result<PathBuf> {
+    /// The firmware's ELF for `board` and its hashes: as [`FirmwareArgs::check`] found it (its
+    /// hashes printed now), or built now (the build prints them).
+    pub fn get(
+        firmware: Firmware,
+        ctx: &Context,
+        flags: &super::NixFlags,
+        board: &Board,
+    ) -> Result<(PathBuf, Hashes)> {
         match firmware {
-            Firmware::Ready(elf) => Ok(elf),
+            Firmware::Ready(elf) => {
+                let nix = flags.nix();
+                let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+                let root = ctx.root.clone().unwrap_or_else(|| ctx.cwd.clone());
+                let hashes = crate::nix::hashes(board, &elf, &root, &flake, &super::Terminal)?;
+                super::terminal::hash_lines(&super::path(&elf), &hashes);
+                Ok((elf, hashes))
+            }
             Firmware::ToBuild => {
                 let built = crate::nix::build(
                     ctx.manifest()?,
@@ -92,7 +106,7 @@ impl FirmwareArgs {
                     &flags.build_options(),
                     &super::Terminal,
                 )?;
-                Ok(built.elf)
+                Ok((built.elf, built.sha256))
             }
         }
     }

@@ -142,7 +142,7 @@ pub fn run(a: Args) -> Result<u8> {
     let requested = a.port.first().map(String::as_str);
     let port = super::pick_port(requested.or(kept), board, &ctx.db)?;
     let port = port.as_str();
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
 
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
@@ -253,7 +253,7 @@ fn flash_rp2(
         .or(kept)
         .map(PathBuf::from);
     let target = boot_drive::target(board, requested.as_deref())?;
-    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags, board)?;
     let done = match boot_drive::flash_to(board, &elf, target, plan, &super::Terminal)? {
         Done::Copied(done) => done,
         Done::Ran(outcome) => {
@@ -329,7 +329,7 @@ fn flash_probe(
         .hint("leave --port out (with several probes attached, unplug the others)")
         .into());
     }
-    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags, board)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(ctx, nix.as_ref());
     let outcome = flash::probe::flash(board, way, root, &elf, &flake, &super::Terminal)?;

@@ -99,7 +99,7 @@ pub fn run(a: Args) -> Result<u8> {
         ImageKind::Espflash => Some(crate::flash::find(board, &flake, &super::Terminal)?),
         _ => None,
     };
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
     let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
     let made = image::write(
         flasher.as_ref(),
@@ -111,7 +111,13 @@ pub fn run(a: Args) -> Result<u8> {
         &super::Terminal,
     )?;
     let what = describe(kind, &made, prepared.as_ref().map(|(s, _)| s), &layout);
-    eprintln!("Wrote {} ({what}).", super::path(&out));
+    let sha256 = crate::firmware::hash::sha256_file(&out)?;
+    super::status("SHA-256", &format!("{sha256}  {}", super::path(&out)));
+    let with = match made.region {
+        Some(_) => "; its SHA-256 is the firmware's and these settings'",
+        None => "",
+    };
+    eprintln!("Wrote {} ({what}{with}).", super::path(&out));
     Ok(0)
 }
 

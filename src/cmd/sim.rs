@@ -94,7 +94,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
             .into());
     }
     let firmware = a.firmware.check(&ctx, "simulate")?;
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, hashes) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
     sim::check_firmware(board, &elf)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
@@ -116,6 +116,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a report is a JSON object"),
         };
+        j.insert("sha256".into(), serde_json::to_value(&hashes)?);
         match &verdict {
             Ok(()) => {
                 j.insert("ok".into(), true.into());

@@ -11,6 +11,7 @@ use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose;
 use crate::error::{Failure, Kind};
+use crate::firmware::hash::{self, Hashes};
 use crate::firmware::size::{self, SizeReport};
 use crate::git::Git;
 use crate::interrupt;
@@ -59,6 +60,8 @@ pub struct Built {
     pub link: Option<PathBuf>,
     /// Flash and RAM use against the board.
     pub size: SizeReport,
+    /// The SHA-256 of the ELF and of the bytes that go to the board.
+    pub sha256: Hashes,
     pub std_lock: StdLock,
 }
 
@@ -200,10 +203,16 @@ pub fn build(
     }
     let link = opts.link.then(|| flake_dir.join("result"));
     let size = size::analyze_file(&elf, board)?;
+    let flake = crate::tool::Flake {
+        nix: Some(&nix),
+        dir: Ok(flake_dir.clone()),
+    };
+    let sha256 = hashes(board, &elf, &manifest.root, &flake, reporter)?;
     reporter.report(Event::Built {
         elf: elf.clone(),
         link: link.clone(),
         size: size.clone(),
+        hashes: sha256.clone(),
     });
     if !size.fits() {
         reporter.report(Event::warning(format!(
@@ -217,8 +226,42 @@ pub fn build(
         elf,
         link,
         size,
+        sha256,
         std_lock,
     })
+}
+
+/// The hashes of the firmware `elf` of the project at `root` for `board`
+/// ([`hash::hashes`]): the flasher that makes the family's image, if it needs one, found as
+/// `flash` finds it (PATH, else `flake`'s). An image that cannot be made is a warning.
+pub fn hashes(
+    board: &Board,
+    elf: &Path,
+    root: &Path,
+    flake: &crate::tool::Flake,
+    reporter: &dyn Reporter,
+) -> Result<Hashes> {
+    use crate::board::family::FirmwareImage;
+    let flasher = match board.family().firmware_image {
+        FirmwareImage::Flasher => match crate::flash::find(board, flake, reporter) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                reporter.report(Event::warning(format!(
+                    "no SHA-256 of the firmware's image: {e:#}"
+                )));
+                return Ok(hash::hashes(board, elf, None, None)?.0);
+            }
+        },
+        FirmwareImage::FlashSegments => None,
+    };
+    let table = crate::flash::image::layout(board, Some(root))?.partition_table;
+    let (hashes, why_not) = hash::hashes(board, elf, flasher.as_ref(), table.as_deref())?;
+    if let Some(e) = why_not {
+        reporter.report(Event::warning(format!(
+            "no SHA-256 of the firmware's image: {e:#}"
+        )));
+    }
+    Ok(hashes)
 }
 
 /// Warns when the firmware's bytes reach into the board's settings region (AVR boards keep it
