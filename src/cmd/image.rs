@@ -114,7 +114,7 @@ pub fn run(a: Args) -> Result<u8> {
     let sha256 = crate::firmware::hash::sha256_file(&out)?;
     super::status("SHA-256", &format!("{sha256}  {}", super::path(&out)));
     let with = match made.region {
-        Some(_) => "; its SHA-256 is the firmware's and these settings'",
+        Some(_) => "; its SHA-256 above includes the settings",
         None => "",
     };
     eprintln!("Wrote {} ({what}{with}).", super::path(&out));

@@ -264,7 +264,7 @@ fn image_prints_the_hash_of_the_file_it_wrote() {
             format!("{}  {}", sha256sum(&out), out.display()),
             "{err}"
         );
-        let with = err.contains("its SHA-256 is the firmware's and these settings'");
+        let with = err.contains("; its SHA-256 above includes the settings).");
         assert_eq!(with, set.is_some(), "{err}");
         checks_with_sha256sum(&lines[2], dir.path());
     }
