@@ -35,7 +35,9 @@ use super::firmware::Firmware;
     Cortex-M boards (STM32, nRF) are flashed through a debug probe (an on-board ST-LINK, J-Link \
     or DAPLink, or one on the SWD pins) with probe-rs, which finds the probe itself: no port is \
     looked for; probe-rs then resets the chip to start the firmware, and --monitor reads its log \
-    over RTT through the probe.\n\n",
+    over RTT through the probe.\n\n\
+    Before it flashes, it prints the firmware's SHA-256 as `build` does: the ELF's, and that of \
+    its flash image, settings excluded.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {

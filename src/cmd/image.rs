@@ -23,6 +23,9 @@ use anyhow::Result;
     RP2    a UF2 file to copy onto the board's boot drive: the firmware's blocks, then the \
     settings region's (the flash's last 4 KiB sector).\n\
     `nixflash flash` with settings gives the board exactly these bytes.\n\n\
+    It prints the firmware's SHA-256 as `build` does (the ELF's, and its flash image's without \
+    settings), then the SHA-256 of the file it wrote, which includes the settings when it has \
+    them.\n\n\
     Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
     is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
     first that names a key wins. They are never in the firmware, the Nix store or git; the \

@@ -27,7 +27,9 @@ use anyhow::Result;
     used if it simulates the board, otherwise the one the project's flake.nix pins \
     (packages.<system>.simulator, built with Nix). `nix flake check` runs the same firmware in \
     it too (checks.sim, with the texts and duration of [package.metadata.nixflash.sim] in \
-    Cargo.toml).\n\n",
+    Cargo.toml). Before it runs, the firmware's SHA-256 is printed, the ELF's and its flash \
+    image's, as `build` prints them; --json has them as \"sha256\": {\"elf\", \"image\", \
+    \"image_size\", \"image_is\"}.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
