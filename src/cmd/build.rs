@@ -50,6 +50,11 @@ pub fn run(a: Args) -> Result<u8> {
 fn build(a: Args) -> Result<()> {
     let ctx = a.flags.context()?;
     let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
+    let nix = a.flags.nix();
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
+    let hash = |elf: &std::path::Path| {
+        crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &super::Terminal)
+    };
     let built = nix::build(
         manifest,
         board,
@@ -57,6 +62,7 @@ fn build(a: Args) -> Result<()> {
             link: !a.no_link,
             ..a.flags.build_options()
         },
+        &hash,
         &super::Terminal,
     )?;
     if a.json {

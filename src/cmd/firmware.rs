@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use super::status;
+use super::{status, Terminal};
 use crate::board::Board;
 use crate::context::Context;
 use crate::error::{Failure, Kind};
@@ -90,12 +90,13 @@ impl FirmwareArgs {
         flags: &super::NixFlags,
         board: &Board,
     ) -> Result<(PathBuf, Hashes)> {
+        let nix = flags.nix();
+        let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+        let root = ctx.root.clone().unwrap_or_else(|| ctx.cwd.clone());
+        let hash = |elf: &Path| crate::flash::hash::hashes(board, elf, &root, &flake, &Terminal);
         match firmware {
             Firmware::Ready(elf) => {
-                let nix = flags.nix();
-                let flake = crate::tool::Flake::of(ctx, nix.as_ref());
-                let root = ctx.root.clone().unwrap_or_else(|| ctx.cwd.clone());
-                let hashes = crate::nix::hashes(board, &elf, &root, &flake, &super::Terminal)?;
+                let hashes = hash(&elf)?;
                 super::terminal::hash_lines(&super::path(&elf), &hashes);
                 Ok((elf, hashes))
             }
@@ -104,7 +105,8 @@ impl FirmwareArgs {
                     ctx.manifest()?,
                     ctx.board_to_build()?,
                     &flags.build_options(),
-                    &super::Terminal,
+                    &hash,
+                    &Terminal,
                 )?;
                 Ok((built.elf, built.sha256))
             }

@@ -3,8 +3,8 @@
 //! The bytes that go to the board are the firmware's flash image, settings excluded, as the
 //! family's `firmware-image` defines it: the ELF's loadable bytes in flash, laid out from the
 //! lowest address with the gaps 0xFF ([`flash_bytes`], what `objcopy -O binary --gap-fill 0xff`
-//! writes), or the app image the flasher writes (espflash's `save-image`, made by
-//! [`crate::flash::image::app_image`]).
+//! writes), or the app image the flasher writes (espflash's `save-image`): `crate::flash::hash`
+//! makes that one, and finds the flasher for it.
 
 use std::path::Path;
 
@@ -12,9 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::board::family::{Family, FirmwareImage, Place};
-use crate::board::Board;
-use crate::flash::Flasher;
+use crate::board::family::{Family, Place};
 
 /// The SHA-256 of `bytes`, as 64 lowercase hex digits (as `sha256sum` prints it).
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -86,73 +84,41 @@ pub fn flash_bytes(elf: &[u8], family: &Family) -> Result<(u32, Vec<u8>)> {
     Ok((start, out))
 }
 
-/// The hashes of the firmware `elf` for `board`. The image is the family's `firmware-image`;
-/// when that is the flasher's app image, `flasher` makes it (with the project's partition
-/// table `table`, if any) and without one there is no image hash. An image that cannot be made
-/// leaves it out too: `Err` is then the reason, for a warning, beside the ELF's hash.
-pub fn hashes(
-    board: &Board,
-    elf: &Path,
-    flasher: Option<&Flasher>,
-    table: Option<&Path>,
-) -> Result<(Hashes, Option<anyhow::Error>)> {
-    let data = std::fs::read(elf)
-        .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
-    let image = match image_hash(board, elf, &data, flasher, table) {
-        Ok(image) => (Some(image), None),
-        Err(e) => (None, Some(e)),
-    };
-    let hashes = Hashes {
-        elf: sha256_hex(&data),
-        image: image.0,
-    };
-    Ok((hashes, image.1))
-}
-
-fn image_hash(
-    board: &Board,
-    elf: &Path,
-    data: &[u8],
-    flasher: Option<&Flasher>,
-    table: Option<&Path>,
-) -> Result<ImageHash> {
-    let family = board.family();
-    match family.firmware_image {
-        FirmwareImage::FlashSegments => {
-            let (start, bytes) = flash_bytes(data, family)
-                .with_context(|| format!("no flash image of {}", elf.display()))?;
-            let outside: usize = super::loadable(data)?
-                .iter()
-                .filter(|(at, _)| family.place(u64::from(*at)) != Place::Flash)
-                .map(|(_, b)| b.len())
-                .sum();
-            let left_out = match outside {
-                0 => String::new(),
-                n => format!(", {n} bytes outside flash left out"),
-            };
-            Ok(ImageHash {
-                sha256: sha256_hex(&bytes),
-                size: bytes.len() as u64,
-                is: format!(
-                    "the ELF's flash bytes from {start:#x}, gaps 0xff{left_out} (`objcopy -O binary \
-                     --gap-fill 0xff`)"
-                ),
-            })
-        }
-        FirmwareImage::Flasher => {
-            let flasher = flasher.context("no flasher to make the app image with")?;
-            let (bytes, command) = crate::flash::image::app_image(flasher, board, elf, table)?;
-            Ok(ImageHash {
-                sha256: sha256_hex(&bytes),
-                size: bytes.len() as u64,
-                is: format!("the app image, as `{command}` saves it"),
-            })
+impl ImageHash {
+    /// The hash of `bytes`, which are `is`.
+    pub fn of(bytes: &[u8], is: String) -> ImageHash {
+        ImageHash {
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            is,
         }
     }
 }
 
+/// The hash of the flash image of the ELF `data` of a `flash-segments` family ([`flash_bytes`]),
+/// saying what it holds.
+pub fn flash_image(data: &[u8], family: &Family) -> Result<ImageHash> {
+    let (start, bytes) = flash_bytes(data, family)?;
+    let outside: usize = super::loadable(data)?
+        .iter()
+        .filter(|(at, _)| family.place(u64::from(*at)) != Place::Flash)
+        .map(|(_, b)| b.len())
+        .sum();
+    let left_out = match outside {
+        0 => String::new(),
+        n => format!(", {n} bytes outside flash left out"),
+    };
+    Ok(ImageHash::of(
+        &bytes,
+        format!(
+            "the ELF's flash bytes from {start:#x}, gaps 0xff{left_out} (`objcopy -O binary \
+             --gap-fill 0xff`)"
+        ),
+    ))
+}
+
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     #[test]
@@ -170,7 +136,7 @@ mod tests {
     }
 
     /// An AVR ELF with a gap in flash and bytes for the EEPROM (0x810000), as avr-gcc puts them.
-    fn avr_elf() -> Vec<u8> {
+    pub fn avr_elf() -> Vec<u8> {
         crate::flash::segments::Segments::of_runs(
             vec![
                 (0, vec![1, 2, 3, 4]),
@@ -208,41 +174,5 @@ mod tests {
         // Nothing in flash: no image.
         let ram = crate::flash::segments::Segments::of_runs(vec![(0x2000_0000, vec![1])], 40);
         assert!(flash_bytes(&ram.to_elf().unwrap(), pico.family()).is_err());
-    }
-
-    #[test]
-    fn hashes_name_the_elf_and_the_image_and_what_it_is() {
-        let db = crate::board::Database::builtin().unwrap();
-        let uno = db.get("uno").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("fw.elf");
-        std::fs::write(&p, avr_elf()).unwrap();
-        let (h, why_not) = hashes(uno, &p, None, None).unwrap();
-        assert!(why_not.is_none());
-        assert_eq!(h.elf, sha256_hex(&avr_elf()));
-        let image = h.image.clone().unwrap();
-        assert_eq!(
-            image.sha256,
-            sha256_hex(&[1, 2, 3, 4, 0xFF, 0xFF, 0xFF, 0xFF, 5, 6])
-        );
-        assert_eq!(image.size, 10);
-        assert_eq!(
-            image.is,
-            "the ELF's flash bytes from 0x0, gaps 0xff, 3 bytes outside flash left out \
-             (`objcopy -O binary --gap-fill 0xff`)"
-        );
-        let j = serde_json::to_value(&h).unwrap();
-        assert_eq!(j["elf"], h.elf.as_str());
-        assert_eq!(j["image"], image.sha256.as_str());
-        assert_eq!(j["image_size"], 10);
-        // An ESP32's image is the flasher's: without one, the ELF's hash alone, and why.
-        let c3 = db.get("esp32c3").unwrap();
-        let (h, why_not) = hashes(c3, &p, None, None).unwrap();
-        assert_eq!(h.image, None);
-        assert!(why_not.unwrap().to_string().contains("no flasher"));
-        assert_eq!(
-            serde_json::to_value(&h).unwrap().as_object().unwrap().len(),
-            1
-        );
     }
 }

@@ -11,7 +11,7 @@ use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose;
 use crate::error::{Failure, Kind};
-use crate::firmware::hash::{self, Hashes};
+use crate::firmware::hash::Hashes;
 use crate::firmware::size::{self, SizeReport};
 use crate::git::Git;
 use crate::interrupt;
@@ -131,13 +131,15 @@ pub fn diagnosis_vars(
 }
 
 /// Builds the firmware of `manifest` for `board` with Nix: checks git tracking, keeps the std
-/// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF and reads its sizes.
+/// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF, reads its sizes
+/// and hashes it with `hash` (`crate::flash::hash::hashes`, which may need the flasher).
 /// Each step is reported to `reporter`, nix's own output as it comes, and at the end
-/// [`Event::Built`] (with the size).
+/// [`Event::Built`] (with the size and the hashes).
 pub fn build(
     manifest: &Manifest,
     board: &Board,
     opts: &BuildOptions,
+    hash: &dyn Fn(&Path) -> Result<Hashes>,
     reporter: &dyn Reporter,
 ) -> Result<Built> {
     let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
@@ -203,11 +205,7 @@ pub fn build(
     }
     let link = opts.link.then(|| flake_dir.join("result"));
     let size = size::analyze_file(&elf, board)?;
-    let flake = crate::tool::Flake {
-        nix: Some(&nix),
-        dir: Ok(flake_dir.clone()),
-    };
-    let sha256 = hashes(board, &elf, &manifest.root, &flake, reporter)?;
+    let sha256 = hash(&elf)?;
     reporter.report(Event::Built {
         elf: elf.clone(),
         link: link.clone(),
@@ -229,39 +227,6 @@ pub fn build(
         sha256,
         std_lock,
     })
-}
-
-/// The hashes of the firmware `elf` of the project at `root` for `board`
-/// ([`hash::hashes`]): the flasher that makes the family's image, if it needs one, found as
-/// `flash` finds it (PATH, else `flake`'s). An image that cannot be made is a warning.
-pub fn hashes(
-    board: &Board,
-    elf: &Path,
-    root: &Path,
-    flake: &crate::tool::Flake,
-    reporter: &dyn Reporter,
-) -> Result<Hashes> {
-    use crate::board::family::FirmwareImage;
-    let flasher = match board.family().firmware_image {
-        FirmwareImage::Flasher => match crate::flash::find(board, flake, reporter) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                reporter.report(Event::warning(format!(
-                    "no SHA-256 of the firmware's image: {e:#}"
-                )));
-                return Ok(hash::hashes(board, elf, None, None)?.0);
-            }
-        },
-        FirmwareImage::FlashSegments => None,
-    };
-    let table = crate::flash::image::layout(board, Some(root))?.partition_table;
-    let (hashes, why_not) = hash::hashes(board, elf, flasher.as_ref(), table.as_deref())?;
-    if let Some(e) = why_not {
-        reporter.report(Event::warning(format!(
-            "no SHA-256 of the firmware's image: {e:#}"
-        )));
-    }
-    Ok(hashes)
 }
 
 /// Warns when the firmware's bytes reach into the board's settings region (AVR boards keep it

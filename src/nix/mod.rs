@@ -20,7 +20,7 @@ pub mod log;
 pub mod std_lock;
 mod store;
 
-pub use build::{build, build_failed, diagnosis_vars, hashes, BuildOptions, Built};
+pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
 pub use excerpt::{failed_drv, relevant_lines};
 
 use crate::version::Version;
