@@ -348,21 +348,23 @@ fn run_save(flasher: &Flasher, cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
+/// The family's command line that saves the app image alone (`flasher.app-image-args`).
+fn app_image_args(board: &Board) -> Result<&[String]> {
+    let family = board.family();
+    family
+        .flasher
+        .app_image_args()
+        .with_context(|| format!("the {} family has no `flasher.app-image-args`", family.id))
+}
+
 /// The app image of `elf` alone, as the flasher writes it at the app partition
-/// (`flasher.app-image-args`, with the project's partition table `table` if any), and that
-/// command as a user would type it (`espflash save-image --chip esp32c3 ... fw.elf app.bin`).
+/// (`flasher.app-image-args`, with the project's partition table `table` if any).
 pub fn app_image(
     flasher: &Flasher,
     board: &Board,
     elf: &Path,
     table: Option<&Path>,
-) -> Result<(Vec<u8>, String)> {
-    let template = board.family().flasher.app_image_args().with_context(|| {
-        format!(
-            "the {} family has no `flasher.app-image-args`",
-            board.family().id
-        )
-    })?;
+) -> Result<Vec<u8>> {
     let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
     let out = dir.path().join("app.bin");
     let size = flash_size(board)?;
@@ -372,19 +374,24 @@ pub fn app_image(
         ("image", out_s.as_str()),
         ("flash_size", size.as_str()),
     ];
-    let args = fill_args(board, template, table, &fill)?;
+    let args = fill_args(board, app_image_args(board)?, table, &fill)?;
     run_save(flasher, &flasher.command(&args))?;
-    let bytes = std::fs::read(&out).with_context(|| format!("cannot read {}", out.display()))?;
+    std::fs::read(&out).with_context(|| format!("cannot read {}", out.display()))
+}
+
+/// [`app_image`]'s command as a user would type it: `espflash save-image --chip esp32c3
+/// --flash-size 4mb fw.elf app.bin` (the ELF by its file name).
+pub fn app_image_line(flasher: &Flasher, board: &Board, elf: &Path) -> Result<String> {
+    let size = flash_size(board)?;
     let name = elf.file_name().unwrap_or_default().to_string_lossy();
     let fill = [
         ("elf", name.as_ref()),
         ("image", "app.bin"),
         ("flash_size", size.as_str()),
     ];
-    let shown = fill_args(board, template, None, &fill)?;
     let mut line = vec![flasher.name.clone()];
-    line.extend(shown);
-    Ok((bytes, crate::process::shell_line(&line)))
+    line.extend(fill_args(board, app_image_args(board)?, None, &fill)?);
+    Ok(crate::process::shell_line(&line))
 }
 
 /// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then

@@ -145,11 +145,12 @@ fn avr_gcc(test: &str, dir: &Path, source: &str, ld_args: &[&str]) -> Option<Pat
     Some(elf)
 }
 
-/// `nixflash <args>` in `dir`.
-fn run(dir: &Path, args: &[&str]) -> Output {
+/// `nixflash <args>` in `dir`, with `cache` as XDG_CACHE_HOME.
+fn run(dir: &Path, cache: &Path, args: &[&str]) -> Output {
     let mut cmd = nixflash();
     cmd.current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join(".cfg"))
+        .env("XDG_CACHE_HOME", cache)
         .env("NO_COLOR", "1")
         .args(args);
     run_bounded(&mut cmd, Duration::from_secs(180))
@@ -198,6 +199,7 @@ fn sim_prints_the_hashes_of_the_elf_and_of_the_flash_image() {
         let _one = crate::sim::one_sim();
         run(
             &uno.project,
+            dir.path(),
             &["sim", "--elf", elf, "--duration", "0.3", "--json"],
         )
     };
@@ -252,7 +254,7 @@ fn image_prints_the_hash_of_the_file_it_wrote() {
         let out = dir.path().join(file);
         let mut args = vec!["image", "--elf", elf, "-o", out.to_str().unwrap()];
         args.extend(set.iter().flat_map(|s| ["--set", *s]));
-        let o = run(&uno.project, &args);
+        let o = run(&uno.project, dir.path(), &args);
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{err}");
         let lines = hash_lines(&err);
@@ -306,6 +308,7 @@ fn an_esp32c3_image_hash_is_espflash_s_app_image() {
         let elf = fw.elf.to_str().unwrap();
         let o = run(
             &fw.project,
+            dir.path(),
             &["image", "--elf", elf, "-o", out.to_str().unwrap()],
         );
         let (_, err) = text(&o);
@@ -325,5 +328,38 @@ fn an_esp32c3_image_hash_is_espflash_s_app_image() {
             "{kind:?}: {err}"
         );
         assert_eq!(lines[2], format!("{}  {}", sha256sum(&out), out.display()));
+        // The app image's hash is kept (espflash takes a few hundred ms): the next run reads it.
+        let kept = kept_hashes(dir.path());
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(fs_text(&kept[0]), format!("{want} {size}\n"));
+        let again = |o: &Output| hash_lines(&text(o).1)[1].clone();
+        let o = run(
+            &fw.project,
+            dir.path(),
+            &["image", "--elf", elf, "-o", out.to_str().unwrap()],
+        );
+        assert_eq!(again(&o), lines[1]);
+        let other = "0".repeat(64);
+        std::fs::write(&kept[0], format!("{other} {size}\n")).unwrap();
+        let o = run(
+            &fw.project,
+            dir.path(),
+            &["image", "--elf", elf, "-o", out.to_str().unwrap()],
+        );
+        assert!(again(&o).starts_with(&other), "the kept hash was not read");
+        std::fs::remove_file(&kept[0]).unwrap();
     }
+}
+
+/// The app images' hashes kept by runs with `cache` as XDG_CACHE_HOME.
+fn kept_hashes(cache: &Path) -> Vec<PathBuf> {
+    let dir = cache.join("nixflash/app-images");
+    match std::fs::read_dir(&dir) {
+        Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn fs_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
 }
