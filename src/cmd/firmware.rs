@@ -97,7 +97,8 @@ impl FirmwareArgs {
         match firmware {
             Firmware::Ready(elf) => {
                 let hashes = hash(&elf)?;
-                super::terminal::hash_lines(&super::path(&elf), &hashes);
+                // As sha256sum writes a file name: as it is, not as a shell word.
+                super::terminal::hash_lines(&elf.display().to_string(), &hashes);
                 Ok((elf, hashes))
             }
             Firmware::ToBuild => {

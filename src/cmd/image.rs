@@ -115,7 +115,7 @@ pub fn run(a: Args) -> Result<u8> {
     )?;
     let what = describe(kind, &made, prepared.as_ref().map(|(s, _)| s), &layout);
     let sha256 = crate::firmware::hash::sha256_file(&out)?;
-    super::status("SHA-256", &format!("{sha256}  {}", super::path(&out)));
+    super::status("SHA-256", &format!("{sha256}  {}", out.display()));
     let with = match made.region {
         Some(_) => "; its SHA-256 above includes the settings",
         None => "",
