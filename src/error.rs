@@ -65,6 +65,9 @@ kinds! {
     UpdateFailed,
     /// The `nix build` of the firmware failed.
     BuildFailed,
+    /// `verify`: the rebuild, or the hash or firmware given with `--against`, is not what was
+    /// built.
+    NotIdentical,
     /// `nix` is not installed.
     NixMissing,
     /// This Nix is too old, or not set up the way a build needs.

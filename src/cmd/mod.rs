@@ -15,6 +15,7 @@ pub(crate) mod ports;
 pub(crate) mod sim;
 pub(crate) mod terminal;
 pub(crate) mod update;
+pub(crate) mod verify;
 
 use std::io::{self, IsTerminal, Write};
 

@@ -6,7 +6,9 @@
 //! into flash ([`loadable`]); the SHA-256 of what was built ([`hash`]). The ELF is read with the `object`
 //! crate (and gimli, addr2line and defmt-decoder).
 
+pub mod against;
 pub mod chip;
+pub mod compare;
 pub mod defmt;
 pub mod hash;
 pub mod section;

@@ -17,11 +17,13 @@ use crate::report::{Event, Reporter};
 mod build;
 mod excerpt;
 pub mod log;
+mod rebuild;
 pub mod std_lock;
 mod store;
 
 pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
 pub use excerpt::{failed_drv, relevant_lines};
+pub use rebuild::{rebuild, Rebuilt};
 
 use crate::version::Version;
 pub use store::missing_inputs;

@@ -33,3 +33,4 @@ mod rp2;
 mod settings;
 mod sim;
 mod user_boards;
+mod verify;

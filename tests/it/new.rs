@@ -197,6 +197,27 @@ fn the_generated_ci_workflow_builds_checks_and_keeps_the_elf() {
             .unwrap_or_else(|| panic!("no step runs {prefix}: {runs:?}"))
     };
     assert!(position("nix build") < position("nix flake check"));
+    // What `nixflash verify` does, after the build.
+    assert!(position("nix build --print-build-logs") < position("nix build --rebuild"));
+    // The ELF's SHA-256 in the log and the run's summary: the step's script, run by bash.
+    let hash_step = runs[position("sha256sum result/bin/lamp.elf")];
+    let work = tmp.path().join("ci");
+    std::fs::create_dir_all(work.join("result/bin")).unwrap();
+    std::fs::write(work.join("result/bin/lamp.elf"), b"abc").unwrap();
+    let summary = work.join("summary.md");
+    let out = std::process::Command::new("bash")
+        .args(["-e", "-c", hash_step])
+        .current_dir(&work)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // `printf abc | sha256sum`
+    let line = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  \
+                result/bin/lamp.elf";
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), line);
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(summary, format!("```\n{line}\n```\n"));
     uses("actions/checkout");
     uses("cachix/install-nix-action");
     let cache = uses("cachix/cachix-action");
