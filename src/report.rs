@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::firmware::hash::Hashes;
 use crate::firmware::size::SizeReport;
 
 /// Something worth telling while a step runs.
@@ -17,12 +18,13 @@ pub enum Event {
     Step { verb: &'static str, message: String },
     /// Something that does not stop the work but that the user should know.
     Warning(String),
-    /// A firmware was built: the ELF, the `result` link to it if one was made, and how much of
-    /// the board it uses.
+    /// A firmware was built: the ELF, the `result` link to it if one was made, how much of the
+    /// board it uses, and its hashes.
     Built {
         elf: PathBuf,
         link: Option<PathBuf>,
         size: SizeReport,
+        hashes: Hashes,
     },
     /// One line of a tool's own output (nix's log, a builder's line, simavr), as the tool would
     /// have printed it. A `detail` (what is built or downloaded, a builder's output) is what a

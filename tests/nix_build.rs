@@ -15,7 +15,7 @@
 //! the `it` tests, two heavy tests at a time (.config/nextest.toml). They need Nix, the firmware
 //! tools (../shared/tools/install-*.sh), ravedude, espflash, simavr, flip-link and elf2uf2-rs;
 //! without them they fail, saying SKIPPED and what is missing (see `common::skip`). By board:
-//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`], [`cortex_m`]; [`update`] moves
+//! [`uno`] (with `sim` for `nixflash sim` and `checks.sim`), [`esp`], [`rp2`], [`cortex_m`]; [`reproducible`]: two checkouts, one firmware; [`update`] moves
 //! the pins; [`workspace`]: the Uno as a workspace member, the flake at the workspace root.
 
 use std::fs;
@@ -31,6 +31,8 @@ mod cortex_m;
 mod esp;
 #[path = "nix_build/paths.rs"]
 mod paths;
+#[path = "nix_build/reproducible.rs"]
+mod reproducible;
 #[path = "nix_build/rp2.rs"]
 mod rp2;
 #[path = "nix_build/sim.rs"]

@@ -118,3 +118,46 @@ fn family_facts_are_data_checked_at_load() {
     );
     assert!(e.contains("set `usb-console = false`"), "{e}");
 }
+
+#[test]
+fn a_family_s_firmware_image_is_checked_at_load() {
+    use crate::board::family::FirmwareImage;
+    let parse = |id: &str, edit: &dyn Fn(String) -> String| {
+        let text = builtin_source(&format!("families/{id}")).unwrap();
+        Family::parse(id, &edit(text.to_string()), "f.toml").map(|f| f.firmware_image)
+    };
+    let err = |r: Result<FirmwareImage>| format!("{:#}", r.unwrap_err());
+    assert_eq!(parse("avr", &|t| t).unwrap(), FirmwareImage::FlashSegments);
+    assert_eq!(parse("esp-riscv", &|t| t).unwrap(), FirmwareImage::Flasher);
+    // The flasher's image needs the command that saves it, naming the firmware and the image.
+    let no_args = |t: String| {
+        t.lines()
+            .filter(|l| !l.starts_with("app-image-args"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let e = err(parse("esp-riscv", &no_args));
+    assert!(e.contains("needs `flasher.app-image-args`"), "{e}");
+    let no_elf = |t: String| {
+        let at = t.rfind("\"{elf}\", ").unwrap();
+        format!("{}{}", &t[..at], &t[at + "\"{elf}\", ".len()..])
+    };
+    let e = err(parse("esp-riscv", &no_elf));
+    assert!(
+        e.contains("`flasher.app-image-args` must name the firmware"),
+        "{e}"
+    );
+    let e = err(parse("avr", &|t| {
+        t.replace("\"flash-segments\"", "\"flasher\"")
+    }));
+    assert!(e.contains("needs `flasher.app-image-args`"), "{e}");
+    let e = err(parse("avr", &|t| {
+        t.replace("\"flash-segments\"", "\"hex\"")
+    }));
+    assert!(e.contains("unknown variant `hex`"), "{e}");
+    let e = err(parse("avr", &|t| t.replace("firmware-image = ", "x = ")));
+    assert!(
+        e.contains("missing field `firmware-image`") || e.contains("unknown field `x`"),
+        "{e}"
+    );
+}

@@ -33,6 +33,9 @@ pub struct Family {
     /// Whether the bytes of sections in `other` ranges are part of the flash image.
     #[serde(default)]
     pub image_includes_other: bool,
+    /// What `build` (and `flash`, `sim`, `image`) hash as the bytes that go to the board,
+    /// besides the ELF: see [`FirmwareImage`].
+    pub firmware_image: FirmwareImage,
     /// USB-serial bridge chips common on this family's boards, by USB id.
     #[serde(default)]
     pub usb_serial: BTreeMap<UsbId, String>,
@@ -69,6 +72,20 @@ pub struct Family {
 pub struct UsbVendor {
     pub id: String,
     pub name: String,
+}
+
+/// The bytes that go to the board, settings excluded, whose SHA-256 every build prints beside the
+/// ELF's (`firmware-image` of a family file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirmwareImage {
+    /// The ELF's loadable segments at flash addresses (the memory map's `flash` ranges, by
+    /// physical address), laid out from the lowest, gaps 0xFF: what `objcopy -O binary
+    /// --gap-fill 0xff` writes, without the segments outside flash (AVR's EEPROM and fuses).
+    FlashSegments,
+    /// The app image the flasher writes (`flasher.app-image-args`: espflash's `save-image`
+    /// without `--merge`, what it writes at the app partition).
+    Flasher,
 }
 
 /// What a range of addresses is.
@@ -352,6 +369,18 @@ impl Family {
             }
         }
         self.flasher.check()?;
+        if self.firmware_image == FirmwareImage::Flasher && self.flasher.app_image_args().is_none()
+        {
+            bail!(
+                "`firmware-image = \"flasher\"` needs `flasher.app-image-args` (the flasher's \
+                 command that saves the app image: espflash's `save-image`)"
+            );
+        }
+        if self.firmware_image == FirmwareImage::FlashSegments
+            && !self.memory_map.iter().any(|r| r.kind == Place::Flash)
+        {
+            bail!("`firmware-image = \"flash-segments\"` needs a `flash` range in `memory-map`");
+        }
         super::probe::check(&self.probes)?;
         if self.reset.default.is_empty() {
             bail!("`reset.default` is empty");

@@ -83,6 +83,11 @@ pub struct Espflash {
     /// `{image}`): `nixflash flash` with settings.
     #[serde(default)]
     pub write_image_args: Vec<String>,
+    /// The command line that saves the app image alone (`{elf}`, `{image}`, `{flash_size}`), the
+    /// bytes it writes at the app partition: hashed by every build (`firmware-image =
+    /// "flasher"`). Empty: none.
+    #[serde(default)]
+    pub app_image_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +129,15 @@ impl FlashMethod {
         }
     }
 
+    /// The flasher's command line that saves the app image alone (`flasher.app-image-args`), if
+    /// it has one.
+    pub fn app_image_args(&self) -> Option<&[String]> {
+        match self {
+            FlashMethod::Espflash(e) if !e.app_image_args.is_empty() => Some(&e.app_image_args),
+            _ => None,
+        }
+    }
+
     /// The boards the flasher has by name (ravedude's list; empty for the others).
     pub fn boards(&self) -> &[String] {
         match self {
@@ -142,6 +156,11 @@ impl FlashMethod {
             let image_names_both = names(&f.image_args, "{elf}") && names(&f.image_args, "{image}");
             if !f.image_args.is_empty() && !image_names_both {
                 bail!("`flasher.image-args` must name the firmware (`{{elf}}`) and the image (`{{image}}`)");
+            }
+            let app_names_both =
+                names(&f.app_image_args, "{elf}") && names(&f.app_image_args, "{image}");
+            if !f.app_image_args.is_empty() && !app_names_both {
+                bail!("`flasher.app-image-args` must name the firmware (`{{elf}}`) and the image (`{{image}}`)");
             }
             if f.image_args.is_empty() != f.write_image_args.is_empty()
                 || !(f.write_image_args.is_empty() || names(&f.write_image_args, "{image}"))

@@ -12,8 +12,12 @@ use serde::Serialize;
     missing flake.lock is written again from nixflash's tested pins. It git-adds (intent-to-add) the files \
     the flake needs that git does not track yet, keeps nix/std-Cargo.lock equal to the pinned \
     toolchain's for boards that build std (AVR), runs `nix build .#default`, keeps a ./result link \
-    and prints how much flash and RAM the firmware uses.\n\nExamples:\n  nixflash build\n  \
+    and prints how much flash and RAM the firmware uses, and the SHA-256 of the ELF (as `sha256sum` \
+    prints it) and of the bytes that go to the board, settings excluded (AVR, RP2, Cortex-M: the \
+    ELF's flash bytes as `objcopy -O binary --gap-fill 0xff` writes them; ESP32: the app image \
+    `espflash save-image` writes).\n\nExamples:\n  nixflash build\n  \
     nixflash build --json | jq .size     (on failure: {\"ok\": false, \"kind\", \"error\", \"diagnosis\", \"hints\"})\n  \
+    nixflash build --json | jq .sha256   {\"elf\": <hex>, \"image\": <hex>, \"image_size\": <bytes>, \"image_is\": <what it is>}\n  \
     nixflash build -- --builders 'ssh://big-box x86_64-linux'\n\n",
     super::nix_args_help!()
 ))]
@@ -21,7 +25,7 @@ pub struct Args {
     /// Do not keep a `result` link to the build
     #[arg(long)]
     pub no_link: bool,
-    /// Print the result (ELF path, size report) as JSON on stdout, for tools
+    /// Print the result (ELF path, size report, SHA-256) as JSON on stdout, for tools
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -46,6 +50,11 @@ pub fn run(a: Args) -> Result<u8> {
 fn build(a: Args) -> Result<()> {
     let ctx = a.flags.context()?;
     let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
+    let nix = a.flags.nix();
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
+    let hash = |elf: &std::path::Path| {
+        crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &super::Terminal)
+    };
     let built = nix::build(
         manifest,
         board,
@@ -53,6 +62,7 @@ fn build(a: Args) -> Result<()> {
             link: !a.no_link,
             ..a.flags.build_options()
         },
+        &hash,
         &super::Terminal,
     )?;
     if a.json {

@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use super::status;
+use super::{status, Terminal};
 use crate::board::Board;
 use crate::context::Context;
 use crate::error::{Failure, Kind};
+use crate::firmware::hash::Hashes;
 use crate::monitor::decode::shown;
 use crate::nix::Nix;
 use anyhow::Result;
@@ -81,18 +82,34 @@ impl FirmwareArgs {
         Ok(Firmware::ToBuild)
     }
 
-    /// The firmware's ELF: as [`FirmwareArgs::check`] found it, or built now.
-    pub fn get(firmware: Firmware, ctx: &Context, flags: &super::NixFlags) -> Result<PathBuf> {
+    /// The firmware's ELF for `board` and its hashes: as [`FirmwareArgs::check`] found it (its
+    /// hashes printed now), or built now (the build prints them).
+    pub fn get(
+        firmware: Firmware,
+        ctx: &Context,
+        flags: &super::NixFlags,
+        board: &Board,
+    ) -> Result<(PathBuf, Hashes)> {
+        let nix = flags.nix();
+        let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+        let root = ctx.root.clone().unwrap_or_else(|| ctx.cwd.clone());
+        let hash = |elf: &Path| crate::flash::hash::hashes(board, elf, &root, &flake, &Terminal);
         match firmware {
-            Firmware::Ready(elf) => Ok(elf),
+            Firmware::Ready(elf) => {
+                let hashes = hash(&elf)?;
+                // As sha256sum writes a file name: as it is, not as a shell word.
+                super::terminal::hash_lines(&elf.display().to_string(), &hashes);
+                Ok((elf, hashes))
+            }
             Firmware::ToBuild => {
                 let built = crate::nix::build(
                     ctx.manifest()?,
                     ctx.board_to_build()?,
                     &flags.build_options(),
-                    &super::Terminal,
+                    &hash,
+                    &Terminal,
                 )?;
-                Ok(built.elf)
+                Ok((built.elf, built.sha256))
             }
         }
     }

@@ -35,7 +35,9 @@ use super::firmware::Firmware;
     Cortex-M boards (STM32, nRF) are flashed through a debug probe (an on-board ST-LINK, J-Link \
     or DAPLink, or one on the SWD pins) with probe-rs, which finds the probe itself: no port is \
     looked for; probe-rs then resets the chip to start the firmware, and --monitor reads its log \
-    over RTT through the probe.\n\n",
+    over RTT through the probe.\n\n\
+    Before it flashes, it prints the firmware's SHA-256 as `build` does: the ELF's, and that of \
+    its flash image, settings excluded.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -142,7 +144,7 @@ pub fn run(a: Args) -> Result<u8> {
     let requested = a.port.first().map(String::as_str);
     let port = super::pick_port(requested.or(kept), board, &ctx.db)?;
     let port = port.as_str();
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
 
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
@@ -253,7 +255,7 @@ fn flash_rp2(
         .or(kept)
         .map(PathBuf::from);
     let target = boot_drive::target(board, requested.as_deref())?;
-    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags, board)?;
     let done = match boot_drive::flash_to(board, &elf, target, plan, &super::Terminal)? {
         Done::Copied(done) => done,
         Done::Ran(outcome) => {
@@ -329,7 +331,7 @@ fn flash_probe(
         .hint("leave --port out (with several probes attached, unplug the others)")
         .into());
     }
-    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags, board)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(ctx, nix.as_ref());
     let outcome = flash::probe::flash(board, way, root, &elf, &flake, &super::Terminal)?;

@@ -67,7 +67,7 @@ pub fn run(
     for w in warnings {
         status("Warning", &w.to_string());
     }
-    let elf = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, ctx, &a.flags, board)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(ctx, nix.as_ref());
     let job = many::Job::new(board, root, &elf, &plans, &targets, &flake, &Terminal)?;

@@ -23,6 +23,9 @@ use anyhow::Result;
     RP2    a UF2 file to copy onto the board's boot drive: the firmware's blocks, then the \
     settings region's (the flash's last 4 KiB sector).\n\
     `nixflash flash` with settings gives the board exactly these bytes.\n\n\
+    It prints the firmware's SHA-256 as `build` does (the ELF's, and its flash image's without \
+    settings), then the SHA-256 of the file it wrote, which includes the settings when it has \
+    them.\n\n\
     Settings come from --set, then environment variables NIXFLASH_SET_<KEY> (NIXFLASH_SET_SSID \
     is `ssid`), then the project's git-ignored settings.toml (lines `key = \"value\"`); the \
     first that names a key wins. They are never in the firmware, the Nix store or git; the \
@@ -99,7 +102,7 @@ pub fn run(a: Args) -> Result<u8> {
         ImageKind::Espflash => Some(crate::flash::find(board, &flake, &super::Terminal)?),
         _ => None,
     };
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
     let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
     let made = image::write(
         flasher.as_ref(),
@@ -111,7 +114,13 @@ pub fn run(a: Args) -> Result<u8> {
         &super::Terminal,
     )?;
     let what = describe(kind, &made, prepared.as_ref().map(|(s, _)| s), &layout);
-    eprintln!("Wrote {} ({what}).", super::path(&out));
+    let sha256 = crate::firmware::hash::sha256_file(&out)?;
+    super::status("SHA-256", &format!("{sha256}  {}", out.display()));
+    let with = match made.region {
+        Some(_) => "; its SHA-256 above includes the settings",
+        None => "",
+    };
+    eprintln!("Wrote {} ({what}{with}).", super::path(&out));
     Ok(0)
 }
 

@@ -27,7 +27,9 @@ use anyhow::Result;
     used if it simulates the board, otherwise the one the project's flake.nix pins \
     (packages.<system>.simulator, built with Nix). `nix flake check` runs the same firmware in \
     it too (checks.sim, with the texts and duration of [package.metadata.nixflash.sim] in \
-    Cargo.toml).\n\n",
+    Cargo.toml). Before it runs, the firmware's SHA-256 is printed, the ELF's and its flash \
+    image's, as `build` prints them; --json has them as \"sha256\": {\"elf\", \"image\", \
+    \"image_size\", \"image_is\"}.\n\n",
     super::nix_args_help!()
 ))]
 pub struct Args {
@@ -94,7 +96,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
             .into());
     }
     let firmware = a.firmware.check(&ctx, "simulate")?;
-    let elf = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags)?;
+    let (elf, hashes) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
     sim::check_firmware(board, &elf)?;
     let nix = a.flags.nix();
     let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
@@ -116,6 +118,7 @@ fn simulate(a: Args) -> Result<Result<u8>> {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a report is a JSON object"),
         };
+        j.insert("sha256".into(), serde_json::to_value(&hashes)?);
         match &verdict {
             Ok(()) => {
                 j.insert("ok".into(), true.into());

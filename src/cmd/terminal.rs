@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::firmware::hash::Hashes;
 use crate::report::{BoardStatus, Console, Event, Reporter};
 use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -40,13 +41,23 @@ impl Reporter for Terminal {
         match event {
             Event::Step { verb, message } => above(&|| status(verb, &message)),
             Event::Warning(message) => above(&|| status("Warning", &message)),
-            Event::Built { elf, link, size } => above(&|| {
+            Event::Built {
+                elf,
+                link,
+                size,
+                hashes,
+            } => above(&|| {
+                let shown = match &link {
+                    Some(l) => relative(&l.join("bin").join(elf.file_name().unwrap_or_default())),
+                    None => elf.display().to_string(),
+                };
                 let link = match &link {
                     Some(l) => format!(" (link: {})", relative(l)),
                     None => String::new(),
                 };
                 status("Built", &format!("{}{link}", elf.display()));
                 status("Size", &size.to_string());
+                hash_lines(&shown, &hashes);
             }),
             Event::Output { line, detail } => match bar.as_ref() {
                 Some(b) if !detail => b.println(line),
@@ -173,6 +184,18 @@ pub fn status(verb: &str, message: &str) {
     let style = if verb == "Warning" { WARN } else { STEP };
     let mut err = anstream::stderr().lock();
     let _ = writeln!(err, "{style}{verb:>12}{style:#} {message}");
+}
+
+/// A firmware's hashes, as `sha256sum` prints them (the ELF's line checks with `sha256sum -c`):
+/// `SHA-256 <hex>  ./result/bin/fw.elf`, then the flash image's with what it is.
+pub fn hash_lines(elf: &str, hashes: &Hashes) {
+    status("SHA-256", &format!("{}  {elf}", hashes.elf));
+    if let Some(i) = &hashes.image {
+        status(
+            "SHA-256",
+            &format!("{}  flash image, {} bytes: {}", i.sha256, i.size, i.is),
+        );
+    }
 }
 
 /// The monitor's and the simulator's [`Console`]: nixflash's stdout and stderr.

@@ -25,9 +25,10 @@ use serde::Serialize;
     and compared with the cache's.\n\n\
     --against checks the build against what someone published, without a second build (add \
     --rebuild for both): a SHA-256 (64 hex digits) is compared with the firmware ELF's, as \
-    `sha256sum result/bin/<name>.elf` prints it; a file of `sha256sum` lines is read for the \
-    line that names <name>.elf (or its only line); a firmware ELF is compared byte for byte, and \
-    section by section where it differs.\n\n\
+    `sha256sum result/bin/<name>.elf` prints it, and with the flash image's (the bytes that go \
+    to the board, as `nixflash build` prints it); a file of `sha256sum` lines is read for the \
+    lines that name <name>.elf and <name>.bin (the flash image), or its only line; a firmware \
+    ELF is compared byte for byte, and section by section where it differs.\n\n\
     Exit code 0 when everything compared is identical, 1 when not (or when it fails).\n\n\
     Examples:\n  \
     nixflash verify\n  \
@@ -37,10 +38,10 @@ use serde::Serialize;
     nixflash verify --keep                        keep a differing rebuild for diffoscope\n  \
     nixflash verify --json | jq .identical\n\n\
     --json prints {\"ok\", \"identical\", \"package\", \"bin\", \"board\", \"elf\", \
-    \"sha256\": {\"elf\"}, \"rebuild\", \"against\"}: \"ok\" and \"identical\" are true when the \
-    exit code is 0. \"rebuild\" (null with --against alone) is {\"identical\", \"comparison\", \
-    \"sha256\" (the rebuild's ELF's), \"other_files\", \"check\" (<out>.check), \"kept\", \
-    \"delete_failed\", \"build_dir\", \"build_dir_removed\"}; \"against\" (null without \
+    \"sha256\": {\"elf\", \"image\"}, \"rebuild\", \"against\"}: \"ok\" and \"identical\" are true \
+    when the exit code is 0. \"rebuild\" (null with --against alone) is {\"identical\", \
+    \"comparison\", \"sha256\" (the rebuild's ELF's), \"other_files\", \"check\" (<out>.check), \
+    \"kept\", \"delete_failed\", \"build_dir\", \"build_dir_removed\"}; \"against\" (null without \
     it) is {\"kind\": \"hash\"|\"sha256sum\"|\"elf\", \"given\", \"identical\", \
     \"hashes\": [{\"of\", \"name\", \"expected\", \"got\", \"matches\"}], \"comparison\"}. \
     A comparison (null when there is nothing to compare) is \
@@ -126,9 +127,21 @@ fn verify(a: Args) -> Result<Verified> {
         link: !a.no_link,
         ..a.flags.build_options()
     };
-    let built = nix::build(manifest, board, &opts, &super::Terminal)?;
-    // What was built, each hash one line (the flash image's goes here too).
-    let digests = vec![Digest::of_file("elf", &built.elf)?];
+    let nix = a.flags.nix();
+    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
+    let hash = |elf: &std::path::Path| {
+        crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &super::Terminal)
+    };
+    let built = nix::build(manifest, board, &opts, &hash, &super::Terminal)?;
+    // What was built, each hash one line.
+    let mut digests = vec![Digest::of_file("elf", &built.elf)?];
+    if let Some(image) = &built.sha256.image {
+        digests.push(Digest {
+            of: "image",
+            file_name: format!("{}.bin", manifest.firmware_bin()),
+            sha256: image.sha256.clone(),
+        });
+    }
     let rebuild = if against.is_none() || a.rebuild {
         Some(nix::rebuild(
             manifest,
@@ -221,7 +234,11 @@ fn show(v: &Verified) {
         show_against(c, v);
     }
     for (of, hash) in &v.sha256 {
-        status("SHA-256", &format!("{hash}  {}", v.file(of)));
+        let name = match *of {
+            "image" => "flash image",
+            of => v.file(of),
+        };
+        status("SHA-256", &format!("{hash}  {name}"));
     }
 }
 
@@ -305,9 +322,12 @@ fn show_against(c: &Checked, v: &Verified) {
 }
 
 impl Verified {
-    /// The file a hash is of, by its name (`blinky.elf`).
+    /// What a hash is of, as a line says it: the ELF by its file name (`blinky.elf`).
     fn file<'a>(&'a self, of: &'a str) -> &'a str {
-        self.files.get(of).map_or(of, String::as_str)
+        match of {
+            "image" => "the flash image",
+            _ => self.files.get(of).map_or(of, String::as_str),
+        }
     }
 }
 

@@ -308,6 +308,26 @@ fn make_merged(
     out: &Path,
 ) -> Result<Made> {
     let cmd = save_command(flasher, board, elf, layout.partition_table.as_deref(), out)?;
+    run_save(flasher, &cmd)?;
+    let region = match (settings, layout.region) {
+        (Some(bytes), Some(region)) => {
+            let mut image =
+                std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
+            settings::place(&mut image, region.offset as usize, bytes);
+            std::fs::write(out, &image)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Some(region)
+        }
+        _ => None,
+    };
+    let size = std::fs::metadata(out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .len();
+    Ok(Made { size, region })
+}
+
+/// Runs the flasher's command `cmd` that saves an image: its failure says the flasher's message.
+fn run_save(flasher: &Flasher, cmd: &Cmd) -> Result<()> {
     let command = cmd.display();
     let o = cmd
         .output()
@@ -325,21 +345,53 @@ fn make_merged(
         .hint(format!("the command was: {command}"))
         .into());
     }
-    let region = match (settings, layout.region) {
-        (Some(bytes), Some(region)) => {
-            let mut image =
-                std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
-            settings::place(&mut image, region.offset as usize, bytes);
-            std::fs::write(out, &image)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            Some(region)
-        }
-        _ => None,
-    };
-    let size = std::fs::metadata(out)
-        .with_context(|| format!("cannot read {}", out.display()))?
-        .len();
-    Ok(Made { size, region })
+    Ok(())
+}
+
+/// The family's command line that saves the app image alone (`flasher.app-image-args`).
+fn app_image_args(board: &Board) -> Result<&[String]> {
+    let family = board.family();
+    family
+        .flasher
+        .app_image_args()
+        .with_context(|| format!("the {} family has no `flasher.app-image-args`", family.id))
+}
+
+/// The app image of `elf` alone, as the flasher writes it at the app partition
+/// (`flasher.app-image-args`, with the project's partition table `table` if any).
+pub fn app_image(
+    flasher: &Flasher,
+    board: &Board,
+    elf: &Path,
+    table: Option<&Path>,
+) -> Result<Vec<u8>> {
+    let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
+    let out = dir.path().join("app.bin");
+    let size = flash_size(board)?;
+    let (elf_s, out_s) = (elf.display().to_string(), out.display().to_string());
+    let fill = [
+        ("elf", elf_s.as_str()),
+        ("image", out_s.as_str()),
+        ("flash_size", size.as_str()),
+    ];
+    let args = fill_args(board, app_image_args(board)?, table, &fill)?;
+    run_save(flasher, &flasher.command(&args))?;
+    std::fs::read(&out).with_context(|| format!("cannot read {}", out.display()))
+}
+
+/// [`app_image`]'s command as a user would type it: `espflash save-image --chip esp32c3
+/// --flash-size 4mb fw.elf app.bin` (the ELF by its file name).
+pub fn app_image_line(flasher: &Flasher, board: &Board, elf: &Path) -> Result<String> {
+    let size = flash_size(board)?;
+    let name = elf.file_name().unwrap_or_default().to_string_lossy();
+    let fill = [
+        ("elf", name.as_ref()),
+        ("image", "app.bin"),
+        ("flash_size", size.as_str()),
+    ];
+    let mut line = vec![flasher.name.clone()];
+    line.extend(fill_args(board, app_image_args(board)?, None, &fill)?);
+    Ok(crate::process::shell_line(&line))
 }
 
 /// Writes the image of `elf` to `out` as [`make`] does, all or nothing (written beside it, then

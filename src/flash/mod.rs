@@ -11,6 +11,7 @@
 //! machine with only Nix can flash.
 
 pub mod boot_drive;
+pub mod hash;
 pub mod image;
 pub mod many;
 mod method;

@@ -37,6 +37,17 @@ impl Segments {
         })
     }
 
+    /// Runs of a firmware of ELF machine `machine`, for tests that write ELF files.
+    #[cfg(test)]
+    pub fn of_runs(runs: Vec<(u32, Vec<u8>)>, machine: u16) -> Segments {
+        Segments {
+            runs,
+            machine,
+            flags: 0,
+            entry: 0,
+        }
+    }
+
     /// Adds the settings `region` at `at`: refused when the firmware's bytes reach into it.
     pub fn add_region(&mut self, at: u32, region: &[u8], board: &str) -> Result<()> {
         let end = at + region.len() as u32;

@@ -11,6 +11,7 @@ use super::{check_git, flake_dir, missing_inputs, out_path, Nix};
 use crate::board::Board;
 use crate::diagnose;
 use crate::error::{Failure, Kind};
+use crate::firmware::hash::Hashes;
 use crate::firmware::size::{self, SizeReport};
 use crate::git::Git;
 use crate::interrupt;
@@ -59,6 +60,8 @@ pub struct Built {
     pub link: Option<PathBuf>,
     /// Flash and RAM use against the board.
     pub size: SizeReport,
+    /// The SHA-256 of the ELF and of the bytes that go to the board.
+    pub sha256: Hashes,
     pub std_lock: StdLock,
 }
 
@@ -128,13 +131,15 @@ pub fn diagnosis_vars(
 }
 
 /// Builds the firmware of `manifest` for `board` with Nix: checks git tracking, keeps the std
-/// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF and reads its sizes.
+/// lock in sync (build-std boards), runs `nix build .#default`, finds the ELF, reads its sizes
+/// and hashes it with `hash` (`crate::flash::hash::hashes`, which may need the flasher).
 /// Each step is reported to `reporter`, nix's own output as it comes, and at the end
-/// [`Event::Built`] (with the size).
+/// [`Event::Built`] (with the size and the hashes).
 pub fn build(
     manifest: &Manifest,
     board: &Board,
     opts: &BuildOptions,
+    hash: &dyn Fn(&Path) -> Result<Hashes>,
     reporter: &dyn Reporter,
 ) -> Result<Built> {
     let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
@@ -200,10 +205,12 @@ pub fn build(
     }
     let link = opts.link.then(|| flake_dir.join("result"));
     let size = size::analyze_file(&elf, board)?;
+    let sha256 = hash(&elf)?;
     reporter.report(Event::Built {
         elf: elf.clone(),
         link: link.clone(),
         size: size.clone(),
+        hashes: sha256.clone(),
     });
     if !size.fits() {
         reporter.report(Event::warning(format!(
@@ -217,6 +224,7 @@ pub fn build(
         elf,
         link,
         size,
+        sha256,
         std_lock,
     })
 }

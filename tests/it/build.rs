@@ -47,6 +47,30 @@ fn builds_from_a_subfolder_and_reports_sizes() {
         .contains("Building fixture for the Arduino Uno with nix…"));
     // Live build output passed through.
     assert!(o.stderr.contains("fixture> installing the firmware"));
+    // The ELF's hash and its flash image's (issue 22), on stderr as `sha256sum -c` reads the
+    // first, in --json both.
+    let elf_hash = nixflash::firmware::hash::sha256_file(&elf).unwrap();
+    let db = nixflash::board::Database::builtin().unwrap();
+    let family = db.get("uno").unwrap().family();
+    let (_, image) =
+        nixflash::firmware::hash::flash_bytes(&fs::read(&elf).unwrap(), family).unwrap();
+    let image_hash = nixflash::firmware::hash::sha256_hex(&image);
+    assert_eq!(j["sha256"]["elf"], elf_hash.as_str());
+    assert_eq!(j["sha256"]["image"], image_hash.as_str());
+    assert_eq!(j["sha256"]["image_size"], image.len());
+    let lines: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("SHA-256 "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", o.stderr);
+    // From src/, the link is not below the current folder: its absolute path.
+    let link_elf = f.dir.join("result/bin/fixture.elf");
+    assert_eq!(lines[0], format!("{elf_hash}  {}", link_elf.display()));
+    assert!(lines[1].starts_with(&format!(
+        "{image_hash}  flash image, {} bytes: ",
+        image.len()
+    )));
 
     let flash = j["size"]["flash"]["used"].as_u64().unwrap();
     let ram = j["size"]["ram"]["used"].as_u64().unwrap();

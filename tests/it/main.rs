@@ -19,6 +19,7 @@ mod esp_options;
 mod firmware;
 mod flake_eval;
 mod flash;
+mod hashes;
 mod init;
 mod layout;
 mod monitor;

@@ -156,6 +156,17 @@ pub(super) fn flash_and_check(project: &Path, path: &std::ffi::OsStr, limit: Dur
         stderr.contains("Running CARGO_MANIFEST_DIR=") && stderr.contains(&want),
         "the ravedude command line is not shown:\n{stderr}"
     );
+    // The firmware's hash, before it is flashed, as sha256sum prints it.
+    let elf_hash = nixflash::firmware::hash::sha256_file(&fw.elf).unwrap();
+    let line = format!("SHA-256 {elf_hash}  {}", fw.elf.display());
+    let (hashed, flashed) = (
+        stderr.find(&line),
+        stderr.find("Running CARGO_MANIFEST_DIR="),
+    );
+    assert!(
+        hashed.is_some() && hashed < flashed,
+        "no `{line}` before the flasher ran:\n{stderr}"
+    );
     let half = measured_half_period(&mut sim, done, &fw.what, fw.half_period);
     assert!(
         (half - fw.half_period).abs() < 0.005 * fw.half_period,

@@ -120,7 +120,8 @@ fn image_puts_the_settings_only_inside_the_settings_partition() {
     );
     let line = format!(
         "Wrote {} ({} bytes from flash offset 0: bootloader, partition table, app and settings \
-         (password (--set), ssid (--set)) at 0xe000).",
+         (password (--set), ssid (--set)) at 0xe000; its SHA-256 above includes the \
+         settings).",
         root.join("a.bin").display(),
         a.len()
     );

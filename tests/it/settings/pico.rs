@@ -57,7 +57,9 @@ fn a_pico_image_with_settings_greets_with_its_name_in_rp2040js() {
     assert!(err.contains("(UF2, "), "{err}");
     let err = image(&project, &elf, &named, &["--set", "name=desk-7"]);
     assert!(
-        err.contains("and settings (name (--set)) at 0x101ff000)"),
+        err.contains(
+            "and settings (name (--set)) at 0x101ff000; its SHA-256 above includes the settings)"
+        ),
         "{err}"
     );
     let plain_blocks = read_uf2(&std::fs::read(&plain).unwrap(), RP2040);
