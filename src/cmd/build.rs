@@ -50,21 +50,11 @@ pub fn run(a: Args) -> Result<u8> {
 fn build(a: Args) -> Result<()> {
     let ctx = a.flags.context()?;
     let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
-    let nix = a.flags.nix();
-    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
-    let hash = |elf: &std::path::Path| {
-        crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &super::Terminal)
+    let opts = BuildOptions {
+        link: !a.no_link,
+        ..a.flags.build_options()
     };
-    let built = nix::build(
-        manifest,
-        board,
-        &BuildOptions {
-            link: !a.no_link,
-            ..a.flags.build_options()
-        },
-        &hash,
-        &super::Terminal,
-    )?;
+    let built = super::firmware::build(&ctx, &a.flags, &opts)?;
     if a.json {
         let j = BuildJson {
             ok: true,

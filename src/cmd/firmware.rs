@@ -102,13 +102,7 @@ impl FirmwareArgs {
                 Ok((elf, hashes))
             }
             Firmware::ToBuild => {
-                let built = crate::nix::build(
-                    ctx.manifest()?,
-                    ctx.board_to_build()?,
-                    &flags.build_options(),
-                    &hash,
-                    &Terminal,
-                )?;
+                let built = build(ctx, flags, &flags.build_options())?;
                 Ok((built.elf, built.sha256))
             }
         }
@@ -146,4 +140,19 @@ pub fn board<'c>(
         _ if build => ctx.board_to_build().map(Cow::Borrowed),
         _ => ctx.board().map(Cow::Borrowed),
     }
+}
+
+/// The project's firmware built with Nix (`crate::nix::build`, reported on the terminal) and
+/// hashed, its flash image made with the flasher the project would flash with.
+pub fn build(
+    ctx: &Context,
+    flags: &super::NixFlags,
+    opts: &crate::nix::BuildOptions,
+) -> Result<crate::nix::Built> {
+    let (manifest, board) = (ctx.manifest()?, ctx.board_to_build()?);
+    let nix = flags.nix();
+    let flake = crate::tool::Flake::of(ctx, nix.as_ref());
+    let hash =
+        |elf: &Path| crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &Terminal);
+    crate::nix::build(manifest, board, opts, &hash, &Terminal)
 }

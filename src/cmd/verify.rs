@@ -127,12 +127,7 @@ fn verify(a: Args) -> Result<Verified> {
         link: !a.no_link,
         ..a.flags.build_options()
     };
-    let nix = a.flags.nix();
-    let flake = crate::tool::Flake::of(&ctx, nix.as_ref());
-    let hash = |elf: &std::path::Path| {
-        crate::flash::hash::hashes(board, elf, &manifest.root, &flake, &super::Terminal)
-    };
-    let built = nix::build(manifest, board, &opts, &hash, &super::Terminal)?;
+    let built = super::firmware::build(&ctx, &a.flags, &opts)?;
     // What was built, each hash one line.
     let mut digests = vec![Digest::of_file("elf", &built.elf)?];
     if let Some(image) = &built.sha256.image {
