@@ -9,6 +9,8 @@ use anyhow::Result;
 use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 
+pub mod repo;
+
 /// The error for a git that cannot be started.
 fn spawn_error(e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -17,6 +19,14 @@ fn spawn_error(e: std::io::Error) -> anyhow::Error {
             .into()
     } else {
         anyhow::Error::new(e).context("cannot run git")
+    }
+}
+
+/// The error of a missing git, if `git` is not on PATH.
+pub fn require_installed() -> Result<()> {
+    match which::which("git") {
+        Ok(_) => Ok(()),
+        Err(_) => Err(spawn_error(std::io::ErrorKind::NotFound.into())),
     }
 }
 
