@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -272,16 +272,22 @@ fn write_blob(git: &Path, bytes: &[u8]) -> Result<[u8; 20]> {
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let dir = git.join("objects").join(&hex[..2]);
     let path = dir.join(&hex[2..]);
-    if path.exists() {
-        return Ok(id);
-    }
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Level 1, git's core.looseCompression default.
     let packed = miniz_oxide::deflate::compress_to_vec_zlib(&object, 1);
-    write(&path, &packed)?;
-    let mut perms = fs::metadata(&path)?.permissions();
-    perms.set_readonly(true);
-    fs::set_permissions(&path, perms)?;
-    Ok(id)
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(&path);
+    match created {
+        // The same bytes twice are one object.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(id),
+        file => file
+            .and_then(|mut f| f.write_all(&packed))
+            .map(|()| id)
+            .with_context(|| format!("cannot write {}", path.display())),
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
