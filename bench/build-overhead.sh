@@ -40,7 +40,8 @@ if command -v hyperfine >/dev/null; then
   hyperfine --warmup 3 --runs "$runs" --export-json "$work/h.json" \
     -n "nix build" "$bare" -n "nixflash build" "$with_cargo" \
     -n "nixflash build, no cargo on PATH" "$without_cargo" >&2
-  means=$(sed -n 's/.*"mean": *\([0-9.eE+-]*\).*/\1/p' "$work/h.json")
+  # Medians: on a shared machine a few slow runs move the means by more than the budget.
+  means=$(sed -n 's/.*"median": *\([0-9.eE+-]*\).*/\1/p' "$work/h.json")
 else
   means=""
   for cmd in "$bare" "$with_cargo" "$without_cargo"; do
