@@ -1,9 +1,10 @@
 #!/bin/sh
-# nixflash's own overhead over a bare `nix build` (budget: 100 ms), on the test fixture project
-# (tests/fixtures/project: the flake needs no nixpkgs). Both commands evaluate the flake and find
+# nixflash's own overhead over a bare `nix build` (budget: 20 ms, issue 22), on the test fixture
+# project (tests/fixtures/project: the flake needs no nixpkgs). Both commands evaluate the flake and find
 # the firmware already in the store, so the difference is what nixflash adds: reading the project
-# (cargo metadata, or Cargo.toml without cargo), the git tracking check, the std-lock pin check,
-# the size report.
+# (Cargo.toml, cargo metadata only when it leaves the binary open), the git tracking check (one
+# `git status`), the std-lock pin check, the size report. nix's version is remembered between runs
+# (~/.cache/nixflash/nix-version), so it is not asked here after the first build.
 #
 # Usage: bench/build-overhead.sh [nixflash-binary]   (default: target/release/nixflash)
 # Uses hyperfine when installed (apt-get install -y hyperfine), else a loop with date +%s%N.
@@ -39,7 +40,8 @@ if command -v hyperfine >/dev/null; then
   hyperfine --warmup 3 --runs "$runs" --export-json "$work/h.json" \
     -n "nix build" "$bare" -n "nixflash build" "$with_cargo" \
     -n "nixflash build, no cargo on PATH" "$without_cargo" >&2
-  means=$(sed -n 's/.*"mean": *\([0-9.eE+-]*\).*/\1/p' "$work/h.json")
+  # Medians: on a shared machine a few slow runs move the means by more than the budget.
+  means=$(sed -n 's/.*"median": *\([0-9.eE+-]*\).*/\1/p' "$work/h.json")
 else
   means=""
   for cmd in "$bare" "$with_cargo" "$without_cargo"; do
@@ -56,5 +58,5 @@ awk -v b="$1" -v c="$2" -v n="$3" 'BEGIN {
   printf "nix build:                         %.1f ms\n", b * 1000
   printf "nixflash build:                    %.1f ms (overhead %+.1f ms)\n", c * 1000, (c - b) * 1000
   printf "nixflash build, no cargo on PATH:  %.1f ms (overhead %+.1f ms)\n", n * 1000, (n - b) * 1000
-  if (c - b > 0.1 || n - b > 0.1) { print "over the 100 ms budget"; exit 1 }
+  if (c - b > 0.02 || n - b > 0.02) { print "over the 20 ms budget"; exit 1 }
 }'

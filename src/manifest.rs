@@ -19,7 +19,10 @@ use crate::process::Cmd;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadBy {
     CargoMetadata,
+    /// Cargo.toml settles all nixflash reads (see [`read`]): cargo was not asked.
     Toml,
+    /// Cargo.toml directly, because no cargo answered.
+    TomlWithoutCargo,
 }
 
 /// The parts of a project nixflash needs.
@@ -130,14 +133,38 @@ fn parse_manifest(path: &Path, text: &str) -> Result<toml::Table> {
     })
 }
 
-/// Reads the package at `root`: through cargo when it can answer offline, else from the TOML.
+/// Reads the package at `root`: from Cargo.toml alone when it settles what nixflash needs (see
+/// [`toml_settles`]), which costs no process (cargo metadata takes ~30 ms, more through rustup's
+/// proxy); else through cargo when it can answer offline, else from the TOML all the same.
 pub fn read(root: &Path) -> Result<Manifest> {
-    let mut m = match read_with_cargo(root) {
-        Some(m) => m,
-        None => read_toml(root)?,
+    let by_toml = read_toml(root)?;
+    let mut m = if toml_settles(root, &by_toml)? {
+        by_toml
+    } else {
+        read_with_cargo(root).unwrap_or(Manifest {
+            read_by: ReadBy::TomlWithoutCargo,
+            ..by_toml
+        })
     };
     (m.port, m.baud) = port_and_baud(root)?;
     Ok(m)
+}
+
+/// Whether Cargo.toml read directly (`m`) says what cargo metadata would: the name and board
+/// always do; the binaries do when the firmware's is sure, one named like the package or the
+/// only one, and the edition is 2018 or later (edition 2015 infers no binaries beside explicit
+/// `[[bin]]`s; an inherited edition is the workspace's to say).
+fn toml_settles(root: &Path, m: &Manifest) -> Result<bool> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let doc = parse_manifest(&path, &text)?;
+    let edition = doc
+        .get("package")
+        .and_then(|p| p.get("edition"))
+        .and_then(|e| e.as_str());
+    let modern = edition.is_some_and(|e| e != "2015");
+    Ok(modern && (m.bins.contains(&m.name) || m.bins.len() == 1))
 }
 
 /// `port` and `baud` of the package's `[package.metadata.nixflash]`, each checked.
@@ -333,4 +360,31 @@ pub fn workspace_root(root: &Path, package: &toml::Table) -> Option<PathBuf> {
         let doc: toml::Table = toml::from_str(&text).ok()?;
         doc.contains_key("workspace").then(|| d.to_path_buf())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cargo.toml alone settles a package whose firmware binary is sure and whose edition is
+    /// 2018 or later; edition 2015, or several binaries none named like the package, ask cargo.
+    #[test]
+    fn cargo_toml_settles_only_what_it_can_say() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("src/bin")).unwrap();
+        std::fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
+        let settles = |toml: &str| {
+            std::fs::write(root.join("Cargo.toml"), toml).unwrap();
+            toml_settles(root, &read_toml(root).unwrap()).unwrap()
+        };
+        let package = "[package]\nname = \"fw\"\nversion = \"0.1.0\"\n";
+        assert!(settles(&format!("{package}edition = \"2021\"\n")));
+        assert!(!settles(package));
+        assert!(!settles(&format!("{package}edition = \"2015\"\n")));
+        assert!(!settles(&format!("{package}edition.workspace = true\n")));
+        let two = "[[bin]]\nname = \"a\"\npath = \"src/main.rs\"\n\n\
+                   [[bin]]\nname = \"b\"\npath = \"src/bin/b.rs\"\n";
+        assert!(!settles(&format!("{package}edition = \"2021\"\n\n{two}")));
+    }
 }

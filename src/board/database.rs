@@ -146,6 +146,16 @@ impl Database {
         }
     }
 
+    /// The families alone, no board read: families are built in (board files of the user's or a
+    /// project's cannot add one), so this is all that needs only them reads.
+    pub fn families_only() -> Result<Database> {
+        Ok(Database {
+            families: builtin_families()?,
+            entries: BTreeMap::new(),
+            warnings: Vec::new(),
+        })
+    }
+
     /// Built-in boards, then `$XDG_CONFIG_HOME/nixflash/boards/`, then `<project>/boards/`. A
     /// file that cannot be used is left out with a [`Warning`] ([`Database::warnings`]).
     pub fn load(project_root: Option<&Path>) -> Result<Database> {

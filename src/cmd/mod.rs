@@ -107,7 +107,10 @@ impl NixFlags {
                     path(&m.root),
                     match m.read_by {
                         ReadBy::CargoMetadata => "by `cargo metadata --no-deps --offline`",
-                        ReadBy::Toml => "from Cargo.toml directly (no cargo answered)",
+                        ReadBy::Toml => "from Cargo.toml directly (it says all nixflash needs)",
+                        ReadBy::TomlWithoutCargo => {
+                            "from Cargo.toml directly (no cargo answered)"
+                        }
                     }
                 ),
             );

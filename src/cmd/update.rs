@@ -34,7 +34,7 @@ pub fn run(a: UpdateArgs) -> Result<u8> {
     crate::interrupt::also_on_termination();
     let ctx = a.flags.context()?;
     let board = ctx.board_to_build()?;
-    let nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
+    let mut nix = Nix::find(a.flags.verbose)?.with_args(&a.flags.nix.nix_args);
     nix.require_version()?;
     let flake_dir = ctx.flake_dir()?;
     let git = ctx.git();

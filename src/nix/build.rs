@@ -142,7 +142,7 @@ pub fn build(
     hash: &dyn Fn(&Path) -> Result<Hashes>,
     reporter: &dyn Reporter,
 ) -> Result<Built> {
-    let nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
+    let mut nix = Nix::find(opts.verbose)?.with_args(&opts.nix_args);
     nix.require_version()?;
     let flake_dir = flake_dir(manifest)?;
     flake_lock_step(&flake_dir, reporter)?;
@@ -172,6 +172,7 @@ pub fn build(
     let run = nix.run(&flake_dir, &args, &title, reporter)?;
     interrupt::check()?;
     if !run.success() {
+        nix.recheck_version()?;
         let vars = diagnosis_vars(&flake_dir, &git, board, &opts.nix_args);
         let shown = reporter.shows_details();
         return Err(build_failed("nix build .#default", run, shown, &vars).into());

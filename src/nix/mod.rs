@@ -20,6 +20,7 @@ pub mod log;
 mod rebuild;
 pub mod std_lock;
 mod store;
+mod version_cache;
 
 pub use build::{build, build_failed, diagnosis_vars, BuildOptions, Built};
 pub use excerpt::{failed_drv, relevant_lines};
@@ -73,6 +74,8 @@ pub struct Nix {
     /// The user's own arguments (what follows `--` on nixflash's command line), appended to every
     /// nix command: `--override-input`, `--builders`, `--option substituters ...`, `--offline`.
     pub extra_args: Vec<String>,
+    /// Whether [`Nix::require_version`] took the version remembered from an earlier run.
+    version_recalled: bool,
 }
 
 impl Nix {
@@ -83,6 +86,7 @@ impl Nix {
                 path,
                 verbose,
                 extra_args: Vec::new(),
+                version_recalled: false,
             }),
             Err(_) => Err(Failure::new(
                 Kind::NixMissing,
@@ -151,9 +155,34 @@ impl Nix {
 
     /// Checks that this Nix is one a generated project builds with ([`min_version`]): an older
     /// one fails in ways that say nothing of its age (a flake it cannot read, a download it
-    /// cannot make look like being offline).
-    pub fn require_version(&self) -> Result<Version> {
+    /// cannot make look like being offline). A version remembered for this very binary (see
+    /// [`version_cache`]) is taken without starting nix.
+    pub fn require_version(&mut self) -> Result<Version> {
+        let min = min_version();
+        if let Some(v) = version_cache::recall(&self.path).filter(|v| *v >= min) {
+            self.version_recalled = true;
+            return Ok(v);
+        }
+        self.version_recalled = false;
         let v = self.version()?;
+        version_cache::remember(&self.path, v);
+        self.version_problem(v)
+    }
+
+    /// After a nix command failed, when [`Nix::require_version`] took a remembered version:
+    /// asks nix for its version now, so that a nix changed behind the same file (a wrapper
+    /// script) that is now too old gets its own error rather than the failure it caused.
+    pub fn recheck_version(&self) -> Result<()> {
+        if self.version_recalled {
+            let v = self.version()?;
+            version_cache::remember(&self.path, v);
+            self.version_problem(v)?;
+        }
+        Ok(())
+    }
+
+    /// `v`, or the error that it is too old.
+    fn version_problem(&self, v: Version) -> Result<Version> {
         match version_problem(&self.path, v, min_version()) {
             None => Ok(v),
             Some((problem, fix)) => Err(Failure::new(Kind::NixTooOld, problem).hint(fix).into()),
@@ -303,7 +332,14 @@ fn check_git(flake_dir: &Path, git: &Git, add: bool, reporter: &dyn Reporter) ->
         }
         Git::Repo { .. } => {}
     }
-    let u = git::untracked(flake_dir)?;
+    let u = match git::untracked(flake_dir) {
+        Ok(u) => u,
+        // A `.git` that git refuses (another user's, a broken one): as git sees the folder.
+        Err(e) => match Git::asked(flake_dir) {
+            Git::Repo { .. } => return Err(e),
+            seen => return check_git(flake_dir, &seen, add, reporter),
+        },
+    };
     let shell_list = |files: &[PathBuf]| {
         let words: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         process::shell_line(&words)
@@ -353,6 +389,7 @@ pub fn flake_update(
     let run = nix.run(flake_dir, &args, "updating flake.lock", reporter)?;
     interrupt::check()?;
     if !run.success() {
+        nix.recheck_version()?;
         let lines: Vec<String> = relevant_lines(&run.stderr, 15)
             .iter()
             .map(|l| format!("  | {l}"))

@@ -126,6 +126,7 @@ pub fn sync(
     let rust_src = match nix.realise(flake_dir, "rust-src", reporter)? {
         Ok(path) => path,
         Err(run) => {
+            nix.recheck_version()?;
             return Err(anyhow::Error::new(build_failed(
                 "nix build .#rust-src",
                 run,

@@ -174,22 +174,36 @@ fn into_new_folder(opts: &NewOptions, files: &[File]) -> Result<Made> {
     ));
     tx.made_tree(&staging);
     fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-    // `git init` runs while the files are written.
-    let init = if opts.git && enclosing.is_none() {
+    let new_repo = opts.git && enclosing.is_none();
+    // The repository is written here when that gives what git would (no git process: they took
+    // longer than the rest of `new`), else `git init` runs while the files are written.
+    let branch = if new_repo {
+        git::require_installed()?;
+        git::repo::plain_init()
+    } else {
+        None
+    };
+    let init = if new_repo && branch.is_none() {
         Some(git::start_init(&staging)?)
     } else {
         None
     };
     let written = write_files(&staging, files);
-    let git_state = match init {
-        Some(child) => {
+    let git_state = match (init, branch) {
+        (Some(child), _) => {
             git::finish_init(&staging, child)?;
             written?;
             interrupt::check()?;
             git::add(&staging, &[], &paths)?;
             Some(true)
         }
-        None => {
+        (None, Some(branch)) => {
+            written?;
+            interrupt::check()?;
+            git::repo::create(&staging, &branch, &paths)?;
+            Some(true)
+        }
+        (None, None) => {
             written?;
             opts.git.then_some(false)
         }

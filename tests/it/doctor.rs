@@ -285,7 +285,8 @@ fn the_project_is_read_by_cargo_metadata_or_from_cargo_toml_alike() {
     assert_eq!(by_cargo.name, by_toml.name);
     assert_eq!(by_cargo.bins, by_toml.bins);
     assert_eq!(by_cargo.board, by_toml.board);
-    assert_eq!(found.read_by, ReadBy::CargoMetadata);
+    // Its Cargo.toml settles everything: cargo is not asked.
+    assert_eq!(found.read_by, ReadBy::Toml);
 }
 
 #[test]

@@ -9,6 +9,8 @@ use anyhow::Result;
 use crate::error::{Failure, Kind};
 use crate::process::Cmd;
 
+pub mod repo;
+
 /// The error for a git that cannot be started.
 fn spawn_error(e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -17,6 +19,14 @@ fn spawn_error(e: std::io::Error) -> anyhow::Error {
             .into()
     } else {
         anyhow::Error::new(e).context("cannot run git")
+    }
+}
+
+/// The error of a missing git, if `git` is not on PATH.
+pub fn require_installed() -> Result<()> {
+    match which::which("git") {
+        Ok(_) => Ok(()),
+        Err(_) => Err(spawn_error(std::io::ErrorKind::NotFound.into())),
     }
 }
 
@@ -110,13 +120,43 @@ pub fn intent_to_add(dir: &Path, files: &[PathBuf]) -> Result<()> {
     add(dir, &["--intent-to-add"], files)
 }
 
-/// The git work tree `dir` lies in, if any: the nearest folder above with a `.git` (a folder, or
-/// a file for worktrees and submodules). Found without running git, which keeps `new` fast.
+/// The git work tree `dir` lies in, if any: the nearest folder above with a `.git` (a folder
+/// with a HEAD, or a file for worktrees and submodules). Found without running git, which keeps
+/// `new` and `build` fast.
 pub fn enclosing_work_tree(dir: &Path) -> Option<PathBuf> {
     let dir = dir.canonicalize().ok()?;
     dir.ancestors()
-        .find(|d| d.join(".git").exists())
+        .find(|d| {
+            let git = d.join(".git");
+            git.is_file() || git.join("HEAD").is_file()
+        })
         .map(Path::to_path_buf)
+}
+
+/// Whether git finds repositories the plain way, as [`enclosing_work_tree`] does: none of the
+/// variables that move or bound its search is set.
+fn plain_discovery() -> bool {
+    [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    ]
+    .iter()
+    .all(|v| std::env::var_os(v).is_none())
+}
+
+/// Where `dir` lies in its work tree, as `git rev-parse --show-prefix` says (empty at the root).
+fn prefix_in_work_tree(dir: &Path) -> Result<PathBuf> {
+    if plain_discovery() {
+        if let (Some(root), Ok(dir)) = (enclosing_work_tree(dir), dir.canonicalize()) {
+            if let Ok(rel) = dir.strip_prefix(&root) {
+                return Ok(rel.to_path_buf());
+            }
+        }
+    }
+    let out = run(dir, &["rev-parse", "--show-prefix"])?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
 }
 
 /// Where a folder stands with git.
@@ -131,8 +171,24 @@ pub enum Git {
 }
 
 impl Git {
-    /// Looks at the repository around `dir`.
+    /// Looks at the repository around `dir`: for the `.git` above it, without running git, unless
+    /// git's variables move or bound where it looks (then as [`Git::asked`]).
     pub fn of(dir: &Path) -> Git {
+        if !plain_discovery() {
+            return Git::asked(dir);
+        }
+        if which::which("git").is_err() {
+            return Git::NotInstalled;
+        }
+        match enclosing_work_tree(dir) {
+            Some(root) => Git::Repo { root },
+            None => Git::NotARepo,
+        }
+    }
+
+    /// Asks git where `dir` stands (`git rev-parse --show-toplevel`): what [`Git::of`] falls back
+    /// on, and what tells a `.git` git refuses (another user's, a broken one) from a repository.
+    pub fn asked(dir: &Path) -> Git {
         match command(dir, &["rev-parse", "--show-toplevel"]).output() {
             Err(_) => Git::NotInstalled,
             Ok(out) if !out.success() => Git::NotARepo,
@@ -223,45 +279,74 @@ pub fn flake_refs(flake_nix: &str) -> Vec<PathBuf> {
     refs
 }
 
-/// Finds the files the flake in `flake_dir` needs that git does not track.
+/// Finds the files the flake in `flake_dir` needs that git does not track, with one
+/// `git status` (untracked files, and the ignored ones the flake reads).
 pub fn untracked(flake_dir: &Path) -> Result<Untracked> {
     let refs = std::fs::read_to_string(flake_dir.join("flake.nix"))
         .map(|t| flake_refs(&t))
         .unwrap_or_default();
-    let others = run(
+    let status = run(
         flake_dir,
         &[
-            "ls-files",
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
             "-z",
-            "--others",
-            "--exclude-standard",
+            "--no-renames",
+            "--untracked-files=all",
+            "--ignored=matching",
             "--",
             ".",
         ],
     )?;
-    let files: Vec<PathBuf> = nul_paths(&others)
-        .into_iter()
-        .filter(|p| flake_needs(p, &refs))
-        .collect();
+    // Porcelain paths are relative to the work tree's root, not to the folder git ran in.
+    let prefix = prefix_in_work_tree(flake_dir)?;
+    let (mut files, mut ignored_entries) = (Vec::new(), Vec::new());
+    for entry in status.split(|b| *b == 0) {
+        let (Some(code), Some(path)) = (entry.get(..2), entry.get(3..)) else {
+            continue;
+        };
+        let path = PathBuf::from(String::from_utf8_lossy(path).into_owned());
+        let Ok(rel) = path.strip_prefix(&prefix) else {
+            continue;
+        };
+        match code {
+            b"??" => files.push(rel.to_path_buf()),
+            b"!!" => ignored_entries.push(rel.to_path_buf()),
+            _ => {}
+        }
+    }
+    files.retain(|p| flake_needs(p, &refs));
 
-    let mut wanted: Vec<String> = ALWAYS_NEEDED.iter().map(|s| s.to_string()).collect();
+    let mut wanted: Vec<PathBuf> = ALWAYS_NEEDED.iter().map(PathBuf::from).collect();
     // And what `nixflash init` writes for a family (its `files.init`: Ravedude.toml, build.rs).
-    let db = crate::board::Database::load(Some(flake_dir))?;
-    wanted.extend(db.families().flat_map(|f| f.files.init.iter().cloned()));
-    wanted.extend(refs.iter().map(|r| r.display().to_string()));
-    wanted.sort();
-    wanted.dedup();
-    let mut args = vec![
-        "ls-files",
-        "-z",
-        "--others",
-        "--ignored",
-        "--exclude-standard",
-        "--",
-    ];
-    args.extend(wanted.iter().map(String::as_str));
-    let ignored = nul_paths(&run(flake_dir, &args)?);
+    let db = crate::board::Database::families_only()?;
+    wanted.extend(
+        db.families()
+            .flat_map(|f| f.files.init.iter().map(PathBuf::from)),
+    );
+    wanted.extend(refs.iter().cloned());
+    let ignored = ignored_wanted(flake_dir, &ignored_entries, &wanted);
     Ok(Untracked { files, ignored })
+}
+
+/// Of the ignored paths `git status --ignored=matching` listed (an ignored folder as one entry),
+/// those the flake reads: a wanted file that is ignored or lies in an ignored folder (if it
+/// exists), and what is ignored inside a wanted folder.
+fn ignored_wanted(flake_dir: &Path, entries: &[PathBuf], wanted: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in entries {
+        for w in wanted {
+            if e == w || e.starts_with(w) {
+                found.push(e.clone());
+            } else if w.starts_with(e) && flake_dir.join(w).exists() {
+                found.push(w.clone());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 #[cfg(test)]
@@ -316,6 +401,42 @@ mod tests {
         ] {
             assert!(!flake_needs(Path::new(no), &refs), "{no}");
         }
+    }
+
+    /// With real git, a flake in a subfolder of the repository: its untracked files, and a
+    /// needed file inside an ignored folder, relative to the flake's folder.
+    #[test]
+    fn untracked_reads_one_status_of_a_flake_in_a_subfolder() {
+        let d = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = command(d.path(), args).output().unwrap();
+            assert!(out.success(), "git {args:?}: {}", out.stderr);
+        };
+        git(&["init", "-q"]);
+        let fw = d.path().join("fw");
+        for (file, text) in [
+            ("fw/flake.nix", "{ outputs = _: { }; }\n"),
+            ("fw/src/main.rs", "fn main() {}\n"),
+            ("fw/notes.txt", "not for the flake\n"),
+            ("fw/nix/std-Cargo.lock", "version = 4\n"),
+            ("fw/target/x.rs", "ignored, not needed\n"),
+            (".gitignore", "nix/\ntarget/\n"),
+            ("other/lib.rs", "outside the flake\n"),
+        ] {
+            let p = d.path().join(file);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(&["add", "fw/flake.nix", ".gitignore"]);
+        assert_eq!(
+            Git::of(&fw),
+            Git::Repo {
+                root: d.path().canonicalize().unwrap()
+            }
+        );
+        let u = untracked(&fw).unwrap();
+        assert_eq!(u.files, [PathBuf::from("src/main.rs")]);
+        assert_eq!(u.ignored, [PathBuf::from("nix/std-Cargo.lock")]);
     }
 
     #[test]
