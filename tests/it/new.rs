@@ -466,6 +466,8 @@ fn ctrl_c_during_new_leaves_nothing_behind() {
         .args(["new", "blinky", "--board", "uno"])
         .current_dir(&work)
         .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+        // With a git variable set, new runs git instead of writing the repository itself.
+        .env("GIT_CONFIG_COUNT", "0")
         .env(
             "PATH",
             format!(
