@@ -22,7 +22,8 @@
 # crane-utils and each crate's unpacked source (cargo-package-*/cargo-src-*, as cargo keeps
 # ~/.cargo/registry/src); what it deletes: every derivation output named after the project
 # (firmware, -deps, -remap-paths) and the vendor folder (vendor-cargo-deps, vendor-registry,
-# cargo-vendor-dir) and crane's dummy source.
+# cargo-vendor-dir) and crane's dummy source, each unless another store path still uses it
+# (another project with the same Cargo.lock); the firmware and -deps must go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -103,7 +104,7 @@ for pass in 1 2; do
   for p in \$(cat $work/cold-$board); do [ ! -e "\$p" ] || nix-store --delete "\$p" >/dev/null 2>&1; done
 done
 rm -rf $work/cold-target
-for p in \$(grep -- "-$name-" $work/cold-$board); do
+for p in \$(grep -E -- "-$name-(deps-)?[0-9.]+\$" $work/cold-$board); do
   [ ! -e "\$p" ] || { echo "speed: could not delete \$p" >&2; exit 1; }
 done
 EOF
