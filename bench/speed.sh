@@ -79,7 +79,8 @@ for board in "${boards[@]}"; do
   # A fixed name: a second run with the same templates finds the dependencies built (the cold
   # measure deletes them itself), and cargo's incremental target folder is kept the same way.
   name=speed-$board
-  export CARGO_TARGET_DIR=$offline/cargo-target/$board-$(cksum < "$bin" | cut -d' ' -f1)
+  CARGO_TARGET_DIR=$offline/cargo-target/$board-$(cksum < "$bin" | cut -d' ' -f1)
+  export CARGO_TARGET_DIR
   cd "$work" && "$bin" new "$name" --board "$board" >/dev/null && cd "$name"
   echo "speed: $board: first build of $name (nixflash build: writes nix/std-Cargo.lock)"
   "$bin" build -- "${args[@]}" --no-link >/dev/null 2>"$work/first.log" || { tail -30 "$work/first.log"; exit 1; }
