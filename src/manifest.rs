@@ -137,8 +137,9 @@ fn parse_manifest(path: &Path, text: &str) -> Result<toml::Table> {
 /// [`toml_settles`]), which costs no process (cargo metadata takes ~30 ms, more through rustup's
 /// proxy); else through cargo when it can answer offline, else from the TOML all the same.
 pub fn read(root: &Path) -> Result<Manifest> {
-    let by_toml = read_toml(root)?;
-    let mut m = if toml_settles(root, &by_toml)? {
+    let (path, doc) = cargo_toml(root)?;
+    let by_toml = from_toml(root, &path, &doc)?;
+    let mut m = if toml_settles(&doc, &by_toml) {
         by_toml
     } else {
         read_with_cargo(root).unwrap_or(Manifest {
@@ -146,33 +147,34 @@ pub fn read(root: &Path) -> Result<Manifest> {
             ..by_toml
         })
     };
-    (m.port, m.baud) = port_and_baud(root)?;
+    (m.port, m.baud) = port_and_baud(&path, &doc)?;
     Ok(m)
+}
+
+/// The package's Cargo.toml at `root`: its path and its table, read and parsed once.
+fn cargo_toml(root: &Path) -> Result<(PathBuf, toml::Table)> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let doc = parse_manifest(&path, &text)?;
+    Ok((path, doc))
 }
 
 /// Whether Cargo.toml read directly (`m`) says what cargo metadata would: the name and board
 /// always do; the binaries do when the firmware's is sure, one named like the package or the
 /// only one, and the edition is 2018 or later (edition 2015 infers no binaries beside explicit
 /// `[[bin]]`s; an inherited edition is the workspace's to say).
-fn toml_settles(root: &Path, m: &Manifest) -> Result<bool> {
-    let path = root.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let doc = parse_manifest(&path, &text)?;
+fn toml_settles(doc: &toml::Table, m: &Manifest) -> bool {
     let edition = doc
         .get("package")
         .and_then(|p| p.get("edition"))
         .and_then(|e| e.as_str());
     let modern = edition.is_some_and(|e| e != "2015");
-    Ok(modern && (m.bins.contains(&m.name) || m.bins.len() == 1))
+    modern && (m.bins.contains(&m.name) || m.bins.len() == 1)
 }
 
 /// `port` and `baud` of the package's `[package.metadata.nixflash]`, each checked.
-fn port_and_baud(root: &Path) -> Result<(Option<String>, Option<u32>)> {
-    let path = root.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let doc = parse_manifest(&path, &text)?;
+fn port_and_baud(path: &Path, doc: &toml::Table) -> Result<(Option<String>, Option<u32>)> {
     let Some(table) = doc
         .get("package")
         .and_then(|p| p.get("metadata"))
@@ -264,10 +266,12 @@ pub fn read_with_cargo(root: &Path) -> Option<Manifest> {
 
 /// Reads Cargo.toml directly, without cargo.
 pub fn read_toml(root: &Path) -> Result<Manifest> {
-    let path = root.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let doc = parse_manifest(&path, &text)?;
+    let (path, doc) = cargo_toml(root)?;
+    from_toml(root, &path, &doc)
+}
+
+/// The package of `doc`, the Cargo.toml at `path` in `root`, as [`read_toml`] reads it.
+fn from_toml(root: &Path, path: &Path, doc: &toml::Table) -> Result<Manifest> {
     let package = doc
         .get("package")
         .and_then(|p| p.as_table())
@@ -376,7 +380,8 @@ mod tests {
         std::fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
         let settles = |toml: &str| {
             std::fs::write(root.join("Cargo.toml"), toml).unwrap();
-            toml_settles(root, &read_toml(root).unwrap()).unwrap()
+            let (_, doc) = cargo_toml(root).unwrap();
+            toml_settles(&doc, &read_toml(root).unwrap())
         };
         let package = "[package]\nname = \"fw\"\nversion = \"0.1.0\"\n";
         assert!(settles(&format!("{package}edition = \"2021\"\n")));
