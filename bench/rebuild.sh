@@ -45,7 +45,7 @@ echo "bench: first build of $name ($board), dependencies included"
 tail -1 "$work/first.log"
 echo "bench: rebuilds after an edit of src/main.rs ($([ "$fix" = 1 ] && echo with || echo without) the riscv-rt fix)"
 hyperfine --runs "$runs" \
-  --prepare "echo '// edit '\$RANDOM >> src/main.rs && git add src/main.rs" \
+  --prepare "echo '// edit '\$(date +%s%N) >> src/main.rs && git add src/main.rs" \
   "nix --extra-experimental-features 'nix-command flakes' build .#default ${args[*]}"
 # What cargo compiled in one more rebuild.
 echo '// one more edit' >> src/main.rs && git add src/main.rs

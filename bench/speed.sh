@@ -111,7 +111,9 @@ done
 EOF
   chmod +x "$work/forget-$board"
   nixb="setsid -w $nixc build .#default --no-link ${args[*]}"
-  edit="echo \"// edit \$RANDOM\" >> src/main.rs && git add src/main.rs"
+  # hyperfine runs this with sh (dash here), which has no $RANDOM: a fixed edit would give the
+  # same sources as an earlier run of this script, whose outputs Nix still has (no rebuild at all).
+  edit="echo \"// edit \$(date +%s%N)\" >> src/main.rs && git add src/main.rs"
   if [ "$only" != cold ]; then
     echo "speed: $board: rebuild after an edit of src/main.rs"
     hyperfine --runs "$runs" --warmup 1 --export-json "$work/rebuild-$board.json" --prepare "$edit" \
