@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use crate::board::Board;
 use crate::error::{Failure, Kind};
+use crate::firmware::hash::Hashes;
 use crate::flash::{image, ImageKind};
 use anyhow::Result;
+use serde::Serialize;
 
 /// Build, then write what the board receives, settings included, to one file
 #[derive(clap::Args)]
@@ -23,6 +25,9 @@ use anyhow::Result;
     RP2    a UF2 file to copy onto the board's boot drive: the firmware's blocks, then the \
     settings region's (the flash's last 4 KiB sector).\n\
     `nixflash flash` with settings gives the board exactly these bytes.\n\n\
+    --json prints {\"ok\", \"file\", \"kind\" (esp-merged, intel-hex, uf2), \"size\", \
+    \"settings_at\" (the region's offset, or null), \"sha256\": {\"file\", \"elf\", \"image\", \
+    \"image_size\", \"image_is\"}}; on failure {\"ok\": false, \"kind\", \"error\", \"hints\"}.\n\n\
     It prints the firmware's SHA-256 as `build` does (the ELF's, and its flash image's without \
     settings), then the SHA-256 of the file it wrote, which includes the settings when it has \
     them.\n\n\
@@ -45,13 +50,39 @@ pub struct Args {
     /// one the ELF's chip tells)
     #[arg(long, short, value_name = "ID", requires = "elf")]
     pub board: Option<String>,
+    /// Print what was written (file, kind, size, SHA-256s) as JSON on stdout, for tools
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten, next_help_heading = "Firmware")]
     pub firmware: super::firmware::FirmwareArgs,
     #[command(flatten, next_help_heading = "Building")]
     pub flags: super::NixFlags,
 }
 
+/// `image --json`: the file written and the hashes the terminal shows.
+#[derive(Serialize)]
+struct ImageJson<'a> {
+    ok: bool,
+    file: &'a std::path::Path,
+    kind: &'static str,
+    size: u64,
+    settings_at: Option<u32>,
+    sha256: FileHashes<'a>,
+}
+
+#[derive(Serialize)]
+struct FileHashes<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    firmware: &'a Hashes,
+}
+
 pub fn run(a: Args) -> Result<u8> {
+    let json = a.json;
+    super::answer_failure(json, image(a).map(|()| 0))
+}
+
+fn image(a: Args) -> Result<()> {
     let ctx = a.flags.context()?;
     let board = super::firmware::board(
         &ctx,
@@ -102,7 +133,7 @@ pub fn run(a: Args) -> Result<u8> {
         ImageKind::Espflash => Some(crate::flash::find(board, &flake, &super::Terminal)?),
         _ => None,
     };
-    let (elf, _) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
+    let (elf, hashes) = super::firmware::FirmwareArgs::get(firmware, &ctx, &a.flags, board)?;
     let regions = prepared.as_ref().map(|(_, r)| r.as_slice());
     let made = image::write(
         flasher.as_ref(),
@@ -121,7 +152,25 @@ pub fn run(a: Args) -> Result<u8> {
         None => "",
     };
     eprintln!("Wrote {} ({what}{with}).", super::path(&out));
-    Ok(0)
+    if a.json {
+        let j = ImageJson {
+            ok: true,
+            file: &out,
+            kind: match kind {
+                ImageKind::Espflash => "esp-merged",
+                ImageKind::IntelHex => "intel-hex",
+                ImageKind::Uf2 => "uf2",
+            },
+            size: made.size,
+            settings_at: made.region.map(|r| r.offset),
+            sha256: FileHashes {
+                file: &sha256,
+                firmware: &hashes,
+            },
+        };
+        super::outln!("{}", serde_json::to_string_pretty(&j)?);
+    }
+    Ok(())
 }
 
 /// What the image holds, as the closing line says it.

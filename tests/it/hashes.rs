@@ -232,7 +232,7 @@ fn sim_prints_the_hashes_of_the_elf_and_of_the_flash_image() {
 }
 
 /// `nixflash image` prints the firmware's hashes and the written file's, which says that it
-/// holds settings when it does.
+/// holds settings when it does; `--json` gives the same on stdout, and a refusal as JSON.
 #[test]
 fn image_prints_the_hash_of_the_file_it_wrote() {
     let test = "image_prints_the_hash_of_the_file_it_wrote";
@@ -269,7 +269,37 @@ fn image_prints_the_hash_of_the_file_it_wrote() {
         let with = err.contains("; its SHA-256 above includes the settings).");
         assert_eq!(with, set.is_some(), "{err}");
         checks_with_sha256sum(&lines[2], dir.path());
+
+        // --json says the same on stdout.
+        args.push("--json");
+        let o = run(&uno.project, dir.path(), &args);
+        let (json, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(j["ok"], true, "{json}");
+        assert_eq!(j["file"], out.to_str().unwrap(), "{json}");
+        assert_eq!(j["kind"], "intel-hex", "{json}");
+        let size = std::fs::metadata(&out).unwrap().len();
+        assert_eq!(j["size"], size, "{json}");
+        assert_eq!(j["settings_at"].is_u64(), set.is_some(), "{json}");
+        assert_eq!(j["sha256"]["file"], sha256sum(&out), "{json}");
+        assert_eq!(j["sha256"]["elf"], sha256sum(&uno.elf), "{json}");
+        assert_eq!(j["sha256"]["image"], sha256sum(&bin), "{json}");
+        assert_eq!(
+            j["sha256"]["image_size"],
+            std::fs::metadata(&bin).unwrap().len()
+        );
     }
+    // A refusal is JSON too.
+    let o = run(
+        &uno.project,
+        dir.path(),
+        &["image", "--elf", elf, "--set", "nonsense", "--json"],
+    );
+    let (json, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(j["ok"], false, "{json}");
 }
 
 /// An ESP32-C3's image hash is that of the app image `espflash save-image` writes (without
