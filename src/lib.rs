@@ -40,3 +40,4 @@ pub(crate) mod templates;
 pub(crate) mod tool;
 pub(crate) mod transaction;
 pub(crate) mod version;
+pub(crate) mod xdg;

@@ -577,11 +577,7 @@ fn source_label(s: &Source) -> String {
 
 /// `$XDG_CONFIG_HOME/nixflash/boards`, or `~/.config/nixflash/boards`.
 pub fn user_boards_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("nixflash").join("boards"))
+    Some(crate::xdg::config_home()?.join("nixflash").join("boards"))
 }
 
 /// The text of a built-in board file, for `boards show --toml`.

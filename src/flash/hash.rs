@@ -114,11 +114,7 @@ fn app_image(
 /// Where app images' hashes are kept: `$XDG_CACHE_HOME/nixflash/app-images`, else
 /// `~/.cache/nixflash/app-images`.
 fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("nixflash/app-images"))
+    Some(crate::xdg::cache_home()?.join("nixflash/app-images"))
 }
 
 /// A kept hash: one line, `<sha256> <size>`.

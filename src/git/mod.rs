@@ -69,18 +69,24 @@ pub fn finish_init(dir: &Path, started: crate::process::Started) -> Result<()> {
     Ok(())
 }
 
+/// The user's git config files, in the order git reads them (a later one wins):
+/// `$XDG_CONFIG_HOME/git/config` (else `~/.config/git/config`), then `~/.gitconfig`.
+pub fn user_config_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = crate::xdg::config_home()
+        .map(|x| x.join("git/config"))
+        .into_iter()
+        .collect();
+    files.extend(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".gitconfig")));
+    files
+}
+
 /// Whether the user configured git templates (checked in the config files, without running git).
 fn user_has_templates() -> bool {
     if std::env::var_os("GIT_TEMPLATE_DIR").is_some() {
         return true;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")));
     let mut files = vec![PathBuf::from("/etc/gitconfig")];
-    files.extend(home.map(|h| h.join(".gitconfig")));
-    files.extend(xdg.map(|x| x.join("git/config")));
+    files.extend(user_config_files());
     files.extend(std::env::var_os("GIT_CONFIG_GLOBAL").map(PathBuf::from));
     files.iter().any(|f| {
         std::fs::read_to_string(f).is_ok_and(|t| {

@@ -115,17 +115,11 @@ pub fn plain_init() -> Option<String> {
     if !cfg!(target_os = "linux") || GIT_VARIABLES.iter().any(|v| std::env::var_os(v).is_some()) {
         return None;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|x| !x.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")));
     let mut files = Vec::new();
     if std::env::var_os("GIT_CONFIG_NOSYSTEM").is_none() {
         files.push(PathBuf::from("/etc/gitconfig"));
     }
-    files.extend(xdg.map(|x| x.join("git/config")));
-    files.extend(home.map(|h| h.join(".gitconfig")));
+    files.extend(super::user_config_files());
     // Later files win, as in git.
     let mut branch = "master".to_string();
     for f in files {

@@ -13,11 +13,11 @@ use crate::version::Version;
 
 /// `$XDG_CACHE_HOME/nixflash/nix-version`, else `~/.cache/nixflash/nix-version`.
 fn file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("nixflash").join("nix-version"))
+    Some(
+        crate::xdg::cache_home()?
+            .join("nixflash")
+            .join("nix-version"),
+    )
 }
 
 /// What identifies the nix binary at `path` (found on PATH).
