@@ -64,7 +64,7 @@ pub struct Args {
 struct ImageJson<'a> {
     ok: bool,
     file: &'a std::path::Path,
-    kind: &'static str,
+    kind: ImageKind,
     size: u64,
     settings_at: Option<u32>,
     sha256: FileHashes<'a>,
@@ -156,11 +156,7 @@ fn image(a: Args) -> Result<()> {
         let j = ImageJson {
             ok: true,
             file: &out,
-            kind: match kind {
-                ImageKind::Espflash => "esp-merged",
-                ImageKind::IntelHex => "intel-hex",
-                ImageKind::Uf2 => "uf2",
-            },
+            kind,
             size: made.size,
             settings_at: made.region.map(|r| r.offset),
             sha256: FileHashes {

@@ -9,10 +9,12 @@ use anyhow::{Context, Result};
 use crate::board::flasher::Espflash;
 use crate::board::{Board, FlashMethod};
 
-/// What `nixflash image` writes, with the settings region in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `nixflash image` writes, with the settings region in it (named so in `image --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ImageKind {
     /// The flasher's merged binary from flash offset 0 (espflash `save-image --merge`).
+    #[serde(rename = "esp-merged")]
     Espflash,
     /// An Intel HEX file of the firmware and the region, which avrdude and programmers take;
     /// ravedude (ELF only) is given an ELF with the same bytes.
@@ -148,6 +150,14 @@ impl FlashMethod {
 #[cfg(test)]
 mod tests {
     use crate::board::Database;
+
+    /// `image --json` names the kinds as its help says.
+    #[test]
+    fn image_kinds_are_named_as_image_help_says() {
+        use super::ImageKind::*;
+        let names = [Espflash, IntelHex, Uf2].map(|k| serde_json::to_value(k).unwrap());
+        assert_eq!(names, ["esp-merged", "intel-hex", "uf2"]);
+    }
 
     #[test]
     fn each_family_s_method_answers_for_itself() {
