@@ -22,6 +22,13 @@ fn sha256sum(file: &Path) -> String {
 
 fn verify(f: &Fixture, args: &[&str]) -> (Output, serde_json::Value) {
     let mut c = f.nixflash("");
+    // Nix (single-user, as here) builds in $TMPDIR/nix-build-<name>.drv-<n>, taking the lowest
+    // free <n>: every test's fixture is called `fixture`, so with one /tmp a test running beside
+    // this one could be given the folder this one's verify had just removed. A TMPDIR of the
+    // fixture's own keeps each test's build folders its own.
+    let tmp = f.dir.parent().unwrap().join("nix-tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    c.env("TMPDIR", &tmp);
     c.arg("verify").arg("--json").args(args);
     let o = run(c);
     let j = serde_json::from_str(&o.stdout).expect("verify --json prints JSON");
