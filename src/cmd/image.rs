@@ -146,7 +146,10 @@ fn image(a: Args) -> Result<()> {
     )?;
     let what = describe(kind, &made, prepared.as_ref().map(|(s, _)| s), &layout);
     let sha256 = crate::firmware::hash::sha256_file(&out)?;
-    super::status("SHA-256", &format!("{sha256}  {}", out.display()));
+    super::status(
+        "SHA-256",
+        &crate::firmware::hash::sum_line(&sha256, &out.display().to_string()),
+    );
     let with = match made.region {
         Some(_) => "; its SHA-256 above includes the settings",
         None => "",

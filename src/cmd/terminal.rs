@@ -189,7 +189,10 @@ pub fn status(verb: &str, message: &str) {
 /// A firmware's hashes, as `sha256sum` prints them (the ELF's line checks with `sha256sum -c`):
 /// `SHA-256 <hex>  ./result/bin/fw.elf`, then the flash image's with what it is.
 pub fn hash_lines(elf: &str, hashes: &Hashes) {
-    status("SHA-256", &format!("{}  {elf}", hashes.elf));
+    status(
+        "SHA-256",
+        &crate::firmware::hash::sum_line(&hashes.elf, elf),
+    );
     if let Some(i) = &hashes.image {
         status(
             "SHA-256",

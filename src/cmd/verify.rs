@@ -233,7 +233,7 @@ fn show(v: &Verified) {
             "image" => "flash image",
             of => v.file(of),
         };
-        status("SHA-256", &format!("{hash}  {name}"));
+        status("SHA-256", &crate::firmware::hash::sum_line(hash, name));
     }
 }
 

@@ -122,6 +122,11 @@ fn sum_lines(text: &str) -> std::result::Result<Vec<SumLine>, (usize, String)> {
             continue;
         }
         let bad = || (i + 1, t.to_string());
+        // A line that starts with a backslash has its name escaped (see `hash::sum_line`).
+        let (escaped, t) = match t.strip_prefix('\\') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
         let (hash, rest) = t.split_once(' ').ok_or_else(bad)?;
         let sha256 = as_sha256(hash).ok_or_else(bad)?;
         // `<hash>  <name>` (text mode) or `<hash> *<name>` (binary mode).
@@ -129,11 +134,34 @@ fn sum_lines(text: &str) -> std::result::Result<Vec<SumLine>, (usize, String)> {
             .strip_prefix(' ')
             .or_else(|| rest.strip_prefix('*'))
             .ok_or_else(bad)?;
+        let name = match escaped {
+            true => unescape(name).ok_or_else(bad)?,
+            false => name.to_string(),
+        };
         // A path (`result/bin/blinky.elf`) names the file by its last part.
-        let name = name.rsplit('/').next().unwrap_or(name).to_string();
+        let name = name.rsplit('/').next().unwrap_or(&name).to_string();
         out.push(SumLine { sha256, name });
     }
     Ok(out)
+}
+
+/// A name as `sha256sum` escapes it (`\\`, `\n`, `\r`), unescaped; `None` for any other escape.
+fn unescape(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
 }
 
 /// One hash checked.
@@ -316,6 +344,42 @@ mod tests {
         assert!(r.error.contains("line 2 of"), "{r:?}");
         std::fs::write(dir.join("empty"), "# nothing\n").unwrap();
         assert!(refused("empty", dir).error.contains("holds no"));
+    }
+
+    #[test]
+    fn names_with_backslashes_and_line_ends_are_escaped_as_sha256sum_escapes_them() {
+        // What the real `sha256sum` prints for such names, line for line what `sum_line` writes,
+        // and read back to the names.
+        let d = tempfile::tempdir().unwrap();
+        let names = ["plain.elf", "a\\b.elf", "c\nd.elf", "e\rf.elf"];
+        for n in names {
+            std::fs::write(d.path().join(n), n).unwrap();
+        }
+        let out = std::process::Command::new("sha256sum")
+            .args(names)
+            .current_dir(d.path())
+            .output()
+            .expect("sha256sum (coreutils) runs");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let ours: Vec<String> = names
+            .iter()
+            .map(|n| {
+                crate::firmware::hash::sum_line(&crate::firmware::hash::sha256_hex(n.as_bytes()), n)
+            })
+            .collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), ours);
+        let read: Vec<String> = sum_lines(&text)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(read, names);
+        // An escape `sha256sum` never writes is not a sums line.
+        assert_eq!(
+            sum_lines(&format!("\\{A}  a\\tb\n")),
+            Err((1, format!("\\{A}  a\\tb")))
+        );
     }
 
     #[test]

@@ -30,6 +30,25 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(sha256_hex(&bytes))
 }
 
+/// A line as `sha256sum` prints it: `<hash>  <name>`. A name holding a backslash, a newline or a
+/// carriage return is escaped as GNU `sha256sum` escapes it (`\\`, `\n`, `\r`), and the line
+/// then starts with a backslash, so `sha256sum -c` reads it back.
+pub fn sum_line(hash: &str, name: &str) -> String {
+    if !name.contains(['\\', '\n', '\r']) {
+        return format!("{hash}  {name}");
+    }
+    let mut escaped = String::with_capacity(name.len() + 2);
+    for c in name.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c => escaped.push(c),
+        }
+    }
+    format!("\\{hash}  {escaped}")
+}
+
 /// The hashes of a firmware: its ELF file's, and its flash image's (JSON: `"sha256": {"elf",
 /// "image", "image_size", "image_is"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
